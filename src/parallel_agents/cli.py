@@ -1,0 +1,516 @@
+"""The `pa` command line: parse, call the orchestrator, print.
+
+Heavy modules (rich, FastAPI, the agents' parsers) are imported inside the commands
+that need them so `pa ls` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import PAError
+
+if TYPE_CHECKING:
+    from .models import Event, Session
+    from .service import App
+
+
+# -- plumbing --------------------------------------------------------------------------
+def _app() -> App:
+    from .service import App
+
+    return App.open()
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _table(columns: list[str], rows: Iterable[list[str]], *, title: str | None = None) -> None:
+    rows = list(rows)
+    if _tty():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title, show_edge=False, pad_edge=False, box=None, header_style="bold")
+        for c in columns:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*r)
+        Console().print(t)
+    else:
+        click.echo("\t".join(columns))
+        for r in rows:
+            click.echo("\t".join(c.replace("\t", " ").replace("\n", " ") for c in r))
+
+
+_STATUS_STYLE = {
+    "running": "cyan",
+    "starting": "cyan",
+    "queued": "dim",
+    "needs_input": "bold yellow",
+    "idle": "green",
+    "failed": "bold red",
+    "stopped": "magenta",
+    "interrupted": "yellow",
+    "merged": "blue",
+    "discarded": "dim",
+}
+
+
+def _status_cell(status: str) -> str:
+    if _tty():
+        return f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+    return status
+
+
+def _ago(ts: float) -> str:
+    d = max(0.0, time.time() - ts)
+    if d < 60:
+        return f"{d:.0f}s"
+    if d < 3600:
+        return f"{d / 60:.0f}m"
+    if d < 86400:
+        return f"{d / 3600:.1f}h"
+    return f"{d / 86400:.1f}d"
+
+
+class PAGroup(click.Group):
+    """Turns expected errors into a clear message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PAError as e:
+            click.secho(f"error: {e.message}", fg="red", err=True)
+            if e.hint:
+                click.echo(f"hint: {e.hint}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=PAGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="parallel-agents", prog_name="pa")
+def main() -> None:
+    """Run many AI coding agents in parallel, each in its own git worktree."""
+
+
+# -- repos -----------------------------------------------------------------------------
+@main.group(cls=PAGroup)
+def repo() -> None:
+    """Register and list repositories."""
+
+
+@repo.command("add")
+@click.argument("path", required=False, default=".")
+@click.option("--name", help="Name to refer to the repo by (default: directory name).")
+@click.option("--base", help="Default base branch for new sessions (default: current branch).")
+@click.option("--json", "as_json", is_flag=True, help="Print the repo as JSON.")
+def repo_add(path: str, name: str | None, base: str | None, as_json: bool) -> None:
+    """Register the git repository at PATH (default: current directory)."""
+    app = _app()
+    r = app.add_repo(path, name=name, base=base)
+    if as_json:
+        _emit_json(r.__dict__)
+    else:
+        click.echo(f"registered {r.name} ({r.path})")
+
+
+@repo.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+def repo_ls(as_json: bool) -> None:
+    """List registered repositories."""
+    app = _app()
+    repos = app.store.repos()
+    if as_json:
+        _emit_json([r.__dict__ for r in repos])
+        return
+    if not repos:
+        click.echo("no repos registered; add one with `pa repo add PATH`")
+        return
+    _table(["NAME", "PATH", "BASE"], ([r.name, r.path, r.base or "(current)"] for r in repos))
+
+
+@repo.command("rm")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def repo_rm(name: str, as_json: bool) -> None:
+    """Unregister a repository (its files are not touched)."""
+    app = _app()
+    r = app.remove_repo(name)
+    if as_json:
+        _emit_json(r.__dict__)
+    else:
+        click.echo(f"unregistered {r.name}")
+
+
+# -- sessions --------------------------------------------------------------------------
+def _read_prompt(prompt: str | None) -> str:
+    if prompt == "-" or (prompt is None and not sys.stdin.isatty()):
+        return sys.stdin.read()
+    if prompt is None:
+        raise click.UsageError("missing PROMPT (or pass - to read it from stdin)")
+    return prompt
+
+
+@main.command()
+@click.argument("prompt", required=False)
+@click.option("--repo", "repo_ref", help="Repo name or path (default: the repo around cwd).")
+@click.option(
+    "--agent", help="Agent to run: claude, codex, gemini, opencode, aider, mini, command…"
+)
+@click.option("--cmd", help="Program for the command agent, split like a shell would.")
+@click.option("--model", help="Model name passed to the agent.")
+@click.option("--base", help="Branch, tag or commit to start from (default: current branch).")
+@click.option("--title", help="Short title (default: first line of the prompt).")
+@click.option("--timeout", type=float, help="Stop the turn after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
+def new(
+    prompt: str | None,
+    repo_ref: str | None,
+    agent: str | None,
+    cmd: str | None,
+    model: str | None,
+    base: str | None,
+    title: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Start a session: a new worktree and branch, and an agent working on PROMPT."""
+    from .supervisor import split_cmd
+
+    text = _read_prompt(prompt)
+    app = _app()
+    s = app.new_session(
+        text,
+        repo=repo_ref,
+        agent=agent,
+        cmd=split_cmd(cmd) if cmd is not None else None,
+        model=model,
+        base=base,
+        title=title,
+        timeout=timeout,
+    )
+    if as_json:
+        _emit_json(s.to_json())
+    else:
+        click.echo(f"{s.id}  {s.status.value}  {s.branch}  {s.worktree}")
+
+
+def _session_row(s: Session) -> list[str]:
+    mark = "●" if s.unread else " "
+    return [
+        f"{mark} {s.id}",
+        s.repo_name,
+        s.title[:40],
+        s.agent,
+        _status_cell(s.status.value),
+        str(s.turns),
+        f"${s.cost_usd:.2f}" if s.cost_usd else "-",
+        _ago(s.updated_at),
+    ]
+
+
+@main.command("ls")
+@click.option("--all", "show_all", is_flag=True, help="Include merged and discarded sessions.")
+@click.option("--repo", "repo_ref", help="Only sessions of this repo.")
+@click.option("--status", "status", help="Only sessions with this status.")
+@click.option("--json", "as_json", is_flag=True)
+def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
+    """List sessions (● marks unread results)."""
+    from .errors import UsageError
+    from .models import Status
+
+    app = _app()
+    app.refresh()
+    sessions = app.store.sessions()
+    if status:
+        try:
+            st = Status(status)
+        except ValueError:
+            raise UsageError(
+                f"unknown status {status!r}", hint=", ".join(s.value for s in Status)
+            ) from None
+        sessions = [s for s in sessions if s.status == st]
+    elif not show_all:
+        sessions = [s for s in sessions if s.status.live]
+    if repo_ref:
+        r = app.find_repo(repo_ref, register=False)
+        sessions = [s for s in sessions if s.repo_id == r.id]
+    if as_json:
+        _emit_json([s.to_json() for s in sessions])
+        return
+    if not sessions:
+        click.echo("no sessions" + ("" if show_all else " (pa ls --all shows ended ones)"))
+        return
+    _table(
+        ["ID", "REPO", "TITLE", "AGENT", "STATUS", "TURNS", "COST", "UPDATED"],
+        (_session_row(s) for s in sessions),
+    )
+
+
+def _resolve(app: App, sid: str) -> Session:
+    return app.store.resolve_session(sid)
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True)
+def show(session_id: str, as_json: bool) -> None:
+    """Details of one session: status, branch, worktree, turns."""
+    app = _app()
+    app.refresh()
+    s = _resolve(app, session_id)
+    turns = app.store.turns(s.id)
+    wt_exists = Path(s.worktree).is_dir()
+    app.mark_read(s.id)
+    if as_json:
+        d = s.to_json()
+        d["worktree_exists"] = wt_exists
+        d["turns"] = [t.to_json() for t in turns]
+        _emit_json(d)
+        return
+    lines = [
+        ("id", s.id),
+        ("title", s.title),
+        ("status", s.status.value + (f" — {s.error}" if s.error else "")),
+        ("repo", s.repo_name),
+        ("agent", s.agent + (f" ({s.model})" if s.model else "")),
+        ("branch", s.branch),
+        ("base", f"{s.base_ref} ({s.base_commit[:10]})"),
+        ("worktree", s.worktree + ("" if wt_exists else "  [MISSING: deleted outside pa]")),
+    ]
+    if s.agent_session_id:
+        lines.append(("agent session", s.agent_session_id))
+    if s.cost_usd:
+        lines.append(("cost", f"${s.cost_usd:.4f}"))
+    for k, v in lines:
+        click.echo(f"{k:>14}: {v}")
+    for t in turns:
+        state = t.status + (f" (exit {t.exit_code})" if t.exit_code is not None else "")
+        prompt = t.prompt.strip().splitlines()[0][:60] if t.prompt.strip() else ""
+        tokens = f" {t.input_tokens}/{t.output_tokens} tok" if t.input_tokens else ""
+        click.echo(f"{'turn ' + str(t.n):>14}: {state}{tokens}  {prompt}")
+        if t.error:
+            click.echo(f"{'':>14}  {t.error.strip()[-400:]}")
+
+
+def format_event(e: Event) -> str:
+    p = e.payload
+    k = e.kind
+    if k in ("output", "raw"):
+        return str(p.get("text", ""))
+    if k == "message":
+        return str(p.get("text", ""))
+    if k == "tool_call":
+        inp = json.dumps(p.get("input"), ensure_ascii=False)
+        return f"→ {p.get('name')} {inp[:200]}"
+    if k == "tool_result":
+        return f"← {'ok' if p.get('ok', True) else 'error'} {str(p.get('output', ''))[:200]}"
+    if k == "command":
+        return f"$ {p.get('command')}  (exit {p.get('exit_code')})"
+    if k == "file_change":
+        return f"✎ {p.get('kind')} {p.get('path')}"
+    if k == "usage":
+        cost = p.get("cost_usd")
+        c = f", ${cost:.4f}" if isinstance(cost, int | float) else ""
+        return f"· tokens in {p.get('input_tokens')} out {p.get('output_tokens')}{c}"
+    if k == "status":
+        extra = f": {p['error']}" if p.get("error") else ""
+        return f"[{p.get('from')} → {p.get('to')}{extra}]"
+    if k == "error":
+        return f"error: {p.get('message')}"
+    if k == "result":
+        return f"result: {p.get('text')}"
+    if k == "attention":
+        return ""
+    return f"{k}: {json.dumps(p, ensure_ascii=False)[:200]}"
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the session stops.")
+@click.option("--raw", is_flag=True, help="Print the agent's raw output lines.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
+    """Print a session's events (its output)."""
+    from .supervisor import ACTIVE
+
+    app = _app()
+    app.refresh()
+    s = _resolve(app, session_id)
+    app.mark_read(s.id)
+    last = 0
+    while True:
+        for e in app.store.events(s.id, after_seq=last):
+            last = e.seq
+            if as_json:
+                click.echo(json.dumps(e.to_json(), ensure_ascii=False))
+            elif raw:
+                if e.raw is not None:
+                    click.echo(e.raw)
+            else:
+                text = format_event(e)
+                if text:
+                    click.echo(text)
+        if not follow:
+            break
+        st = app.store.session(s.id).status
+        if st not in ACTIVE and st.value != "queued":
+            if not app.store.events(s.id, after_seq=last, limit=1):
+                break
+        app.sup.tick()
+        time.sleep(0.2)
+
+
+@main.command()
+@click.argument("session_ids", nargs=-1, required=True)
+@click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
+@click.option("--json", "as_json", is_flag=True)
+def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """Wait until each session stops working; non-zero exit if any failed."""
+    from .models import Status
+    from .supervisor import ACTIVE
+
+    app = _app()
+    ids = [_resolve(app, x).id for x in session_ids]
+    deadline = time.monotonic() + timeout if timeout else None
+    delay = 0.05
+    while True:
+        app.refresh()
+        sessions = [app.store.session(i) for i in ids]
+        waiting = [s for s in sessions if s.status in ACTIVE or s.status == Status.QUEUED]
+        if not waiting:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            if as_json:
+                _emit_json([s.to_json() for s in sessions])
+            click.echo(f"timed out; still working: {', '.join(s.id for s in waiting)}", err=True)
+            sys.exit(124)
+        time.sleep(delay)
+        delay = min(0.5, delay * 1.5)
+    bad = [s for s in sessions if s.status in (Status.FAILED, Status.INTERRUPTED, Status.STOPPED)]
+    if as_json:
+        _emit_json([s.to_json() for s in sessions])
+    else:
+        for s in sessions:
+            click.echo(f"{s.id}  {s.status.value}" + (f"  {s.error}" if s.error else ""))
+    if bad:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("prompt", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def send(session_id: str, prompt: str | None, as_json: bool) -> None:
+    """Send a follow-up: the next turn, in the same worktree and conversation."""
+    app = _app()
+    app.refresh()
+    s = app.send(session_id, _read_prompt(prompt))
+    if as_json:
+        _emit_json(s.to_json())
+    else:
+        click.echo(f"{s.id}  {s.status.value}  turn {s.turns}")
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True)
+def stop(session_id: str, as_json: bool) -> None:
+    """Stop a session's agent (interrupt, terminate, then kill)."""
+    app = _app()
+    app.refresh()
+    s = app.stop(session_id)
+    if as_json:
+        _emit_json(s.to_json())
+    else:
+        click.echo(f"{s.id}  {s.status.value}")
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True)
+def discard(session_id: str, as_json: bool) -> None:
+    """Remove a session's worktree and branch, archiving its final state first."""
+    app = _app()
+    app.refresh()
+    s, archive = app.discard(session_id)
+    if as_json:
+        d = s.to_json()
+        d["archive"] = archive
+        _emit_json(d)
+    else:
+        ref = (archive or {}).get("ref") if isinstance(archive, dict) else None
+        click.echo(
+            f"discarded {s.id}" + (f"; archived as {ref} (pa restore {s.id})" if ref else "")
+        )
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True)
+def restore(session_id: str, as_json: bool) -> None:
+    """Bring a discarded session's worktree and branch back from its archive."""
+    app = _app()
+    s = app.restore(session_id)
+    if as_json:
+        _emit_json(s.to_json())
+    else:
+        click.echo(f"restored {s.id} at {s.worktree} on {s.branch}")
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--stat", is_flag=True, help="Summary of changed files and lines.")
+@click.option("--name-only", is_flag=True, help="Only the changed paths.")
+@click.option("--turn", type=int, help="Only what this turn changed.")
+@click.option("--json", "as_json", is_flag=True, help="Changed files with counts as JSON.")
+def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json: bool) -> None:
+    """What the session changed against its base: commits, uncommitted and untracked files."""
+    from . import review_service
+
+    app = _app()
+    app.refresh()
+    s = _resolve(app, session_id)
+    base, target, note = review_service.diff_range(app, s, turn)
+    if note:
+        click.echo(note, err=True)
+    repo_path = Path(app.store.repo(s.repo_id).path)
+    from . import review
+
+    if as_json:
+        files = review.diff_files(repo_path, base, target)
+        _emit_json(
+            {
+                "session": s.id,
+                "base": base,
+                "target": target,
+                "files": [f.to_json() for f in files],
+            }
+        )
+        return
+    out = click.get_text_stream("stdout")
+    for chunk in review.diff_stream(repo_path, base, target, stat=stat, name_only=name_only):
+        out.write(chunk)
+    out.flush()
+
+
+def run() -> None:  # pragma: no cover - console entry point wrapper
+    main()
+
+
+_: Callable[[], None] = run

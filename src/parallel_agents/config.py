@@ -1,0 +1,148 @@
+"""Settings: environment, the user's config file, the per-repo file, defaults.
+
+Everything pa stores lives under one home directory (``PA_HOME``); user settings
+live in ``$XDG_CONFIG_HOME/parallel-agents/config.toml`` (``PA_CONFIG`` overrides).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PAError, UsageError
+
+APP = "parallel-agents"
+REPO_FILE = ".parallel-agents.toml"
+
+# Every documented setting with its default; `pa config` lists these and a test
+# checks that each is documented in the README.
+DEFAULTS: dict[str, Any] = {
+    "worktree_root": "",  # empty: $PA_HOME/worktrees
+    "default_agent": "command",
+    "limits": {
+        "max_running": 8,  # agents running at once, all repos
+        "per_repo": 0,  # 0: no per-repo limit
+        "per_agent": {},  # e.g. {claude = 3}
+    },
+    "timeout": 0,  # seconds per turn; 0: none
+    "stop_grace": 5.0,  # seconds between interrupt, terminate and kill
+    "notify": True,  # desktop notifications via notify-send when available
+    "check": {"after_turn": False, "timeout": 600, "parallel": 2},
+    "merge": {"strategy": "merge", "remove_worktree": False},
+    "server": {"host": "127.0.0.1", "port": 7317},
+    "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
+}
+
+
+def pa_home() -> Path:
+    env = os.environ.get("PA_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / APP
+
+
+def config_path() -> Path:
+    env = os.environ.get("PA_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / APP / "config.toml"
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass
+class Settings:
+    data: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
+    home: Path = field(default_factory=pa_home)
+
+    @property
+    def worktree_root(self) -> Path:
+        root = str(self.data.get("worktree_root") or "")
+        return Path(root).expanduser() if root else self.home / "worktrees"
+
+    @property
+    def default_agent(self) -> str:
+        return str(self.data.get("default_agent") or "command")
+
+    def limits(self) -> dict[str, Any]:
+        return dict(self.data.get("limits") or {})
+
+    def agent_settings(self, name: str) -> dict[str, Any]:
+        agents = self.data.get("agents") or {}
+        return dict(agents.get(name) or {})
+
+    def get(self, dotted: str) -> Any:
+        cur: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                return None
+            cur = cur[part]
+        return cur
+
+
+def load_settings() -> Settings:
+    path = config_path()
+    data = dict(DEFAULTS)
+    if path.exists():
+        try:
+            user = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read settings file {path}: {e}") from e
+        except OSError as e:
+            raise PAError(f"cannot read settings file {path}: {e}") from e
+        data = _merge(data, user)
+    return Settings(data=data, home=pa_home())
+
+
+@dataclass
+class RepoConfig:
+    """The optional ``.parallel-agents.toml`` at a repository's root."""
+
+    setup: str | None = None
+    copy: list[str] = field(default_factory=list)
+    check: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def load_repo_config(repo_path: Path) -> RepoConfig:
+    path = repo_path / REPO_FILE
+    if not path.exists():
+        return RepoConfig()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {path}: {e}", hint="fix the TOML syntax") from e
+    unknown = set(raw) - {"setup", "copy", "check", "env"}
+    if unknown:
+        raise UsageError(
+            f"{path}: unknown keys {', '.join(sorted(unknown))}",
+            hint="allowed keys: setup, copy, check, env",
+        )
+    setup = raw.get("setup")
+    check = raw.get("check")
+    copy = raw.get("copy", [])
+    env = raw.get("env", {})
+    if setup is not None and not isinstance(setup, str):
+        raise UsageError(f"{path}: 'setup' must be a string command")
+    if check is not None and not isinstance(check, str):
+        raise UsageError(f"{path}: 'check' must be a string command")
+    if isinstance(copy, str):
+        copy = [copy]
+    if not isinstance(copy, list) or not all(isinstance(c, str) for c in copy):
+        raise UsageError(f"{path}: 'copy' must be a list of glob strings")
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise UsageError(f"{path}: 'env' must be a table of strings")
+    return RepoConfig(setup=setup, copy=list(copy), check=check, env=dict(env))

@@ -1,0 +1,1 @@
+"""Where agent processes run: detached local processes (and tmux for interactive ones)."""

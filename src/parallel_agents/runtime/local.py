@@ -1,0 +1,144 @@
+"""Detached local processes: one wrapper per turn, output and exit code in files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class TurnFiles:
+    dir: Path
+
+    @property
+    def stdout(self) -> Path:
+        return self.dir / "stdout"
+
+    @property
+    def stderr(self) -> Path:
+        return self.dir / "stderr"
+
+    @property
+    def exit(self) -> Path:
+        return self.dir / "exit"
+
+    @property
+    def setup_log(self) -> Path:
+        return self.dir / "setup.log"
+
+    def pid(self) -> int | None:
+        return _read_int(self.dir / "pid")
+
+    def wrapper_pid(self) -> int | None:
+        return _read_int(self.dir / "wrapper_pid")
+
+    def exit_info(self) -> dict[str, object] | None:
+        try:
+            data = json.loads(self.exit.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def _read_int(p: Path) -> int | None:
+    try:
+        return int(p.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def spawn(
+    turn_dir: Path,
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stdin: bytes | None,
+    setup: list[str] | None = None,
+) -> int:
+    """Start the wrapper detached from this process; returns the wrapper's pid."""
+    turn_dir.mkdir(parents=True, exist_ok=True)
+    if stdin is not None:
+        (turn_dir / "stdin").write_bytes(stdin)
+    spec = {"argv": argv, "cwd": str(cwd), "env": env, "setup": setup}
+    (turn_dir / "launch.json").write_text(json.dumps(spec), encoding="utf-8")
+    for name in ("stdout", "stderr"):
+        (turn_dir / name).touch()
+    wrapper_env = dict(os.environ)
+    # The wrapper imports only its own module; make sure it finds the package.
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    wrapper_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (pkg_root, wrapper_env.get("PYTHONPATH", "")) if p
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-S", "-m", "parallel_agents.runtime.wrapper", str(turn_dir)],
+        cwd=str(turn_dir),
+        env=wrapper_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(turn_dir / "wrapper.log", "wb"),  # noqa: SIM115 - handed to the child
+        start_new_session=True,
+        close_fds=True,
+    )
+    # Reap it in the background if we live long enough; it is not our child to wait for.
+    _children.append(proc)
+    return proc.pid
+
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def reap() -> None:
+    """Collect finished wrappers started by this process (avoids zombies in the server)."""
+    for p in list(_children):
+        if p.poll() is not None:
+            _children.remove(p)
+            if p.stderr:
+                p.stderr.close()
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    reap()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); look at its state.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def signal_group(pid: int | None, sig: int) -> bool:
+    if not pid:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+        return True
+    return False
+
+
+def stop(files: TurnFiles, grace: float) -> None:
+    """Interrupt, then terminate, then kill the agent's process group."""
+    pid = files.pid()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if not signal_group(pid, sig):
+            return
+        deadline = time.monotonic() + (grace if sig != signal.SIGKILL else 5.0)
+        while time.monotonic() < deadline:
+            if files.exit_info() is not None or not alive(pid):
+                return
+            time.sleep(0.05)

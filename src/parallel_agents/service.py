@@ -1,0 +1,340 @@
+"""The orchestrator's verbs: register repos, start, continue, stop, discard, restore.
+
+Interfaces (CLI, server) call these; they call git, worktrees, agents and the store.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import git, worktrees
+from .agents import get_agent
+from .config import Settings, load_repo_config, load_settings
+from .errors import Conflict, NotFound, PAError, UsageError
+from .models import Repo, Session, Status
+from .store import Store
+from .supervisor import ACTIVE, Supervisor
+
+ARCHIVE_PREFIX = "refs/pa/archive/"
+
+
+def slugify(text: str, max_len: int = 24) -> str:
+    norm = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", norm).strip("-").lower()
+    slug = slug[:max_len].rstrip("-")
+    return slug or "session"
+
+
+def default_title(prompt: str) -> str:
+    first = prompt.strip().splitlines()[0] if prompt.strip() else "session"
+    return first[:72]
+
+
+@dataclass
+class App:
+    """One orchestrator instance: settings, store and supervisor for a PA_HOME."""
+
+    settings: Settings
+    store: Store
+    sup: Supervisor
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> App:
+        settings = settings or load_settings()
+        store = Store(settings.home)
+        return cls(settings, store, Supervisor(store, settings))
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- repos ----------------------------------------------------------------------
+    def add_repo(self, path: str | Path, name: str | None = None, base: str | None = None) -> Repo:
+        top = validate_repo_path(Path(path))
+        if base is not None and git.rev_parse(top, base) is None:
+            raise UsageError(f"base {base!r} does not name a commit in {top}")
+        existing = self.store.repo_by_path(str(top))
+        if existing is not None:
+            raise UsageError(f"{top} is already registered as {existing.name!r}")
+        name = name or top.name
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise UsageError(
+                f"repo name {name!r} may only contain letters, digits, '.', '_' and '-'"
+            )
+        return self.store.add_repo(name, str(top), base)
+
+    def find_repo(self, ref: str | None, cwd: Path | None = None, *, register: bool = True) -> Repo:
+        """A repo by name or path; with no ref, the git repo around ``cwd``."""
+        if ref:
+            by_name = self.store.repo_by_name(ref)
+            if by_name:
+                return by_name
+            p = Path(ref).expanduser()
+            if not p.exists():
+                raise NotFound(
+                    f"no registered repo named {ref!r} and no such path",
+                    hint="see `pa repo ls`, or register it with `pa repo add PATH`",
+                )
+        else:
+            p = cwd or Path.cwd()
+        top = validate_repo_path(p)
+        found = self.store.repo_by_path(str(top))
+        if found:
+            return found
+        if not register:
+            raise NotFound(f"{top} is not a registered repo", hint="pa repo add " + str(top))
+        name = (
+            top.name
+            if self.store.repo_by_name(top.name) is None
+            else f"{top.name}-{secrets.token_hex(2)}"
+        )
+        return self.store.add_repo(name, str(top), None)
+
+    def remove_repo(self, name: str) -> Repo:
+        repo = self.store.repo_by_name(name)
+        if repo is None:
+            raise NotFound(f"no registered repo named {name!r}", hint="see `pa repo ls`")
+        live = [s for s in self.store.sessions(repo_id=repo.id) if s.status.live]
+        if live:
+            raise Conflict(
+                f"repo {name!r} still has {len(live)} live session(s): "
+                + ", ".join(s.id for s in live[:10]),
+                hint="merge or discard them first (pa discard ID)",
+            )
+        old = self.store.sessions(repo_id=repo.id)
+        if old:
+            with self.store.tx() as db:
+                for s in old:
+                    db.execute("DELETE FROM events WHERE session_id = ?", (s.id,))
+                    db.execute("DELETE FROM turns WHERE session_id = ?", (s.id,))
+                    db.execute("DELETE FROM checkpoints WHERE session_id = ?", (s.id,))
+                    db.execute("DELETE FROM sessions WHERE id = ?", (s.id,))
+        self.store.remove_repo(repo.id)
+        return repo
+
+    # -- sessions -------------------------------------------------------------------
+    def new_session(
+        self,
+        prompt: str,
+        *,
+        repo: str | None = None,
+        cwd: Path | None = None,
+        agent: str | None = None,
+        cmd: list[str] | None = None,
+        model: str | None = None,
+        base: str | None = None,
+        title: str | None = None,
+        interactive: bool = False,
+        timeout: float | None = None,
+    ) -> Session:
+        if not prompt.strip() and not interactive:
+            raise UsageError("the prompt is empty", hint="say what the agent should do")
+        agent_name = agent or ("command" if cmd else str(self.settings.default_agent))
+        adapter = get_agent(agent_name)
+        if agent_name == "command" and not cmd:
+            raise UsageError(
+                "the command agent needs --cmd 'PROGRAM ARGS…'",
+                hint="or choose a real agent with --agent (claude, codex, gemini, …)",
+            )
+        settings = self.settings.agent_settings(agent_name)
+        if agent_name == "command":
+            assert cmd is not None
+            adapter.build(_probe_ctx(cmd))  # validates the program exists, before any git work
+        else:
+            adapter.resolve_binary(settings)
+        model = model or settings.get("model")
+        r = self.find_repo(repo, cwd)
+        repo_path = Path(r.path)
+        validate_repo_path(repo_path)
+        base_ref = base or r.base or git.current_branch(repo_path) or "HEAD"
+        base_commit = git.rev_parse(repo_path, base_ref)
+        if base_commit is None:
+            raise UsageError(
+                f"unknown base {base_ref!r}: it names no commit in {repo_path}",
+                hint="pass an existing branch, tag or commit with --base",
+            )
+        rcfg = load_repo_config(repo_path)  # validate before creating anything
+        sid = secrets.token_hex(4)
+        title = (title or default_title(prompt)).strip() or "session"
+        branch = f"pa/{slugify(title)}-{sid}"
+        wt = self.settings.worktree_root / r.name / sid
+        now = time.time()
+        s = Session(
+            id=sid,
+            title=title,
+            repo_id=r.id,
+            repo_name=r.name,
+            branch=branch,
+            base_ref=base_ref,
+            base_commit=base_commit,
+            worktree=str(wt),
+            agent=agent_name,
+            model=model,
+            status=Status.STARTING,
+            agent_session_id=None,
+            created_at=now,
+            updated_at=now,
+            cmd=cmd,
+            interactive=interactive,
+            options={"timeout": timeout} if timeout else {},
+        )
+        self.store.insert_session(s)
+        try:
+            worktrees.create(repo_path, wt, branch, base_commit)
+            if rcfg.copy:
+                worktrees.copy_untracked(repo_path, wt, rcfg.copy)
+        except (PAError, OSError) as e:
+            msg = f"could not create the worktree: {e}"
+            self.store.set_status(sid, Status.FAILED, error=msg)
+            raise PAError(msg) from e
+        with self.store.tx() as db:
+            self.store.add_turn(db, sid, prompt, {})
+            self.store.set_status(sid, Status.QUEUED, db=db)
+        if interactive:
+            from .runtime import tmux
+
+            tmux.start_interactive(self, sid)
+        else:
+            self.sup.schedule()
+        return self.store.session(sid)
+
+    def send(self, sid: str, prompt: str) -> Session:
+        s = self.store.resolve_session(sid)
+        if not prompt.strip():
+            raise UsageError("the follow-up prompt is empty")
+        if s.interactive and s.status in ACTIVE + (Status.IDLE,):
+            from .runtime import tmux
+
+            tmux.send_text(self, s, prompt)
+            return self.store.session(s.id)
+        if s.status in (Status.QUEUED, *ACTIVE):
+            raise Conflict(
+                f"session {s.id} is still {s.status.value}; a follow-up is not queued",
+                hint=f"wait for it (pa wait {s.id}) or stop it (pa stop {s.id}), then send",
+            )
+        if s.status == Status.DISCARDED:
+            raise Conflict(
+                f"session {s.id} was discarded", hint=f"bring it back first: pa restore {s.id}"
+            )
+        if not Path(s.worktree).is_dir():
+            raise Conflict(
+                f"the worktree of session {s.id} is gone ({s.worktree})",
+                hint=f"pa discard {s.id} to clean up",
+            )
+        with self.store.tx() as db:
+            self.store.add_turn(db, s.id, prompt, {})
+            self.store.set_status(s.id, Status.QUEUED, db=db, error=None)
+        self.sup.schedule()
+        return self.store.session(s.id)
+
+    def stop(self, sid: str) -> Session:
+        s = self.store.resolve_session(sid)
+        if s.interactive:
+            from .runtime import tmux
+
+            tmux.stop_interactive(self, s)
+        else:
+            self.sup.stop(s.id)
+        return self.store.session(s.id)
+
+    def mark_read(self, sid: str) -> None:
+        self.store.update_session(sid, unread=False)
+
+    def discard(self, sid: str) -> tuple[Session, str | None]:
+        """Archive the final state under refs/pa/archive/<id>, then remove worktree and branch."""
+        s = self.store.resolve_session(sid)
+        if s.status == Status.DISCARDED:
+            raise Conflict(f"session {s.id} is already discarded", hint=f"pa restore {s.id}")
+        if s.status in ACTIVE or s.status == Status.QUEUED:
+            self.stop(s.id)
+            s = self.store.session(s.id)
+        repo_path = Path(self.store.repo(s.repo_id).path)
+        archive = archive_session(repo_path, s)
+        worktrees.remove(repo_path, Path(s.worktree), s.branch)
+        opts = dict(s.options)
+        opts["archive"] = archive
+        self.store.set_status(s.id, Status.DISCARDED, options=opts)
+        return self.store.session(s.id), archive
+
+    def restore(self, sid: str) -> Session:
+        s = self.store.resolve_session(sid)
+        if s.status != Status.DISCARDED:
+            raise Conflict(f"session {s.id} is {s.status.value}, not discarded")
+        repo_path = Path(self.store.repo(s.repo_id).path)
+        ref = ARCHIVE_PREFIX + s.id
+        commit = git.rev_parse(repo_path, ref)
+        if commit is None:
+            raise NotFound(f"no archive {ref} in {repo_path}: nothing to restore")
+        kind = (s.options.get("archive") or {}).get("kind", "checkpoint")
+        wt = Path(s.worktree)
+        if wt.exists() and any(wt.iterdir()):
+            raise Conflict(f"{wt} exists and is not empty; move it away first")
+        from . import review
+
+        head = commit if kind == "branch" else git.out(["rev-parse", f"{commit}^"], repo_path)
+        worktrees.attach(repo_path, wt, s.branch, head)
+        if kind != "branch":
+            review.restore(wt, commit)
+        self.store.set_status(s.id, Status.IDLE, unread=False)
+        return self.store.session(s.id)
+
+    def refresh(self) -> None:
+        """Bring statuses up to date when no server does it for us."""
+        for _ in range(50):
+            if not self.sup.tick().pending:
+                break
+
+
+def archive_session(repo_path: Path, s: Session) -> dict[str, Any]:
+    """Store the session's final state, uncommitted files included, under an archive ref."""
+    ref = ARCHIVE_PREFIX + s.id
+    wt = Path(s.worktree)
+    if wt.is_dir() and (wt / ".git").exists():
+        from . import review
+
+        commit = review.checkpoint(wt, ref, f"pa archive of session {s.id}: {s.title}")
+        return {"ref": ref, "commit": commit, "kind": "checkpoint"}
+    head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
+    if head is None:
+        return {"ref": None, "commit": None, "kind": "none"}
+    git.run(["update-ref", ref, head], repo_path)
+    return {"ref": ref, "commit": head, "kind": "branch"}
+
+
+def validate_repo_path(p: Path) -> Path:
+    """The top of the git work tree at ``p``, or a clear error for every bad case."""
+    p = p.expanduser()
+    if not p.exists():
+        raise NotFound(f"path {p} does not exist")
+    if not p.is_dir():
+        raise UsageError(f"{p} is a file, not a directory")
+    inside = git.run(["rev-parse", "--is-inside-work-tree"], p, check=False)
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        bare = git.run(["rev-parse", "--is-bare-repository"], p, check=False)
+        if bare.returncode == 0 and bare.stdout.strip() == "true":
+            raise UsageError(
+                f"{p} is a bare repository: sessions need a work tree",
+                hint="clone it first (git clone PATH) and register the clone",
+            )
+        raise UsageError(
+            f"{p} is not a git repository", hint="run `git init` there, or pick a repo"
+        )
+    top = git.toplevel(p)
+    assert top is not None
+    if git.rev_parse(top, "HEAD") is None:
+        raise UsageError(
+            f"{top} has no commits yet: a session needs a base commit",
+            hint="make a first commit (git commit --allow-empty -m init)",
+        )
+    return top.resolve()
+
+
+def _probe_ctx(cmd: list[str]) -> Any:
+    from .agents.base import TurnContext
+
+    return TurnContext(prompt="", worktree=Path.cwd(), session_dir=Path.cwd(), turn=1, cmd=cmd)

@@ -1,0 +1,558 @@
+"""SQLite state store: WAL mode, busy timeout, migrations as small named steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFound, PAError, UsageError
+from .models import Event, Repo, Session, Status, Turn, check_transition
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    # executescript() would COMMIT the migration transaction half-way; run statements one by one.
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE repos (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL UNIQUE,
+            base TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            repo_id INTEGER NOT NULL REFERENCES repos(id),
+            branch TEXT NOT NULL,
+            base_ref TEXT NOT NULL,
+            base_commit TEXT NOT NULL,
+            worktree TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            model TEXT,
+            status TEXT NOT NULL,
+            agent_session_id TEXT,
+            cmd TEXT,
+            interactive INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            unread INTEGER NOT NULL DEFAULT 0,
+            options TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX sessions_status ON sessions(status);
+        CREATE TABLE turns (
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            n INTEGER NOT NULL,
+            prompt TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            exit_code INTEGER,
+            error TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            read_offset INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (session_id, n)
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            turn INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            raw TEXT,
+            ts REAL NOT NULL,
+            UNIQUE (session_id, seq)
+        );
+        """,
+    )
+
+
+def _m002_checkpoints(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE checkpoints (
+            session_id TEXT NOT NULL,
+            turn INTEGER NOT NULL,
+            ref TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            check_ok INTEGER,
+            check_exit INTEGER,
+            check_duration REAL,
+            check_output TEXT,
+            PRIMARY KEY (session_id, turn)
+        );
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    )
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("001_initial", _m001_initial),
+    ("002_checkpoints", _m002_checkpoints),
+]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+def ensure_home(home: Path) -> Path:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PAError(
+            f"PA_HOME {home} is not writable: {e.strerror or e}",
+            hint="point PA_HOME at a writable directory (export PA_HOME=...)",
+        ) from e
+    return home
+
+
+class Store:
+    def __init__(self, home: Path) -> None:
+        self.home = ensure_home(home)
+        self.path = home / "pa.db"
+        try:
+            self.db = _connect(self.path)
+            self._migrate()
+        except sqlite3.OperationalError as e:
+            raise PAError(f"cannot open the state database {self.path}: {e}") from e
+
+    # -- plumbing -------------------------------------------------------------------
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front so read-modify-write cannot race."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.tx() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+            )
+            done = {r[0] for r in db.execute("SELECT name FROM migrations")}
+            for name, fn in MIGRATIONS:
+                if name not in done:
+                    fn(db)
+                    db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+
+    def applied_migrations(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM migrations ORDER BY name")]
+
+    # -- repos ----------------------------------------------------------------------
+    def add_repo(self, name: str, path: str, base: str | None) -> Repo:
+        with self.tx() as db:
+            if db.execute("SELECT 1 FROM repos WHERE name = ?", (name,)).fetchone():
+                raise UsageError(
+                    f"a repo named {name!r} is already registered",
+                    hint="pick another name with --name",
+                )
+            row = db.execute("SELECT name FROM repos WHERE path = ?", (path,)).fetchone()
+            if row:
+                raise UsageError(f"{path} is already registered as {row[0]!r}")
+            cur = db.execute(
+                "INSERT INTO repos (name, path, base, created_at) VALUES (?, ?, ?, ?)",
+                (name, path, base, time.time()),
+            )
+            rid = cur.lastrowid
+        return self.repo(int(rid or 0))
+
+    def repos(self) -> list[Repo]:
+        return [_repo(r) for r in self.db.execute("SELECT * FROM repos ORDER BY name")]
+
+    def repo(self, rid: int) -> Repo:
+        r = self.db.execute("SELECT * FROM repos WHERE id = ?", (rid,)).fetchone()
+        if r is None:
+            raise NotFound(f"no repo with id {rid}")
+        return _repo(r)
+
+    def repo_by_name(self, name: str) -> Repo | None:
+        r = self.db.execute("SELECT * FROM repos WHERE name = ?", (name,)).fetchone()
+        return _repo(r) if r else None
+
+    def repo_by_path(self, path: str) -> Repo | None:
+        r = self.db.execute("SELECT * FROM repos WHERE path = ?", (path,)).fetchone()
+        return _repo(r) if r else None
+
+    def remove_repo(self, rid: int) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM repos WHERE id = ?", (rid,))
+
+    # -- sessions -------------------------------------------------------------------
+    def insert_session(self, s: Session) -> None:
+        with self.tx() as db:
+            db.execute(
+                """INSERT INTO sessions (id, title, repo_id, branch, base_ref, base_commit,
+                   worktree, agent, model, status, agent_session_id, cmd, interactive, error,
+                   unread, options, created_at, updated_at)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    s.id,
+                    s.title,
+                    s.repo_id,
+                    s.branch,
+                    s.base_ref,
+                    s.base_commit,
+                    s.worktree,
+                    s.agent,
+                    s.model,
+                    s.status.value,
+                    s.agent_session_id,
+                    json.dumps(s.cmd) if s.cmd is not None else None,
+                    int(s.interactive),
+                    s.error,
+                    int(s.unread),
+                    json.dumps(s.options),
+                    s.created_at,
+                    s.updated_at,
+                ),
+            )
+
+    _SESSION_SQL = """
+        SELECT s.*, r.name AS repo_name,
+               (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,
+               (SELECT COALESCE(SUM(cost_usd), 0) FROM turns t WHERE t.session_id = s.id)
+                   AS total_cost
+        FROM sessions s JOIN repos r ON r.id = s.repo_id
+    """
+
+    def session(self, sid: str) -> Session:
+        r = self.db.execute(self._SESSION_SQL + " WHERE s.id = ?", (sid,)).fetchone()
+        if r is None:
+            raise NotFound(f"no session {sid!r}")
+        return _session(r)
+
+    def sessions(
+        self,
+        *,
+        statuses: Sequence[Status] | None = None,
+        repo_id: int | None = None,
+    ) -> list[Session]:
+        sql = self._SESSION_SQL
+        where: list[str] = []
+        args: list[Any] = []
+        if statuses is not None:
+            where.append(f"s.status IN ({','.join('?' * len(statuses))})")
+            args.extend(st.value for st in statuses)
+        if repo_id is not None:
+            where.append("s.repo_id = ?")
+            args.append(repo_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY s.created_at, s.id"
+        return [_session(r) for r in self.db.execute(sql, args)]
+
+    def resolve_session(self, prefix: str) -> Session:
+        prefix = prefix.strip().lower()
+        if not prefix:
+            raise UsageError("empty session id")
+        rows = self.db.execute(
+            "SELECT id, title FROM sessions WHERE id LIKE ? ORDER BY id",
+            (prefix.replace("%", "").replace("_", "") + "%",),
+        ).fetchall()
+        if not rows:
+            raise NotFound(f"no session matches {prefix!r}", hint="see `pa ls --all`")
+        exact = [r for r in rows if r["id"] == prefix]
+        if len(rows) > 1 and not exact:
+            listing = ", ".join(f"{r['id']} ({r['title'][:30]})" for r in rows[:10])
+            raise UsageError(
+                f"session id {prefix!r} is ambiguous: it matches {listing}",
+                hint="type more characters of the id",
+            )
+        return self.session((exact or rows)[0]["id"])
+
+    def update_session(self, sid: str, **fields: Any) -> None:
+        if not fields:
+            return
+        with self.tx() as db:
+            self._update_session(db, sid, **fields)
+
+    def _update_session(self, db: sqlite3.Connection, sid: str, **fields: Any) -> None:
+        cols = []
+        vals: list[Any] = []
+        for k, v in fields.items():
+            if k == "status":
+                raise ValueError("use set_status to change a status")
+            if k in ("options", "cmd"):
+                v = json.dumps(v)
+            elif isinstance(v, bool):
+                v = int(v)
+            cols.append(f"{k} = ?")
+            vals.append(v)
+        cols.append("updated_at = ?")
+        vals.append(time.time())
+        db.execute(f"UPDATE sessions SET {', '.join(cols)} WHERE id = ?", (*vals, sid))
+
+    def set_status(
+        self,
+        sid: str,
+        new: Status,
+        *,
+        db: sqlite3.Connection | None = None,
+        expect: Sequence[Status] | None = None,
+        **fields: Any,
+    ) -> Status:
+        """The one place a status changes. Refuses impossible transitions."""
+        if db is None:
+            with self.tx() as tdb:
+                return self.set_status(sid, new, db=tdb, expect=expect, **fields)
+        row = db.execute("SELECT status FROM sessions WHERE id = ?", (sid,)).fetchone()
+        if row is None:
+            raise NotFound(f"no session {sid!r}")
+        old = Status(row[0])
+        if expect is not None and old not in expect:
+            raise PAError(f"session {sid} is {old.value}, expected {'/'.join(expect)}")
+        check_transition(old, new)
+        attention = new in (Status.NEEDS_INPUT, Status.IDLE, Status.FAILED, Status.INTERRUPTED)
+        if attention and old != new:
+            fields.setdefault("unread", True)
+        self._update_session(db, sid, **fields)
+        db.execute("UPDATE sessions SET status = ? WHERE id = ?", (new.value, sid))
+        if old != new:
+            payload: dict[str, Any] = {"from": old.value, "to": new.value}
+            if fields.get("error"):
+                payload["error"] = fields["error"]
+            self._append(db, sid, "status", payload, None)
+            if attention:
+                self._append(db, sid, "attention", {"status": new.value}, None)
+        return old
+
+    # -- turns ----------------------------------------------------------------------
+    def add_turn(self, db: sqlite3.Connection, sid: str, prompt: str, state: dict[str, Any]) -> int:
+        row = db.execute("SELECT COALESCE(MAX(n), 0) FROM turns WHERE session_id = ?", (sid,))
+        n = int(row.fetchone()[0]) + 1
+        db.execute(
+            "INSERT INTO turns (session_id, n, prompt, status, state) VALUES (?, ?, ?, ?, ?)",
+            (sid, n, prompt, "pending", json.dumps(state)),
+        )
+        return n
+
+    def turns(self, sid: str) -> list[Turn]:
+        rows = self.db.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY n", (sid,))
+        return [_turn(r) for r in rows]
+
+    def turn(self, sid: str, n: int, db: sqlite3.Connection | None = None) -> Turn | None:
+        r = (
+            (db or self.db)
+            .execute("SELECT * FROM turns WHERE session_id = ? AND n = ?", (sid, n))
+            .fetchone()
+        )
+        return _turn(r) if r else None
+
+    def last_turn(self, sid: str, db: sqlite3.Connection | None = None) -> Turn | None:
+        r = (
+            (db or self.db)
+            .execute("SELECT * FROM turns WHERE session_id = ? ORDER BY n DESC LIMIT 1", (sid,))
+            .fetchone()
+        )
+        return _turn(r) if r else None
+
+    def turn_progress(self, db: sqlite3.Connection, sid: str, n: int) -> tuple[int, dict[str, Any]]:
+        r = db.execute(
+            "SELECT read_offset, state FROM turns WHERE session_id = ? AND n = ?", (sid, n)
+        ).fetchone()
+        if r is None:
+            raise NotFound(f"no turn {n} in session {sid}")
+        return int(r[0]), json.loads(r[1])
+
+    def update_turn(self, db: sqlite3.Connection, sid: str, n: int, **fields: Any) -> None:
+        cols = []
+        vals: list[Any] = []
+        for k, v in fields.items():
+            if k == "state":
+                v = json.dumps(v)
+            cols.append(f"{k} = ?")
+            vals.append(v)
+        db.execute(
+            f"UPDATE turns SET {', '.join(cols)} WHERE session_id = ? AND n = ?",
+            (*vals, sid, n),
+        )
+
+    # -- events ---------------------------------------------------------------------
+    def _append(
+        self,
+        db: sqlite3.Connection,
+        sid: str,
+        kind: str,
+        payload: dict[str, Any],
+        raw: str | None,
+        turn: int | None = None,
+    ) -> int:
+        row = db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
+        ).fetchone()
+        seq = int(row[0]) + 1
+        if turn is None:
+            t = db.execute(
+                "SELECT COALESCE(MAX(n), 0) FROM turns WHERE session_id = ?", (sid,)
+            ).fetchone()
+            turn = int(t[0])
+        db.execute(
+            "INSERT INTO events (session_id, seq, turn, kind, payload, raw, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sid, seq, turn, kind, json.dumps(payload, ensure_ascii=False), raw, time.time()),
+        )
+        return seq
+
+    def append_events(
+        self,
+        db: sqlite3.Connection,
+        sid: str,
+        turn: int,
+        items: Sequence[tuple[str, dict[str, Any], str | None]],
+    ) -> None:
+        row = db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
+        ).fetchone()
+        seq = int(row[0])
+        now = time.time()
+        rows = []
+        for kind, payload, raw in items:
+            seq += 1
+            rows.append((sid, seq, turn, kind, json.dumps(payload, ensure_ascii=False), raw, now))
+        db.executemany(
+            "INSERT INTO events (session_id, seq, turn, kind, payload, raw, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def add_event(self, sid: str, kind: str, payload: dict[str, Any]) -> None:
+        with self.tx() as db:
+            self._append(db, sid, kind, payload, None)
+
+    def events(
+        self,
+        sid: str | None = None,
+        *,
+        after_seq: int = 0,
+        after_id: int = 0,
+        kinds: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        sql = "SELECT * FROM events WHERE id > ?"
+        args: list[Any] = [after_id]
+        if sid is not None:
+            sql += " AND session_id = ? AND seq > ?"
+            args += [sid, after_seq]
+        if kinds:
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args += list(kinds)
+        sql += " ORDER BY id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_event(r) for r in self.db.execute(sql, args)]
+
+    # -- key/value ------------------------------------------------------------------
+    def kv_get(self, key: str) -> Any:
+        r = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def kv_set(self, key: str, value: Any) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+
+def _repo(r: sqlite3.Row) -> Repo:
+    return Repo(
+        id=r["id"], name=r["name"], path=r["path"], base=r["base"], created_at=r["created_at"]
+    )
+
+
+def _session(r: sqlite3.Row) -> Session:
+    return Session(
+        id=r["id"],
+        title=r["title"],
+        repo_id=r["repo_id"],
+        repo_name=r["repo_name"],
+        branch=r["branch"],
+        base_ref=r["base_ref"],
+        base_commit=r["base_commit"],
+        worktree=r["worktree"],
+        agent=r["agent"],
+        model=r["model"],
+        status=Status(r["status"]),
+        agent_session_id=r["agent_session_id"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        cmd=json.loads(r["cmd"]) if r["cmd"] else None,
+        interactive=bool(r["interactive"]),
+        error=r["error"],
+        unread=bool(r["unread"]),
+        turns=int(r["n_turns"]),
+        cost_usd=float(r["total_cost"] or 0),
+        options=json.loads(r["options"] or "{}"),
+    )
+
+
+def _turn(r: sqlite3.Row) -> Turn:
+    return Turn(
+        session_id=r["session_id"],
+        n=r["n"],
+        prompt=r["prompt"],
+        started_at=r["started_at"],
+        ended_at=r["ended_at"],
+        exit_code=r["exit_code"],
+        status=r["status"],
+        error=r["error"],
+        input_tokens=r["input_tokens"],
+        output_tokens=r["output_tokens"],
+        cached_tokens=r["cached_tokens"],
+        cost_usd=r["cost_usd"],
+    )
+
+
+def _event(r: sqlite3.Row) -> Event:
+    return Event(
+        session_id=r["session_id"],
+        seq=r["seq"],
+        turn=r["turn"],
+        kind=r["kind"],
+        payload=json.loads(r["payload"]),
+        raw=r["raw"],
+        ts=r["ts"],
+        id=r["id"],
+    )

@@ -1,0 +1,417 @@
+"""Owns running sessions: starts turns, ingests their output, moves statuses, stops them.
+
+Ingestion is idempotent and transactional: the read offset into a turn's stdout file
+and the parser state are stored in the same transaction as the events they produced.
+Any process (the server, or a CLI command when no server runs) may call ``tick``; a
+crash at any point resumes exactly where the last commit left off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agents import get_agent
+from .agents.base import MAX_RAW, TAIL, NormEvent, TurnContext
+from .config import Settings, load_repo_config
+from .errors import PAError
+from .models import EventKind, Session, Status
+from .runtime import local
+from .store import Store
+
+# How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
+CHUNK = 4 * 1024 * 1024
+ACTIVE = (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
+
+
+@dataclass
+class TickReport:
+    ingested: int = 0  # events written
+    started: int = 0
+    finished: int = 0
+    pending: bool = False  # more output is waiting (call again soon)
+
+
+class Supervisor:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    # -- paths ----------------------------------------------------------------------
+    def session_dir(self, sid: str) -> Path:
+        return self.store.home / "sessions" / sid
+
+    def turn_files(self, sid: str, n: int) -> local.TurnFiles:
+        return local.TurnFiles(self.session_dir(sid) / "turns" / str(n))
+
+    def context(self, s: Session, n: int, prompt: str) -> TurnContext:
+        repo = self.store.repo(s.repo_id)
+        return TurnContext(
+            prompt=prompt,
+            worktree=Path(s.worktree),
+            session_dir=self.session_dir(s.id),
+            turn=n,
+            model=s.model,
+            agent_session_id=s.agent_session_id,
+            cmd=s.cmd,
+            settings=self.settings.agent_settings(s.agent),
+            env=load_repo_config(Path(repo.path)).env,
+            session_id=s.id,
+        )
+
+    # -- scheduling -----------------------------------------------------------------
+    def schedule(self) -> int:
+        """Start queued sessions, oldest first, within the configured limits."""
+        limits = self.settings.limits()
+        max_running = int(limits.get("max_running") or 0)
+        per_repo = int(limits.get("per_repo") or 0)
+        per_agent: dict[str, int] = {
+            str(k): int(v) for k, v in (limits.get("per_agent") or {}).items()
+        }
+        queued = self.store.sessions(statuses=[Status.QUEUED])
+        if not queued:
+            return 0
+        queued.sort(key=lambda s: (s.updated_at, s.id))
+        running = self.store.sessions(statuses=list(ACTIVE))
+        n_all = len(running)
+        by_repo: dict[int, int] = {}
+        by_agent: dict[str, int] = {}
+        for r in running:
+            by_repo[r.repo_id] = by_repo.get(r.repo_id, 0) + 1
+            by_agent[r.agent] = by_agent.get(r.agent, 0) + 1
+        started = 0
+        for s in queued:
+            if max_running and n_all >= max_running:
+                break
+            if per_repo and by_repo.get(s.repo_id, 0) >= per_repo:
+                continue
+            cap = per_agent.get(s.agent, 0)
+            if cap and by_agent.get(s.agent, 0) >= cap:
+                continue
+            if self.start(s.id):
+                started += 1
+                n_all += 1
+                by_repo[s.repo_id] = by_repo.get(s.repo_id, 0) + 1
+                by_agent[s.agent] = by_agent.get(s.agent, 0) + 1
+        return started
+
+    def start(self, sid: str) -> bool:
+        """Claim a queued session and launch its pending turn. False if someone else did."""
+        try:
+            self.store.set_status(sid, Status.STARTING, expect=[Status.QUEUED])
+        except PAError:
+            return False
+        s = self.store.session(sid)
+        turn = self.store.last_turn(sid)
+        if turn is None:
+            self.store.set_status(sid, Status.FAILED, error="no prompt to run")
+            return False
+        ctx = self.context(s, turn.n, turn.prompt)
+        agent = get_agent(s.agent)
+        try:
+            if s.agent != "command":
+                binary = agent.resolve_binary(ctx.settings)
+                agent.check_version(binary)
+            launch = agent.build(ctx)
+        except PAError as e:
+            msg = e.message + (f" ({e.hint})" if e.hint else "")
+            with self.store.tx() as db:
+                self.store.update_turn(
+                    db, sid, turn.n, status="failed", error=msg, ended_at=time.time()
+                )
+                self.store.set_status(sid, Status.FAILED, db=db, error=msg)
+            return False
+        repo = self.store.repo(s.repo_id)
+        rcfg = load_repo_config(Path(repo.path))
+        setup = ["sh", "-c", rcfg.setup] if (rcfg.setup and turn.n == 1) else None
+        env = {
+            **rcfg.env,
+            **launch.env,
+            "PA_SESSION_ID": s.id,
+            "PA_HOME": str(self.store.home),
+            "PA_WORKTREE": s.worktree,
+        }
+        files = self.turn_files(sid, turn.n)
+        state: dict[str, Any] = {}
+        prev = self.store.turn(sid, turn.n - 1) if turn.n > 1 else None
+        if prev is not None:
+            with self.store.tx() as db:
+                _, prev_state = self.store.turn_progress(db, sid, prev.n)
+            if prev_state.get("usage_total"):
+                state["usage_base"] = prev_state["usage_total"]
+        try:
+            local.spawn(
+                files.dir,
+                launch.argv,
+                cwd=launch.cwd or Path(s.worktree),
+                env=env,
+                stdin=launch.stdin,
+                setup=setup,
+            )
+        except OSError as e:
+            with self.store.tx() as db:
+                self.store.set_status(sid, Status.FAILED, db=db, error=f"could not start: {e}")
+            return False
+        with self.store.tx() as db:
+            self.store.update_turn(
+                db,
+                sid,
+                turn.n,
+                status="running",
+                started_at=time.time(),
+                state=state,
+                read_offset=0,
+            )
+            self.store.set_status(sid, Status.RUNNING, db=db, error=None)
+        return True
+
+    # -- ingestion ------------------------------------------------------------------
+    def tick(self) -> TickReport:
+        """One pass: ingest every active session, enforce timeouts, start queued ones."""
+        rep = TickReport()
+        for s in self.store.sessions(statuses=list(ACTIVE)):
+            if s.interactive:
+                continue  # status comes from hooks and the pane (runtime.tmux)
+            r = self.ingest(s.id)
+            rep.ingested += r.ingested
+            rep.finished += r.finished
+            rep.pending = rep.pending or r.pending
+            if not r.finished:
+                self._enforce_timeout(s)
+        rep.started = self.schedule()
+        local.reap()
+        return rep
+
+    def ingest(self, sid: str) -> TickReport:
+        rep = TickReport()
+        with self.store.tx() as db:
+            row = db.execute("SELECT status, agent, options FROM sessions WHERE id = ?", (sid,))
+            srow = row.fetchone()
+            if srow is None or Status(srow[0]) not in ACTIVE:
+                return rep
+            turn = self.store.last_turn(sid, db)
+            if turn is None or turn.status != "running":
+                return rep
+            files = self.turn_files(sid, turn.n)
+            offset, state = self.store.turn_progress(db, sid, turn.n)
+            # Read the exit record first: if present, the output files are complete.
+            exit_info = files.exit_info()
+            data = b""
+            size = 0
+            try:
+                size = files.stdout.stat().st_size
+                with open(files.stdout, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(CHUNK)
+            except FileNotFoundError:
+                if not self.session_dir(sid).exists():
+                    self._vanished(db, sid, turn.n)
+                    rep.finished = 1
+                    return rep
+            at_eof = offset + len(data) >= size
+            if exit_info is None or not at_eof:
+                cut = data.rfind(b"\n")
+                data = data[: cut + 1] if cut >= 0 else b""
+                if not data and not at_eof and offset + CHUNK <= size:
+                    # A single line longer than CHUNK: take it in pieces rather than stall.
+                    with open(files.stdout, "rb") as f:
+                        f.seek(offset)
+                        data = f.read(CHUNK)
+            agent = get_agent(srow[1])
+            items: list[tuple[str, dict[str, Any], str | None]] = []
+            for raw_line in data.splitlines():
+                line = raw_line.decode("utf-8", "replace").rstrip("\r")
+                if not line.strip():
+                    continue
+                for ev in _safe_parse(agent, line, state):
+                    items.append((ev.kind.value, ev.payload, line[:MAX_RAW]))
+            new_offset = offset + len(data)
+            if items:
+                self.store.append_events(db, sid, turn.n, items)
+            self.store.update_turn(db, sid, turn.n, read_offset=new_offset, state=state)
+            rep.ingested = len(items)
+            rep.pending = new_offset < size
+            if exit_info is not None and new_offset >= size:
+                self._finish(db, sid, turn.n, exit_info, state, files)
+                rep.finished = 1
+            elif exit_info is None and not self._alive(files):
+                self._interrupted(db, sid, turn.n)
+                rep.finished = 1
+        return rep
+
+    def _alive(self, files: local.TurnFiles) -> bool:
+        wpid = files.wrapper_pid()
+        if wpid is None:
+            # Just spawned: the wrapper has not written its pid yet. Give it time.
+            try:
+                age = time.time() - files.dir.joinpath("launch.json").stat().st_mtime
+            except OSError:
+                return False
+            return age < 30
+        if local.alive(wpid):
+            return True
+        # The wrapper may have written the exit record after our first look.
+        return files.exit_info() is not None
+
+    def _finish(
+        self,
+        db: Any,
+        sid: str,
+        n: int,
+        exit_info: dict[str, Any],
+        state: dict[str, Any],
+        files: local.TurnFiles,
+    ) -> None:
+        s = self.store.session(sid)
+        agent = get_agent(s.agent)
+        code = exit_info.get("code")
+        exit_code = int(code) if isinstance(code, int) else None
+        stderr_tail = _tail(files.stderr)
+        items: list[tuple[str, dict[str, Any], str | None]] = []
+        opts = dict(s.options)
+        stop_reason = opts.pop("stop_reason", None)
+        if exit_info.get("setup_failed"):
+            out = _tail(files.setup_log)
+            msg = f"setup command failed (exit code {exit_code}): {out}".strip()
+            items.append((EventKind.ERROR.value, {"message": msg, "setup_output": out}, None))
+            self.store.append_events(db, sid, n, items)
+            self.store.update_turn(
+                db, sid, n, status="failed", ended_at=time.time(), exit_code=exit_code, error=msg
+            )
+            self.store.set_status(sid, Status.FAILED, db=db, error=msg, options=opts)
+            return
+        ctx = self.context(s, n, "")
+        try:
+            for ev in agent.after_exit(ctx, state):
+                items.append((ev.kind.value, ev.payload, None))
+            end = agent.finish(exit_code, stderr_tail, state)
+        except Exception as e:  # an adapter bug must not wedge the session
+            end_ok, end_err = False, f"pa could not read the agent's output: {e!r}"
+            items.append((EventKind.ERROR.value, {"message": end_err}, None))
+            from .agents.base import TurnEnd
+
+            end = TurnEnd(ok=end_ok, error=end_err)
+        usage = state.get("usage") or {}
+        agent_sid = agent.agent_session_id(state) or s.agent_session_id
+        if stop_reason == "timeout":
+            end.ok, end.error = False, f"timed out after {self._timeout(s):g} s and was stopped"
+        elif stop_reason == "stop":
+            end.ok = False
+            end.error = end.error or "stopped by the user"
+        if not end.ok and end.error:
+            items.append(
+                (EventKind.ERROR.value, {"message": end.error, "reason": end.reason}, None)
+            )
+        if end.result is not None:
+            items.append((EventKind.RESULT.value, {"text": end.result, "ok": end.ok}, None))
+        if items:
+            self.store.append_events(db, sid, n, items)
+        self.store.update_turn(
+            db,
+            sid,
+            n,
+            status="done" if end.ok else ("stopped" if stop_reason == "stop" else "failed"),
+            ended_at=time.time(),
+            exit_code=exit_code,
+            error=end.error if not end.ok else None,
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cached_tokens=int(usage.get("cached_tokens") or 0),
+            cost_usd=usage.get("cost_usd"),
+            state=state,
+        )
+        if stop_reason == "stop":
+            new = Status.STOPPED
+        else:
+            new = Status.IDLE if end.ok else Status.FAILED
+        self.store.set_status(
+            sid,
+            new,
+            db=db,
+            error=None if end.ok else end.error,
+            agent_session_id=agent_sid,
+            options=opts,
+        )
+
+    def _interrupted(self, db: Any, sid: str, n: int) -> None:
+        msg = "the agent process is gone without an exit code (machine restarted?)"
+        self.store.update_turn(db, sid, n, status="interrupted", ended_at=time.time(), error=msg)
+        self.store.set_status(sid, Status.INTERRUPTED, db=db, error=msg)
+
+    def _vanished(self, db: Any, sid: str, n: int) -> None:
+        msg = f"the session folder {self.session_dir(sid)} was deleted while the agent ran"
+        self.store.update_turn(db, sid, n, status="failed", ended_at=time.time(), error=msg)
+        self.store.set_status(sid, Status.FAILED, db=db, error=msg)
+
+    # -- stopping -------------------------------------------------------------------
+    def _timeout(self, s: Session) -> float:
+        return float(s.options.get("timeout") or self.settings.data.get("timeout") or 0)
+
+    def _enforce_timeout(self, s: Session) -> None:
+        limit = self._timeout(s)
+        if not limit:
+            return
+        turn = self.store.last_turn(s.id)
+        if turn and turn.started_at and time.time() - turn.started_at > limit:
+            self.stop(s.id, reason="timeout")
+
+    def stop(self, sid: str, reason: str = "stop") -> None:
+        s = self.store.session(sid)
+        if s.status == Status.QUEUED:
+            self.store.set_status(sid, Status.STOPPED, error="stopped before it started")
+            return
+        if s.status not in ACTIVE:
+            return
+        opts = dict(s.options)
+        opts["stop_reason"] = reason
+        self.store.update_session(sid, options=opts)
+        turn = self.store.last_turn(sid)
+        if turn is not None:
+            files = self.turn_files(sid, turn.n)
+            local.stop(files, float(self.settings.data.get("stop_grace") or 5.0))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.ingest(sid).finished or self.store.session(sid).status not in ACTIVE:
+                    return
+                time.sleep(0.05)
+        with contextlib.suppress(PAError):
+            self.store.set_status(sid, Status.STOPPED, error="stopped by the user")
+
+
+def _safe_parse(agent: Any, line: str, state: dict[str, Any]) -> list[NormEvent]:
+    try:
+        evs = agent.parse_line(line, state)
+        return list(evs) if evs else []
+    except Exception as e:  # the rule: a line no adapter understands is kept as raw
+        return [NormEvent(EventKind.RAW, {"text": line[:MAX_RAW], "parse_error": repr(e)})]
+
+
+def _tail(path: Path, size: int = TAIL) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def split_cmd(cmd: str) -> list[str]:
+    """Split ``--cmd`` like a shell would, to be executed as argv (never via a shell)."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        from .errors import UsageError
+
+        raise UsageError(f"cannot parse --cmd {cmd!r}: {e}") from e
+    if not argv:
+        from .errors import UsageError
+
+        raise UsageError("--cmd is empty")
+    return argv

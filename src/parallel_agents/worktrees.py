@@ -1,0 +1,154 @@
+"""Create, remove, archive and restore session worktrees, safely under concurrency.
+
+Parallel ``git worktree add`` in one repository collides on files under ``.git``
+(``commondir``, ``config.lock``). The metadata step is serialised per repository with
+an in-process lock plus a file lock (so separate ``pa`` processes cannot collide);
+the checkout that fills the files runs outside the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import git
+from .errors import PAError
+
+_thread_locks: dict[str, threading.Lock] = {}
+_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def repo_lock(repo: Path) -> Iterator[None]:
+    """Exclusive per-repository lock across threads and processes."""
+    common = git.common_dir(repo)
+    key = str(common)
+    with _guard:
+        tlock = _thread_locks.setdefault(key, threading.Lock())
+    with tlock:
+        lock_path = common / "pa-worktree.lock"
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:
+            raise PAError(f"cannot create lock file {lock_path}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def registered_worktrees(repo: Path) -> dict[str, str | None]:
+    """Path -> branch (None when detached) for every worktree git knows about."""
+    text = git.run(["worktree", "list", "--porcelain"], repo).stdout
+    result: dict[str, str | None] = {}
+    cur: str | None = None
+    for line in text.splitlines():
+        if line.startswith("worktree "):
+            cur = line[len("worktree ") :]
+            result[cur] = None
+        elif line.startswith("branch ") and cur is not None:
+            result[cur] = line[len("branch ") :].removeprefix("refs/heads/")
+    return result
+
+
+def create(repo: Path, path: Path, branch: str, base_commit: str) -> None:
+    """New worktree at ``path`` on new ``branch`` starting at ``base_commit``."""
+    if path.exists() and any(path.iterdir()):
+        raise PAError(f"worktree path {path} already exists and is not empty")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with repo_lock(repo):
+        if git.ref_exists(repo, f"refs/heads/{branch}"):
+            raise PAError(f"branch {branch} already exists", hint="try again: ids are random")
+        r = git.run(
+            [
+                "worktree",
+                "add",
+                "--no-checkout",
+                "--no-track",
+                "-b",
+                branch,
+                str(path),
+                base_commit,
+            ],
+            repo,
+            check=False,
+        )
+        if r.returncode != 0:
+            # Never retry blindly: undo exactly what the failed command left behind.
+            _undo_failed_add(repo, path, branch, base_commit)
+            raise git.GitError(["worktree", "add"], r.returncode, r.stderr)
+    # Filling the files may overlap with other creations: it touches only this worktree.
+    git.run(["reset", "--hard", "--quiet"], path)
+
+
+def _undo_failed_add(repo: Path, path: Path, branch: str, base_commit: str) -> None:
+    known = registered_worktrees(repo)
+    if str(path) in known or str(path.resolve()) in known:
+        git.run(["worktree", "remove", "--force", str(path)], repo, check=False)
+    git.run(["worktree", "prune"], repo, check=False)
+    head = git.rev_parse(repo, f"refs/heads/{branch}")
+    # Only a branch we just made (still at the base, checked out nowhere) is ours to delete.
+    if head == base_commit and branch not in registered_worktrees(repo).values():
+        git.run(["branch", "-D", branch], repo, check=False)
+
+
+def copy_untracked(src_root: Path, dst_root: Path, patterns: list[str]) -> list[str]:
+    """Copy files matching ``patterns`` (e.g. ``.env``) from the main checkout."""
+    copied: list[str] = []
+    for pattern in patterns:
+        for match in sorted(
+            glob.glob(pattern, root_dir=src_root, recursive=True, include_hidden=True)
+        ):
+            src = src_root / match
+            rel = Path(match)
+            if rel.is_absolute() or ".." in rel.parts:
+                continue
+            dst = dst_root / rel
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
+            elif src.is_file():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+            else:
+                continue
+            copied.append(match)
+    return copied
+
+
+def remove(repo: Path, path: Path, branch: str | None, *, delete_branch: bool = True) -> None:
+    """Remove the worktree (if it still exists) and its branch."""
+    with repo_lock(repo):
+        known = registered_worktrees(repo)
+        if str(path) in known or str(path.resolve()) in known:
+            r = git.run(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
+            if r.returncode != 0 and path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        git.run(["worktree", "prune"], repo, check=False)
+        if delete_branch and branch and git.ref_exists(repo, f"refs/heads/{branch}"):
+            git.run(["branch", "-D", branch], repo)
+
+
+def attach(repo: Path, path: Path, branch: str, commit: str) -> None:
+    """Recreate a worktree for ``branch`` at ``commit`` (used by restore)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with repo_lock(repo):
+        git.run(["worktree", "prune"], repo, check=False)
+        if git.ref_exists(repo, f"refs/heads/{branch}"):
+            git.run(["update-ref", f"refs/heads/{branch}", commit], repo)
+            git.run(["worktree", "add", "--no-checkout", str(path), branch], repo)
+        else:
+            git.run(
+                ["worktree", "add", "--no-checkout", "--no-track", "-b", branch, str(path), commit],
+                repo,
+            )
+    git.run(["reset", "--hard", "--quiet"], path)
