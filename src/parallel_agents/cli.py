@@ -271,6 +271,8 @@ def _resolve(app: App, sid: str) -> Session:
 @click.option("--json", "as_json", is_flag=True)
 def show(session_id: str, as_json: bool) -> None:
     """Details of one session: status, branch, worktree, turns."""
+    from . import review_service
+
     app = _app()
     app.refresh()
     s = _resolve(app, session_id)
@@ -281,6 +283,7 @@ def show(session_id: str, as_json: bool) -> None:
         d = s.to_json()
         d["worktree_exists"] = wt_exists
         d["turns"] = [t.to_json() for t in turns]
+        d["check"] = review_service.last_check(app.store, s.id)
         _emit_json(d)
         return
     lines = [
@@ -297,6 +300,12 @@ def show(session_id: str, as_json: bool) -> None:
         lines.append(("agent session", s.agent_session_id))
     if s.cost_usd:
         lines.append(("cost", f"${s.cost_usd:.4f}"))
+    chk = review_service.last_check(app.store, s.id)
+    if chk:
+        verdict = "passed" if chk["ok"] else ("timed out" if chk["timed_out"] else "failed")
+        lines.append(
+            ("check", f"{verdict} ({chk['command']}, {chk['duration_s']:.1f}s, turn {chk['turn']})")
+        )
     for k, v in lines:
         click.echo(f"{k:>14}: {v}")
     for t in turns:
@@ -486,7 +495,7 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
     app = _app()
     app.refresh()
     s = _resolve(app, session_id)
-    base, target, note = review_service.diff_range(app, s, turn)
+    base, target, note = review_service.diff_range(app.store, s, turn)
     if note:
         click.echo(note, err=True)
     repo_path = Path(app.store.repo(s.repo_id).path)
@@ -507,6 +516,99 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
     for chunk in review.diff_stream(repo_path, base, target, stat=stat, name_only=name_only):
         out.write(chunk)
     out.flush()
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
+@click.option("--json", "as_json", is_flag=True)
+def rollback(session_id: str, turn: int, as_json: bool) -> None:
+    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
+    from . import review_service
+
+    app = _app()
+    app.refresh()
+    s = _resolve(app, session_id)
+    res = review_service.rollback(app.store, s, turn)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(
+            f"{s.id}: worktree restored to turn {turn} ({res['commit'][:10]}); "
+            f"the previous state is kept at {res['undo_ref']}"
+        )
+
+
+@main.command()
+@click.argument("session_ids", nargs=-1, required=True)
+@click.option("--check", "command", help="Command to run instead of the repo's `check`.")
+@click.option("--timeout", type=float, help="Seconds before the check is killed.")
+@click.option("--json", "as_json", is_flag=True)
+def check(
+    session_ids: tuple[str, ...], command: str | None, timeout: float | None, as_json: bool
+) -> None:
+    """Run the repo's check command in each session's worktree (in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import review_service
+    from .service import App
+
+    app = _app()
+    app.refresh()
+    sessions = [_resolve(app, x) for x in session_ids]
+    for s in sessions:  # fail early on a missing command, before running anything
+        review_service.check_command(app.store, s, command)
+
+    def one(s: Session) -> dict[str, Any]:
+        local = App.open(app.settings)
+        try:
+            return review_service.run_check(local.store, app.settings, s, command, timeout)
+        finally:
+            local.close()
+
+    limit = int(app.settings.get("check.parallel") or 2)
+    with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
+        results = list(pool.map(one, sessions))
+    if as_json:
+        _emit_json(results)
+    else:
+        for r in results:
+            verdict = "passed" if r["ok"] else ("timed out" if r["timed_out"] else "failed")
+            click.echo(f"{r['session_id']}  check {verdict} in {r['duration_s']:.1f}s")
+            if not r["ok"]:
+                click.echo(r["output_tail"].rstrip()[-1500:])
+    if not all(r["ok"] for r in results):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--repo", "repo_ref", help="Only this repo.")
+@click.option("--json", "as_json", is_flag=True)
+def conflicts(repo_ref: str | None, as_json: bool) -> None:
+    """Forecast: does each live session merge cleanly, and which pairs conflict?"""
+    from . import review_service
+
+    app = _app()
+    app.refresh()
+    rid = app.find_repo(repo_ref, register=False).id if repo_ref else None
+    fc = review_service.conflicts(app.store, rid)
+    if as_json:
+        _emit_json(fc)
+        return
+    if not fc["sessions"]:
+        click.echo("no live sessions")
+        return
+    rows = []
+    for sid, info in fc["sessions"].items():
+        base = (
+            "clean"
+            if info["clean_with_base"]
+            else "CONFLICT: " + ", ".join(info["base_conflict_paths"][:5])
+        )
+        rows.append([sid, info["repo"], base, ", ".join(info["conflicts_with"]) or "-"])
+    _table(["SESSION", "REPO", "WITH BASE", "CONFLICTS WITH"], rows)
+    for p in fc["pairs"]:
+        click.echo(f"{p['a']} × {p['b']}: {', '.join(p['paths'])}")
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

@@ -1,4 +1,4 @@
-"""Review verbs on sessions: which commits to diff, checkpoints at turn ends, checks.
+"""Review verbs on sessions: checkpoints per turn, diffs, checks, rollback, conflicts.
 
 The git-level work lives in ``review`` and ``merge``; this module maps sessions and
 turns onto refs and records results in the store.
@@ -6,15 +6,17 @@ turns onto refs and records results in the store.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from . import git
-from .errors import NotFound, UsageError
-from .models import Session
+from .config import Settings, load_repo_config
+from .errors import Conflict, NotFound, UsageError
+from .models import Session, Status
+from .store import Store
 
-if TYPE_CHECKING:
-    from .service import App
+ACTIVE = (Status.QUEUED, Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
 
 
 def turn_ref(sid: str, n: int) -> str:
@@ -25,14 +27,35 @@ def live_ref(sid: str) -> str:
     return f"refs/pa/sessions/{sid}/live"
 
 
-def snapshot(app: App, s: Session) -> tuple[str, str | None]:
+def _worktree_ok(s: Session) -> bool:
+    wt = Path(s.worktree)
+    return wt.is_dir() and (wt / ".git").exists()
+
+
+def checkpoint_turn(store: Store, s: Session, n: int) -> str | None:
+    """Snapshot the worktree at the end of turn ``n`` (no-op when the worktree is gone)."""
+    from . import review
+
+    if not _worktree_ok(s):
+        return None
+    ref = turn_ref(s.id, n)
+    commit = review.checkpoint(Path(s.worktree), ref, f"pa checkpoint: {s.title} (turn {n})")
+    with store.tx() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO checkpoints (session_id, turn, ref, commit_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (s.id, n, ref, commit, time.time()),
+        )
+    return commit
+
+
+def snapshot(store: Store, s: Session) -> tuple[str, str | None]:
     """Commit for the session's current state; a note when the worktree is gone."""
     from . import review
 
-    repo_path = Path(app.store.repo(s.repo_id).path)
-    wt = Path(s.worktree)
-    if wt.is_dir() and (wt / ".git").exists():
-        return review.checkpoint(wt, live_ref(s.id), f"pa snapshot of {s.id}"), None
+    repo_path = Path(store.repo(s.repo_id).path)
+    if _worktree_ok(s):
+        return review.checkpoint(Path(s.worktree), live_ref(s.id), f"pa snapshot of {s.id}"), None
     archive = (s.options.get("archive") or {}).get("commit")
     if archive:
         return str(archive), f"note: session {s.id} is discarded; showing its archived state"
@@ -42,24 +65,204 @@ def snapshot(app: App, s: Session) -> tuple[str, str | None]:
     return head, f"note: the worktree {s.worktree} is missing; showing the branch's commits only"
 
 
-def diff_range(app: App, s: Session, turn: int | None) -> tuple[str, str, str | None]:
+def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, str | None]:
     """(base, target, note) of what the session (or one turn) changed."""
-    repo_path = Path(app.store.repo(s.repo_id).path)
+    repo_path = Path(store.repo(s.repo_id).path)
     if turn is None:
-        target, note = snapshot(app, s)
+        target, note = snapshot(store, s)
         return s.base_commit, target, note
+    n_turns = len(store.turns(s.id))
+    if not 1 <= turn <= n_turns:
+        raise UsageError(
+            f"session {s.id} has no turn {turn}", hint=f"it has {n_turns} turn(s): 1..{n_turns}"
+        )
     end = git.rev_parse(repo_path, turn_ref(s.id, turn))
+    note = None
     if end is None:
-        n_turns = len(app.store.turns(s.id))
-        if 1 <= turn <= n_turns and turn == n_turns:
-            target, note = snapshot(app, s)
-            end = target
-        else:
-            raise UsageError(
-                f"session {s.id} has no checkpoint for turn {turn}",
-                hint=f"it has {n_turns} turn(s)",
-            )
+        if turn != n_turns:
+            raise UsageError(f"session {s.id} has no checkpoint for turn {turn}")
+        end, note = snapshot(store, s)  # the turn is still running: show it so far
     start = s.base_commit if turn == 1 else git.rev_parse(repo_path, turn_ref(s.id, turn - 1))
     if start is None:
         raise UsageError(f"session {s.id} has no checkpoint for turn {turn - 1}")
-    return start, end, None
+    return start, end, note
+
+
+# -- checks --------------------------------------------------------------------------------
+def check_command(store: Store, s: Session, override: str | None) -> str:
+    if override:
+        return override
+    cmd = load_repo_config(Path(store.repo(s.repo_id).path)).check
+    if not cmd:
+        raise UsageError(
+            f"no check command for repo {s.repo_name}",
+            hint='add `check = "pytest -q"` to .parallel-agents.toml or pass --check CMD',
+        )
+    return cmd
+
+
+def run_check(
+    store: Store,
+    settings: Settings,
+    s: Session,
+    command: str | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run the repo's check in the session's worktree and store the result."""
+    from . import review
+
+    if not _worktree_ok(s):
+        raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
+    cmd = check_command(store, s, command)
+    commit, _ = snapshot(store, s)
+    limit = float(timeout or settings.get("check.timeout") or 600)
+    env = load_repo_config(Path(store.repo(s.repo_id).path)).env
+    res = review.run_check(Path(s.worktree), cmd, limit, env=env)
+    turn = len(store.turns(s.id))
+    record = {
+        "session_id": s.id,
+        "turn": turn,
+        "commit": commit,
+        "command": cmd,
+        "ok": res.ok,
+        "exit_code": res.exit_code,
+        "timed_out": res.timed_out,
+        "duration_s": round(res.duration_s, 3),
+        "output_tail": res.output_tail,
+    }
+    with store.tx() as db:
+        db.execute(
+            "INSERT INTO checks (session_id, turn, commit_id, command, ok, exit_code, timed_out,"
+            " duration_s, output_tail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                s.id,
+                turn,
+                commit,
+                cmd,
+                int(res.ok),
+                res.exit_code,
+                int(res.timed_out),
+                res.duration_s,
+                res.output_tail,
+                time.time(),
+            ),
+        )
+        store._append(
+            db, s.id, "check", {k: v for k, v in record.items() if k != "session_id"}, None
+        )
+    return record
+
+
+def last_check(store: Store, sid: str) -> dict[str, Any] | None:
+    r = store.db.execute(
+        "SELECT * FROM checks WHERE session_id = ? ORDER BY id DESC LIMIT 1", (sid,)
+    ).fetchone()
+    if r is None:
+        return None
+    return {
+        "ok": bool(r["ok"]),
+        "exit_code": r["exit_code"],
+        "timed_out": bool(r["timed_out"]),
+        "duration_s": r["duration_s"],
+        "command": r["command"],
+        "turn": r["turn"],
+        "commit": r["commit_id"],
+        "output_tail": r["output_tail"],
+    }
+
+
+# -- rollback ------------------------------------------------------------------------------
+def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
+    """Restore the worktree to turn ``turn``'s checkpoint, after checkpointing the present."""
+    from . import review
+
+    if s.status in ACTIVE:
+        raise Conflict(f"session {s.id} is {s.status.value}", hint=f"pa stop {s.id} first")
+    if not _worktree_ok(s):
+        raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
+    repo_path = Path(store.repo(s.repo_id).path)
+    target = git.rev_parse(repo_path, turn_ref(s.id, turn))
+    if target is None:
+        have = [
+            r[0]
+            for r in store.db.execute(
+                "SELECT turn FROM checkpoints WHERE session_id = ? ORDER BY turn", (s.id,)
+            )
+        ]
+        raise UsageError(
+            f"session {s.id} has no checkpoint for turn {turn}",
+            hint=f"checkpoints exist for turns: {', '.join(map(str, have)) or 'none'}",
+        )
+    undo_ref = f"refs/pa/sessions/{s.id}/before-rollback/{int(time.time() * 1000)}"
+    undo = review.checkpoint(Path(s.worktree), undo_ref, f"pa: state before rollback to {turn}")
+    review.restore(Path(s.worktree), target)
+    store.add_event(s.id, "status", {"rollback_to_turn": turn, "undo_ref": undo_ref})
+    return {"session": s.id, "turn": turn, "commit": target, "undo_ref": undo_ref, "undo": undo}
+
+
+# -- conflicts -----------------------------------------------------------------------------
+def session_head(store: Store, s: Session) -> str | None:
+    """The commit that stands for a session in the forecast: its latest checkpoint."""
+    repo_path = Path(store.repo(s.repo_id).path)
+    row = store.db.execute(
+        "SELECT commit_id FROM checkpoints WHERE session_id = ? ORDER BY turn DESC LIMIT 1",
+        (s.id,),
+    ).fetchone()
+    if row is not None and git.rev_parse(repo_path, row[0]):
+        return str(row[0])
+    return git.rev_parse(repo_path, f"refs/heads/{s.branch}")
+
+
+def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
+    """Forecast per repo and base branch: clean with base? which pairs conflict?"""
+    from . import review
+
+    live = [
+        s
+        for s in store.sessions()
+        if s.status.live and s.status != Status.MERGED and (repo_id is None or s.repo_id == repo_id)
+    ]
+    groups: dict[tuple[int, str], list[Session]] = {}
+    for s in live:
+        groups.setdefault((s.repo_id, s.base_ref), []).append(s)
+    out_sessions: dict[str, Any] = {}
+    pairs: list[dict[str, Any]] = []
+    for (rid, base_ref), members in groups.items():
+        repo_path = Path(store.repo(rid).path)
+        base = git.rev_parse(repo_path, base_ref) or members[0].base_commit
+        heads = {s.id: h for s in members if (h := session_head(store, s))}
+        cache_key = f"conflict-cache:{rid}"
+        raw = store.kv_get(cache_key) or {}
+        cache: dict[tuple[str, str], list[str]] = {
+            tuple(k.split(":", 1)): v
+            for k, v in raw.items()  # type: ignore[misc]
+        }
+        fc = review.forecast(repo_path, base, heads, cache)
+        if len(cache) > 5000:
+            cache = dict(list(cache.items())[-5000:])
+        store.kv_set(cache_key, {f"{a}:{b}": v for (a, b), v in cache.items()})
+        for sid, sf in fc.sessions.items():
+            out_sessions[sid] = {
+                "repo": store.repo(rid).name,
+                "base": base_ref,
+                "head": sf.head,
+                "clean_with_base": sf.clean_with_base,
+                "base_conflict_paths": sf.base_conflict_paths,
+                "conflicts_with": sf.conflicts_with,
+            }
+        pairs.extend({"a": c.a, "b": c.b, "paths": c.paths} for c in fc.conflicts)
+    _announce_new_conflicts(store, pairs)
+    return {"sessions": out_sessions, "pairs": pairs}
+
+
+def _announce_new_conflicts(store: Store, pairs: list[dict[str, Any]]) -> None:
+    """Emit a `conflict` event the first time a pair is seen conflicting."""
+    known = set(store.kv_get("conflict-pairs") or [])
+    now = {f"{p['a']}:{p['b']}" for p in pairs}
+    for p in pairs:
+        key = f"{p['a']}:{p['b']}"
+        if key not in known:
+            for sid, other in ((p["a"], p["b"]), (p["b"], p["a"])):
+                store.add_event(sid, "conflict", {"with": other, "paths": p["paths"]})
+    if now != known:
+        store.kv_set("conflict-pairs", sorted(now))

@@ -288,6 +288,7 @@ class App:
         for _ in range(50):
             if not self.sup.tick().pending:
                 break
+        self.sup.run_pending_checks()
 
 
 def archive_session(repo_path: Path, s: Session) -> dict[str, Any]:

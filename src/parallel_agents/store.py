@@ -109,9 +109,32 @@ def _m002_checkpoints(db: sqlite3.Connection) -> None:
     )
 
 
+def _m003_checks(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE checks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id TEXT NOT NULL,
+            turn INTEGER NOT NULL,
+            commit_id TEXT NOT NULL,
+            command TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            exit_code INTEGER,
+            timed_out INTEGER NOT NULL DEFAULT 0,
+            duration_s REAL NOT NULL,
+            output_tail TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX checks_session ON checks(session_id, id)
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_checkpoints", _m002_checkpoints),
+    ("003_checks", _m003_checks),
 ]
 
 

@@ -41,6 +41,7 @@ class Supervisor:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self._checks: list[str] = []
 
     # -- paths ----------------------------------------------------------------------
     def session_dir(self, sid: str) -> Path:
@@ -188,6 +189,52 @@ class Supervisor:
         return rep
 
     def ingest(self, sid: str) -> TickReport:
+        rep = self._ingest(sid)
+        if rep.finished:
+            self.after_turn(sid)
+        return rep
+
+    def after_turn(self, sid: str) -> None:
+        """Checkpoint the worktree at the end of a turn; optionally run the repo's check."""
+        from . import review_service
+
+        s = self.store.session(sid)
+        turn = self.store.last_turn(sid)
+        if turn is None:
+            return
+        try:
+            review_service.checkpoint_turn(self.store, s, turn.n)
+        except Exception as e:  # a failed snapshot must not wedge the session
+            self.store.add_event(sid, "error", {"message": f"checkpoint failed: {e}"})
+            return
+        if self.settings.get("check.after_turn") and s.status == Status.IDLE:
+            self._checks.append(sid)
+
+    def run_pending_checks(self) -> None:
+        """Run after-turn checks queued by ``after_turn`` (in parallel, within the limit)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from . import review_service
+        from .store import Store
+
+        todo, self._checks = self._checks, []
+        if not todo:
+            return
+
+        def one(sid: str) -> None:
+            st = Store(self.store.home)  # sqlite connections are per thread
+            try:
+                review_service.run_check(st, self.settings, st.session(sid))
+            except PAError as e:
+                st.add_event(sid, "error", {"message": f"check: {e.message}"})
+            finally:
+                st.close()
+
+        limit = int(self.settings.get("check.parallel") or 2)
+        with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
+            list(pool.map(one, todo))
+
+    def _ingest(self, sid: str) -> TickReport:
         rep = TickReport()
         with self.store.tx() as db:
             row = db.execute("SELECT status, agent, options FROM sessions WHERE id = ?", (sid,))
