@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -378,9 +378,9 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
         if not follow:
             break
         st = app.store.session(s.id).status
-        if st not in ACTIVE and st.value != "queued":
-            if not app.store.events(s.id, after_seq=last, limit=1):
-                break
+        done = st not in ACTIVE and st.value != "queued"
+        if done and not app.store.events(s.id, after_seq=last, limit=1):
+            break
         app.sup.tick()
         time.sleep(0.2)
 
@@ -512,10 +512,9 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
             }
         )
         return
-    out = click.get_text_stream("stdout")
     for chunk in review.diff_stream(repo_path, base, target, stat=stat, name_only=name_only):
-        out.write(chunk)
-    out.flush()
+        sys.stdout.write(chunk)
+    sys.stdout.flush()
 
 
 @main.command()
@@ -611,8 +610,3 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
         click.echo(f"{p['a']} × {p['b']}: {', '.join(p['paths'])}")
 
 
-def run() -> None:  # pragma: no cover - console entry point wrapper
-    main()
-
-
-_: Callable[[], None] = run

@@ -235,7 +235,7 @@ def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
         raw = store.kv_get(cache_key) or {}
         cache: dict[tuple[str, str], list[str]] = {
             tuple(k.split(":", 1)): v
-            for k, v in raw.items()  # type: ignore[misc]
+            for k, v in raw.items()
         }
         fc = review.forecast(repo_path, base, heads, cache)
         if len(cache) > 5000:

@@ -207,7 +207,7 @@ class App:
         s = self.store.resolve_session(sid)
         if not prompt.strip():
             raise UsageError("the follow-up prompt is empty")
-        if s.interactive and s.status in ACTIVE + (Status.IDLE,):
+        if s.interactive and s.status in (*ACTIVE, Status.IDLE):
             from .runtime import tmux
 
             tmux.send_text(self, s, prompt)
@@ -245,7 +245,7 @@ class App:
     def mark_read(self, sid: str) -> None:
         self.store.update_session(sid, unread=False)
 
-    def discard(self, sid: str) -> tuple[Session, str | None]:
+    def discard(self, sid: str) -> tuple[Session, dict[str, Any]]:
         """Archive the final state under refs/pa/archive/<id>, then remove worktree and branch."""
         s = self.store.resolve_session(sid)
         if s.status == Status.DISCARDED:

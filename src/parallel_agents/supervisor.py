@@ -372,10 +372,9 @@ class Supervisor:
             cost_usd=usage.get("cost_usd"),
             state=state,
         )
-        if stop_reason == "stop":
-            new = Status.STOPPED
-        else:
-            new = Status.IDLE if end.ok else Status.FAILED
+        new = Status.STOPPED if stop_reason == "stop" else (
+            Status.IDLE if end.ok else Status.FAILED
+        )
         self.store.set_status(
             sid,
             new,

@@ -130,7 +130,7 @@ def test_prompt_arrives_byte_for_byte(repo: Path, tmp_path: Path) -> None:
         "pathlib.Path('stdin.bin').write_bytes(sys.stdin.buffer.read())\n"
         "pathlib.Path('env.bin').write_bytes(os.environb[b'PA_PROMPT'])\n",
     )
-    tricky = "it's \"quoted\" $(rm -rf /) `id` $HOME ; | & \n second line 🎉 ünïcödé\n"
+    tricky = 'it\'s "quoted" $(rm -rf /) `id` $HOME ; | & \n second line 🎉 ünïcödé\n'
     s = new_json(tricky, "--cmd", agent, cwd=repo)
     big = ("🐍 payload line with 'quotes' and $(x)\n" * 2700)[: 100 * 1024]
     s2 = new_json("-", "--cmd", agent, cwd=repo, input=big)
@@ -143,7 +143,9 @@ def test_prompt_arrives_byte_for_byte(repo: Path, tmp_path: Path) -> None:
 
 
 def test_failed_turn_reports_stderr_and_wait_exit_code(repo: Path, tmp_path: Path) -> None:
-    agent = script(tmp_path, "import sys\nprint('oops: the model is down', file=sys.stderr)\nsys.exit(3)\n")
+    agent = script(
+        tmp_path, "import sys\nprint('oops: the model is down', file=sys.stderr)\nsys.exit(3)\n"
+    )
     s = new_json("fail please", "--cmd", agent, cwd=repo)
     w = wait_ok(str(s["id"]))
     assert w.returncode == 1

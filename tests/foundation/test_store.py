@@ -46,9 +46,20 @@ def _session(st: Store, sid: str = "abcd1234") -> Session:
     repo = st.add_repo("r", "/tmp/r-" + sid, None)
     now = time.time()
     s = Session(
-        id=sid, title="t", repo_id=repo.id, repo_name="r", branch="pa/t", base_ref="main",
-        base_commit="0" * 40, worktree="/tmp/wt", agent="command", model=None,
-        status=Status.QUEUED, agent_session_id=None, created_at=now, updated_at=now,
+        id=sid,
+        title="t",
+        repo_id=repo.id,
+        repo_name="r",
+        branch="pa/t",
+        base_ref="main",
+        base_commit="0" * 40,
+        worktree="/tmp/wt",
+        agent="command",
+        model=None,
+        status=Status.QUEUED,
+        agent_session_id=None,
+        created_at=now,
+        updated_at=now,
     )
     st.insert_session(s)
     return s

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import PAError
 from ..models import EventKind
@@ -94,7 +94,7 @@ class Agent:
     waiting_patterns: tuple[str, ...] = ()
     idle_patterns: tuple[str, ...] = ()
 
-    _checked: dict[str, str] = {}
+    _checked: ClassVar[dict[str, str]] = {}
 
     # -- starting -----------------------------------------------------------------
     def resolve_binary(self, settings: Mapping[str, Any]) -> str:
