@@ -177,6 +177,14 @@ def _read_prompt(prompt: str | None) -> str:
 @click.option("--base", help="Branch, tag or commit to start from (default: current branch).")
 @click.option("--title", help="Short title (default: first line of the prompt).")
 @click.option("--timeout", type=float, help="Stop the turn after this many seconds.")
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra environment for the agent (repeatable); kept out of logs and events.",
+)
+@click.option("--interactive", is_flag=True, help="Run the agent's own TUI in tmux (pa attach).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
 def new(
     prompt: str | None,
@@ -187,12 +195,21 @@ def new(
     base: str | None,
     title: str | None,
     timeout: float | None,
+    env_pairs: tuple[str, ...],
+    interactive: bool,
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT."""
+    from .errors import UsageError
     from .supervisor import split_cmd
 
-    text = _read_prompt(prompt)
+    env: dict[str, str] = {}
+    for pair in env_pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not key.replace("_", "a").isalnum():
+            raise UsageError(f"--env {pair!r} is not KEY=VALUE")
+        env[key] = value
+    text = "" if (interactive and prompt is None and sys.stdin.isatty()) else _read_prompt(prompt)
     app = _app()
     s = app.new_session(
         text,
@@ -203,11 +220,15 @@ def new(
         base=base,
         title=title,
         timeout=timeout,
+        env=env or None,
+        interactive=interactive,
     )
     if as_json:
         _emit_json(s.to_json())
     else:
         click.echo(f"{s.id}  {s.status.value}  {s.branch}  {s.worktree}")
+        if interactive:
+            click.echo(f"attach with: pa attach {s.id}   (detach: Ctrl-b d)")
 
 
 def _session_row(s: Session) -> list[str]:

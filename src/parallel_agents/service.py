@@ -131,6 +131,7 @@ class App:
         title: str | None = None,
         interactive: bool = False,
         timeout: float | None = None,
+        env: dict[str, str] | None = None,
     ) -> Session:
         if not prompt.strip() and not interactive:
             raise UsageError("the prompt is empty", hint="say what the agent should do")
@@ -184,6 +185,8 @@ class App:
             options={"timeout": timeout} if timeout else {},
         )
         self.store.insert_session(s)
+        if env:
+            self.sup.write_session_env(sid, env)
         try:
             worktrees.create(repo_path, wt, branch, base_commit)
             if rcfg.copy:

@@ -9,6 +9,7 @@ crash at any point resumes exactly where the last commit left off.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import time
@@ -50,6 +51,24 @@ class Supervisor:
     def turn_files(self, sid: str, n: int) -> local.TurnFiles:
         return local.TurnFiles(self.session_dir(sid) / "turns" / str(n))
 
+    def session_env(self, sid: str) -> dict[str, str]:
+        """Extra environment given with `pa new --env` (kept in a 0600 file, never in events)."""
+        p = self.session_dir(sid) / "env.json"
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise PAError(f"cannot read the session's environment file {p}: {e}") from e
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def write_session_env(self, sid: str, env: dict[str, str]) -> None:
+        d = self.session_dir(sid)
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / "env.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(env, f)
+
     def context(self, s: Session, n: int, prompt: str) -> TurnContext:
         repo = self.store.repo(s.repo_id)
         return TurnContext(
@@ -61,7 +80,7 @@ class Supervisor:
             agent_session_id=s.agent_session_id,
             cmd=s.cmd,
             settings=self.settings.agent_settings(s.agent),
-            env=load_repo_config(Path(repo.path)).env,
+            env={**load_repo_config(Path(repo.path)).env, **self.session_env(s.id)},
             session_id=s.id,
         )
 
@@ -131,7 +150,7 @@ class Supervisor:
         rcfg = load_repo_config(Path(repo.path))
         setup = ["sh", "-c", rcfg.setup] if (rcfg.setup and turn.n == 1) else None
         env = {
-            **rcfg.env,
+            **ctx.env,
             **launch.env,
             "PA_SESSION_ID": s.id,
             "PA_HOME": str(self.store.home),

@@ -318,3 +318,17 @@ def test_discard_refuses_twice_and_restore_requires_discarded(repo: Path) -> Non
 def test_make_repo_helper_sanity(tmp_path: Path) -> None:
     r = make_repo(tmp_path / "r2", {"a.txt": "a"})
     assert git(r, "log", "--oneline").count("\n") == 1
+
+
+def test_env_reaches_agent_but_not_events_or_json(repo: Path, tmp_path: Path) -> None:
+    agent = script(tmp_path, "import os\nopen('k.txt','w').write(os.environ['MY_API_KEY'])\n")
+    s = new_json("x", "--cmd", agent, "--env", "MY_API_KEY=sk-secret-123", cwd=repo)
+    assert wait_ok(str(s["id"])).returncode == 0
+    assert (Path(str(s["worktree"])) / "k.txt").read_text() == "sk-secret-123"
+    for args in (("show", "--json"), ("logs", "--json"), ("ls", "--json")):
+        out = pa(args[0], *((str(s["id"]),) if args[0] != "ls" else ()), *args[1:]).stdout
+        assert "sk-secret-123" not in out
+    env_file = Path(os.environ["PA_HOME"]) / "sessions" / str(s["id"]) / "env.json"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    bad = pa("new", "x", "--cmd", "true", "--env", "NOEQUALS", cwd=repo)
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr

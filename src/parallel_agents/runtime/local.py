@@ -47,6 +47,12 @@ class TurnFiles:
         return data if isinstance(data, dict) else None
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
 def _read_int(p: Path) -> int | None:
     try:
         return int(p.read_text().strip())
@@ -66,9 +72,10 @@ def spawn(
     """Start the wrapper detached from this process; returns the wrapper's pid."""
     turn_dir.mkdir(parents=True, exist_ok=True)
     if stdin is not None:
-        (turn_dir / "stdin").write_bytes(stdin)
+        _write_private(turn_dir / "stdin", stdin)
     spec = {"argv": argv, "cwd": str(cwd), "env": env, "setup": setup}
-    (turn_dir / "launch.json").write_text(json.dumps(spec), encoding="utf-8")
+    # The spec holds the agent's environment (API keys): readable by the owner only.
+    _write_private(turn_dir / "launch.json", json.dumps(spec).encode("utf-8"))
     for name in ("stdout", "stderr"):
         (turn_dir / name).touch()
     wrapper_env = dict(os.environ)
