@@ -539,6 +539,25 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
 
 
 @main.command()
+@click.option("--agent", default="mini", show_default=True,
+              help="Agent CLI to run: mini, claude, codex, gemini, opencode.")
+@click.option("--sessions", "count", type=int, default=3, show_default=True,
+              help="How many sessions to start in parallel (1-4).")
+@click.option("--dir", "directory", type=click.Path(path_type=Path),
+              help="Where to create the sample repo (default: under PA_HOME/demo).")
+@click.option("--json", "as_json", is_flag=True)
+def demo(agent: str, count: int, directory: Path | None, as_json: bool) -> None:
+    """Watch real agents fix a sample repo in parallel, offline (scripted model)."""
+    from .demo import run_demo
+
+    app = _app()
+    echo = (lambda _m: None) if as_json else click.echo
+    res = run_demo(app, agent=agent, count=count, directory=directory, echo=echo, live=_tty())
+    if as_json:
+        _emit_json(res)
+
+
+@main.command()
 @click.argument("session_id")
 @click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
 @click.option("--json", "as_json", is_flag=True)
