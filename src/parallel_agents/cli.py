@@ -539,12 +539,106 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
 
 
 @main.command()
-@click.option("--agent", default="mini", show_default=True,
-              help="Agent CLI to run: mini, claude, codex, gemini, opencode.")
-@click.option("--sessions", "count", type=int, default=3, show_default=True,
-              help="How many sessions to start in parallel (1-4).")
-@click.option("--dir", "directory", type=click.Path(path_type=Path),
-              help="Where to create the sample repo (default: under PA_HOME/demo).")
+@click.argument("session_ids", nargs=-1, required=True)
+@click.option(
+    "--strategy",
+    type=click.Choice(["merge", "squash", "rebase"]),
+    help="How to land each session (default: setting merge.strategy).",
+)
+@click.option("--into", help="Target branch (default: the session's base branch).")
+@click.option("--message", "-m", help="Commit message (default: title and turn summary).")
+@click.option(
+    "--fix-conflicts",
+    is_flag=True,
+    help="On a conflict, send the agent a follow-up to merge the new base and resolve.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def merge(
+    session_ids: tuple[str, ...],
+    strategy: str | None,
+    into: str | None,
+    message: str | None,
+    fix_conflicts: bool,
+    as_json: bool,
+) -> None:
+    """Merge sessions in order onto the target branch (a merge queue).
+
+    Each session's worktree is checkpointed first, so uncommitted work is included. The
+    result is computed without a working tree and the branch moves atomically; the queue
+    stops at the first conflict or failed check and leaves what merged so far merged.
+    """
+    from . import merge_service
+
+    app = _app()
+    app.refresh()
+    rep = merge_service.merge_sessions(
+        app,
+        list(session_ids),
+        strategy=strategy,
+        into=into,
+        message=message,
+        fix_conflicts=fix_conflicts,
+    )
+    if as_json:
+        _emit_json(rep)
+    else:
+        for it in rep["items"]:
+            line = f"{it['session_id']}  {it['status']}"
+            if it["commit"]:
+                line += f"  {it['commit'][:10]}"
+            if it["conflict_paths"]:
+                line += "  conflicts: " + ", ".join(it["conflict_paths"])
+            if it["detail"]:
+                line += f"  ({it['detail']})"
+            click.echo(line)
+            if it.get("check") and not it["check"]["ok"]:
+                click.echo(it["check"]["output_tail"].rstrip()[-1500:])
+        for note in rep["notes"]:
+            click.echo(f"note: {note}")
+    if not rep["ok"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--draft", is_flag=True, help="Open the pull request as a draft.")
+@click.option("--json", "as_json", is_flag=True)
+def pr(session_id: str, draft: bool, as_json: bool) -> None:
+    """Push the session's branch and open a pull request with the `gh` CLI."""
+    from . import merge_service
+
+    app = _app()
+    app.refresh()
+    res = merge_service.pr(app, session_id, draft=draft)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(res["message"])
+        for note in res["notes"]:
+            click.echo(f"note: {note}")
+
+
+@main.command()
+@click.option(
+    "--agent",
+    default="mini",
+    show_default=True,
+    help="Agent CLI to run: mini, claude, codex, gemini, opencode.",
+)
+@click.option(
+    "--sessions",
+    "count",
+    type=int,
+    default=3,
+    show_default=True,
+    help="How many sessions to start in parallel (1-4).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    help="Where to create the sample repo (default: under PA_HOME/demo).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def demo(agent: str, count: int, directory: Path | None, as_json: bool) -> None:
     """Watch real agents fix a sample repo in parallel, offline (scripted model)."""
@@ -648,5 +742,3 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
     _table(["SESSION", "REPO", "WITH BASE", "CONFLICTS WITH"], rows)
     for p in fc["pairs"]:
         click.echo(f"{p['a']} × {p['b']}: {', '.join(p['paths'])}")
-
-

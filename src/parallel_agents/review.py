@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,11 +48,14 @@ __all__ = [
     "ForecastStats",
     "PairConflict",
     "SessionForecast",
+    "check_argv",
     "checkpoint",
     "diff_files",
     "diff_stream",
     "forecast",
+    "merge_tree",
     "merge_tree_supports_stdin",
+    "needs_shell",
     "restore",
     "run_check",
     "run_checks",
@@ -165,19 +168,20 @@ def _commit_tree(
     cwd: Path | str,
     tree: str,
     parents: Sequence[str],
-    message: str,
+    message: str | bytes,
     env: Mapping[str, str] | None = None,
 ) -> str:
     """``git commit-tree``; falls back to pa's own identity when git has none."""
     args = ["commit-tree", tree]
     for p in parents:
         args += ["-p", p]
-    data = message.encode("utf-8")
+    data = message if isinstance(message, bytes) else message.encode("utf-8")
     r = _git(args, cwd, input=data, env=env, check=False)
     if r.returncode != 0:
         low = r.stderr.lower()
         if "ident" in low or "who you are" in low or "auto-detect" in low or "email" in low:
-            r = _git(args, cwd, input=data, env={**(env or {}), **PA_IDENTITY})
+            # Only what is missing: an author given in ``env`` (a rebase) is kept.
+            r = _git(args, cwd, input=data, env={**PA_IDENTITY, **(env or {})})
         else:
             raise GitError(args, r.returncode, r.stderr, r.text)
     return r.text.strip()
@@ -361,7 +365,7 @@ def diff_stream(
     stat: bool = False,
     name_only: bool = False,
     chunk_size: int = 64 * 1024,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """The text of ``git diff base target`` in chunks, read from a pipe as git writes it.
 
     Binary files are summarised as git does ("Binary files … differ"). Refs are checked
@@ -381,9 +385,10 @@ def diff_stream(
     return _stream(args, repo, chunk_size)
 
 
-def _stream(args: list[str], cwd: Path, chunk_size: int) -> Iterator[str]:
-    err = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the generator below
-    try:
+def _stream(args: list[str], cwd: Path, chunk_size: int) -> Generator[str, None, None]:
+    """Chunks of a command's stdout; the process starts at the first ``next()`` and is
+    ended (and waited for) when the generator finishes, fails or is closed early."""
+    with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             args,
             cwd=str(cwd),
@@ -392,16 +397,10 @@ def _stream(args: list[str], cwd: Path, chunk_size: int) -> Iterator[str]:
             stdout=subprocess.PIPE,
             stderr=err,
         )
-    except BaseException:
-        err.close()
-        raise
-    assert proc.stdout is not None
-    stdout = proc.stdout
-    fd = stdout.fileno()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def gen() -> Iterator[str]:
+        assert proc.stdout is not None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
+            fd = proc.stdout.fileno()
             while True:
                 data = os.read(fd, chunk_size)
                 if not data:
@@ -415,16 +414,12 @@ def _stream(args: list[str], cwd: Path, chunk_size: int) -> Iterator[str]:
             rc = proc.wait()
             if rc != 0:
                 err.seek(0)
-                msg = err.read().decode("utf-8", "replace")
-                raise GitError(args[1:], rc, msg)
+                raise GitError(args[1:], rc, err.read().decode("utf-8", "replace"))
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
-            stdout.close()
-            err.close()
-
-    return gen()
+            proc.wait()
+            proc.stdout.close()
 
 
 # ------------------------------------------------------------------------ conflict forecast
@@ -578,6 +573,65 @@ def _merge_base(repo: Path, a: str, b: str) -> str | None:
     mb = r.text.strip() or None
     _remember(_MB_CACHE, key, mb)
     return mb
+
+
+def _merge_bases(
+    repo: Path, base: str, heads: Sequence[str], workers: int
+) -> dict[str, str | None]:
+    """Merge base of ``base`` with each head, mostly from one ``rev-list`` process.
+
+    ``rev-list --parents heads --not base`` lists every commit the heads have and the base
+    has not. Walking a head's commits down to where they leave that set gives its
+    boundary; a single boundary commit is the merge base (every common ancestor lies
+    below it). Heads with several boundaries (e.g. the base merged into the session) ask
+    ``git merge-base``; a head the base already contains is its own merge base.
+    """
+    result: dict[str, str | None] = {}
+    todo = []
+    for h in heads:
+        key = (base, h) if base <= h else (h, base)
+        if key in _MB_CACHE:
+            result[h] = _MB_CACHE[key]
+        else:
+            todo.append(h)
+    if not todo:
+        return result
+    out = _git(["rev-list", "--parents", *todo, "--not", base], repo).text
+    graph: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        graph[parts[0]] = parts[1:]
+    slow: list[str] = []
+    for h in todo:
+        if h not in graph:  # reachable from the base
+            mb: str | None = h
+        else:
+            boundary: set[str] = set()
+            seen: set[str] = set()
+            stack = [h]
+            while stack:
+                c = stack.pop()
+                if c in seen:
+                    continue
+                seen.add(c)
+                for p in graph[c]:
+                    if p in graph:
+                        stack.append(p)
+                    else:
+                        boundary.add(p)
+            if len(boundary) != 1:
+                slow.append(h)
+                continue
+            mb = boundary.pop()
+        result[h] = mb
+        _remember(_MB_CACHE, (base, h) if base <= h else (h, base), mb)
+    if slow:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for h, mb in zip(
+                slow, pool.map(lambda x: _merge_base(repo, base, x), slow), strict=True
+            ):
+                result[h] = mb
+    return result
 
 
 def _changes(repo: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], _Changes]:
@@ -758,11 +812,9 @@ class ConflictForecast:
                 raise NotFound(f"session {sid}: {heads[sid]!r} does not name a commit in {repo}")
             resolved[sid] = oid
 
-        # 1. merge base of every session with the base (a pool: git cannot batch these).
+        # 1. merge base of every session with the base.
         uniq = sorted(set(resolved.values()))
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            mbs_list = list(pool.map(lambda h: _merge_base(repo, base, h), uniq))
-        mbs = dict(zip(uniq, mbs_list, strict=True))
+        mbs = _merge_bases(repo, base, uniq, self.workers)
 
         # 2. what each session and the base changed since that merge base (one process).
         wanted: list[tuple[str, str]] = []

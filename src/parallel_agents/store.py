@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -142,7 +143,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db.execute("PRAGMA journal_mode = WAL")
+    # Switching the journal mode takes a lock without waiting on the busy handler, so
+    # concurrent openers could fail with "database is locked": only switch when needed.
+    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        for attempt in range(50):
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.05)
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
     return db
@@ -151,7 +162,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def ensure_home(home: Path) -> Path:
     try:
         home.mkdir(parents=True, exist_ok=True)
-        probe = home / f".write-test-{os.getpid()}"
+        probe = home / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:

@@ -117,3 +117,22 @@ def test_read_only_home_is_a_clear_error(tmp_path: Path) -> None:
             Store(ro / "home")
         with pytest.raises(PAError, match="not writable"):
             Store(ro)
+
+
+def test_many_threads_open_the_store_at_once(pa_home: Path) -> None:
+    import threading
+
+    errors: list[str] = []
+
+    def open_close() -> None:
+        try:
+            Store(pa_home).close()
+        except Exception as e:  # collected and asserted below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=open_close) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

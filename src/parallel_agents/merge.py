@@ -1,0 +1,757 @@
+"""Git-level merging: merge / squash / rebase without a working tree, the merge queue,
+bringing the user's main checkout up to date, and pull requests.
+
+Every merge is computed with ``git merge-tree --write-tree`` and ``commit-tree`` and lands
+with ``git update-ref <ref> <new> <old>``, so two merges racing on one branch can never
+lose a commit: the second one is refused with ``TargetMoved`` and may be recomputed.
+
+Rebase replays the source's commits one by one, also without a working tree. git 2.39's
+``merge-tree`` has no ``--merge-base``, so a cherry-pick of commit C (parent P) onto X is
+computed as the merge of C with a throw-away commit that has X's tree and P as its only
+parent: the merge base of the two is then exactly P, which is what a cherry-pick means.
+
+Submodules are handled as git handles them at the tree level: a gitlink moved on one side
+merges cleanly, gitlinks moved differently on both sides are a conflict on that path. The
+submodule's own files are never touched (like ``git merge`` without
+``--recurse-submodules``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import git, worktrees
+from .errors import Conflict, NotFound, PAError, UsageError
+from .git import GitError
+from .review import CheckResult, _commit_tree, _git, _out, _resolve, merge_tree, run_check
+
+__all__ = [
+    "MergeConflict",
+    "MergeResult",
+    "PRResult",
+    "QueueItem",
+    "QueueItemResult",
+    "QueueReport",
+    "TargetMoved",
+    "apply_merge",
+    "check_commit",
+    "checkout_state",
+    "commit_checker",
+    "compute_merge",
+    "gh_pr_argv",
+    "merge",
+    "merge_queue",
+    "push_and_pr",
+    "sync_main_checkout",
+    "update_ref",
+]
+
+Strategy = Literal["merge", "squash", "rebase"]
+STRATEGIES: tuple[Strategy, ...] = ("merge", "squash", "rebase")
+CheckoutState = Literal["not_checked_out", "clean", "dirty"]
+
+
+class TargetMoved(Conflict):
+    """The target branch moved between reading it and updating it; nothing was changed."""
+
+    def __init__(self, branch: str, expected: str, actual: str | None) -> None:
+        now = actual[:12] if actual else "nothing (deleted)"
+        super().__init__(
+            f"{branch} moved while merging: expected {expected[:12]}, found {now}; "
+            "nothing was changed",
+            hint="run the merge again: it is recomputed on the new target",
+        )
+        self.branch = branch
+        self.expected = expected
+        self.actual = actual
+
+
+class MergeConflict(Conflict):
+    """The merge conflicts; nothing was changed."""
+
+    def __init__(self, paths: Sequence[str], source: str, target_branch: str) -> None:
+        self.paths = list(paths)
+        self.source = source
+        self.target_branch = target_branch
+        shown = ", ".join(self.paths[:10]) + (" …" if len(self.paths) > 10 else "")
+        n = len(self.paths)
+        super().__init__(
+            f"merging {source[:12]} into {target_branch} conflicts in {n} "
+            f"file{'s' if n != 1 else ''}: {shown}; nothing was changed",
+            hint="hand it back to the session (pa merge ID --fix-conflicts) or resolve by hand",
+        )
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    target_branch: str
+    strategy: Strategy
+    source: str  # the merged commit
+    old: str  # target before
+    new: str  # target after (== old when up_to_date)
+    commits: list[str] = field(default_factory=list)  # commits created on the target
+    fast_forward: bool = False
+    up_to_date: bool = False  # the source was already in the target; nothing changed
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _branch_ref(branch: str) -> str:
+    return branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+
+
+def _short(branch: str) -> str:
+    return branch.removeprefix("refs/heads/")
+
+
+def _target(repo: Path, target_branch: str) -> tuple[str, str]:
+    ref = _branch_ref(target_branch)
+    if _git(["check-ref-format", ref], repo, check=False).returncode != 0:
+        raise UsageError(f"{target_branch!r} is not a valid branch name")
+    old = _resolve(repo, ref)
+    if old is None:
+        raise NotFound(
+            f"branch {_short(ref)!r} does not exist in {repo}",
+            hint=f"create it first (git branch {_short(ref)} <start>) or merge into another "
+            "branch with --into",
+        )
+    return ref, old
+
+
+def _tree_of(repo: Path, commit: str) -> str:
+    return _out(["rev-parse", f"{commit}^{{tree}}"], repo)
+
+
+def compute_merge(
+    repo: Path,
+    source: str,
+    target_branch: str,
+    *,
+    strategy: Strategy,
+    message: str,
+    old: str | None = None,
+) -> MergeResult:
+    """Compute (but do not apply) the merge of ``source`` into ``target_branch``.
+
+    The new commits are written to the object store; no ref, index or file changes.
+    ``old`` is the target commit to build on (default: the branch's current value).
+    Raises MergeConflict, NotFound, UsageError.
+    """
+    repo = Path(repo)
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown merge strategy {strategy!r}", hint="use merge, squash or rebase")
+    ref, current = _target(repo, target_branch)
+    base = current
+    if old is not None:
+        resolved_old = _resolve(repo, old)
+        if resolved_old is None:
+            raise NotFound(f"{old!r} does not name a commit in {repo}")
+        base = resolved_old
+    src = _resolve(repo, source)
+    if src is None:
+        raise NotFound(f"{source!r} does not name a commit in {repo}")
+    branch = _short(ref)
+    msg = message if message.strip() else f"Merge {src[:12]} into {branch}\n"
+    if not msg.endswith("\n"):
+        msg += "\n"
+
+    def result(new: str, commits: list[str], ff: bool = False, utd: bool = False) -> MergeResult:
+        return MergeResult(branch, strategy, src, base, new, commits, ff, utd)
+
+    mb = _out(["merge-base", base, src], repo, ok=(0, 1)) or None
+    if mb is None:
+        raise UsageError(
+            f"{src[:12]} and {branch} have no common history; pa will not merge unrelated histories"
+        )
+    if mb == src:  # already contained in the target
+        return result(base, [], utd=True)
+    if strategy == "rebase":
+        if mb == base:
+            return result(src, [], ff=True)
+        commits = _replay(repo, base, src, branch)
+        return result(commits[-1] if commits else base, commits, utd=not commits)
+    tree, paths = merge_tree(repo, base, src)
+    if paths:
+        raise MergeConflict(paths, src, branch)
+    if strategy == "squash":
+        if tree == _tree_of(repo, base):
+            return result(base, [], utd=True)
+        new = _commit_tree(repo, tree, [base], msg)
+    else:
+        new = _commit_tree(repo, tree, [base, src], msg)
+    return result(new, [new])
+
+
+def _read_commits(repo: Path, commits: Sequence[str]) -> dict[str, _Commit]:
+    data = "".join(f"{c}\n" for c in commits).encode()
+    out = _git(["cat-file", "--batch"], repo, input=data).stdout
+    result: dict[str, _Commit] = {}
+    pos = 0
+    for c in commits:
+        nl = out.index(b"\n", pos)
+        oid, _kind, size = out[pos:nl].decode().split()
+        body = out[nl + 1 : nl + 1 + int(size)]
+        pos = nl + 1 + int(size) + 1
+        result[c] = _Commit.parse(oid, body)
+    return result
+
+
+@dataclass(frozen=True)
+class _Commit:
+    oid: str
+    tree: str
+    parents: list[str]
+    author_name: str
+    author_email: str
+    author_date: str
+    message: bytes
+
+    @staticmethod
+    def parse(oid: str, raw: bytes) -> _Commit:
+        head, _, message = raw.partition(b"\n\n")
+        tree = ""
+        parents: list[str] = []
+        author = ""
+        for line in head.decode("utf-8", "surrogateescape").split("\n"):
+            if line.startswith("tree "):
+                tree = line[5:]
+            elif line.startswith("parent "):
+                parents.append(line[7:])
+            elif line.startswith("author "):
+                author = line[7:]
+        m = _IDENT_RE.match(author)
+        name, email, date = m.groups() if m else ("", "", "")
+        return _Commit(oid, tree, parents, name, email, date, message)
+
+
+_IDENT_RE = re.compile(r"^(.*?) ?<([^>]*)> (\d+ [-+]\d{4})$")
+
+
+def _replay(repo: Path, onto: str, source: str, branch: str) -> list[str]:
+    """Cherry-pick the source's own commits onto ``onto`` like ``git rebase`` (merges
+    dropped, commits already upstream skipped, commits that become empty dropped)."""
+    revs = _out(
+        [
+            "rev-list",
+            "--reverse",
+            "--topo-order",
+            "--no-merges",
+            "--right-only",
+            "--cherry-pick",
+            f"{onto}...{source}",
+        ],
+        repo,
+    ).split()
+    if not revs:
+        return []
+    info = _read_commits(repo, revs)
+    cur = onto
+    cur_tree = _tree_of(repo, onto)
+    created: list[str] = []
+    for c in revs:
+        meta = info[c]
+        if not meta.parents:  # pragma: no cover - a root commit cannot be in this range
+            raise UsageError(f"cannot rebase root commit {c[:12]}")
+        parent = meta.parents[0]
+        if parent == cur:
+            cur, cur_tree = c, meta.tree  # already in place: keep the commit as it is
+            created.append(c)
+            continue
+        stand_in = _commit_tree(repo, cur_tree, [parent], "pa rebase stand-in\n")
+        tree, paths = merge_tree(repo, stand_in, c)
+        if paths:
+            raise MergeConflict(paths, source, branch)
+        parent_tree = _tree_of(repo, parent)
+        if tree == cur_tree and meta.tree != parent_tree:
+            continue  # became empty: its change is already in the target
+        env = {
+            "GIT_AUTHOR_NAME": meta.author_name,
+            "GIT_AUTHOR_EMAIL": meta.author_email,
+            "GIT_AUTHOR_DATE": meta.author_date,
+        }
+        cur = _commit_tree(repo, tree, [cur], meta.message, env=env)
+        cur_tree = tree
+        created.append(cur)
+    return created
+
+
+def apply_merge(repo: Path, result: MergeResult, *, reflog: str | None = None) -> None:
+    """Move the target branch from ``result.old`` to ``result.new`` atomically.
+
+    Raises TargetMoved when the branch is no longer at ``result.old``.
+    """
+    if result.up_to_date or result.new == result.old:
+        return
+    update_ref(
+        repo,
+        _branch_ref(result.target_branch),
+        result.new,
+        result.old,
+        reflog or f"pa merge ({result.strategy}) {result.source[:12]}",
+    )
+
+
+def update_ref(repo: Path, ref: str, new: str, old: str, reflog: str) -> None:
+    """``git update-ref ref new old``; TargetMoved when ``ref`` is not at ``old``."""
+    for attempt in range(20):
+        r = _git(["update-ref", "-m", reflog, ref, new, old], repo, check=False)
+        if r.returncode == 0:
+            return
+        now = _resolve(repo, ref)
+        if now != old:
+            raise TargetMoved(_short(ref), old, now)
+        # Still at `old`: another process held the ref's lock for a moment. Try again.
+        if "lock" not in r.stderr:
+            raise GitError(["update-ref", ref], r.returncode, r.stderr)
+        time.sleep(0.02 * (attempt + 1))
+    raise GitError(["update-ref", ref], 1, "the ref stayed locked")  # pragma: no cover
+
+
+def merge(
+    repo: Path,
+    source: str,
+    target_branch: str,
+    *,
+    strategy: Strategy,
+    message: str,
+    expected_old: str | None = None,
+) -> MergeResult:
+    """Merge ``source`` into ``target_branch`` without a working tree.
+
+    ``merge`` always records a merge commit (parents: target, source) carrying
+    ``message``; ``squash`` one commit on the target; ``rebase`` replays the source's
+    commits (their own messages and authors) onto the target, or fast-forwards when the
+    target is an ancestor of the source. The branch moves with ``update-ref new old``
+    where old is ``expected_old`` or the value read first: TargetMoved if it moved.
+    A conflict raises MergeConflict with the paths, and nothing changes.
+    """
+    repo = Path(repo)
+    _, current = _target(repo, target_branch)
+    if expected_old is not None:
+        exp = _resolve(repo, expected_old) or expected_old
+        if exp != current:
+            raise TargetMoved(_short(_branch_ref(target_branch)), exp, current)
+        current = exp
+    result = compute_merge(
+        repo, source, target_branch, strategy=strategy, message=message, old=current
+    )
+    apply_merge(repo, result)
+    return result
+
+
+# ----------------------------------------------------------------------- the main checkout
+
+
+def checkout_state(repo: Path, branch: str) -> CheckoutState:
+    """Is ``branch`` checked out in the checkout at ``repo``, and is that checkout clean?
+
+    Untracked files do not count as dirty (updating the files never overwrites them).
+    """
+    repo = Path(repo)
+    if git.is_bare(repo):
+        return "not_checked_out"
+    head = _git(["symbolic-ref", "-q", "HEAD"], repo, ok=(0, 1)).text.strip()
+    if head != _branch_ref(branch):
+        return "not_checked_out"
+    st = _git(
+        ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=no"], repo
+    ).stdout
+    return "dirty" if st.strip(b"\0") else "clean"
+
+
+def sync_main_checkout(repo_main_checkout: Path, branch: str, old: str, new: str) -> str:
+    """Bring the user's checkout at ``repo_main_checkout`` from ``old`` to ``new`` after
+    ``branch`` moved, if it has ``branch`` checked out and was clean; say what happened.
+
+    "Clean" is judged against ``old`` (index and files equal to ``old``), so this is right
+    even when called after the ref update. A dirty checkout is left exactly as it is.
+    """
+    path = Path(repo_main_checkout)
+    name = _short(branch)
+    if git.is_bare(path):
+        return f"{path} is a bare repository; no files to update"
+    head = _git(["symbolic-ref", "-q", "HEAD"], path, ok=(0, 1)).text.strip()
+    if head != _branch_ref(branch):
+        return f"{name} is not checked out in {path}; its files were not touched"
+    if old == new:
+        return f"{path} is already up to date with {name}"
+    _git(["update-index", "-q", "--refresh"], path, check=False)
+    index_ok = _git(["diff-index", "--cached", "--quiet", old, "--"], path, ok=(0, 1))
+    files_ok = _git(["diff-files", "--quiet"], path, ok=(0, 1))
+    if index_ok.returncode != 0 or files_ok.returncode != 0:
+        return dirty_message(path, name, old, new)
+    r = _git(["read-tree", "-m", "-u", old, new], path, check=False)
+    if r.returncode != 0:
+        why = r.stderr.strip().splitlines()[0] if r.stderr.strip() else "read-tree failed"
+        return (
+            f"could not update the files in {path} ({why}); nothing there was changed. "
+            f"{name} now points at {new[:12]}; after moving the files in the way, run there: "
+            f"git read-tree -m -u {old} {new}"
+        )
+    return f"updated the files in {path} to {name} at {new[:12]}"
+
+
+def dirty_message(path: Path, branch: str, old: str, new: str) -> str:
+    return (
+        f"{path} has {branch} checked out with uncommitted changes, so pa left its files "
+        f"alone: {branch} now points at {new[:12]} but the files there still show "
+        f"{old[:12]} plus your changes (git status will list the merged changes as undone). "
+        f"To bring the merge in and keep your changes, run in {path}: "
+        f"git read-tree -m -u {old} {new}  (if git refuses because your changes touch the "
+        f"same files, nothing changes; then save them with `git diff {old} > my.patch`, run "
+        f"`git reset --hard {new[:12]}` and `git apply --3way my.patch`)"
+    )
+
+
+# -------------------------------------------------------------------------- the merge queue
+
+ItemStatus = Literal["merged", "up_to_date", "conflict", "check_failed", "target_moved", "skipped"]
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    session_id: str
+    source_commit: str
+    message: str
+
+
+@dataclass(frozen=True)
+class QueueItemResult:
+    session_id: str
+    status: ItemStatus
+    commit: str | None = None  # target after this item, or the candidate whose check failed
+    conflict_paths: list[str] = field(default_factory=list)
+    check: CheckResult | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QueueReport:
+    target_branch: str
+    strategy: Strategy
+    old: str  # target before the queue
+    new: str  # target after
+    items: list[QueueItemResult]
+
+    @property
+    def merged(self) -> list[str]:
+        return [i.session_id for i in self.items if i.status in ("merged", "up_to_date")]
+
+    @property
+    def stopped_at(self) -> QueueItemResult | None:
+        for i in self.items:
+            if i.status in ("conflict", "check_failed", "target_moved"):
+                return i
+        return None
+
+    @property
+    def ok(self) -> bool:
+        return self.stopped_at is None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["merged"] = self.merged
+        d["ok"] = self.ok
+        return d
+
+
+def merge_queue(
+    repo: Path,
+    items: Sequence[QueueItem],
+    target_branch: str,
+    strategy: Strategy,
+    check: Callable[[str], CheckResult] | None = None,
+    *,
+    expected_old: str | None = None,
+) -> QueueReport:
+    """Merge ``items`` in order, each onto the target as the previous one left it.
+
+    With ``check``, each merged result is checked (the callable gets the new commit)
+    before the branch moves. The queue stops at the first conflict, failed check or moved
+    target; that item's merge is not applied, later items are ``skipped``, and everything
+    merged so far stays merged. Sources are all resolved first, so a bad id merges nothing.
+    """
+    repo = Path(repo)
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown merge strategy {strategy!r}", hint="use merge, squash or rebase")
+    ref, start = _target(repo, target_branch)
+    branch = _short(ref)
+    for it in items:
+        if _resolve(repo, it.source_commit) is None:
+            raise NotFound(
+                f"session {it.session_id}: {it.source_commit!r} does not name a commit in {repo}"
+            )
+    if expected_old is not None and (_resolve(repo, expected_old) or expected_old) != start:
+        raise TargetMoved(branch, expected_old, start)
+    cur = start
+    out: list[QueueItemResult] = []
+    stopped = False
+    for it in items:
+        if stopped:
+            out.append(
+                QueueItemResult(
+                    it.session_id, "skipped", detail="not tried: the queue stopped earlier"
+                )
+            )
+            continue
+        try:
+            res = compute_merge(
+                repo, it.source_commit, branch, strategy=strategy, message=it.message, old=cur
+            )
+        except MergeConflict as e:
+            out.append(QueueItemResult(it.session_id, "conflict", None, e.paths, None, str(e)))
+            stopped = True
+            continue
+        if res.up_to_date:
+            out.append(
+                QueueItemResult(it.session_id, "up_to_date", cur, detail=f"already in {branch}")
+            )
+            continue
+        result: CheckResult | None = None
+        if check is not None:
+            result = check(res.new)
+            if not result.ok:
+                out.append(
+                    QueueItemResult(
+                        it.session_id,
+                        "check_failed",
+                        res.new,
+                        [],
+                        result,
+                        f"the check failed on the merged result {res.new[:12]}; {branch} was "
+                        "not moved",
+                    )
+                )
+                stopped = True
+                continue
+        try:
+            apply_merge(repo, res, reflog=f"pa merge queue: {it.session_id}")
+        except TargetMoved as e:
+            out.append(QueueItemResult(it.session_id, "target_moved", None, [], result, str(e)))
+            stopped = True
+            continue
+        cur = res.new
+        out.append(
+            QueueItemResult(
+                it.session_id, "merged", cur, [], result, f"merged into {branch} at {cur[:12]}"
+            )
+        )
+    return QueueReport(branch, strategy, start, cur, out)
+
+
+def check_commit(
+    repo: Path,
+    commit: str,
+    command: str | list[str],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> CheckResult:
+    """Run a check command on ``commit`` in a temporary detached worktree, removed after.
+
+    The worktree holds the commit's tracked files only (no ignored files such as
+    dependencies installed in the session's worktree).
+    """
+    repo = Path(repo)
+    with tempfile.TemporaryDirectory(prefix="pa-check-") as tmp:
+        wt = Path(tmp) / "wt"
+        with worktrees.repo_lock(repo):
+            _git(
+                [
+                    "-c",
+                    "core.hooksPath=/dev/null",
+                    "worktree",
+                    "add",
+                    "--detach",
+                    "--no-checkout",
+                    "-q",
+                    str(wt),
+                    commit,
+                ],
+                repo,
+            )
+        try:
+            _git(["-c", "core.hooksPath=/dev/null", "reset", "--hard", "-q"], wt)
+            return run_check(wt, command, timeout, env)
+        finally:
+            with worktrees.repo_lock(repo):
+                r = _git(["worktree", "remove", "--force", "--force", str(wt)], repo, check=False)
+                if r.returncode != 0:  # pragma: no cover - defensive
+                    shutil.rmtree(wt, ignore_errors=True)
+                    _git(["worktree", "prune"], repo, check=False)
+
+
+def commit_checker(
+    repo: Path, command: str | list[str], timeout: float, env: Mapping[str, str] | None = None
+) -> Callable[[str], CheckResult]:
+    """A ``check`` for ``merge_queue``: runs ``command`` on each merged commit."""
+
+    def run(commit: str) -> CheckResult:
+        return check_commit(repo, commit, command, timeout, env)
+
+    return run
+
+
+# ---------------------------------------------------------------------------- pull requests
+
+
+class _Auto(enum.Enum):
+    AUTO = "auto"
+
+
+AUTO = _Auto.AUTO
+
+
+@dataclass(frozen=True)
+class PRResult:
+    branch: str
+    remote: str
+    commit: str  # what was pushed
+    pushed: bool
+    created: bool  # a PR was opened by gh
+    url: str | None
+    gh_argv: list[str]
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gh_pr_argv(
+    branch: str,
+    *,
+    title: str,
+    body: str,
+    draft: bool = False,
+    base: str | None = None,
+    gh: str = "gh",
+) -> list[str]:
+    """The exact ``gh pr create`` argv pa runs (argv elements, never a shell string)."""
+    argv = [gh, "pr", "create", "--head", branch, "--title", title, "--body", body]
+    if base:
+        argv += ["--base", base]
+    if draft:
+        argv.append("--draft")
+    return argv
+
+
+def push_and_pr(
+    repo: Path,
+    branch: str,
+    *,
+    remote: str = "origin",
+    draft: bool = False,
+    title: str,
+    body: str,
+    base: str | None = None,
+    gh: str | _Auto | None = AUTO,
+    timeout: float = 300,
+) -> PRResult:
+    """Push ``branch`` to ``remote`` and open a pull request with the ``gh`` CLI.
+
+    No such remote: UsageError naming it. A failed push: PAError with git's reason.
+    No ``gh`` (``gh=None``, or not on PATH by default): the branch is pushed and the
+    result says gh is missing and gives the command to run.
+    """
+    repo = Path(repo)
+    name = _short(branch)
+    ref = _branch_ref(branch)
+    r = _git(["remote", "get-url", remote], repo, check=False)
+    if r.returncode != 0:
+        remotes = _out(["remote"], repo).split()
+        have = f"it has: {', '.join(remotes)}" if remotes else "it has no remotes at all"
+        raise UsageError(
+            f"the repository {repo} has no remote named {remote!r} to push to ({have})",
+            hint=f"add one with: git remote add {remote} <url>",
+        )
+    commit = _resolve(repo, ref)
+    if commit is None:
+        raise NotFound(f"branch {name!r} does not exist in {repo}")
+    p = _git(
+        ["push", "--porcelain", remote, f"{ref}:refs/heads/{name}"],
+        repo,
+        check=False,
+        timeout=timeout,
+    )
+    if p.returncode != 0:
+        why = (p.stderr.strip() or p.text.strip()).splitlines()
+        raise PAError(
+            f"git push of {name} to {remote} failed: {why[-1] if why else 'unknown error'}",
+            hint="check the remote's URL and your credentials, then run pa pr again",
+        )
+    exe = shutil.which("gh") if gh is AUTO else gh
+    argv = gh_pr_argv(name, title=title, body=body, draft=draft, base=base, gh=exe or "gh")
+    if not exe:
+        return PRResult(
+            name,
+            remote,
+            commit,
+            True,
+            False,
+            None,
+            argv,
+            f"pushed {name} to {remote}; the GitHub CLI (gh) is not installed, so no pull "
+            f"request was opened. Install gh and run: {shlex.join(argv)}",
+        )
+    try:
+        g = subprocess.run(
+            argv,
+            cwd=str(repo),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env={**git.git_env(), "GH_PROMPT_DISABLED": "1"},
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return PRResult(
+            name,
+            remote,
+            commit,
+            True,
+            False,
+            None,
+            argv,
+            f"pushed {name} to {remote}, but gh could not run ({e}); run: {shlex.join(argv)}",
+        )
+    if g.returncode != 0:
+        err = (g.stderr.strip() or g.stdout.strip()).splitlines()
+        return PRResult(
+            name,
+            remote,
+            commit,
+            True,
+            False,
+            None,
+            argv,
+            f"pushed {name} to {remote}, but gh pr create failed: "
+            f"{err[-1] if err else f'exit code {g.returncode}'}",
+        )
+    url = next(
+        (ln.strip() for ln in reversed(g.stdout.splitlines()) if ln.strip().startswith("http")),
+        None,
+    )
+    return PRResult(
+        name,
+        remote,
+        commit,
+        True,
+        True,
+        url,
+        argv,
+        f"pushed {name} to {remote} and opened {url or 'a pull request'}",
+    )

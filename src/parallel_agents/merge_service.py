@@ -1,0 +1,162 @@
+"""Merging sessions: checkpoint, merge queue onto the target, sync the main checkout, PRs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import git, worktrees
+from .config import load_repo_config
+from .errors import Conflict, PAError, UsageError
+from .models import Session, Status
+from .review_service import checkpoint_turn
+
+if TYPE_CHECKING:
+    from .service import App
+
+ACTIVE = (Status.QUEUED, Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
+
+
+def default_message(app: App, s: Session) -> str:
+    """The session title and a summary of its turns (the person's prompts, not agent text)."""
+    turns = app.store.turns(s.id)
+    lines = [s.title, ""]
+    for t in turns:
+        first = t.prompt.strip().splitlines()[0] if t.prompt.strip() else ""
+        lines.append(f"- turn {t.n}: {first[:100]}")
+    lines += ["", f"pa session {s.id} ({s.agent}) on {s.branch}"]
+    return "\n".join(lines).strip() + "\n"
+
+
+def _mergeable(s: Session) -> None:
+    if s.status == Status.MERGED:
+        raise Conflict(f"session {s.id} is already merged")
+    if s.status == Status.DISCARDED:
+        raise Conflict(f"session {s.id} was discarded", hint=f"pa restore {s.id} first")
+    if s.status in ACTIVE:
+        raise Conflict(
+            f"session {s.id} is still {s.status.value}",
+            hint=f"wait for it (pa wait {s.id}) or stop it (pa stop {s.id})",
+        )
+
+
+def merge_sessions(
+    app: App,
+    ids: list[str],
+    *,
+    strategy: str | None = None,
+    into: str | None = None,
+    message: str | None = None,
+    fix_conflicts: bool = False,
+) -> dict[str, Any]:
+    from . import merge
+
+    if not ids:
+        raise UsageError("name at least one session to merge")
+    sessions = [app.store.resolve_session(i) for i in ids]
+    if len({s.id for s in sessions}) != len(sessions):
+        raise UsageError("a session is named twice")
+    for s in sessions:
+        _mergeable(s)
+    repos = {s.repo_id for s in sessions}
+    if len(repos) != 1:
+        raise UsageError("sessions of different repos cannot be merged in one queue")
+    repo = app.store.repo(sessions[0].repo_id)
+    repo_path = Path(repo.path)
+    target = into or sessions[0].base_ref
+    if target == "HEAD" or git.rev_parse(repo_path, f"refs/heads/{target}") is None:
+        if into is None:
+            raise UsageError(
+                f"the base {target!r} of session {sessions[0].id} is not a branch",
+                hint="say where to merge with --into BRANCH",
+            )
+        raise UsageError(
+            f"branch {target!r} does not exist in {repo_path}",
+            hint="create it first, or pick an existing branch with --into",
+        )
+    strat = strategy or str(app.settings.get("merge.strategy") or "merge")
+    notes: list[str] = []
+    items = []
+    for s in sessions:
+        n = max(1, len(app.store.turns(s.id)))
+        head_before = git.rev_parse(Path(s.worktree), "HEAD") if Path(s.worktree).is_dir() else None
+        commit = checkpoint_turn(app.store, s, n)
+        if commit is None:
+            commit = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
+            if commit is None:
+                raise PAError(f"session {s.id} has neither a worktree nor a branch to merge")
+        elif head_before and git.out(["rev-parse", f"{commit}^{{tree}}"], repo_path) != git.out(
+            ["rev-parse", f"{head_before}^{{tree}}"], repo_path
+        ):
+            notes.append(
+                f"{s.id}: uncommitted changes in the worktree were checkpointed and are "
+                "included in the merge"
+            )
+        msg = message or default_message(app, s)
+        items.append(merge.QueueItem(s.id, commit, msg))
+    rcfg = load_repo_config(repo_path)
+    check = None
+    if rcfg.check:
+        timeout = float(app.settings.get("check.timeout") or 600)
+        check = merge.commit_checker(repo_path, rcfg.check, timeout, env=rcfg.env)
+    state = merge.checkout_state(repo_path, target)
+    report = merge.merge_queue(repo_path, items, target, strat, check)  # type: ignore[arg-type]
+    if report.merged and report.new and report.old != report.new:
+        if state == "clean":
+            notes.append(merge.sync_main_checkout(repo_path, target, report.old, report.new))
+        elif state == "dirty":
+            notes.append(merge.dirty_message(repo_path, target, report.old, report.new))
+    by_id = {s.id: s for s in sessions}
+    for res in report.items:
+        s = by_id[res.session_id]
+        if res.status in ("merged", "up_to_date"):
+            app.store.set_status(s.id, Status.MERGED, unread=False)
+            app.store.add_event(s.id, "status", {"merged_into": target, "commit": res.commit})
+            if app.settings.get("merge.remove_worktree"):
+                from .service import archive_session
+
+                archive_session(repo_path, s)
+                worktrees.remove(repo_path, Path(s.worktree), s.branch)
+        elif res.status == "conflict" and fix_conflicts:
+            prompt = (
+                f"The branch {target} has moved and your work no longer merges cleanly. "
+                f"Bring {target} into your branch (for example `git merge {target}`), resolve "
+                f"the conflicts in: {', '.join(res.conflict_paths)}, keep both intents, and "
+                "make sure the code still works."
+            )
+            app.send(s.id, prompt)
+            notes.append(f"{s.id}: sent the agent a follow-up to resolve the conflicts")
+    out = report.to_json()
+    out["notes"] = notes
+    out["checkout"] = state
+    return out
+
+
+def pr(app: App, sid: str, *, draft: bool = False) -> dict[str, Any]:
+    from . import merge
+
+    s = app.store.resolve_session(sid)
+    if s.status == Status.DISCARDED:
+        raise Conflict(f"session {s.id} was discarded", hint=f"pa restore {s.id} first")
+    repo_path = Path(app.store.repo(s.repo_id).path)
+    notes = []
+    wt = Path(s.worktree)
+    if wt.is_dir() and git.status_porcelain(wt):
+        notes.append("the worktree has uncommitted changes; they are not part of the pull request")
+    turns = app.store.turns(s.id)
+    body = "\n".join(
+        f"- {t.prompt.strip().splitlines()[0][:100]}" for t in turns if t.prompt.strip()
+    )
+    base = s.base_ref if git.rev_parse(repo_path, f"refs/heads/{s.base_ref}") else None
+    res = merge.push_and_pr(
+        repo_path,
+        s.branch,
+        draft=draft,
+        title=s.title,
+        body=body + f"\n\nOpened by pa (session {s.id}, {s.agent}).",
+        base=base,
+    )
+    out = res.to_json()
+    out["notes"] = notes
+    app.store.add_event(s.id, "status", {"pr": res.url, "pushed": res.pushed})
+    return out
