@@ -200,33 +200,52 @@ def run_demo(
             capture_output=True, text=True, check=False,
         )
         echo(diff.stdout.rstrip() or "(no changes)")
-    echo("\nNext: pa ls · pa show ID · pa diff ID · pa conflicts · pa merge ID · pa up")
+    echo("\nNext: pa ls · pa show ID · pa diff ID · pa conflicts · pa merge ID")
+    echo("Open the dashboard on these sessions with: pa up")
     return {
         "repo": str(repo),
         "sessions": [s.to_json() for s in sessions],
     }
 
 
+def _describe(kind: str, p: dict[str, Any]) -> str:
+    if kind == "tool_call":
+        inp = p.get("input")
+        arg = ""
+        if isinstance(inp, dict):
+            arg = str(inp.get("command") or inp.get("file_path") or inp.get("path") or "")
+        return f"→ {p.get('name')} {arg}".strip()
+    if kind == "command":
+        return f"$ {p.get('command')}"
+    if kind == "file_change":
+        return f"✎ {p.get('kind')} {p.get('path')}"
+    if kind in ("message", "result"):
+        return str(p.get("text") or "")
+    if kind == "error":
+        return f"error: {p.get('message')}"
+    return ""
+
+
 def _watch(
     app: App, ids: list[str], echo: Callable[[str], None], *, live: bool, timeout: float
 ) -> None:
+    """Print what each agent does as it happens, until all of them stop working."""
     deadline = time.monotonic() + timeout
-    last: dict[str, str] = {}
+    seen: dict[str, int] = dict.fromkeys(ids, 0)
+    kinds = ["message", "tool_call", "command", "file_change", "result", "error", "status"]
     while True:
         app.refresh()
+        for sid in ids:
+            for e in app.store.events(sid, after_seq=seen[sid], kinds=kinds):
+                seen[sid] = e.seq
+                if e.kind == "status":
+                    if e.payload.get("to") in ("running", "idle", "failed"):
+                        echo(f"  {sid}  [{e.payload['to']}]")
+                    continue
+                text = _describe(e.kind, e.payload).strip().replace("\n", " ")
+                if text:
+                    echo(f"  {sid}  {text[:100]}")
         sessions = [app.store.session(i) for i in ids]
-        for s in sessions:
-            evs = app.store.events(s.id, after_seq=0, kinds=["message", "tool_call", "command",
-                                                          "file_change", "result"])
-            what = ""
-            if evs:
-                e = evs[-1]
-                what = str(e.payload.get("text") or e.payload.get("command")
-                           or e.payload.get("name") or e.payload.get("path") or "")[:60]
-            line = f"{s.status.value:<11} {what}"
-            if last.get(s.id) != line:
-                last[s.id] = line
-                echo(f"  {s.id}  {line}")
         if all(s.status not in (Status.QUEUED, Status.STARTING, Status.RUNNING) for s in sessions):
             return
         if time.monotonic() > deadline:

@@ -81,6 +81,8 @@ def spawn(
     wrapper_env = dict(os.environ)
     # The wrapper imports only its own module; make sure it finds the package.
     pkg_root = str(Path(__file__).resolve().parents[2])
+    # The agent must not inherit our PYTHONPATH: the wrapper puts the original back.
+    wrapper_env["PA_ORIG_PYTHONPATH"] = wrapper_env.get("PYTHONPATH", "__pa_unset__")
     wrapper_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (pkg_root, wrapper_env.get("PYTHONPATH", "")) if p
     )

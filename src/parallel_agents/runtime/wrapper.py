@@ -54,6 +54,11 @@ def main(turn_dir_arg: str) -> int:
     turn_dir = Path(turn_dir_arg)
     spec = json.loads((turn_dir / "launch.json").read_text(encoding="utf-8"))
     env = dict(os.environ)
+    orig = env.pop("PA_ORIG_PYTHONPATH", "__pa_unset__")
+    if orig == "__pa_unset__":
+        env.pop("PYTHONPATH", None)
+    else:
+        env["PYTHONPATH"] = orig
     env.update(spec.get("env") or {})
     # The agent gets its own process group so `pa stop` can signal it (and its
     # children) while this wrapper survives to record how it ended.
