@@ -742,3 +742,40 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
     _table(["SESSION", "REPO", "WITH BASE", "CONFLICTS WITH"], rows)
     for p in fc["pairs"]:
         click.echo(f"{p['a']} × {p['b']}: {', '.join(p['paths'])}")
+
+
+@main.group(cls=PAGroup)
+def dev() -> None:
+    """Tools for testing pa and your own agent setups."""
+
+
+@dev.command("model-server")
+@click.option("--script", "script_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML or JSON script of model turns (see parallel_agents.testing.script).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
+def dev_model_server(script_path: Path, host: str, port: int) -> None:
+    """Run the scripted model server (Anthropic, OpenAI and Gemini APIs) in the foreground."""
+    from .testing import ScriptError, serve_forever
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}, not loopback", err=True)
+    try:
+        serve_forever(script_path, host=host, port=port)
+    except ScriptError as e:
+        raise PAError(str(e)) from e
+    except OSError as e:
+        raise PAError(f"cannot listen on {host}:{port}: {e.strerror}",
+                      hint="pick another --port (0 picks a free one)") from e
+
+
+def _register_extras() -> None:
+    """Commands that live in their own modules (server, dashboard, tmux, operations)."""
+    from . import cli_interactive, cli_ops, cli_server, cli_web
+
+    for mod in (cli_server, cli_web, cli_interactive, cli_ops):
+        mod.register(main)
+
+
+_register_extras()

@@ -1,0 +1,124 @@
+"""Review and merge over the API: diffs, checks, rollback, conflicts, merge queue, PRs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import merge_service, review_service
+from .api import _app, session_json
+
+router = APIRouter(prefix="/api/v1")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MergeBody(_Body):
+    strategy: Literal["merge", "squash", "rebase"] | None = None
+    into: str | None = Field(default=None, max_length=255)
+    message: str | None = Field(default=None, max_length=100_000)
+    fix_conflicts: bool = False
+
+
+class QueueBody(MergeBody):
+    ids: list[str] = Field(min_length=1, max_length=500)
+
+
+class CheckBody(_Body):
+    command: str | None = Field(default=None, max_length=10_000)
+    timeout: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class RollbackBody(_Body):
+    turn: int = Field(ge=1)
+
+
+class PRBody(_Body):
+    draft: bool = False
+
+
+@router.get("/sessions/{sid}/diff")
+def diff(
+    request: Request,
+    sid: str,
+    turn: int | None = Query(default=None, ge=1),
+    format: Literal["json", "patch", "stat"] = "json",
+) -> Any:
+    """What the session (or one turn) changed: files as JSON, or the patch as text."""
+    from .. import review
+
+    app = _app(request)
+    s = app.store.resolve_session(sid)
+    base, target, note = review_service.diff_range(app.store, s, turn)
+    repo_path = Path(app.store.repo(s.repo_id).path)
+    if format == "json":
+        files = review.diff_files(repo_path, base, target)
+        return {
+            "session": s.id,
+            "base": base,
+            "target": target,
+            "turn": turn,
+            "note": note,
+            "files": [f.to_json() for f in files],
+        }
+    chunks = review.diff_stream(repo_path, base, target, stat=format == "stat")
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
+
+
+@router.post("/sessions/{sid}/check")
+def check(request: Request, sid: str, body: CheckBody | None = None) -> dict[str, Any]:
+    app = _app(request)
+    s = app.store.resolve_session(sid)
+    b = body or CheckBody()
+    return review_service.run_check(app.store, app.settings, s, b.command, b.timeout)
+
+
+@router.post("/sessions/{sid}/rollback")
+def rollback(request: Request, sid: str, body: RollbackBody) -> dict[str, Any]:
+    app = _app(request)
+    s = app.store.resolve_session(sid)
+    res = review_service.rollback(app.store, s, body.turn)
+    res["session"] = session_json(app.store.session(s.id))
+    return res
+
+
+@router.get("/conflicts")
+def conflicts(request: Request, repo: str | None = None) -> dict[str, Any]:
+    app = _app(request)
+    rid = app.find_repo(repo, register=False).id if repo else None
+    return review_service.conflicts(app.store, rid)
+
+
+@router.post("/sessions/{sid}/merge")
+def merge_one(request: Request, sid: str, body: MergeBody | None = None) -> dict[str, Any]:
+    b = body or MergeBody()
+    return merge_service.merge_sessions(
+        _app(request), [sid], strategy=b.strategy, into=b.into, message=b.message,
+        fix_conflicts=b.fix_conflicts,
+    )
+
+
+@router.post("/merge")
+def merge_queue(request: Request, body: QueueBody) -> dict[str, Any]:
+    return merge_service.merge_sessions(
+        _app(request), body.ids, strategy=body.strategy, into=body.into, message=body.message,
+        fix_conflicts=body.fix_conflicts,
+    )
+
+
+@router.post("/sessions/{sid}/pr")
+def pull_request(request: Request, sid: str, body: PRBody | None = None) -> dict[str, Any]:
+    return merge_service.pr(_app(request), sid, draft=(body or PRBody()).draft)
+
+
+@router.get("/sessions/{sid}/check")
+def last_check(request: Request, sid: str) -> dict[str, Any]:
+    app = _app(request)
+    s = app.store.resolve_session(sid)
+    return {"session": s.id, "check": review_service.last_check(app.store, s.id)}
