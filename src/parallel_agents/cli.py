@@ -422,7 +422,12 @@ def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> 
     while True:
         app.refresh()
         sessions = [app.store.session(i) for i in ids]
-        waiting = [s for s in sessions if s.status in ACTIVE or s.status == Status.QUEUED]
+        # needs_input waits for the person, not the agent: return so they can act.
+        waiting = [
+            s for s in sessions
+            if (s.status in ACTIVE or s.status == Status.QUEUED)
+            and s.status != Status.NEEDS_INPUT
+        ]
         if not waiting:
             break
         if deadline is not None and time.monotonic() > deadline:

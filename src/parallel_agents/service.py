@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import git, worktrees
+from . import git, pool, worktrees
 from .agents import get_agent
 from .config import Settings, load_repo_config, load_settings
 from .errors import Conflict, NotFound, PAError, UsageError
@@ -188,7 +188,8 @@ class App:
         if env:
             self.sup.write_session_env(sid, env)
         try:
-            worktrees.create(repo_path, wt, branch, base_commit)
+            if not pool.take(self.settings, repo_path, r.name, wt, branch, base_commit):
+                worktrees.create(repo_path, wt, branch, base_commit)
             if rcfg.copy:
                 worktrees.copy_untracked(repo_path, wt, rcfg.copy)
         except (PAError, OSError) as e:
@@ -210,9 +211,10 @@ class App:
         s = self.store.resolve_session(sid)
         if not prompt.strip():
             raise UsageError("the follow-up prompt is empty")
-        if s.interactive and s.status in (*ACTIVE, Status.IDLE):
+        if s.interactive and s.status != Status.DISCARDED:
             from .runtime import tmux
 
+            # Types into the live TUI, or restarts it (resuming the agent's own session).
             tmux.send_text(self, s, prompt)
             return self.store.session(s.id)
         if s.status in (Status.QUEUED, *ACTIVE):
@@ -253,8 +255,8 @@ class App:
         s = self.store.resolve_session(sid)
         if s.status == Status.DISCARDED:
             raise Conflict(f"session {s.id} is already discarded", hint=f"pa restore {s.id}")
-        if s.status in ACTIVE or s.status == Status.QUEUED:
-            self.stop(s.id)
+        if s.interactive or s.status in ACTIVE or s.status == Status.QUEUED:
+            self.stop(s.id)  # an idle TUI is still a process in the worktree
             s = self.store.session(s.id)
         repo_path = Path(self.store.repo(s.repo_id).path)
         archive = archive_session(repo_path, s)

@@ -203,11 +203,16 @@ class Supervisor:
             rep.pending = rep.pending or r.pending
             if not r.finished:
                 self._enforce_timeout(s)
+        from .runtime import tmux
+
+        rep.finished += tmux.poll(self)
         rep.started = self.schedule()
         local.reap()
         return rep
 
     def ingest(self, sid: str) -> TickReport:
+        if self.store.session(sid).interactive:
+            return TickReport()  # interactive status comes from hooks and the pane
         rep = self._ingest(sid)
         if rep.finished:
             self.after_turn(sid)
@@ -427,6 +432,15 @@ class Supervisor:
 
     def stop(self, sid: str, reason: str = "stop") -> None:
         s = self.store.session(sid)
+        if s.interactive:
+            from types import SimpleNamespace
+
+            from .runtime import tmux
+
+            # The tmux runtime needs only the store and settings of an App.
+            app: Any = SimpleNamespace(store=self.store, settings=self.settings, sup=self)
+            tmux.stop_interactive(app, s)
+            return
         if s.status == Status.QUEUED:
             self.store.set_status(sid, Status.STOPPED, error="stopped before it started")
             return

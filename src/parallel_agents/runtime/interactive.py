@@ -1,0 +1,592 @@
+"""Interactive sessions: how an agent's TUI is launched, and what its signals mean.
+
+Status of an interactive session comes from structured signals first (Claude Code hooks,
+Codex ``notify``; see ``hook_signal``), and from the text of its tmux pane only as a
+fallback (``classify_pane``). Both end up in :func:`apply`, the one place that moves an
+interactive session's status (through ``Store.set_status``) and keeps its turns.
+
+The pane strings are those of the captured screens in reference/agent-protocols.md §1.8,
+§2.6 and §9 (Claude Code 2.1.332, Codex 0.171.0, Gemini 0.61.0); they drift between
+releases, which is why the hooks come first.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PAError
+from ..models import EventKind, Status
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from ..agents.base import Agent, Launch, TurnContext
+    from ..models import Session, Turn
+    from ..store import Store
+    from ..supervisor import Supervisor
+
+
+class Signal(enum.StrEnum):
+    RUNNING = "running"
+    NEEDS_INPUT = "needs_input"
+    IDLE = "idle"
+
+
+SIGNAL_STATUS = {
+    Signal.RUNNING: Status.RUNNING,
+    Signal.NEEDS_INPUT: Status.NEEDS_INPUT,
+    Signal.IDLE: Status.IDLE,
+}
+# Statuses in which an interactive session's TUI may be alive and signalling.
+LIVE = (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT, Status.IDLE)
+HOOK_LOG = "hooks.jsonl"
+TYPED_IN_TERMINAL = "(typed in the terminal)"
+# Codex runs a side turn to title the conversation; its notify must not end the real turn.
+CODEX_TITLE_PROMPT = "Generate a concise, single-line task title"
+
+# Which signals an agent delivers in a structured way when launched by pa. For those, the
+# pane is consulted only when it disagrees for a while and no structured signal came since.
+STRUCTURED: dict[str, frozenset[Signal]] = {
+    "claude": frozenset({Signal.RUNNING, Signal.NEEDS_INPUT, Signal.IDLE}),
+    "codex": frozenset({Signal.IDLE}),
+}
+
+
+# -- launching ---------------------------------------------------------------------------
+def build_launch(agent: Agent, ctx: TurnContext) -> Launch:
+    """The command that runs ``agent``'s TUI for ``ctx`` (prompt as argv, never a shell)."""
+    from ..agents.base import Launch
+
+    if agent.name == "command":
+        if not ctx.cmd:
+            raise PAError("the command agent needs --cmd 'PROGRAM ARGS…'")
+        return Launch(
+            argv=list(ctx.cmd),
+            env={"PA_PROMPT": ctx.prompt, "PA_TURN": str(ctx.turn), "PA_INTERACTIVE": "1"},
+        )
+    launch = agent.build_interactive(ctx)
+    if not launch.argv:
+        raise PAError(f"agent {agent.name!r} gave no command line for its interactive mode")
+    if agent.name == "claude":
+        ensure_claude_hooks(launch.argv, ctx)
+    return launch
+
+
+# Hooks pa needs in the TUI beside those the adapter may inject. PermissionRequest fires as
+# the permission dialog opens; Notification{permission_prompt} only ~6 s later (2.1.332).
+CLAUDE_HOOKS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Notification",
+    "Stop",
+    "SessionEnd",
+)
+_MATCHER_HOOKS = frozenset({"PreToolUse", "PermissionRequest", "PostToolUse", "PostToolUseFailure"})
+
+
+def hook_command(session_id: str, event: str) -> str:
+    """The shell line Claude Code runs for a hook: ``pa hook <session> <event>``."""
+    import shlex
+    import sys
+
+    return shlex.join([sys.executable, "-m", "parallel_agents", "hook", session_id, event])
+
+
+def ensure_claude_hooks(argv: list[str], ctx: TurnContext) -> None:
+    """Make sure a claude command line carries the hooks pa relies on.
+
+    Hooks missing from its ``--settings`` file are added to the file; a command line with
+    no ``--settings`` gets one (before ``--``). Settings given inline are left alone.
+    """
+    path: Path | None = None
+    given = False
+    for i, a in enumerate(argv):
+        value = None
+        if a == "--settings" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith("--settings="):
+            value = a.partition("=")[2]
+        if value is None:
+            continue
+        given = True
+        candidate = Path(value)
+        if candidate.is_file():
+            path = candidate
+    data: Any = {}
+    if path is not None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+    elif given:
+        return
+    if not isinstance(data, dict):
+        return
+    hooks = data.get("hooks")
+    if not isinstance(hooks, dict):
+        hooks = data["hooks"] = {}
+    added = False
+    for ev in CLAUDE_HOOKS:
+        if ev in hooks:
+            continue
+        command = hook_command(ctx.session_id, ev)
+        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": command}]}
+        if ev in _MATCHER_HOOKS:
+            entry = {"matcher": "*", **entry}
+        hooks[ev] = [entry]
+        added = True
+    if path is None:
+        path = ctx.session_dir / "pa-claude-hooks.json"
+        at = argv.index("--") if "--" in argv else len(argv)
+        argv[at:at] = ["--settings", str(path)]
+    if added or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# -- the pane ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PanePatterns:
+    waiting: tuple[re.Pattern[str], ...]  # a dialog waits for the person
+    busy: tuple[re.Pattern[str], ...]  # the agent works
+    idle: tuple[re.Pattern[str], ...]  # the prompt box waits for the next prompt
+
+
+def _re(*patterns: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in patterns)
+
+
+TRUST = _re(
+    r"Quick safety check: Is this a project",  # claude 2.1.332 (default: "No, exit")
+    r"Do you trust the files in this folder\?",  # older claude
+    r"Trust this folder\? Codex",  # codex 0.171.0
+    r"Detected a custom API key in your environment",  # claude (default: "No")
+)
+PANE: dict[str, PanePatterns] = {
+    "claude": PanePatterns(
+        waiting=_re(
+            r"Do you want to (?:proceed|create|make this edit|overwrite|allow)",
+            r"❯ 1\. Yes",
+            r"^\s*Esc to cancel · Tab to amend",
+        )
+        + TRUST,
+        busy=_re(r"esc to interrupt"),
+        idle=_re(r"\? for shortcuts"),
+    ),
+    "codex": PanePatterns(
+        waiting=_re(
+            r"Would you like to (?:run the following command|make the following edits)\?",
+            r"Press enter to confirm or esc to cancel",
+            r"Yes, proceed \(y\)",
+        )
+        + TRUST,
+        busy=_re(r"esc to interrupt"),
+        idle=_re(r"\? for shortcuts"),
+    ),
+    "gemini": PanePatterns(
+        waiting=_re(r"Allow once", r"No, suggest changes \(esc\)", r"Apply this change\?"),
+        busy=_re(r"esc to cancel"),
+        idle=_re(r"Type your message"),
+    ),
+    "aider": PanePatterns(
+        waiting=_re(r"\(Y\)es/\(N\)o"),
+        busy=_re(),
+        idle=_re(),
+    ),
+}
+# Any other program (the `command` agent, plugins): every known waiting string.
+GENERIC = PanePatterns(
+    waiting=tuple(dict.fromkeys(p for pp in PANE.values() for p in pp.waiting)),
+    busy=_re(r"esc to interrupt"),
+    idle=_re(r"\? for shortcuts"),
+)
+# Waiting dialogs are drawn at the bottom; old text higher up must not count.
+WAITING_LINES = 25
+
+
+def patterns_for(agent: Agent | None) -> PanePatterns:
+    if agent is None:
+        return GENERIC
+    base = PANE.get(agent.name, GENERIC)
+    extra_wait = tuple(re.compile(re.escape(s)) for s in agent.waiting_patterns)
+    extra_idle = tuple(re.compile(re.escape(s)) for s in agent.idle_patterns)
+    if not extra_wait and not extra_idle:
+        return base
+    return PanePatterns(base.waiting + extra_wait, base.busy, base.idle + extra_idle)
+
+
+def classify_pane(text: str, patterns: PanePatterns) -> Signal | None:
+    """What the visible screen says: waiting beats busy beats idle; None if unclear."""
+    lines = [ln.rstrip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln.strip()]
+    bottom = "\n".join(lines[-WAITING_LINES:])
+    if any(p.search(bottom) for p in _multiline(patterns.waiting)):
+        return Signal.NEEDS_INPUT
+    whole = "\n".join(lines)
+    if any(p.search(whole) for p in patterns.busy):
+        return Signal.RUNNING
+    if any(p.search(bottom) for p in patterns.idle):
+        return Signal.IDLE
+    return None
+
+
+def _multiline(patterns: tuple[re.Pattern[str], ...]) -> list[re.Pattern[str]]:
+    return [re.compile(p.pattern, p.flags | re.MULTILINE) for p in patterns]
+
+
+# -- hooks -------------------------------------------------------------------------------
+@dataclass
+class HookOutcome:
+    signal: Signal | None
+    prompt: str | None = None
+    message: str | None = None  # the agent's last message (end of a turn)
+    waiting: dict[str, Any] | None = None  # what a needs_input waits for
+    agent_session_id: str | None = None
+    permission_request: bool = False  # a PermissionRequest (instant, unlike Notification)
+    late_permission_notice: bool = False  # Notification(permission_prompt): ~6 s late
+
+
+def hook_signal(event: str, payload: Mapping[str, Any]) -> HookOutcome:
+    """Map one hook/notify call to a signal (None: nothing changes).
+
+    Claude Code (hooks, payload on stdin), as captured with 2.1.332 in a TUI:
+      PermissionRequest fires as the permission dialog opens (~0.1 s before it shows);
+      Notification{permission_prompt} fires about 6 s later; Stop ends the turn;
+      UserPromptSubmit / PreToolUse / PostToolUse mean it works (no hook fires when a
+      permission is granted: the tool's PostToolUse is the first sign).
+    Codex (``notify``, payload as the last argv element): agent-turn-complete ends a turn.
+    """
+    name = str(payload.get("hook_event_name") or event or "")
+    sid = payload.get("session_id")
+    agent_sid = sid if isinstance(sid, str) and sid else None
+    if payload.get("type") == "agent-turn-complete" or event in ("notify", "codex-notify"):
+        thread = payload.get("thread-id")
+        msgs = payload.get("input-messages")
+        first = msgs[0] if isinstance(msgs, list) and msgs else ""
+        if payload.get("type") != "agent-turn-complete" or (
+            isinstance(first, str) and first.startswith(CODEX_TITLE_PROMPT)
+        ):
+            return HookOutcome(None)
+        last = payload.get("last-assistant-message")
+        return HookOutcome(
+            Signal.IDLE,
+            message=last if isinstance(last, str) else None,
+            agent_session_id=thread if isinstance(thread, str) and thread else None,
+        )
+    if name == "PermissionRequest":
+        waiting = {"tool": payload.get("tool_name"), "input": _short(payload.get("tool_input"))}
+        return HookOutcome(
+            Signal.NEEDS_INPUT,
+            waiting=waiting,
+            agent_session_id=agent_sid,
+            permission_request=True,
+        )
+    if name == "Notification":
+        kind = payload.get("notification_type")
+        msg = str(payload.get("message") or "")
+        if kind in ("permission_prompt", "elicitation_dialog") or (
+            kind is None and "permission" in msg.lower()
+        ):
+            return HookOutcome(
+                Signal.NEEDS_INPUT,
+                waiting={"notification": kind, "message": msg},
+                agent_session_id=agent_sid,
+                late_permission_notice=kind == "permission_prompt",
+            )
+        if kind == "idle_prompt":
+            return HookOutcome(Signal.IDLE, agent_session_id=agent_sid)
+        return HookOutcome(None, agent_session_id=agent_sid)
+    if name == "Stop":
+        last = payload.get("last_assistant_message")
+        return HookOutcome(
+            Signal.IDLE,
+            message=last if isinstance(last, str) else None,
+            agent_session_id=agent_sid,
+        )
+    if name == "UserPromptSubmit":
+        prompt = payload.get("prompt")
+        return HookOutcome(
+            Signal.RUNNING,
+            prompt=prompt if isinstance(prompt, str) else None,
+            agent_session_id=agent_sid,
+        )
+    if name in ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PreCompact"):
+        return HookOutcome(Signal.RUNNING, agent_session_id=agent_sid)
+    # SessionStart, SessionEnd, SubagentStop, …: recorded, no status change (the pane's
+    # process tells when the TUI exits).
+    return HookOutcome(None, agent_session_id=agent_sid)
+
+
+def _trim(v: Any, depth: int = 0) -> Any:
+    """A copy of a hook payload for the log: long strings (file contents…) cut."""
+    if isinstance(v, str):
+        return v if len(v) <= 2000 else v[:2000] + f"… [{len(v) - 2000} more characters]"
+    if depth > 8:
+        return "…"
+    if isinstance(v, Mapping):
+        return {str(k): _trim(x, depth + 1) for k, x in list(v.items())[:200]}
+    if isinstance(v, list):
+        return [_trim(x, depth + 1) for x in v[:200]]
+    return v
+
+
+def _short(v: Any) -> Any:
+    text = json.dumps(v, ensure_ascii=False, default=str)
+    return v if len(text) <= 2000 else text[:2000] + "…"
+
+
+def handle_hook(store: Store, session_dir: Path, sid: str, event: str, payload: Any) -> bool:
+    """Record one hook call and move the status. True if the status changed."""
+    now = time.time()
+    record = {"ts": now, "event": event, "payload": _trim(payload)}
+    session_dir.mkdir(parents=True, exist_ok=True)
+    with open(session_dir / HOOK_LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    if not isinstance(payload, Mapping):
+        payload = {}
+    out = hook_signal(event, payload)
+    return apply(store, sid, out.signal, source="hook", outcome=out, event=event)
+
+
+# -- the one place an interactive status moves ---------------------------------------------
+def apply(
+    store: Store,
+    sid: str,
+    signal: Signal | None,
+    *,
+    source: str,
+    outcome: HookOutcome | None = None,
+    event: str | None = None,
+    prompt: str | None = None,
+) -> bool:
+    """Move session ``sid`` to what ``signal`` says, keeping turns in step.
+
+    ``source`` is "hook", "pane" or "send". Signals for a session that is no longer live
+    (stopped, failed, discarded…) are ignored. Returns True when the status changed.
+    """
+    out = outcome or HookOutcome(signal)
+    prompt = prompt if prompt is not None else out.prompt
+    with store.tx() as db:
+        row = db.execute(
+            "SELECT status, options, agent_session_id FROM sessions WHERE id = ?", (sid,)
+        ).fetchone()
+        if row is None:
+            return False
+        cur = Status(row[0])
+        opts: dict[str, Any] = json.loads(row[1] or "{}")
+        info: dict[str, Any] = dict(opts.get("interactive") or {})
+        fields: dict[str, Any] = {}
+        if out.agent_session_id and row[2] != out.agent_session_id:
+            fields["agent_session_id"] = out.agent_session_id
+        now = time.time()
+        if source == "hook":
+            info["last_hook"] = event
+            info["last_hook_at"] = now
+        if cur not in LIVE:
+            if fields:
+                store.set_status(sid, cur, db=db, **fields)  # same status: fields only
+            return False
+        if out.permission_request:
+            info["saw_permission_request"] = True
+            info["pending_permission"] = True
+        if (
+            out.late_permission_notice
+            and info.get("saw_permission_request")
+            and not info.get("pending_permission")
+        ):
+            signal = None  # the dialog this notice is about was answered already
+        if source == "hook" and signal in (Signal.RUNNING, Signal.IDLE):
+            info["pending_permission"] = False
+        if signal is None:
+            opts["interactive"] = info
+            store.set_status(sid, cur, db=db, options=opts, **fields)  # fields only
+            return False
+        target = SIGNAL_STATUS[signal]
+        turn = store.last_turn(sid, db)
+        if signal == Signal.RUNNING:
+            _turn_running(store, db, sid, turn, prompt, now)
+        elif signal == Signal.IDLE:
+            _turn_done(store, db, sid, turn, out.message, now)
+        if signal == Signal.NEEDS_INPUT:
+            info["waiting"] = out.waiting or {"source": source}
+        else:
+            info.pop("waiting", None)
+        info["signal"] = {"status": target.value, "source": source, "at": now}
+        opts["interactive"] = info
+        if cur == Status.STARTING and target == Status.NEEDS_INPUT:
+            store.set_status(sid, Status.RUNNING, db=db)
+        store.set_status(sid, target, db=db, options=opts, **fields)
+        return cur != target
+
+
+def _turn_running(
+    store: Store,
+    db: sqlite3.Connection,
+    sid: str,
+    turn: Turn | None,
+    prompt: str | None,
+    now: float,
+) -> None:
+    if turn is None or turn.status in ("done", "stopped", "failed", "interrupted"):
+        n = store.add_turn(db, sid, prompt or TYPED_IN_TERMINAL, {})
+        store.update_turn(db, sid, n, status="running", started_at=now)
+    elif turn.status == "pending":
+        fields: dict[str, Any] = {"status": "running", "started_at": now}
+        if prompt and not turn.prompt.strip():
+            fields["prompt"] = prompt
+        store.update_turn(db, sid, turn.n, **fields)
+
+
+def _turn_done(
+    store: Store,
+    db: sqlite3.Connection,
+    sid: str,
+    turn: Turn | None,
+    message: str | None,
+    now: float,
+) -> None:
+    if turn is None or turn.status not in ("running", "pending"):
+        return
+    if turn.status == "pending" and not turn.prompt.strip():
+        # A TUI started without a prompt sits at its prompt box: nothing ran yet.
+        store.update_turn(db, sid, turn.n, status="done", started_at=now, ended_at=now)
+        return
+    store.update_turn(db, sid, turn.n, status="done", ended_at=now)
+    if message:
+        text = message[:65536]
+        store.append_events(
+            db,
+            sid,
+            turn.n,
+            [(EventKind.MESSAGE.value, {"role": "assistant", "text": text}, None)],
+        )
+
+
+def exited(
+    store: Store,
+    sid: str,
+    code: int | None,
+    *,
+    screen: str = "",
+    gone: bool = False,
+) -> bool:
+    """The TUI's process ended (``code``), or its whole tmux session vanished (``gone``)."""
+    with store.tx() as db:
+        row = db.execute("SELECT status, options FROM sessions WHERE id = ?", (sid,)).fetchone()
+        if row is None:
+            return False
+        cur = Status(row[0])
+        if cur not in (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT):
+            return False
+        opts: dict[str, Any] = json.loads(row[1] or "{}")
+        reason = opts.pop("stop_reason", None)
+        info: dict[str, Any] = dict(opts.get("interactive") or {})
+        info.pop("waiting", None)
+        info["exit_code"] = code
+        opts["interactive"] = info
+        turn = store.last_turn(sid, db)
+        now = time.time()
+        lines = [ln.rstrip() for ln in screen.splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("Pane is dead")]  # tmux's own line
+        tail = "\n".join(lines[-12:])[-1200:]
+        if reason:
+            new, tstatus, err = Status.STOPPED, "stopped", "stopped by the user"
+            if reason == "timeout":
+                err = "timed out and was stopped"
+        elif gone:
+            # pa's tmux keeps a pane whose TUI exited (remain-on-exit): a session that is
+            # gone was killed from outside, or the machine restarted.
+            new, tstatus = Status.INTERRUPTED, "interrupted"
+            err = "the agent's tmux session is gone" + (
+                " without an exit code (machine restarted?)"
+                if code is None
+                else f" (the TUI ended with {_code_text(code)})"
+            )
+        elif code == 0:
+            new, tstatus, err = Status.IDLE, "done", None
+        else:
+            new, tstatus = Status.FAILED, "failed"
+            err = f"the agent's TUI exited with {_code_text(code)}"
+            if tail:
+                err += ":\n" + tail
+        if turn is not None and turn.status in ("running", "pending"):
+            store.update_turn(
+                db, sid, turn.n, status=tstatus, ended_at=now, exit_code=code, error=err
+            )
+        store.set_status(sid, new, db=db, error=err, options=opts)
+        return True
+
+
+def _code_text(code: int | None) -> str:
+    import signal
+
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code > 128:
+        try:
+            return f"exit code {code} ({signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only (it may hold API keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def checkpoint_due(s: Session, turn: Turn | None) -> bool:
+    """A finished turn of an idle session that has no checkpoint yet."""
+    if turn is None or turn.status != "done" or s.status != Status.IDLE:
+        return False
+    info = s.options.get("interactive") or {}
+    return int(info.get("checkpointed") or 0) < turn.n
+
+
+def note_pane(store: Store, sid: str, signal: str | None, since: float) -> None:
+    """Remember what the pane shows (a signal value or None) and since when."""
+    _update_info(store, sid, {"pane": {"signal": signal, "since": since}})
+
+
+def _update_info(store: Store, sid: str, values: Mapping[str, Any]) -> None:
+    with store.tx() as db:
+        row = db.execute("SELECT options, status FROM sessions WHERE id = ?", (sid,)).fetchone()
+        if row is None:
+            return
+        opts: dict[str, Any] = json.loads(row[0] or "{}")
+        info: dict[str, Any] = dict(opts.get("interactive") or {})
+        info.update(values)
+        opts["interactive"] = info
+        store.set_status(sid, Status(row[1]), db=db, options=opts)  # same status: fields only
+
+
+def mark_checkpointed(store: Store, sid: str, n: int) -> None:
+    _update_info(store, sid, {"checkpointed": n})
+
+
+def run_after_turn(sup: Supervisor, s: Session, turn: Turn) -> None:
+    """Checkpoint a finished interactive turn (the supervisor's after-turn step)."""
+    mark_checkpointed(sup.store, s.id, turn.n)
+    sup.after_turn(s.id)
