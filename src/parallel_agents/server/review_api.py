@@ -99,7 +99,11 @@ def conflicts(request: Request, repo: str | None = None) -> dict[str, Any]:
 def merge_one(request: Request, sid: str, body: MergeBody | None = None) -> dict[str, Any]:
     b = body or MergeBody()
     return merge_service.merge_sessions(
-        _app(request), [sid], strategy=b.strategy, into=b.into, message=b.message,
+        _app(request),
+        [sid],
+        strategy=b.strategy,
+        into=b.into,
+        message=b.message,
         fix_conflicts=b.fix_conflicts,
     )
 
@@ -107,7 +111,11 @@ def merge_one(request: Request, sid: str, body: MergeBody | None = None) -> dict
 @router.post("/merge")
 def merge_queue(request: Request, body: QueueBody) -> dict[str, Any]:
     return merge_service.merge_sessions(
-        _app(request), body.ids, strategy=body.strategy, into=body.into, message=body.message,
+        _app(request),
+        body.ids,
+        strategy=body.strategy,
+        into=body.into,
+        message=body.message,
         fix_conflicts=body.fix_conflicts,
     )
 

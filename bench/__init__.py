@@ -1,0 +1,1 @@
+"""Reproducible benchmarks for pa. Run them all with ``python -m bench`` (see run.py)."""

@@ -1,0 +1,437 @@
+"""Server overhead: ingestion rate, CPU and memory under load, status latency.
+
+Starts a real `pa` server (port 0, temp PA_HOME) and drives it with `command` agents
+running a replay script that writes recorded agent output (the JSONL captures under
+/work/shared/reference/agent-captures, or synthetic JSON lines when absent), each line
+wrapped with the time it was written.
+
+Phases:
+  load     N sessions x R events/s for D seconds: server CPU %, RSS, ingest lag
+  ingest   sessions dump K lines each at once: events/s the server ingests at most,
+           against baselines measured in the same run (raw file append of the same
+           lines; raw SQLite inserts of the same rows)
+  latency  1/10/N sessions write their last line and exit together: time until the
+           status change arrives through the API (SSE), median and p95
+
+    python bench/bench_server.py          # small sizes, < 90 s
+    python bench/bench_server.py --full   # the issue's sizes (100 sessions x 10 ev/s)
+
+Prints a markdown table and writes bench/results/server.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+CAPTURES = Path("/work/shared/reference/agent-captures")
+RESULTS = ROOT / "bench" / "results" / "server.json"
+PY = sys.executable
+TERMINAL = ("idle", "failed", "stopped", "interrupted")
+
+REPLAY = r"""
+import json, pathlib, sys, time
+src, rate, count, gate, mode = sys.argv[1:6]
+rate, count = float(rate), int(count)
+lines = [json.loads(x) for x in open(src, encoding="utf-8") if x.strip()]
+g = pathlib.Path(gate)
+print(json.dumps({"type": "ready", "t": time.time()}), flush=True)
+while not g.exists():
+    time.sleep(0.005)
+out = sys.stdout
+if mode == "blast":
+    t = time.time()
+    out.write("".join(json.dumps({"t": t, "i": i, "event": lines[i % len(lines)]}) + "\n"
+                      for i in range(count)))
+    out.flush()
+else:
+    start = time.time()
+    for i in range(count):
+        wait = start + i / rate - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        out.write(json.dumps({"t": time.time(), "i": i, "event": lines[i % len(lines)]}) + "\n")
+        out.flush()
+out.write(json.dumps({"type": "end", "t": time.time()}) + "\n")
+out.flush()
+"""
+
+
+# -- helpers ---------------------------------------------------------------------------
+def source_lines(dst: Path) -> tuple[Path, str]:
+    """A JSONL file of realistic agent output lines (captures, or synthetic)."""
+    out: list[str] = []
+    if CAPTURES.is_dir():
+        for p in sorted(CAPTURES.rglob("*.jsonl")):
+            for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    continue
+                out.append(line)
+    origin = f"{CAPTURES} ({len(out)} lines)"
+    if not out:
+        origin = "synthetic"
+        for i in range(200):
+            out.append(
+                json.dumps(
+                    {
+                        "type": "assistant",
+                        "message": {"content": [{"type": "text", "text": f"step {i} " * 20}]},
+                    }
+                )
+            )
+    dst.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return dst, origin
+
+
+def proc_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+class StatusWatcher(threading.Thread):
+    """Follows status events over SSE; records when each session reached an end state."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(daemon=True)
+        from parallel_agents.client import Client
+
+        self.client = Client.from_home(home)
+        self.seen: dict[str, float] = {}
+        self.connected = threading.Event()
+        self.stop = False
+
+    def run(self) -> None:
+        for ev in self.client.stream(kinds=["status"], on_connect=self.connected.set):
+            if ev["payload"].get("to") in TERMINAL:
+                self.seen.setdefault(ev["session_id"], time.time())
+            if self.stop:
+                return
+
+
+class Bench:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.home = tmp / "home"
+        os.environ["PA_HOME"] = str(self.home)
+        os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
+        os.environ.pop("PA_CONFIG", None)
+        cfg = tmp / "config" / "parallel-agents" / "config.toml"
+        cfg.parent.mkdir(parents=True)
+        cfg.write_text("notify = false\n[limits]\nmax_running = 1000\n")
+        self.repo = tmp / "repo"
+        self.repo.mkdir()
+        git(self.repo, "init", "-q", "-b", "main")
+        (self.repo / "README.md").write_text("bench\n")
+        git(self.repo, "add", "-A")
+        git(
+            self.repo,
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+            "commit",
+            "-qm",
+            "init",
+        )
+        self.script = tmp / "replay.py"
+        self.script.write_text(REPLAY)
+        self.source, self.origin = source_lines(tmp / "source.jsonl")
+        self.gates = tmp / "gates"
+        self.gates.mkdir()
+
+        from parallel_agents.client import Client
+        from parallel_agents.server import daemon
+
+        info, _ = daemon.start_background(self.home, port=0)
+        self.pid = info.pid
+        self.client = Client.from_home(self.home)
+
+    def close(self) -> None:
+        from parallel_agents.server import daemon
+
+        self.client.close()
+        daemon.stop(self.home)
+        for pidfile in self.home.glob("sessions/*/turns/*/pid"):
+            with contextlib.suppress(OSError, ValueError):
+                os.killpg(int(pidfile.read_text()), signal.SIGKILL)
+
+    # -- building blocks -------------------------------------------------------------------
+    def sessions(self, n: int, rate: float, count: int, mode: str, gate: str) -> list[str]:
+        cmd = [PY, str(self.script), str(self.source), str(rate), str(count), str(gate), mode]
+        made = self.client.new_sessions("bench", repo=str(self.repo), cmd=cmd, count=n)
+        return [s["id"] for s in made]
+
+    def wait_ready(self, ids: list[str], timeout: float = 300) -> None:
+        """Until every agent printed its ready line (so they all run)."""
+        deadline = time.monotonic() + timeout
+        pending = set(ids)
+        while pending and time.monotonic() < deadline:
+            for sid in list(pending):
+                evs = self.client.events(sid, kinds=["output"], limit=1)
+                if evs:
+                    pending.discard(sid)
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            raise SystemExit(f"{len(pending)} sessions never started")
+
+    def wait_done(self, ids: list[str], timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        want = set(ids)
+        while time.monotonic() < deadline:
+            by = {s["id"]: s["status"] for s in self.client.list_sessions(all=True)}
+            if all(by.get(i) in TERMINAL for i in want):
+                bad = [i for i in want if by[i] != "idle"]
+                if bad:
+                    raise SystemExit(f"sessions did not end idle: {bad[:5]}")
+                return
+            time.sleep(0.05)
+        raise SystemExit("sessions did not finish in time")
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.home / 'pa.db'}?mode=ro", uri=True)
+
+    # -- phases ------------------------------------------------------------------------------
+    def load(self, n: int, rate: float, seconds: float) -> dict[str, Any]:
+        rss_before = proc_kb(self.pid, "VmRSS")
+        gate = self.gates / "load"
+        ids = self.sessions(n, rate, int(rate * seconds), "rate", str(gate))
+        self.wait_ready(ids)
+        cpu0, t0 = cpu_seconds(self.pid), time.monotonic()
+        gate.touch()
+        self.wait_done(ids, timeout=seconds * 4 + 120)
+        cpu1, t1 = cpu_seconds(self.pid), time.monotonic()
+        lags: list[float] = []
+        with self.db() as db:
+            q = (
+                "SELECT payload, ts FROM events WHERE kind = 'output' AND session_id IN"
+                f" ({','.join('?' * len(ids))})"
+            )
+            rows = db.execute(q, ids).fetchall()
+        stored = 0
+        for payload, ts in rows:
+            line = json.loads(json.loads(payload)["text"])
+            if "i" in line:
+                stored += 1
+                lags.append(ts - line["t"])
+        expected = n * int(rate * seconds)
+        return {
+            "sessions": n,
+            "events_per_s_each": rate,
+            "seconds": round(t1 - t0, 2),
+            "events_expected": expected,
+            "events_stored": stored,
+            "server_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+            "rss_before_mb": round(rss_before / 1024, 1),
+            "rss_peak_mb": round(proc_kb(self.pid, "VmHWM") / 1024, 1),
+            "ingest_lag_ms_median": round(1000 * pct(lags, 0.5), 1),
+            "ingest_lag_ms_p95": round(1000 * pct(lags, 0.95), 1),
+        }
+
+    def ingest(self, n: int, lines_each: int) -> dict[str, Any]:
+        gate = self.gates / "ingest"
+        ids = self.sessions(n, 0, lines_each, "blast", str(gate))
+        self.wait_ready(ids)
+        t0 = time.monotonic()
+        gate.touch()
+        self.wait_done(ids, timeout=600)
+        elapsed = time.monotonic() - t0
+        total = n * lines_each
+        base_append = self._baseline_append(lines_each * n)
+        base_sqlite = self._baseline_sqlite(lines_each * n)
+        rate = total / elapsed
+        return {
+            "sessions": n,
+            "lines_each": lines_each,
+            "seconds": round(elapsed, 2),
+            "events_per_s": round(rate),
+            "baseline_append_lines_per_s": round(base_append),
+            "baseline_sqlite_rows_per_s": round(base_sqlite),
+            "ratio_vs_append": round(rate / base_append, 3),
+            "ratio_vs_sqlite": round(rate / base_sqlite, 3),
+        }
+
+    def _lines(self, count: int) -> list[str]:
+        src = [json.loads(x) for x in self.source.read_text().splitlines() if x.strip()]
+        t = time.time()
+        return [json.dumps({"t": t, "i": i, "event": src[i % len(src)]}) for i in range(count)]
+
+    def _baseline_append(self, count: int) -> float:
+        """The same lines appended to a file, one flushed write each (what agents do)."""
+        lines = self._lines(count)
+        path = self.tmp / "append.out"
+        t0 = time.perf_counter()
+        with open(path, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(line + "\n")
+                f.flush()
+        dt = time.perf_counter() - t0
+        path.unlink()
+        return count / dt
+
+    def _baseline_sqlite(self, count: int) -> float:
+        """The same rows inserted straight into a fresh store, 4,000 per transaction."""
+        from parallel_agents.store import Store
+
+        lines = self._lines(count)
+        scratch = Store(self.tmp / "scratch-home")
+        t0 = time.perf_counter()
+        for start in range(0, count, 4000):
+            with scratch.tx() as db:
+                scratch.append_events(
+                    db,
+                    "scratch",
+                    1,
+                    [("output", {"text": x}, x) for x in lines[start : start + 4000]],
+                )
+        dt = time.perf_counter() - t0
+        scratch.close()
+        return count / dt
+
+    def latency(self, n: int) -> dict[str, Any]:
+        gate = self.gates / f"latency-{n}"
+        ids = self.sessions(n, 1000, 5, "rate", str(gate))
+        self.wait_ready(ids)
+        watcher = StatusWatcher(self.home)
+        watcher.start()
+        watcher.connected.wait(30)
+        gate.touch()
+        self.wait_done(ids, timeout=300)
+        deadline = time.monotonic() + 30
+        while not all(i in watcher.seen for i in ids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        watcher.stop = True
+        lat: list[float] = []
+        with self.db() as db:
+            for sid in ids:
+                row = db.execute(
+                    "SELECT payload FROM events WHERE session_id = ? AND kind = 'output'"
+                    " ORDER BY seq DESC LIMIT 1",
+                    (sid,),
+                ).fetchone()
+                end = json.loads(json.loads(row[0])["text"])
+                assert end.get("type") == "end", end
+                if sid in watcher.seen:
+                    lat.append(watcher.seen[sid] - end["t"])
+        return {
+            "sessions": n,
+            "observed": len(lat),
+            "median_ms": round(1000 * statistics.median(lat), 1) if lat else None,
+            "p95_ms": round(1000 * pct(lat, 0.95), 1) if lat else None,
+            "max_ms": round(1000 * max(lat), 1) if lat else None,
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--full", action="store_true", help="the issue's sizes (slow)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if args.full:
+        sizes = {"load": (100, 10.0, 30.0), "ingest": (10, 50_000), "latency": [1, 10, 100]}
+    else:
+        sizes = {"load": (20, 10.0, 8.0), "ingest": (10, 5_000), "latency": [1, 10, 20]}
+
+    tmp = Path(tempfile.mkdtemp(prefix="pa-bench-server-"))
+    started = time.time()
+    bench = Bench(tmp)
+    try:
+        n, rate, secs = sizes["load"]  # type: ignore[misc]
+        load = bench.load(n, rate, secs)
+        ni, lines = sizes["ingest"]  # type: ignore[misc]
+        ingest = bench.ingest(ni, lines)
+        latency = [bench.latency(k) for k in sizes["latency"]]  # type: ignore[union-attr]
+    finally:
+        bench.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    result = {
+        "bench": "server",
+        "full": args.full,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "source": bench.origin,
+        "load": load,
+        "ingest": ingest,
+        "latency": latency,
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"## pa server ({'full' if args.full else 'small'} run, {os.cpu_count()} CPUs)\n")
+    print(f"agent output: {bench.origin}\n")
+    print("| measure | value |")
+    print("|---|---|")
+    lo = load
+    print(
+        f"| load: {lo['sessions']} sessions x {lo['events_per_s_each']:g} ev/s"
+        f" for {lo['seconds']:g} s | server CPU {lo['server_cpu_pct']} %,"
+        f" RSS {lo['rss_before_mb']} MB before, peak {lo['rss_peak_mb']} MB |"
+    )
+    print(f"| load: events stored / written | {lo['events_stored']} / {lo['events_expected']} |")
+    print(
+        f"| load: ingest lag (line written -> stored) | median {lo['ingest_lag_ms_median']} ms,"
+        f" p95 {lo['ingest_lag_ms_p95']} ms |"
+    )
+    ig = ingest
+    print(
+        f"| max ingest ({ig['sessions']} x {ig['lines_each']} lines at once) |"
+        f" {ig['events_per_s']} events/s |"
+    )
+    print(
+        f"| baseline: raw file append, same lines | {ig['baseline_append_lines_per_s']} lines/s"
+        f" (ingest ratio {ig['ratio_vs_append']}) |"
+    )
+    print(
+        f"| baseline: raw SQLite insert, same rows | {ig['baseline_sqlite_rows_per_s']} rows/s"
+        f" (ingest ratio {ig['ratio_vs_sqlite']}) |"
+    )
+    for la in latency:
+        print(
+            f"| status latency, {la['sessions']} sessions ending together |"
+            f" median {la['median_ms']} ms, p95 {la['p95_ms']} ms, max {la['max_ms']} ms"
+            f" ({la['observed']} seen) |"
+        )
+    print(f"\nwall time {result['wall_seconds']} s; results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,474 @@
+"""Run pa's benchmarks: one command, a markdown table, JSON in bench/results/.
+
+    python -m bench            # small sizes (a few minutes on 2 cores)
+    python -m bench --full     # the issue's sizes: 20,000 files, up to 100 sessions
+    python bench/run.py --only spawn,pool --no-readme
+
+Every benchmark makes its own data (a synthetic repository written with git
+fast-import, fake agents replaying captured agent output) in a temporary folder, and
+compares with a baseline measured in the same run. The other engineers' benchmarks
+(bench_conflicts.py, bench_server.py, bench_dashboard.py) run afterwards when present.
+The README's block between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` is
+rewritten with the table and the machine it ran on (nothing else in README.md is
+touched; with no markers, the README is left alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common, spawn, synth
+from bench.common import Home, ms
+
+README = common.ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+OTHERS = ("bench_conflicts.py", "bench_server.py", "bench_dashboard.py")
+SECTIONS = ("spawn", "pool", "diff", "memory", "others")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", action="store_true", help="the issue's sizes (slow)")
+    ap.add_argument("--files", type=int, help="files in the spawn repo (5,000; full 20,000)")
+    ap.add_argument(
+        "--big-files",
+        type=int,
+        default=20_000,
+        help="files in the repo of the warm-pool and diff runs (20,000)",
+    )
+    ap.add_argument("--counts", help="sessions started at once (1,10,30; full 1,10,30,100)")
+    ap.add_argument("--pool-counts", help="same with the warm pool (1,10; full 1,10,30,100)")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions of single starts")
+    ap.add_argument("--memory-sessions", type=int, help="running sessions (10; full 100)")
+    ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(SECTIONS)}")
+    ap.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    ap.add_argument("--out", type=Path, default=common.RESULTS / "pa.json")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    a = ap.parse_args(argv)
+    a.files = a.files or (20_000 if a.full else 5_000)
+    a.counts = _ints(a.counts) if a.counts else ([1, 10, 30, 100] if a.full else [1, 10, 30])
+    a.pool_counts = (
+        _ints(a.pool_counts) if a.pool_counts else ([1, 10, 30, 100] if a.full else [1, 10])
+    )
+    a.memory_sessions = a.memory_sessions or (100 if a.full else 10)
+    a.only = set(a.only.split(",")) if a.only else set(SECTIONS)
+    unknown = a.only - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    return a
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- sections ---------------------------------------------------------------------------------
+def run_spawn(tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
+    rows = []
+    for n in a.counts:
+        log(f"spawn: {n} raw `git worktree add` in a row")
+        raw = spawn.raw_adds(repo, n, tmp / f"raw-spawn-{n}")
+        home = Home(tmp / f"spawn-{n}")
+        spawn.setup_home(home, repo)
+        log(f"spawn: {n} `pa new` at once")
+        ours = spawn.concurrent(home, n)
+        ours["raw_sequential_s"] = round(sum(raw), 4)
+        ours["raw_each_s"] = common.stats(raw)
+        base = raw[0] if n == 1 else sum(raw)
+        top = ours["latency_s"].get("median") if n == 1 else ours["makespan_s"]
+        ours["ratio"] = round(top / base, 3) if top else None
+        rows.append(ours)
+        spawn.wait_idle(home)
+    res["spawn"] = {"files": a.files, "rows": rows}
+
+
+def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
+    out: dict[str, Any] = {"big_files": a.big_files, "files": a.files}
+    log(f"pool: raw `git worktree add` x{a.reps} on {a.big_files:,} files")
+    raw = spawn.raw_adds(big, a.reps, tmp / "raw-big")
+    out["raw_add_s"] = common.stats(raw)
+    raw_med = out["raw_add_s"]["median"]
+
+    home = Home(tmp / "pool-big")
+    spawn.setup_home(home, big, pool_size=a.reps + 1)
+    cli = spawn.pool_cli(home)
+    log("pool: filling the warm pool")
+    t_fill = (
+        spawn.fill_pool(home, a.reps + 1) if cli else spawn.fill_pool_inprocess(home, a.reps + 1)
+    )
+    out["fill_s_per_worktree"] = round(t_fill / (a.reps + 1), 3)
+    log("pool: single starts in a warm process (the server's path)")
+    single = spawn.single_inprocess(home, a.reps)
+    single["ratio"] = (
+        round(single["latency_s"]["median"] / raw_med, 3) if single["latency_s"] else None
+    )
+    single["acceptance"] = "< 0.1 of raw git worktree add"
+    single["ok"] = bool(
+        single["ratio"] is not None and single["ratio"] < 0.1 and single["failures"] == 0
+    )
+    out["single_inprocess"] = single
+
+    nreps = max(3, a.reps // 2)
+    if cli:
+        spawn.fill_pool(home, nreps)
+        log("pool: single `pa new` (CLI, a new Python process each)")
+        c = spawn.single_cli(home, nreps)
+        c["ratio"] = round(c["latency_s"]["median"] / raw_med, 3) if c["latency_s"] else None
+        out["single_cli"] = c
+    if spawn.server_available():
+        spawn.fill_pool(home, nreps + 1) if cli else spawn.fill_pool_inprocess(home, nreps + 1)
+        log("pool: single starts through `pa server` (POST /api/v1/sessions)")
+        sv = spawn.via_server(home, nreps)
+        if sv and sv.get("latency_s"):
+            sv["ratio"] = round(sv["latency_s"]["median"] / raw_med, 3)
+        out["single_server"] = sv
+    home.kill_agents()
+
+    plain = Home(tmp / "nopool-big")
+    spawn.setup_home(plain, big)
+    log("pool: the same single starts without the pool, for reference")
+    nop = spawn.single_inprocess(plain, max(2, a.reps // 2))
+    nop["ratio"] = round(nop["latency_s"]["median"] / raw_med, 3) if nop["latency_s"] else None
+    out["single_inprocess_no_pool"] = nop
+    plain.kill_agents()
+
+    rows = []
+    spawn_raw = {r["sessions"]: r for r in (res.get("spawn") or {}).get("rows", [])}
+    for n in a.pool_counts:
+        h = Home(tmp / f"pool-{n}")
+        spawn.setup_home(h, repo, pool_size=n)
+        log(f"pool: {n} `pa new` at once with {n} warm worktrees")
+        if cli:
+            spawn.fill_pool(h, n)
+        else:
+            spawn.fill_pool_inprocess(h, n)
+        r = spawn.concurrent(h, n)
+        if n in spawn_raw:
+            base_seq = spawn_raw[n]["raw_sequential_s"]
+            base_one = spawn_raw[n]["raw_each_s"]["median"]
+        else:
+            raws = spawn.raw_adds(repo, n, tmp / f"raw-pool-{n}")
+            base_seq, base_one = sum(raws), common.stats(raws)["median"]
+        r["raw_sequential_s"] = round(base_seq, 4)
+        top = r["latency_s"].get("median") if n == 1 else r["makespan_s"]
+        r["ratio"] = round(top / (base_one if n == 1 else base_seq), 3) if top else None
+        rows.append(r)
+        spawn.wait_idle(h)
+    out["rows"] = rows
+    res["pool"] = out
+
+
+def run_diff(tmp: Path, big: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
+    from bench import diff
+
+    log(f"diff: `pa diff` of a 10-file change on {a.big_files:,} files")
+    res["diff"] = {"files": a.big_files, **diff.run(Home(tmp / "diff"), big, reps=a.reps)}
+
+
+def run_memory(tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
+    from bench import memory
+
+    use_server = spawn.server_available()
+    log(
+        f"memory: {a.memory_sessions} running sessions"
+        f" ({'server' if use_server else 'supervisor loop'})"
+    )
+    res["memory"] = memory.run(Home(tmp / "memory"), repo, a.memory_sessions, use_server)
+
+
+def run_others(a: argparse.Namespace, res: dict[str, Any]) -> None:
+    out: dict[str, Any] = {}
+    for name in OTHERS:
+        script = common.HERE / name
+        if not script.exists():
+            continue
+        log(f"others: {name}")
+        argv = [sys.executable, str(script)] + (["--full"] if a.full else [])
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=3600 if a.full else 600,
+                cwd=common.ROOT,
+            )
+            ok, text, err = p.returncode == 0, p.stdout, p.stderr
+        except subprocess.TimeoutExpired:
+            ok, text, err = False, "", "timed out"
+        table = [ln for ln in text.splitlines() if ln.startswith("|")]
+        out[name] = {
+            "ok": ok,
+            "seconds": round(time.monotonic() - t0, 1),
+            "table": table,
+            "error": None if ok else (err.strip().splitlines() or ["failed"])[-1][:300],
+            "results": f"bench/results/{name.removeprefix('bench_').removesuffix('.py')}.json",
+        }
+    res["others"] = out
+
+
+# -- output -----------------------------------------------------------------------------------
+def _ratio(r: float | None, mark: bool = False) -> str:
+    if r is None:
+        return "-"
+    s = f"{r:.2f}×" if r < 10 else f"{r:.0f}×"
+    return s + (" ✓" if mark and r < 0.1 else " ✗" if mark else "")
+
+
+def table(res: dict[str, Any]) -> str:
+    rows: list[list[str]] = []
+    head = ["benchmark", "repo", "pa", "baseline (same run)", "ratio", "failures"]
+    sp = res.get("spawn")
+    if sp:
+        for r in sp["rows"]:
+            n = r["sessions"]
+            if n == 1:
+                rows.append(
+                    [
+                        "spawn: `pa new` → agent running, 1 session",
+                        f"{sp['files']:,} files",
+                        ms(r["latency_s"].get("median")),
+                        f"{ms(r['raw_sequential_s'])} `git worktree add`",
+                        _ratio(r["ratio"]),
+                        str(r["failures"]),
+                    ]
+                )
+            else:
+                rows.append(
+                    [
+                        f"spawn: {n} `pa new` at once (all running)",
+                        f"{sp['files']:,} files",
+                        f"{ms(r['makespan_s'])} (each: median {ms(r['latency_s'].get('median'))})",
+                        f"{ms(r['raw_sequential_s'])} = {n} adds in a row",
+                        _ratio(r["ratio"]),
+                        str(r["failures"]),
+                    ]
+                )
+    po = res.get("pool")
+    if po:
+        big = f"{po['big_files']:,} files"
+        raw = ms(po["raw_add_s"]["median"])
+        s = po["single_inprocess"]
+        rows.append(
+            [
+                "warm pool: 1 session, server path (warm process)",
+                big,
+                ms(s["latency_s"].get("median")),
+                f"{raw} `git worktree add`",
+                _ratio(s["ratio"], mark=True),
+                str(s["failures"]),
+            ]
+        )
+        if po.get("single_server") and po["single_server"].get("latency_s"):
+            v = po["single_server"]
+            rows.append(
+                [
+                    "warm pool: 1 session via `pa server` (HTTP)",
+                    big,
+                    ms(v["latency_s"].get("median")),
+                    raw,
+                    _ratio(v.get("ratio")),
+                    str(v["failures"]),
+                ]
+            )
+        if po.get("single_cli"):
+            c = po["single_cli"]
+            rows.append(
+                [
+                    "warm pool: 1 session, `pa new` CLI (new Python process)",
+                    big,
+                    ms(c["latency_s"].get("median")),
+                    raw,
+                    _ratio(c["ratio"]),
+                    str(c["failures"]),
+                ]
+            )
+        n = po["single_inprocess_no_pool"]
+        rows.append(
+            [
+                "no pool: 1 session, server path",
+                big,
+                ms(n["latency_s"].get("median")),
+                raw,
+                _ratio(n["ratio"]),
+                str(n["failures"]),
+            ]
+        )
+        rows.append(
+            ["warm pool: refill, per worktree", big, ms(po["fill_s_per_worktree"]), raw, "-", "-"]
+        )
+        for r in po["rows"]:
+            k = r["sessions"]
+            if k == 1:
+                continue
+            rows.append(
+                [
+                    f"warm pool: {k} `pa new` at once",
+                    f"{po['files']:,} files",
+                    f"{ms(r['makespan_s'])} (each: median {ms(r['latency_s'].get('median'))})",
+                    f"{ms(r['raw_sequential_s'])} = {k} adds in a row",
+                    _ratio(r["ratio"]),
+                    str(r["failures"]),
+                ]
+            )
+    d = res.get("diff")
+    if d:
+        rows.append(
+            [
+                f"diff: `pa diff`, {d['files_changed']} files changed",
+                f"{d['files']:,} files",
+                ms(d["pa_diff_s"]["median"]),
+                f"{ms(d['git_diff_s']['median'])} `git diff`",
+                _ratio(d["ratio"]),
+                "-",
+            ]
+        )
+    m = res.get("memory")
+    if m:
+        rows.append(
+            [
+                f"memory per running session ({m['sessions']} running)",
+                "-",
+                f"+{m['per_session_mb']:.2f} MB {m['supervisor']}; "
+                f"wrapper {m['wrapper_rss_mb'].get('median', 0):.1f} MB",
+                "-",
+                "-",
+                "-",
+            ]
+        )
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_line(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    busy = ""
+    if res.get("load_max", 0) > (m["cores"] or 1) * 0.75:
+        busy = f"; the machine was busy with other work (load average up to {res['load_max']})"
+    return (
+        f"{m['cores']} cores, {m['ram_gb']} GB RAM ({m['cpu']}), {m['os']}, "
+        f"Python {m['python']}, git {m['git']}{busy}"
+    )
+
+
+def markdown(res: dict[str, Any]) -> str:
+    size = "full" if res["full"] else "small"
+    parts = [
+        f"Measured by `python -m bench` ({size} run, {res['when']}) on "
+        f"{machine_line(res)}. Agent output: {res['agent_source']}.",
+        "",
+        table(res),
+    ]
+    po = res.get("pool")
+    if po:
+        s = po["single_inprocess"]
+        parts += [
+            "",
+            f"Warm-pool acceptance (one session on {po['big_files']:,} files under a "
+            f"tenth of raw `git worktree add`): {'met' if s['ok'] else 'NOT met'} "
+            f"({_ratio(s['ratio'])}).",
+        ]
+    for name, o in (res.get("others") or {}).items():
+        parts += [
+            "",
+            f"**{name}** ({o['seconds']} s, {o['results']})"
+            + ("" if o["ok"] else f": failed: {o['error']}"),
+        ]
+        if o["table"]:
+            parts += [""] + o["table"]
+    return "\n".join(parts)
+
+
+def update_readme(text: str) -> str:
+    if not README.exists():
+        return "README.md not found: figures not written"
+    old = README.read_text(encoding="utf-8")
+    if START not in old or END not in old or old.index(START) > old.index(END):
+        return f"README.md has no {START} … {END} block: figures not written"
+    before, rest = old.split(START, 1)
+    _, after = rest.split(END, 1)
+    README.write_text(f"{before}{START}\n{text}\n{END}{after}", encoding="utf-8")
+    return "README.md figures block updated"
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
+    from bench.fake_agent import source_lines
+
+    t_start = time.monotonic()
+    res: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "full": a.full,
+        "machine": common.machine(),
+        "agent_source": source_lines()[1],
+        "params": {
+            k: (sorted(v) if isinstance(v, set) else v)
+            for k, v in vars(a).items()
+            if k not in ("out",)
+        },
+    }
+    if res["machine"]["load"] > (res["machine"]["cores"] or 1) * 0.75:
+        log(
+            f"warning: load average {res['machine']['load']} on {res['machine']['cores']} cores:"
+            " other work will skew the figures"
+        )
+    tmp = common.tempdir("pa-bench-")
+    homes_dir = tmp
+    try:
+        need_small = a.only & {"spawn", "pool", "memory"}
+        need_big = a.only & {"pool", "diff"}
+        repo = big = tmp / "repo"
+        if need_small:
+            log(f"building a synthetic repo of {a.files:,} files")
+            synth.make_repo(tmp / "repo", a.files)
+        if need_big:
+            if a.big_files == a.files and need_small:
+                big = repo
+            else:
+                log(f"building a synthetic repo of {a.big_files:,} files")
+                big = synth.make_repo(tmp / "big", a.big_files)
+        if "spawn" in a.only:
+            run_spawn(tmp, repo, a, res)
+        if "pool" in a.only:
+            run_pool(tmp, repo, big, a, res)
+        if "diff" in a.only:
+            run_diff(tmp, big, a, res)
+        if "memory" in a.only:
+            run_memory(tmp, repo, a, res)
+    finally:
+        for h in homes_dir.glob("*/home"):
+            Home(h.parent).kill_agents()
+        if a.keep:
+            log(f"kept {tmp}")
+        else:
+            common.remove_tree(tmp)
+    if "others" in a.only:
+        run_others(a, res)
+    res["wall_seconds"] = round(time.monotonic() - t_start, 1)
+    res["load_max"] = max(res["machine"]["load"], common.load())
+    common.write_json(a.out, res)
+    text = markdown(res)
+    print(text)
+    print(f"\nwall time {res['wall_seconds']} s; results in {a.out}")
+    if not a.no_readme:
+        print(update_readme(text))
+    failures = sum(r.get("failures", 0) for r in (res.get("spawn") or {}).get("rows", []))
+    failures += sum(r.get("failures", 0) for r in (res.get("pool") or {}).get("rows", []))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

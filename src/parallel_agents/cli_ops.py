@@ -1,0 +1,161 @@
+"""Operations commands: `pa doctor` and `pa pool status|fill|clear`.
+
+Registered on the main group by ``register(main)``; imports stay inside the commands so
+`pa ls` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from .models import Repo
+    from .service import App
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _open() -> App:
+    from .service import App
+
+    return App.open()
+
+
+def _repos(app: App, ref: str | None) -> list[Repo]:
+    if ref:
+        return [app.find_repo(ref, register=False)]
+    return app.store.repos()
+
+
+def register(main: click.Group) -> None:
+    from .cli import PAGroup
+
+    @main.command()
+    @click.option("--repair", is_flag=True, help="Fix what can be fixed (archiving work first).")
+    @click.option(
+        "--grace",
+        type=float,
+        default=60.0,
+        show_default=True,
+        help="Seconds a session may sit in `starting` before it counts as stuck.",
+    )
+    @click.option("-v", "--verbose", is_flag=True, help="Also list what is fine but notable.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+    def doctor(repair: bool, grace: float, verbose: bool, as_json: bool) -> None:
+        """Find (and with --repair fix) leftovers of crashes: orphan worktrees and
+        branches, stuck sessions, dead processes, missing checkpoints, stale files.
+
+        Exit code 0 when nothing is left to fix, 1 otherwise.
+        """
+        from . import doctor as doc
+
+        app = _open()
+        try:
+            rep = doc.check(app, repair=repair, grace=grace)
+        finally:
+            app.close()
+        if as_json:
+            _emit(rep.to_json())
+        else:
+            shown = [f for f in rep.findings if f.problem or verbose]
+            if not rep.problems:
+                click.echo("all good: nothing to repair")
+            for f in shown:
+                if not f.problem:
+                    mark = "info"
+                elif f.repaired:
+                    mark = "fixed"
+                elif f.error:
+                    mark = "FAILED"
+                else:
+                    mark = "found"
+                where = f" [{f.repo}]" if f.repo else ""
+                click.echo(f"{mark:6} {f.kind}{where} {f.subject}: {f.detail}")
+                if f.fix and f.problem and not f.repaired:
+                    verb = "could not" if f.error else ("will" if repair else "--repair would")
+                    click.echo(f"       {verb}: {f.fix}")
+                elif f.repaired and f.fix:
+                    click.echo(f"       {f.fix}")
+                if f.error:
+                    click.echo(f"       error: {f.error}")
+            if rep.unresolved and not repair:
+                click.echo(f"{len(rep.unresolved)} problem(s); run `pa doctor --repair`")
+        sys.exit(0 if rep.ok else 1)
+
+    @main.group(cls=PAGroup)
+    def pool() -> None:
+        """The warm worktree pool (settings: pool.size, pool.max, pool.background)."""
+
+    @pool.command("status")
+    @click.option("--repo", "repo_ref", help="Only this repo.")
+    @click.option("--json", "as_json", is_flag=True)
+    def pool_status(repo_ref: str | None, as_json: bool) -> None:
+        """Warm worktrees per repo: ready at the base, stale, being filled."""
+        from . import pool as pl
+
+        app = _open()
+        try:
+            rows = [pl.status(app.settings, r) for r in _repos(app, repo_ref)]
+        finally:
+            app.close()
+        if as_json:
+            _emit(rows)
+            return
+        if not rows:
+            click.echo("no repos registered")
+        for r in rows:
+            state = "filling" if r["filling"] else ("off" if not r["size"] else "idle")
+            click.echo(
+                f"{r['repo']}: {r['ready']}/{r['size']} ready at {str(r['base'])[:10]}"
+                f", {r['stale']} stale, {r['unready']} unfinished, {state} (max {r['max']})"
+            )
+
+    @pool.command("fill")
+    @click.option("--repo", "repo_ref", help="Only this repo.")
+    @click.option("--size", type=int, help="Fill to this many instead of pool.size.")
+    @click.option("--json", "as_json", is_flag=True)
+    def pool_fill(repo_ref: str | None, size: int | None, as_json: bool) -> None:
+        """Create warm worktrees up to pool.size (and drop stale ones) now."""
+        from . import pool as pl
+
+        app = _open()
+        try:
+            reps = [pl.fill(app.settings, r, target=size) for r in _repos(app, repo_ref)]
+        finally:
+            app.close()
+        if as_json:
+            _emit([r.to_json() for r in reps])
+        else:
+            for r in reps:
+                click.echo(
+                    f"{r.repo}: {r.ready} ready (created {r.created}, removed {r.discarded})"
+                    f" in {r.seconds:.1f}s"
+                )
+                for e in r.errors:
+                    click.echo(f"  error: {e}", err=True)
+        if any(r.errors for r in reps):
+            sys.exit(1)
+
+    @pool.command("clear")
+    @click.option("--repo", "repo_ref", help="Only this repo.")
+    @click.option("--json", "as_json", is_flag=True)
+    def pool_clear(repo_ref: str | None, as_json: bool) -> None:
+        """Remove every warm worktree (dirty ones are archived first)."""
+        from . import pool as pl
+
+        app = _open()
+        try:
+            reps = [pl.clear(app.settings, r) for r in _repos(app, repo_ref)]
+        finally:
+            app.close()
+        if as_json:
+            _emit([r.to_json() for r in reps])
+        else:
+            for r in reps:
+                click.echo(f"{r.repo}: removed {r.discarded}")

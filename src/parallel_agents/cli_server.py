@@ -1,0 +1,229 @@
+"""CLI commands for the server: ``pa serve``, ``pa server start|stop|status``, ``pa watch``.
+
+``register(main)`` adds them to the ``pa`` group. ``python -m parallel_agents.cli_server``
+runs ``pa`` with them registered (the background server is started this way, so it
+works whether or not ``cli.py`` registered them).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _fmt_uptime(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d {h}h {m}m"
+    if h:
+        return f"{h}h {m}m"
+    if m:
+        return f"{m}m {s}s"
+    return f"{s}s"
+
+
+def _status_json(home: Any) -> dict[str, Any] | None:
+    from .server import daemon
+    from .server.auth import read_token
+
+    info = daemon.status(home)
+    if info is None:
+        return None
+    token = read_token(home) or ""
+    d = info.to_json()
+    d.update(
+        running=True,
+        uptime=round(info.uptime, 1),
+        login_url=info.login_url(token),
+        healthy=daemon.healthy(info, token) if token else False,
+    )
+    return d
+
+
+def _print_status(d: dict[str, Any]) -> None:
+    state = "running" if d.get("healthy") else "running (not answering)"
+    click.echo(f"pa server {state}")
+    for label, key in (
+        ("pid", "pid"),
+        ("url", "url"),
+        ("port", "port"),
+        ("version", "version"),
+        ("home", "home"),
+    ):
+        click.echo(f"  {label:<8} {d[key]}")
+    click.echo(f"  {'uptime':<8} {_fmt_uptime(float(d['uptime']))}")
+    click.echo(f"  {'login':<8} {d['login_url']}")
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (default: setting server.host, 127.0.0.1).")
+@click.option(
+    "--port", type=int, help="Port (default: setting server.port, 7317; 0 picks a free one)."
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the log here (rotated at 5 MB) instead of stderr.",
+)
+def serve(host: str | None, port: int | None, log_level: str, log_file: Path | None) -> None:
+    """Run the server in the foreground (one per PA_HOME)."""
+    from .server import daemon
+
+    def ready(info: daemon.ServerInfo, token: str) -> None:
+        click.echo(f"pa server {info.version} on {info.url} (pid {info.pid})", err=True)
+        if sys.stderr.isatty():
+            click.echo(f"open {info.login_url(token)}", err=True)
+        else:
+            click.echo("`pa server status` prints the login URL", err=True)
+
+    daemon.run(host=host, port=port, log_level=log_level, log_file=log_file, on_ready=ready)
+
+
+@click.group("server")
+def server_group() -> None:
+    """Start, stop and inspect the background server."""
+
+
+@server_group.command("start")
+@click.option("--host", help="Address to listen on (default: setting server.host).")
+@click.option("--port", type=int, help="Port (default: setting server.port; 0: a free one).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait until it answers.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def server_start(host: str | None, port: int | None, timeout: float, as_json: bool) -> None:
+    """Start the server in the background (if it is not running) and wait until it answers."""
+    from .config import pa_home
+    from .server import daemon
+
+    home = pa_home()
+    _, started = daemon.start_background(home, host, port, timeout=timeout)
+    d = _status_json(home)
+    if d is None:  # it died right after answering
+        raise daemon.ServerNotRunning(
+            "the server stopped right after starting", hint=f"see {home / daemon.LOG_FILE}"
+        )
+    d["started"] = started
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    if not started:
+        click.echo("already running")
+    _print_status(d)
+
+
+@server_group.command("stop")
+@click.option("--json", "as_json", is_flag=True)
+def server_stop(as_json: bool) -> None:
+    """Stop the background server (agents keep running; a new server picks them up)."""
+    from .config import pa_home
+    from .server import daemon
+
+    info = daemon.stop(pa_home())
+    if as_json:
+        click.echo(json.dumps({"stopped": info is not None, "pid": info.pid if info else None}))
+    elif info is None:
+        click.echo("no server running")
+    else:
+        click.echo(f"stopped the server (pid {info.pid}, {info.url})")
+
+
+@server_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def server_status(as_json: bool) -> None:
+    """Pid, URL, port, version, uptime and login URL of the server (exit 1 if none runs)."""
+    from .config import pa_home
+
+    d = _status_json(pa_home())
+    if as_json:
+        click.echo(json.dumps(d if d is not None else {"running": False}, indent=2))
+    elif d is None:
+        click.echo("no server running (start one with `pa server start`)")
+    else:
+        _print_status(d)
+    if d is None:
+        sys.exit(1)
+
+
+_MARK = {"needs_input": "?", "idle": "✓", "failed": "✗", "interrupted": "!"}
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def watch(as_json: bool) -> None:
+    """Print sessions that need you (needs input, finished, failed, interrupted) as it happens.
+
+    Starts the server in the background if none runs. Ctrl-C to stop.
+    """
+    from .client import ensure_server
+    from .errors import PAError
+
+    client = ensure_server()
+    connects = 0
+
+    def connected() -> None:
+        nonlocal connects
+        connects += 1
+        verb = "watching" if connects == 1 else "reconnected to"
+        click.echo(f"{verb} {client.url} for sessions that need you (Ctrl-C to stop)", err=True)
+
+    for ev in client.stream(kinds=["attention"], on_connect=connected):
+        status = str(ev.get("payload", {}).get("status", ""))
+        try:
+            s: dict[str, Any] | None = client.get_session(ev["session_id"])
+        except PAError:
+            s = None
+        if as_json:
+            out = dict(ev)
+            if s is not None:
+                out["session"] = {
+                    k: s.get(k)
+                    for k in ("id", "title", "repo_name", "agent", "status", "error", "branch")
+                }
+            click.echo(json.dumps(out, ensure_ascii=False))
+            continue
+        when = time.strftime("%H:%M:%S", time.localtime(float(ev.get("ts") or time.time())))
+        title = (s or {}).get("title", "")
+        repo = (s or {}).get("repo_name", "")
+        err = (s or {}).get("error") if status in ("failed", "interrupted") else None
+        line = f"{when}  {_MARK.get(status, '·')} {ev['session_id']}  {status:<11}  {repo}  {title}"
+        if err:
+            line += f"  — {str(err).strip().splitlines()[0][:120]}"
+        click.echo(line)
+
+
+def register(main: click.Group) -> None:
+    """Add ``serve``, ``server`` and ``watch`` to the ``pa`` command group."""
+    for cmd in (serve, server_group, watch):
+        assert cmd.name is not None
+        if cmd.name not in main.commands:
+            main.add_command(cmd)
+
+
+def _main() -> None:  # pragma: no cover - exercised through subprocesses
+    from .cli import main
+
+    register(main)
+    main(prog_name="pa")
+
+
+if __name__ == "__main__":
+    _main()

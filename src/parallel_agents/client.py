@@ -1,0 +1,430 @@
+"""A small HTTP client for the pa server, used by the CLI (and anyone scripting pa).
+
+    from parallel_agents.client import Client, ensure_server
+
+    c = ensure_server()                      # starts a background server if needed
+    [s] = c.new_sessions("fix the bug", repo="myrepo", cmd=["./agent.sh"])
+    for ev in c.stream(session_id=s["id"]):  # follows, reconnecting with Last-Event-ID
+        print(ev["kind"], ev["payload"])
+
+Sessions and events come back as the API's JSON dicts; ``session_from_json`` and
+``event_from_json`` turn them into the model dataclasses. Errors come back as the
+same ``PAError`` subclasses the orchestrator raises (NotFound, Conflict, UsageError).
+httpx is imported on first use, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import Conflict, NotFound, PAError, UsageError
+from .server.daemon import ServerNotRunning
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .models import Event, Session
+    from .server.daemon import ServerInfo
+
+__all__ = ["Client", "ServerNotRunning", "ensure_server", "event_from_json", "session_from_json"]
+
+
+def _raise_for(r: httpx.Response) -> None:
+    if r.status_code < 400:
+        return
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    msg = str(body.get("error") or r.text.strip() or f"HTTP {r.status_code}")
+    hint = body.get("hint")
+    if r.status_code == 404:
+        raise NotFound(msg, hint=hint)
+    if r.status_code == 409:
+        raise Conflict(msg, hint=hint)
+    if r.status_code in (400, 422):
+        raise UsageError(msg, hint=hint)
+    if r.status_code == 401:
+        raise PAError(
+            f"the server refused the token: {msg}",
+            hint="the token lives in $PA_HOME/token; is PA_HOME the server's?",
+        )
+    raise PAError(f"server error ({r.status_code}): {msg}", hint=hint)
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """SSE messages as {"id": int|None, "event": str, "data": str} (comments skipped).
+
+    Id-only messages (no data) are yielded too, with ``data`` None: they move the
+    resume point without carrying an event.
+    """
+    ev_id: str | None = None
+    event = "message"
+    data: list[str] = []
+    seen_field = False
+    for raw in lines:
+        line = raw.rstrip("\r")
+        if not line:
+            if seen_field:
+                yield {
+                    "id": int(ev_id) if ev_id and ev_id.isdigit() else None,
+                    "event": event,
+                    "data": "\n".join(data) if data else None,
+                }
+            ev_id, event, data, seen_field = None, "message", [], False
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            ev_id = value
+            seen_field = True
+        elif name == "event":
+            event = value
+            seen_field = True
+        elif name == "data":
+            data.append(value)
+            seen_field = True
+
+
+class Client:
+    """Talks to one server: ``url`` plus the bearer ``token``."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        home: Path | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.home = home
+        self.timeout = timeout
+        self._transport = transport
+        self._http: httpx.Client | None = None
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_home(cls, home: Path | None = None, **kw: Any) -> Client:
+        """The client of the server running for PA_HOME ``home`` (default: the env's)."""
+        from .config import pa_home
+        from .server import daemon
+        from .server.auth import read_token
+
+        h = Path(home) if home is not None else pa_home()
+        info = daemon.status(h)
+        if info is None:
+            raise ServerNotRunning(
+                f"no pa server is running for PA_HOME {h}", hint="start one: pa server start"
+            )
+        token = read_token(h)
+        if not token:
+            raise ServerNotRunning(f"no token in {h}", hint="restart the server")
+        return cls(info.url, token, home=h, **kw)
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(
+                base_url=self.url,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout,
+                transport=self._transport,
+            )
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        import httpx
+
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            r = self._client().request(
+                method,
+                "/api/v1" + path,
+                json=json_body,
+                params=clean,
+                timeout=timeout if timeout is not None else self.timeout,
+            )
+        except httpx.TransportError as e:
+            raise ServerNotRunning(
+                f"cannot reach the pa server at {self.url}: {e}",
+                hint="is it running? pa server status",
+            ) from e
+        _raise_for(r)
+        return r.json()
+
+    # -- the API ----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/health"))
+
+    def list_repos(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/repos")["repos"])
+
+    def add_repo(
+        self, path: str | Path, name: str | None = None, base: str | None = None
+    ) -> dict[str, Any]:
+        body = {"path": str(Path(path).expanduser().absolute()), "name": name, "base": base}
+        return dict(self.request("POST", "/repos", json_body=body))
+
+    def remove_repo(self, name: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/repos/{name}")["removed"])
+
+    def list_sessions(
+        self,
+        *,
+        all: bool = False,
+        status: str | Sequence[str] | None = None,
+        repo: str | None = None,
+    ) -> list[dict[str, Any]]:
+        st = status if status is None or isinstance(status, str) else ",".join(status)
+        params = {"all": "1" if all else None, "status": st, "repo": repo}
+        return list(self.request("GET", "/sessions", params=params)["sessions"])
+
+    def get_session(self, sid: str) -> dict[str, Any]:
+        """The session (unique id prefixes work) with its ``turns``."""
+        return dict(self.request("GET", f"/sessions/{sid}"))
+
+    def new_sessions(
+        self,
+        prompt: str,
+        *,
+        repo: str | Path | None = None,
+        agent: str | None = None,
+        cmd: Sequence[str] | str | None = None,
+        model: str | None = None,
+        base: str | None = None,
+        title: str | None = None,
+        timeout: float | None = None,
+        count: int = 1,
+        interactive: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Start ``count`` sessions on the same prompt. ``repo`` defaults to the cwd."""
+        if repo is None:
+            repo = Path.cwd()
+        elif isinstance(repo, Path):
+            repo = str(repo.expanduser().absolute())
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "repo": str(repo),
+            "agent": agent,
+            "cmd": cmd if cmd is None or isinstance(cmd, str) else list(cmd),
+            "model": model,
+            "base": base,
+            "title": title,
+            "timeout": timeout,
+            "count": count,
+            "interactive": interactive,
+            "env": env,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        return list(self.request("POST", "/sessions", json_body=body)["sessions"])
+
+    def send(self, sid: str, prompt: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/sessions/{sid}/send", json_body={"prompt": prompt}))
+
+    def stop(self, sid: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/sessions/{sid}/stop", timeout=max(self.timeout, 120)))
+
+    def discard(self, sid: str) -> dict[str, Any]:
+        return dict(
+            self.request("POST", f"/sessions/{sid}/discard", timeout=max(self.timeout, 120))
+        )
+
+    def restore(self, sid: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/sessions/{sid}/restore"))
+
+    def mark_read(self, sid: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/sessions/{sid}/read"))
+
+    def events_page(
+        self,
+        sid: str | None = None,
+        *,
+        after_seq: int = 0,
+        after_id: int = 0,
+        limit: int | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """One page as the API returns it: ``events``, ``last_seq``/``last_id``, ``more``."""
+        k = ",".join(kinds) if kinds else None
+        if sid is not None:
+            params = {"after_seq": after_seq, "limit": limit, "kinds": k}
+            return dict(self.request("GET", f"/sessions/{sid}/events", params=params))
+        params = {"after_id": after_id, "limit": limit, "kinds": k}
+        return dict(self.request("GET", "/events", params=params))
+
+    def events(
+        self,
+        sid: str | None = None,
+        *,
+        after_seq: int = 0,
+        after_id: int = 0,
+        limit: int | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One page of events: a session's (after ``after_seq``) or everyone's (by id)."""
+        page = self.events_page(
+            sid, after_seq=after_seq, after_id=after_id, limit=limit, kinds=kinds
+        )
+        return list(page["events"])
+
+    def all_events(
+        self,
+        sid: str | None = None,
+        *,
+        after_seq: int = 0,
+        after_id: int = 0,
+        kinds: Sequence[str] | None = None,
+        page: int = 5000,
+    ) -> list[dict[str, Any]]:
+        """Every event (of a session, or of all), page by page."""
+        out: list[dict[str, Any]] = []
+        while True:
+            got = self.events_page(
+                sid, after_seq=after_seq, after_id=after_id, limit=page, kinds=kinds
+            )
+            out.extend(got["events"])
+            if not got.get("more"):
+                return out
+            if sid is not None:
+                after_seq = int(got["last_seq"])
+            else:
+                after_id = int(got["last_id"])
+
+    def stream(
+        self,
+        after_id: int | None = None,
+        *,
+        session_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+        reconnect: bool = True,
+        on_connect: Callable[[], None] | None = None,
+        idle_timeout: float = 60.0,
+    ) -> Iterator[dict[str, Any]]:
+        """Follow the SSE stream, yielding event dicts (with their global ``id``).
+
+        ``after_id`` None means from now (all sessions) or from the start (one session).
+        With ``reconnect`` a dropped connection (or a restarted server, found again
+        through PA_HOME) resumes with ``Last-Event-ID``: no event is missed or repeated.
+        """
+        import httpx
+
+        path = f"/sessions/{session_id}/stream" if session_id else "/stream"
+        last = after_id
+        delay = 0.1
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last is not None:
+                headers["Last-Event-ID"] = str(last)
+            params = {"kinds": ",".join(kinds)} if kinds else {}
+            try:
+                with self._client().stream(
+                    "GET",
+                    "/api/v1" + path,
+                    headers=headers,
+                    params=params,
+                    timeout=httpx.Timeout(10.0, read=idle_timeout),
+                ) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        _raise_for(r)
+                    if on_connect is not None:
+                        on_connect()
+                    delay = 0.1
+                    for msg in parse_sse(r.iter_lines()):
+                        if msg["id"] is not None:
+                            last = msg["id"]
+                        if msg["data"] is None:
+                            continue
+                        yield json.loads(msg["data"])
+            except httpx.TransportError as e:
+                if not reconnect:
+                    raise ServerNotRunning(f"lost the event stream from {self.url}: {e}") from e
+            else:
+                if not reconnect:
+                    return
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """After a lost connection: the server may have restarted on another port."""
+        if self.home is None:
+            return
+        from .server import daemon
+        from .server.auth import read_token
+
+        info = daemon.read_info(self.home)
+        token = read_token(self.home)
+        if info is None or token is None:
+            return
+        if info.url.rstrip("/") != self.url or token != self.token:
+            self.close()
+            self.url, self.token = info.url.rstrip("/"), token
+
+
+def ensure_server(home: Path | None = None, *, timeout: float = 30.0) -> Client:
+    """A client of this PA_HOME's server, starting one in the background if none runs."""
+    from .config import pa_home
+    from .server import daemon
+    from .server.auth import read_token
+
+    h = Path(home) if home is not None else pa_home()
+    info: ServerInfo | None = daemon.status(h)
+    if info is None:
+        info, _ = daemon.start_background(h, timeout=timeout)
+    token = read_token(h)
+    if not token:
+        raise ServerNotRunning(f"no token in {h}", hint="restart the server")
+    return Client(info.url, token, home=h)
+
+
+# -- JSON -> models ---------------------------------------------------------------------------
+def session_from_json(d: dict[str, Any]) -> Session:
+    from .models import Session, Status
+
+    names = {f.name for f in fields(Session)}
+    kw = {k: v for k, v in d.items() if k in names}
+    kw["status"] = Status(d["status"])
+    return Session(**kw)
+
+
+def event_from_json(d: dict[str, Any]) -> Event:
+    from .models import Event
+
+    names = {f.name for f in fields(Event)}
+    kw = {k: v for k, v in d.items() if k in names}
+    kw.setdefault("raw", None)
+    return Event(**kw)

@@ -1,0 +1,740 @@
+"""Warm worktree pool: pre-created checkouts that `pa new` takes instead of creating one.
+
+Checking out a large repository dominates session start (about 1 s for 20,000 files on
+two cores); the pool does that work ahead of time. Per repository, ``pool.size``
+worktrees (default 0: off) wait on a detached HEAD at the repo's default base commit
+under ``$worktree_root/<repo>/.pool/``; ``pool.max`` caps the total over all repos.
+
+Layout of ``$worktree_root/<repo>/.pool/``::
+
+    <token>/          a registered git worktree, detached at the base commit
+    <token>.ready     marker (JSON {"commit", "created"}): the worktree is complete
+    .fill.lock        flock held by the one process filling this pool
+    .trash/           discarded entries, already unregistered, being deleted
+
+Invariants:
+
+* An entry is handed out only when its marker names the requested base commit, and after
+  the claim its HEAD is verified detached at that commit with an empty
+  ``git status --porcelain`` (untracked files included). Anything else is discarded
+  (archived first when dirty) and never handed out.
+* The claim is ``rename(<token>, <session path>)`` plus ``git worktree repair`` under the
+  per-repo lock (the same lock ``worktrees.create`` takes): exactly one caller wins a
+  rename, so no two sessions ever get the same worktree, and no ``git worktree prune``
+  can run between the rename and the repair.
+* The session branch is created with ``update-ref <branch> <commit> <zero-oid>`` (fails
+  if it exists: nothing is overwritten) and HEAD pointed at it with ``symbolic-ref``:
+  the commit does not change, so not one file or index entry is touched.
+* Only markers make entries visible, and a marker is written after the checkout is
+  complete, so a filler killed half-way leaves only an unmarked directory, which the next
+  fill (or ``pa doctor``) removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import git, worktrees
+from .config import Settings
+from .errors import PAError
+
+if TYPE_CHECKING:
+    from .models import Repo
+    from .service import App
+
+POOL_DIR = ".pool"
+TRASH_DIR = ".trash"
+FILL_LOCK = ".fill.lock"
+FILL_LOG = ".fill.log"
+MARKER_SUFFIX = ".ready"
+ARCHIVE_PREFIX = "refs/pa/archive/"
+ZERO_OID = "0" * 40
+DEFAULT_MAX = 16
+
+
+# -- settings ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PoolConfig:
+    size: int  # warm worktrees wanted for this repo (0: pool off)
+    max: int  # cap on warm worktrees over all repos
+    background: bool  # refill in a detached low-priority process after a take
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def config_for(settings: Settings, repo_name: str) -> PoolConfig:
+    """``[pool] size``, ``max``, ``background``; ``[pool.repos.<name>] size`` overrides."""
+    size = settings.get(f"pool.repos.{repo_name}.size")
+    if size is None:
+        size = settings.get("pool.size")
+    max_total = _int(settings.get("pool.max"), DEFAULT_MAX)
+    bg = settings.get("pool.background")
+    return PoolConfig(
+        size=min(_int(size, 0), max_total),
+        max=max_total,
+        background=True if bg is None else bool(bg),
+    )
+
+
+def pool_dir(settings: Settings, repo_name: str) -> Path:
+    return settings.worktree_root / repo_name / POOL_DIR
+
+
+def default_base_commit(repo: Repo) -> str | None:
+    """The commit a session of ``repo`` starts from when ``--base`` is not given."""
+    path = Path(repo.path)
+    ref = repo.base or git.current_branch(path) or "HEAD"
+    return git.rev_parse(path, ref)
+
+
+# -- entries -------------------------------------------------------------------------------
+@dataclass
+class Entry:
+    token: str
+    path: Path
+    marker: Path | None  # None: no marker (being filled, or left by a dead filler)
+    commit: str | None
+    created: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "path": str(self.path),
+            "ready": self.marker is not None,
+            "commit": self.commit,
+            "created": self.created,
+        }
+
+
+def _read_marker(p: Path) -> tuple[str | None, float | None]:
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return str(data["commit"]), float(data.get("created") or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+
+
+def scan(pdir: Path) -> tuple[list[Entry], list[Path]]:
+    """(entries, markers without a directory) in ``pdir``."""
+    dirs: dict[str, Path] = {}
+    markers: dict[str, Path] = {}
+    try:
+        it = list(os.scandir(pdir))
+    except FileNotFoundError:
+        return [], []
+    for d in it:
+        if d.name.startswith("."):
+            continue
+        if d.name.endswith(MARKER_SUFFIX) and d.is_file(follow_symlinks=False):
+            markers[d.name[: -len(MARKER_SUFFIX)]] = Path(d.path)
+        elif d.is_dir(follow_symlinks=False):
+            dirs[d.name] = Path(d.path)
+    entries = []
+    for token, path in sorted(dirs.items()):
+        marker = markers.get(token)
+        commit, created = _read_marker(marker) if marker else (None, None)
+        if marker is not None and commit is None:
+            marker = None  # unreadable marker: treat as not ready
+        entries.append(Entry(token, path, marker, commit, created))
+    lone = [m for t, m in sorted(markers.items()) if t not in dirs]
+    return entries, lone
+
+
+def ready_entries(pdir: Path, commit: str | None = None) -> list[Entry]:
+    entries, _ = scan(pdir)
+    return [e for e in entries if e.marker and (commit is None or e.commit == commit)]
+
+
+# -- taking --------------------------------------------------------------------------------
+@dataclass
+class TakeResult:
+    taken: bool
+    token: str | None = None
+    discarded: list[str] = field(default_factory=list)  # tokens found stale or dirty
+    reason: str | None = None  # why the pool could not serve
+
+
+def take(
+    settings: Settings,
+    repo_path: Path,
+    repo_name: str,
+    path: Path,
+    branch: str,
+    base_commit: str,
+) -> bool:
+    """Move a warm worktree to ``path`` on new ``branch``; False when the pool cannot serve.
+
+    On False nothing was changed at ``path`` or in the branch namespace: the caller
+    creates the worktree as usual. Raises PAError only for the errors
+    ``worktrees.create`` would raise as well (path not empty, branch exists).
+    """
+    return take_detail(settings, repo_path, repo_name, path, branch, base_commit).taken
+
+
+def take_detail(
+    settings: Settings,
+    repo_path: Path,
+    repo_name: str,
+    path: Path,
+    branch: str,
+    base_commit: str,
+) -> TakeResult:
+    cfg = config_for(settings, repo_name)
+    res = TakeResult(False)
+    if cfg.size <= 0:
+        res.reason = "pool off"
+        return res
+    pdir = pool_dir(settings, repo_name)
+    candidates = ready_entries(pdir, base_commit)
+    if not candidates:
+        res.reason = "no warm worktree at this base"
+        if cfg.background:
+            kick(settings, repo_name)
+        return res
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise PAError(f"worktree path {path} already exists and is not empty")
+    random.shuffle(candidates)  # concurrent takers rarely reach for the same entry
+    for e in candidates:
+        if not _claim(repo_path, e, path):
+            continue  # someone else got it
+        bad = _verify(path, base_commit)
+        if bad:
+            res.discarded.append(e.token)
+            _discard_claimed(repo_path, path, pdir, e.token, bad)
+            continue
+        try:
+            _switch(path, branch, base_commit)
+        except PAError:
+            _discard_claimed(repo_path, path, pdir, e.token, None)
+            raise
+        res.taken, res.token = True, e.token
+        break
+    else:
+        res.reason = "every warm worktree was taken, stale or dirty"
+    if cfg.background:
+        kick(settings, repo_name)
+    return res
+
+
+def _claim(repo_path: Path, e: Entry, path: Path) -> bool:
+    """Atomically move entry ``e`` to ``path``; False when another caller got it first."""
+    assert e.marker is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with worktrees.repo_lock(repo_path):
+        try:
+            os.rename(e.path, path)
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise PAError(f"cannot move warm worktree {e.path} to {path}: {err}") from err
+        with contextlib.suppress(FileNotFoundError):
+            e.marker.unlink()
+        r = git.run(["worktree", "repair", str(path)], repo_path, check=False)
+        if r.returncode != 0:
+            # Put it back where git expects it; it will be checked by the next fill.
+            os.rename(path, e.path)
+            return False
+    return True
+
+
+def _verify(path: Path, base_commit: str) -> str | None:
+    """None when ``path`` is detached at ``base_commit`` and clean, else what is wrong."""
+    r = git.run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], path, check=False)
+    lines = r.stdout.split()
+    if r.returncode != 0 or len(lines) != 2:
+        return f"not a usable worktree: {r.stderr.strip()}"
+    if lines[0] != base_commit:
+        return f"stale: HEAD is {lines[0][:10]}, base is {base_commit[:10]}"
+    if lines[1] != "HEAD":
+        return f"not detached: HEAD is {lines[1]}"
+    st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], path, check=False)
+    if st.returncode != 0:
+        return f"git status failed: {st.stderr.strip()}"
+    if st.stdout:
+        return "dirty: " + st.stdout.replace("\0", " ")[:200]
+    return None
+
+
+def _switch(path: Path, branch: str, commit: str) -> None:
+    """Put the claimed worktree on a new ``branch`` at ``commit`` without touching files."""
+    ref = f"refs/heads/{branch}"
+    r = git.run(
+        [
+            "update-ref",
+            "--create-reflog",
+            "-m",
+            f"branch: Created from {commit}",
+            ref,
+            commit,
+            ZERO_OID,
+        ],
+        path,
+        check=False,
+    )
+    if r.returncode != 0:
+        if git.ref_exists(path, ref):
+            raise PAError(f"branch {branch} already exists", hint="try again: ids are random")
+        raise git.GitError(["update-ref", ref], r.returncode, r.stderr)
+    git.run(["symbolic-ref", "-m", f"checkout: moving to {branch}", "HEAD", ref], path)
+
+
+# -- discarding ----------------------------------------------------------------------------
+def admin_dir(wt: Path) -> Path | None:
+    """The worktree's private directory under ``.git/worktrees/``, from its ``.git`` file."""
+    try:
+        text = (wt / ".git").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    p = Path(text[len("gitdir:") :].strip())
+    if not p.is_absolute():
+        p = (wt / p).resolve()
+    return p if p.parent.name == "worktrees" else None
+
+
+def archive_dirty(repo_path: Path, wt: Path, name: str) -> str | None:
+    """Snapshot a dirty worktree under refs/pa/archive/<name>; the ref, or None if clean."""
+    st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt, check=False)
+    if st.returncode == 0 and not st.stdout:
+        return None
+    from . import review
+
+    ref = unique_ref(repo_path, ARCHIVE_PREFIX + name)
+    review.checkpoint(wt, ref, f"pa: archive of {wt} before removing it")
+    return ref
+
+
+def unique_ref(repo_path: Path, ref: str) -> str:
+    if not git.ref_exists(repo_path, ref):
+        return ref
+    return f"{ref}-{int(time.time() * 1000)}-{secrets.token_hex(2)}"
+
+
+def unregister(repo_path: Path, wt: Path, trash: Path) -> Path | None:
+    """Under the repo lock: move ``wt`` into ``trash`` and drop git's record of it.
+
+    Fast (a rename and a small directory), so the lock is held briefly; the slow
+    deletion of the files happens afterwards in ``empty_trash``.
+    """
+    with worktrees.repo_lock(repo_path):
+        return unregister_locked(git.common_dir(repo_path), wt, trash)
+
+
+def unregister_locked(common: Path, wt: Path, trash: Path) -> Path | None:
+    """``unregister`` for a caller that already holds the repo lock."""
+    trash.mkdir(parents=True, exist_ok=True)
+    dest = trash / f"{wt.name}-{secrets.token_hex(3)}"
+    admin = admin_dir(wt)
+    try:
+        os.rename(wt, dest)
+    except FileNotFoundError:
+        return None
+    if admin is not None and admin.parent == common / "worktrees" and admin.is_dir():
+        shutil.rmtree(admin, ignore_errors=True)
+    return dest
+
+
+def empty_trash(trash: Path) -> int:
+    n = 0
+    with contextlib.suppress(FileNotFoundError):
+        for d in os.scandir(trash):
+            shutil.rmtree(d.path, ignore_errors=True)
+            n += 1
+    return n
+
+
+def _discard_claimed(repo_path: Path, path: Path, pdir: Path, token: str, why: str | None) -> None:
+    """Get rid of a claimed entry that must not be handed out (archived if dirty)."""
+    if why and why.startswith("dirty"):
+        with contextlib.suppress(PAError):
+            archive_dirty(repo_path, path, f"pool-{token}")
+    unregister(repo_path, path, pdir / TRASH_DIR)
+
+
+# -- filling -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def fill_lock(pdir: Path, *, wait: bool, fd: int | None = None) -> Iterator[bool]:
+    """Hold the pool's fill lock; yields False when ``wait`` is off and it is busy."""
+    if fd is not None:  # handed over by kick(): already locked
+        try:
+            yield True
+        finally:
+            os.close(fd)
+        return
+    pdir.mkdir(parents=True, exist_ok=True)
+    lfd = os.open(pdir / FILL_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(lfd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(lfd)
+
+
+def filling(pdir: Path) -> bool:
+    """Is a filler working on this pool right now?"""
+    try:
+        fd = os.open(pdir / FILL_LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@dataclass
+class FillReport:
+    repo: str
+    base: str | None
+    target: int
+    created: int = 0
+    discarded: int = 0  # stale, dirty, broken or surplus entries removed
+    ready: int = 0  # warm entries at the base after the fill
+    busy: bool = False  # another filler held the lock; nothing done
+    removed_trash: int = 0
+    archived: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fill(
+    settings: Settings,
+    repo: Repo,
+    *,
+    target: int | None = None,
+    wait: bool = True,
+    workers: int | None = None,
+    lock_fd: int | None = None,
+) -> FillReport:
+    """Bring one repo's pool to ``target`` warm worktrees at the current base commit.
+
+    Removes leftovers first: unmarked directories (a dead filler's), markers without a
+    directory, entries at another commit (the base moved), entries whose worktree git no
+    longer knows, and the trash.
+    """
+    t0 = time.monotonic()
+    cfg = config_for(settings, repo.name)
+    if target is None:
+        others = _ready_elsewhere(settings, repo.name)
+        want = max(0, min(cfg.size, cfg.max - others))
+    else:
+        want = max(0, target)
+    pdir = pool_dir(settings, repo.name)
+    repo_path = Path(repo.path)
+    base = default_base_commit(repo)
+    rep = FillReport(repo.name, base, want)
+    if want == 0 and not pdir.exists():
+        return rep
+    with fill_lock(pdir, wait=wait, fd=lock_fd) as got:
+        if not got:
+            rep.busy = True
+            return rep
+        keep = _tidy(repo_path, pdir, base, want, rep)
+        missing = want - len(keep)
+        if missing > 0 and base is not None:
+            n_workers = workers or max(1, min(missing, os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=n_workers) as ex:
+                made = list(ex.map(lambda _: _create_entry(repo_path, pdir, base), range(missing)))
+            done = [m for m in made if isinstance(m, _NewEntry)]
+            rep.errors += [m for m in made if isinstance(m, str)]
+            rep.created = _publish(repo_path, pdir, base, done, rep.errors)
+        elif base is None:
+            rep.errors.append(f"the base of {repo.name} names no commit")
+        rep.ready = len(ready_entries(pdir, base))
+    rep.seconds = round(time.monotonic() - t0, 3)
+    return rep
+
+
+def _tidy(repo_path: Path, pdir: Path, base: str | None, want: int, rep: FillReport) -> list[Entry]:
+    """With the fill lock held: drop everything but up to ``want`` good entries."""
+    entries, lone = scan(pdir)
+    for m in lone:
+        with contextlib.suppress(FileNotFoundError):
+            m.unlink()
+    registered = _registered(repo_path)
+    keep: list[Entry] = []
+    for e in entries:
+        if (
+            e.marker is None
+            or e.commit != base
+            or str(e.path) not in registered
+            or len(keep) >= want
+        ):
+            _drop_entry(repo_path, pdir, e, rep)
+        else:
+            keep.append(e)
+    rep.removed_trash = empty_trash(pdir / TRASH_DIR)
+    return keep
+
+
+def tidy(settings: Settings, repo: Repo) -> FillReport:
+    """Remove leftovers (dead fillers' entries, stale entries, lone markers, trash) without
+    creating anything; busy when a filler runs (it tidies itself). Used by ``pa doctor``."""
+    pdir = pool_dir(settings, repo.name)
+    base = default_base_commit(repo)
+    rep = FillReport(repo.name, base, 0)
+    if not pdir.exists():
+        return rep
+    with fill_lock(pdir, wait=False) as got:
+        if not got:
+            rep.busy = True
+            return rep
+        cap = config_for(settings, repo.name).size
+        rep.target = cap
+        _tidy(Path(repo.path), pdir, base, cap, rep)
+        rep.ready = len(ready_entries(pdir, base))
+    return rep
+
+
+def _ready_elsewhere(settings: Settings, repo_name: str) -> int:
+    """Warm worktrees in the other repos' pools (for the ``pool.max`` cap)."""
+    n = 0
+    root = settings.worktree_root
+    with contextlib.suppress(FileNotFoundError):
+        for d in os.scandir(root):
+            if d.name != repo_name and d.is_dir(follow_symlinks=False):
+                p = Path(d.path) / POOL_DIR
+                if p.is_dir():
+                    n += sum(1 for x in os.listdir(p) if x.endswith(MARKER_SUFFIX))
+    return n
+
+
+def _registered(repo_path: Path) -> set[str]:
+    try:
+        return set(worktrees.registered_worktrees(repo_path))
+    except PAError:
+        return set()
+
+
+def _drop_entry(repo_path: Path, pdir: Path, e: Entry, rep: FillReport) -> None:
+    if e.marker is not None:
+        with contextlib.suppress(FileNotFoundError):
+            e.marker.unlink()
+    if (e.path / ".git").exists():
+        with contextlib.suppress(PAError, OSError):  # OSError: a taker moved it meanwhile
+            ref = archive_dirty(repo_path, e.path, f"pool-{e.token}")
+            if ref:
+                rep.archived.append(ref)
+    unregister(repo_path, e.path, pdir / TRASH_DIR)
+    rep.discarded += 1
+
+
+@dataclass
+class _NewEntry:
+    token: str
+    path: Path
+    checked_out: float  # wall-clock time the checkout finished
+
+
+def _create_entry(repo_path: Path, pdir: Path, base: str) -> _NewEntry | str:
+    """A complete but unmarked entry (invisible to takers), or an error message."""
+    token = secrets.token_hex(4)
+    path = pdir / token
+    try:
+        with worktrees.repo_lock(repo_path):
+            git.run(["worktree", "add", "--no-checkout", "--detach", str(path), base], repo_path)
+        git.run(["reset", "--hard", "--quiet"], path)
+        return _NewEntry(token, path, time.time())
+    except (PAError, OSError) as e:
+        with contextlib.suppress(PAError, OSError):
+            if path.exists():
+                unregister(repo_path, path, pdir / TRASH_DIR)
+        return f"{path}: {e}"
+
+
+def _large(wt: Path) -> bool:
+    """Worth waiting for a clean refresh? (An index over 256 KB: a few thousand files.)"""
+    adm = admin_dir(wt)
+    try:
+        return adm is not None and (adm / "index").stat().st_size > 256 * 1024
+    except OSError:
+        return False
+
+
+def _publish(
+    repo_path: Path, pdir: Path, base: str, made: list[_NewEntry], errors: list[str]
+) -> int:
+    """Refresh the new entries' stat data, then write their markers; how many were published.
+
+    git compares file times in whole seconds: a file written in the same second as the
+    index is "racily clean" and costs a content comparison at every later ``git status``
+    until the index is rewritten in a later second. So the refresh waits for the second
+    after the last checkout to begin (at most one second, in the filler, never in a take).
+    """
+    if not made:
+        return 0
+    last = max(m.checked_out for m in made)
+    delay = math.floor(last) + 1.05 - time.time()
+    if delay > 0 and _large(made[0].path):
+        time.sleep(delay)
+    n = 0
+    for m in made:
+        try:
+            git.run(["update-index", "-q", "--refresh"], m.path, check=False)
+            marker = pdir / f"{m.token}{MARKER_SUFFIX}"
+            tmp = pdir / f".{m.token}.tmp"
+            tmp.write_text(json.dumps({"commit": base, "created": time.time()}), encoding="utf-8")
+            os.replace(tmp, marker)
+            n += 1
+        except (PAError, OSError) as e:
+            errors.append(f"{m.path}: {e}")
+            with contextlib.suppress(PAError, OSError):
+                unregister(repo_path, m.path, pdir / TRASH_DIR)
+    return n
+
+
+def clear(settings: Settings, repo: Repo) -> FillReport:
+    """Remove every warm worktree of ``repo`` (waits for a running filler)."""
+    return fill(settings, repo, target=0)
+
+
+def refill(app: App, *, wait: bool = False) -> list[FillReport]:
+    """For the server's periodic loop: top up every repo's pool; skip busy ones."""
+    out: list[FillReport] = []
+    for repo in app.store.repos():
+        pdir = pool_dir(app.settings, repo.name)
+        if config_for(app.settings, repo.name).size <= 0 and not pdir.exists():
+            continue
+        try:
+            out.append(fill(app.settings, repo, wait=wait))
+        except PAError as e:
+            out.append(FillReport(repo.name, None, 0, errors=[e.message]))
+    return out
+
+
+def kick(settings: Settings, repo_name: str) -> bool:
+    """Start a detached, low-priority filler for ``repo_name`` unless one is running.
+
+    The fill lock is taken here and handed to the child through an inherited file
+    descriptor, so a burst of takes starts at most one filler.
+    """
+    pdir = pool_dir(settings, repo_name)
+    try:
+        pdir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(pdir / FILL_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        env = dict(os.environ)
+        env["PA_HOME"] = str(settings.home)
+        pkg_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+        _reap()
+        with open(pdir / FILL_LOG, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "parallel_agents.pool", repo_name, "--lock-fd", str(fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                pass_fds=(fd,),
+                start_new_session=True,
+                cwd="/",
+            )
+        _fillers.append(proc)  # reaped later: the filler is not ours to wait for
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # the child keeps the lock through its copy
+
+
+_fillers: list[subprocess.Popen[bytes]] = []
+
+
+def _reap() -> None:
+    for p in list(_fillers):
+        if p.poll() is not None:
+            _fillers.remove(p)
+
+
+# -- status --------------------------------------------------------------------------------
+def status(settings: Settings, repo: Repo) -> dict[str, Any]:
+    cfg = config_for(settings, repo.name)
+    pdir = pool_dir(settings, repo.name)
+    base = default_base_commit(repo)
+    entries, lone = scan(pdir)
+    ready = [e for e in entries if e.marker and e.commit == base]
+    stale = [e for e in entries if e.marker and e.commit != base]
+    trash_dir = pdir / TRASH_DIR
+    trash = len(os.listdir(trash_dir)) if trash_dir.is_dir() else 0
+    return {
+        "repo": repo.name,
+        "dir": str(pdir),
+        "size": cfg.size,
+        "max": cfg.max,
+        "background": cfg.background,
+        "base": base,
+        "ready": len(ready),
+        "stale": len(stale),
+        "unready": len([e for e in entries if not e.marker]),
+        "lone_markers": len(lone),
+        "trash": trash,
+        "filling": filling(pdir),
+        "entries": [e.to_json() for e in entries],
+    }
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m parallel_agents.pool REPO [--lock-fd N]``: the background filler."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m parallel_agents.pool")
+    ap.add_argument("repo")
+    ap.add_argument("--lock-fd", type=int)
+    args = ap.parse_args(argv)
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    from .service import App
+
+    app = App.open()
+    try:
+        repo = app.store.repo_by_name(args.repo)
+        if repo is None:
+            if args.lock_fd is not None:
+                os.close(args.lock_fd)
+            return 2
+        rep = fill(app.settings, repo, lock_fd=args.lock_fd, workers=1, wait=False)
+        print(json.dumps(rep.to_json()), flush=True)
+        return 0 if not rep.errors else 1
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
