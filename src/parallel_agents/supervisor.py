@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class Supervisor:
         self.store = store
         self.settings = settings
         self._checks: list[str] = []
+        self._checks_lock = threading.Lock()
 
     # -- paths ----------------------------------------------------------------------
     def session_dir(self, sid: str) -> Path:
@@ -165,7 +167,7 @@ class Supervisor:
             if prev_state.get("usage_total"):
                 state["usage_base"] = prev_state["usage_total"]
         try:
-            local.spawn(
+            state["wrapper_pid"] = local.spawn(
                 files.dir,
                 launch.argv,
                 cwd=launch.cwd or Path(s.worktree),
@@ -232,7 +234,8 @@ class Supervisor:
             self.store.add_event(sid, "error", {"message": f"checkpoint failed: {e}"})
             return
         if self.settings.get("check.after_turn") and s.status == Status.IDLE:
-            self._checks.append(sid)
+            with self._checks_lock:
+                self._checks.append(sid)
 
     def run_pending_checks(self) -> None:
         """Run after-turn checks queued by ``after_turn`` (in parallel, within the limit)."""
@@ -241,7 +244,8 @@ class Supervisor:
         from . import review_service
         from .store import Store
 
-        todo, self._checks = self._checks, []
+        with self._checks_lock:
+            todo, self._checks = self._checks, []
         if not todo:
             return
 
@@ -415,6 +419,9 @@ class Supervisor:
 
     def _vanished(self, db: Any, sid: str, n: int) -> None:
         msg = f"the session folder {self.session_dir(sid)} was deleted while the agent ran"
+        _, state = self.store.turn_progress(db, sid, n)
+        # Its pid file went with the folder: find the agent through the wrapper's session.
+        local.kill_session(state.get("wrapper_pid"))
         self.store.update_turn(db, sid, n, status="failed", ended_at=time.time(), error=msg)
         self.store.set_status(sid, Status.FAILED, db=db, error=msg)
 

@@ -68,13 +68,9 @@ class PaCli:
     repo: Path
     config: Path
     agent_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    limits: dict[str, Any] = field(default_factory=dict)
 
     def write_config(self) -> None:
         lines = []
-        if self.limits:
-            lines.append("[limits]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in self.limits.items()]
         for name, values in self.agent_settings.items():
             lines.append(f"[agents.{name}]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
@@ -158,7 +154,12 @@ class PaCli:
         """Everything needed to debug a failed assertion: session, turns, events, stderr."""
         show = self("show", sid, "--json", check=False).stdout
         events = self("logs", sid, "--json", check=False).stdout
-        return f"show:\n{show[-4000:]}\nevents:\n{events[-8000:]}"
+        turns = Path(os.environ["PA_HOME"]) / "sessions" / sid / "turns"
+        stderr = "".join(
+            f"\n{path}:\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted(turns.glob("*/stderr"))
+        )
+        return f"show:\n{show[-4000:]}\nevents:\n{events[-8000:]}\nstderr:{stderr}"
 
 
 @pytest.fixture

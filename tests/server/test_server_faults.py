@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import shutil
 import signal
 import sqlite3
@@ -91,6 +92,11 @@ def test_deleted_session_folder_fails_that_session_only(
         shutil.rmtree(srv.home / "sessions" / doomed["id"])
         gone = srv.wait_status(doomed["id"], "failed")
         assert "was deleted" in gone["error"] and doomed["id"] in gone["error"]
+        # Its pid file went with the folder, yet the agent does not live on unsupervised.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _alive(pgids[0]):
+            time.sleep(0.05)
+        assert not _alive(pgids[0])
         assert srv.wait_status(fine["id"], "idle")["error"] is None
         # The server keeps serving: a new session runs to the end.
         [more] = c.new_sessions("more", repo=repo_path, cmd=[PY, "-c", "print('more')"])
@@ -100,6 +106,17 @@ def test_deleted_session_folder_fails_that_session_only(
         for pgid in pgids:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 FLOOD = """\

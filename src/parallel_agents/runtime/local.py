@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,31 +87,54 @@ def spawn(
     wrapper_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (pkg_root, wrapper_env.get("PYTHONPATH", "")) if p
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-S", "-m", "parallel_agents.runtime.wrapper", str(turn_dir)],
-        cwd=str(turn_dir),
-        env=wrapper_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=open(turn_dir / "wrapper.log", "wb"),  # noqa: SIM115 - handed to the child
-        start_new_session=True,
-        close_fds=True,
-    )
-    # Reap it in the background if we live long enough; it is not our child to wait for.
-    _children.append(proc)
+    with open(turn_dir / "wrapper.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-m", "parallel_agents.runtime.wrapper", str(turn_dir)],
+            cwd=str(turn_dir),
+            env=wrapper_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    # Reap it later if we live long enough (the server does); not our child to wait for.
+    with _children_lock:
+        _children.append(proc)
     return proc.pid
 
 
 _children: list[subprocess.Popen[bytes]] = []
+_children_lock = threading.Lock()
 
 
 def reap() -> None:
     """Collect finished wrappers started by this process (avoids zombies in the server)."""
-    for p in list(_children):
-        if p.poll() is not None:
-            _children.remove(p)
-            if p.stderr:
-                p.stderr.close()
+    with _children_lock:
+        for p in list(_children):
+            if p.poll() is not None:
+                _children.remove(p)
+
+
+def kill_session(leader: int | None) -> int:
+    """SIGKILL every process of the session led by ``leader`` (a wrapper and its agent).
+
+    Used when the turn's files are gone, so the agent's own pid is unknown. Linux /proc.
+    """
+    if not leader:
+        return 0
+    killed = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp, session, ...
+        if len(fields) > 3 and fields[3] == str(leader):
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def alive(pid: int | None) -> bool:
