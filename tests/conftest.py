@@ -22,6 +22,8 @@ def pa_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
     monkeypatch.delenv("PA_CONFIG", raising=False)
+    # The CLI works in-process unless a test asks for the background server (server_mode).
+    monkeypatch.setenv("PA_SERVER_AUTOSTART", "0")
     monkeypatch.delenv("PA_URL", raising=False)
     for k, v in {
         "GIT_AUTHOR_NAME": "Test",
@@ -90,3 +92,13 @@ def pa(
 @pytest.fixture
 def pa_run() -> Iterator[object]:
     yield pa
+
+
+@pytest.fixture
+def server_mode(monkeypatch: pytest.MonkeyPatch, pa_home: Path) -> Iterator[Path]:
+    """CLI commands start and use the background server; it is stopped afterwards."""
+    monkeypatch.setenv("PA_SERVER_AUTOSTART", "1")
+    try:
+        yield pa_home
+    finally:
+        pa("server", "stop", timeout=60)

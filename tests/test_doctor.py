@@ -25,13 +25,6 @@ from tests.reliability.helpers import (
 
 PY = sys.executable
 
-# runtime.local.spawn leaves the wrapper.log file object open in the calling process
-# (reported to the lead); only in-process spawns, as here, ever see the warning.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO name=.*wrapper.log"
-    ":pytest.PytestUnraisableExceptionWarning"
-)
-
 
 @pytest.fixture
 def app(repo: Path) -> App:

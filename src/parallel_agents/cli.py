@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ import click
 from .errors import PAError
 
 if TYPE_CHECKING:
-    from .models import Event, Session
+    from .backend import Backend
     from .service import App
 
 
@@ -105,7 +105,17 @@ class PAGroup(click.Group):
 @click.group(cls=PAGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="parallel-agents", prog_name="pa")
 def main() -> None:
-    """Run many AI coding agents in parallel, each in its own git worktree."""
+    """Run many AI coding agents in parallel, each in its own git worktree.
+
+    Commands talk to the pa server of this PA_HOME, starting it in the background when
+    it is not running (PA_SERVER_AUTOSTART=0 or server.autostart = false: work in-process).
+    """
+
+
+def _backend() -> Backend:
+    from .backend import connect
+
+    return connect()
 
 
 # -- repos -----------------------------------------------------------------------------
@@ -121,27 +131,27 @@ def repo() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the repo as JSON.")
 def repo_add(path: str, name: str | None, base: str | None, as_json: bool) -> None:
     """Register the git repository at PATH (default: current directory)."""
-    app = _app()
-    r = app.add_repo(path, name=name, base=base)
+    r = _backend().repo_add(path, name, base)
     if as_json:
-        _emit_json(r.__dict__)
+        _emit_json(r)
     else:
-        click.echo(f"registered {r.name} ({r.path})")
+        click.echo(f"registered {r['name']} ({r['path']})")
 
 
 @repo.command("ls")
 @click.option("--json", "as_json", is_flag=True)
 def repo_ls(as_json: bool) -> None:
     """List registered repositories."""
-    app = _app()
-    repos = app.store.repos()
+    repos = _backend().repo_ls()
     if as_json:
-        _emit_json([r.__dict__ for r in repos])
+        _emit_json(repos)
         return
     if not repos:
         click.echo("no repos registered; add one with `pa repo add PATH`")
         return
-    _table(["NAME", "PATH", "BASE"], ([r.name, r.path, r.base or "(current)"] for r in repos))
+    _table(
+        ["NAME", "PATH", "BASE"], ([r["name"], r["path"], r["base"] or "(current)"] for r in repos)
+    )
 
 
 @repo.command("rm")
@@ -149,12 +159,11 @@ def repo_ls(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def repo_rm(name: str, as_json: bool) -> None:
     """Unregister a repository (its files are not touched)."""
-    app = _app()
-    r = app.remove_repo(name)
+    r = _backend().repo_rm(name)
     if as_json:
-        _emit_json(r.__dict__)
+        _emit_json(r)
     else:
-        click.echo(f"unregistered {r.name}")
+        click.echo(f"unregistered {r['name']}")
 
 
 # -- sessions --------------------------------------------------------------------------
@@ -210,12 +219,13 @@ def new(
             raise UsageError(f"--env {pair!r} is not KEY=VALUE")
         env[key] = value
     text = "" if (interactive and prompt is None and sys.stdin.isatty()) else _read_prompt(prompt)
-    app = _app()
-    s = app.new_session(
+    argv = split_cmd(cmd) if cmd is not None else None
+    s = _backend().new(
         text,
         repo=repo_ref,
+        cwd=Path.cwd(),
         agent=agent,
-        cmd=split_cmd(cmd) if cmd is not None else None,
+        cmd=argv,
         model=model,
         base=base,
         title=title,
@@ -224,55 +234,58 @@ def new(
         interactive=interactive,
     )
     if as_json:
-        _emit_json(s.to_json())
+        _emit_json(s)
     else:
-        click.echo(f"{s.id}  {s.status.value}  {s.branch}  {s.worktree}")
+        click.echo(f"{s['id']}  {s['status']}  {s['branch']}  {s['worktree']}")
         if interactive:
-            click.echo(f"attach with: pa attach {s.id}   (detach: Ctrl-b d)")
+            click.echo(f"attach with: pa attach {s['id']}   (detach: Ctrl-b d)")
 
 
-def _session_row(s: Session) -> list[str]:
-    mark = "●" if s.unread else " "
+def _session_row(s: dict[str, Any]) -> list[str]:
+    mark = "●" if s["unread"] else " "
     return [
-        f"{mark} {s.id}",
-        s.repo_name,
-        s.title[:40],
-        s.agent,
-        _status_cell(s.status.value),
-        str(s.turns),
-        f"${s.cost_usd:.2f}" if s.cost_usd else "-",
-        _ago(s.updated_at),
+        f"{mark} {s['id']}",
+        s["repo_name"],
+        s["title"][:40],
+        s["agent"],
+        _status_cell(s["status"]),
+        str(s["turns"]),
+        f"${s['cost_usd']:.2f}" if s["cost_usd"] else "-",
+        _ago(s["updated_at"]),
     ]
 
 
 @main.command("ls")
 @click.option("--all", "show_all", is_flag=True, help="Include merged and discarded sessions.")
-@click.option("--repo", "repo_ref", help="Only sessions of this repo.")
+@click.option("--repo", "repo_ref", help="Only sessions of this repo (name).")
 @click.option("--status", "status", help="Only sessions with this status.")
 @click.option("--json", "as_json", is_flag=True)
 def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
     """List sessions (● marks unread results)."""
-    from .errors import UsageError
+    from .errors import NotFound, UsageError
     from .models import Status
 
-    app = _app()
-    app.refresh()
-    sessions = app.store.sessions()
     if status:
         try:
-            st = Status(status)
+            Status(status)
         except ValueError:
             raise UsageError(
                 f"unknown status {status!r}", hint=", ".join(s.value for s in Status)
             ) from None
-        sessions = [s for s in sessions if s.status == st]
-    elif not show_all:
-        sessions = [s for s in sessions if s.status.live]
+    be = _backend()
+    be.refresh()
+    sessions = be.sessions(all=show_all or bool(status))
+    if status:
+        sessions = [s for s in sessions if s["status"] == status]
     if repo_ref:
-        r = app.find_repo(repo_ref, register=False)
-        sessions = [s for s in sessions if s.repo_id == r.id]
+        names = {r["name"] for r in be.repo_ls()}
+        paths = {r["path"]: r["name"] for r in be.repo_ls()}
+        name = repo_ref if repo_ref in names else paths.get(str(Path(repo_ref).resolve()))
+        if name is None:
+            raise NotFound(f"no registered repo named {repo_ref!r}", hint="see `pa repo ls`")
+        sessions = [s for s in sessions if s["repo_name"] == name]
     if as_json:
-        _emit_json([s.to_json() for s in sessions])
+        _emit_json(sessions)
         return
     if not sessions:
         click.echo("no sessions" + ("" if show_all else " (pa ls --all shows ended ones)"))
@@ -283,45 +296,36 @@ def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) 
     )
 
 
-def _resolve(app: App, sid: str) -> Session:
-    return app.store.resolve_session(sid)
-
-
 @main.command()
 @click.argument("session_id")
 @click.option("--json", "as_json", is_flag=True)
 def show(session_id: str, as_json: bool) -> None:
     """Details of one session: status, branch, worktree, turns."""
-    from . import review_service
-
-    app = _app()
-    app.refresh()
-    s = _resolve(app, session_id)
-    turns = app.store.turns(s.id)
-    wt_exists = Path(s.worktree).is_dir()
-    app.mark_read(s.id)
+    be = _backend()
+    be.refresh()
+    s = be.session(session_id)
+    be.mark_read(s["id"])
     if as_json:
-        d = s.to_json()
-        d["worktree_exists"] = wt_exists
-        d["turns"] = [t.to_json() for t in turns]
-        d["check"] = review_service.last_check(app.store, s.id)
-        _emit_json(d)
+        _emit_json(s)
         return
     lines = [
-        ("id", s.id),
-        ("title", s.title),
-        ("status", s.status.value + (f" — {s.error}" if s.error else "")),
-        ("repo", s.repo_name),
-        ("agent", s.agent + (f" ({s.model})" if s.model else "")),
-        ("branch", s.branch),
-        ("base", f"{s.base_ref} ({s.base_commit[:10]})"),
-        ("worktree", s.worktree + ("" if wt_exists else "  [MISSING: deleted outside pa]")),
+        ("id", s["id"]),
+        ("title", s["title"]),
+        ("status", s["status"] + (f" — {s['error']}" if s["error"] else "")),
+        ("repo", s["repo_name"]),
+        ("agent", s["agent"] + (f" ({s['model']})" if s["model"] else "")),
+        ("branch", s["branch"]),
+        ("base", f"{s['base_ref']} ({s['base_commit'][:10]})"),
+        (
+            "worktree",
+            s["worktree"] + ("" if s["worktree_exists"] else "  [MISSING: deleted outside pa]"),
+        ),
     ]
-    if s.agent_session_id:
-        lines.append(("agent session", s.agent_session_id))
-    if s.cost_usd:
-        lines.append(("cost", f"${s.cost_usd:.4f}"))
-    chk = review_service.last_check(app.store, s.id)
+    if s["agent_session_id"]:
+        lines.append(("agent session", s["agent_session_id"]))
+    if s["cost_usd"]:
+        lines.append(("cost", f"${s['cost_usd']:.4f}"))
+    chk = s.get("check")
     if chk:
         verdict = "passed" if chk["ok"] else ("timed out" if chk["timed_out"] else "failed")
         lines.append(
@@ -329,21 +333,19 @@ def show(session_id: str, as_json: bool) -> None:
         )
     for k, v in lines:
         click.echo(f"{k:>14}: {v}")
-    for t in turns:
-        state = t.status + (f" (exit {t.exit_code})" if t.exit_code is not None else "")
-        prompt = t.prompt.strip().splitlines()[0][:60] if t.prompt.strip() else ""
-        tokens = f" {t.input_tokens}/{t.output_tokens} tok" if t.input_tokens else ""
-        click.echo(f"{'turn ' + str(t.n):>14}: {state}{tokens}  {prompt}")
-        if t.error:
-            click.echo(f"{'':>14}  {t.error.strip()[-400:]}")
+    for t in s["turns"]:
+        state = t["status"] + (f" (exit {t['exit_code']})" if t["exit_code"] is not None else "")
+        first = t["prompt"].strip().splitlines()[0][:60] if t["prompt"].strip() else ""
+        tokens = f" {t['input_tokens']}/{t['output_tokens']} tok" if t["input_tokens"] else ""
+        click.echo(f"{'turn ' + str(t['n']):>14}: {state}{tokens}  {first}")
+        if t["error"]:
+            click.echo(f"{'':>14}  {t['error'].strip()[-400:]}")
 
 
-def format_event(e: Event) -> str:
-    p = e.payload
-    k = e.kind
-    if k in ("output", "raw"):
-        return str(p.get("text", ""))
-    if k == "message":
+def format_event(e: dict[str, Any]) -> str:
+    p = e["payload"]
+    k = e["kind"]
+    if k in ("output", "raw", "message"):
         return str(p.get("text", ""))
     if k == "tool_call":
         inp = json.dumps(p.get("input"), ensure_ascii=False)
@@ -359,6 +361,8 @@ def format_event(e: Event) -> str:
         c = f", ${cost:.4f}" if isinstance(cost, int | float) else ""
         return f"· tokens in {p.get('input_tokens')} out {p.get('output_tokens')}{c}"
     if k == "status":
+        if "from" not in p:
+            return ""
         extra = f": {p['error']}" if p.get("error") else ""
         return f"[{p.get('from')} → {p.get('to')}{extra}]"
     if k == "error":
@@ -370,6 +374,9 @@ def format_event(e: Event) -> str:
     return f"{k}: {json.dumps(p, ensure_ascii=False)[:200]}"
 
 
+_WORKING = ("queued", "starting", "running")
+
+
 @main.command()
 @click.argument("session_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the session stops.")
@@ -377,33 +384,33 @@ def format_event(e: Event) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
     """Print a session's events (its output)."""
-    from .supervisor import ACTIVE
-
-    app = _app()
-    app.refresh()
-    s = _resolve(app, session_id)
-    app.mark_read(s.id)
+    be = _backend()
+    be.refresh()
+    sid = be.session(session_id)["id"]
+    be.mark_read(sid)
     last = 0
+    delay = 0.05
     while True:
-        for e in app.store.events(s.id, after_seq=last):
-            last = e.seq
+        batch = be.events(sid, after_seq=last)
+        for e in batch:
+            last = e["seq"]
             if as_json:
-                click.echo(json.dumps(e.to_json(), ensure_ascii=False))
+                click.echo(json.dumps(e, ensure_ascii=False))
             elif raw:
-                if e.raw is not None:
-                    click.echo(e.raw)
+                if e.get("raw") is not None:
+                    click.echo(e["raw"])
             else:
                 text = format_event(e)
                 if text:
                     click.echo(text)
         if not follow:
             break
-        st = app.store.session(s.id).status
-        done = st not in ACTIVE and st.value != "queued"
-        if done and not app.store.events(s.id, after_seq=last, limit=1):
+        ended = not batch and be.session(sid)["status"] not in _WORKING
+        if ended and not be.events(sid, after_seq=last):
             break
-        app.sup.tick()
-        time.sleep(0.2)
+        be.refresh()
+        time.sleep(delay)
+        delay = 0.05 if batch else min(0.5, delay * 1.5)
 
 
 @main.command()
@@ -411,40 +418,54 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
 @click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
 @click.option("--json", "as_json", is_flag=True)
 def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """Wait until each session stops working; non-zero exit if any failed."""
-    from .models import Status
-    from .supervisor import ACTIVE
+    """Wait until each session stops working; non-zero exit if any failed.
 
-    app = _app()
-    ids = [_resolve(app, x).id for x in session_ids]
+    Also returns when a session needs input: it is waiting for you, not working.
+    """
+    be = _backend()
+    ids = [be.session(x)["id"] for x in session_ids]
     deadline = time.monotonic() + timeout if timeout else None
     delay = 0.05
     while True:
-        app.refresh()
-        sessions = [app.store.session(i) for i in ids]
-        # needs_input waits for the person, not the agent: return so they can act.
-        waiting = [
-            s for s in sessions
-            if (s.status in ACTIVE or s.status == Status.QUEUED)
-            and s.status != Status.NEEDS_INPUT
-        ]
+        be.refresh()
+        sessions = [be.session(i) for i in ids]
+        waiting = [s for s in sessions if s["status"] in _WORKING]
         if not waiting:
             break
         if deadline is not None and time.monotonic() > deadline:
             if as_json:
-                _emit_json([s.to_json() for s in sessions])
-            click.echo(f"timed out; still working: {', '.join(s.id for s in waiting)}", err=True)
+                _emit_json(sessions)
+            click.echo(f"timed out; still working: {', '.join(s['id'] for s in waiting)}", err=True)
             sys.exit(124)
         time.sleep(delay)
         delay = min(0.5, delay * 1.5)
-    bad = [s for s in sessions if s.status in (Status.FAILED, Status.INTERRUPTED, Status.STOPPED)]
+    bad = [s for s in sessions if s["status"] in ("failed", "interrupted", "stopped")]
     if as_json:
-        _emit_json([s.to_json() for s in sessions])
+        _emit_json(sessions)
     else:
         for s in sessions:
-            click.echo(f"{s.id}  {s.status.value}" + (f"  {s.error}" if s.error else ""))
+            click.echo(f"{s['id']}  {s['status']}" + (f"  {s['error']}" if s["error"] else ""))
     if bad:
         sys.exit(1)
+
+
+def _simple(
+    name: str,
+    doc: str,
+    call: Callable[[Backend, str], dict[str, Any]],
+    say: Callable[[dict[str, Any]], str],
+) -> None:
+    @main.command(name, help=doc)
+    @click.argument("session_id")
+    @click.option("--json", "as_json", is_flag=True)
+    def cmd(session_id: str, as_json: bool) -> None:
+        be = _backend()
+        be.refresh()
+        d = call(be, session_id)
+        if as_json:
+            _emit_json(d)
+        else:
+            click.echo(say(d))
 
 
 @main.command()
@@ -453,59 +474,40 @@ def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True)
 def send(session_id: str, prompt: str | None, as_json: bool) -> None:
     """Send a follow-up: the next turn, in the same worktree and conversation."""
-    app = _app()
-    app.refresh()
-    s = app.send(session_id, _read_prompt(prompt))
+    be = _backend()
+    be.refresh()
+    s = be.send(session_id, _read_prompt(prompt))
     if as_json:
-        _emit_json(s.to_json())
+        _emit_json(s)
     else:
-        click.echo(f"{s.id}  {s.status.value}  turn {s.turns}")
+        click.echo(f"{s['id']}  {s['status']}  turn {s['turns']}")
 
 
-@main.command()
-@click.argument("session_id")
-@click.option("--json", "as_json", is_flag=True)
-def stop(session_id: str, as_json: bool) -> None:
-    """Stop a session's agent (interrupt, terminate, then kill)."""
-    app = _app()
-    app.refresh()
-    s = app.stop(session_id)
-    if as_json:
-        _emit_json(s.to_json())
-    else:
-        click.echo(f"{s.id}  {s.status.value}")
+_simple(
+    "stop",
+    "Stop a session's agent (interrupt, terminate, then kill).",
+    lambda be, sid: be.stop(sid),
+    lambda d: f"{d['id']}  {d['status']}",
+)
 
 
-@main.command()
-@click.argument("session_id")
-@click.option("--json", "as_json", is_flag=True)
-def discard(session_id: str, as_json: bool) -> None:
-    """Remove a session's worktree and branch, archiving its final state first."""
-    app = _app()
-    app.refresh()
-    s, archive = app.discard(session_id)
-    if as_json:
-        d = s.to_json()
-        d["archive"] = archive
-        _emit_json(d)
-    else:
-        ref = (archive or {}).get("ref") if isinstance(archive, dict) else None
-        click.echo(
-            f"discarded {s.id}" + (f"; archived as {ref} (pa restore {s.id})" if ref else "")
-        )
+def _discarded(d: dict[str, Any]) -> str:
+    ref = (d.get("archive") or {}).get("ref")
+    return f"discarded {d['id']}" + (f"; archived as {ref} (pa restore {d['id']})" if ref else "")
 
 
-@main.command()
-@click.argument("session_id")
-@click.option("--json", "as_json", is_flag=True)
-def restore(session_id: str, as_json: bool) -> None:
-    """Bring a discarded session's worktree and branch back from its archive."""
-    app = _app()
-    s = app.restore(session_id)
-    if as_json:
-        _emit_json(s.to_json())
-    else:
-        click.echo(f"restored {s.id} at {s.worktree} on {s.branch}")
+_simple(
+    "discard",
+    "Remove a session's worktree and branch, archiving its final state first.",
+    lambda be, sid: be.discard(sid),
+    _discarded,
+)
+_simple(
+    "restore",
+    "Bring a discarded session's worktree and branch back from its archive.",
+    lambda be, sid: be.restore(sid),
+    lambda d: f"restored {d['id']} at {d['worktree']} on {d['branch']}",
+)
 
 
 @main.command()
@@ -516,31 +518,90 @@ def restore(session_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Changed files with counts as JSON.")
 def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json: bool) -> None:
     """What the session changed against its base: commits, uncommitted and untracked files."""
-    from . import review_service
-
-    app = _app()
-    app.refresh()
-    s = _resolve(app, session_id)
-    base, target, note = review_service.diff_range(app.store, s, turn)
-    if note:
-        click.echo(note, err=True)
-    repo_path = Path(app.store.repo(s.repo_id).path)
-    from . import review
-
+    be = _backend()
+    be.refresh()
     if as_json:
-        files = review.diff_files(repo_path, base, target)
-        _emit_json(
-            {
-                "session": s.id,
-                "base": base,
-                "target": target,
-                "files": [f.to_json() for f in files],
-            }
-        )
+        _emit_json(be.diff_json(session_id, turn))
         return
-    for chunk in review.diff_stream(repo_path, base, target, stat=stat, name_only=name_only):
+    for chunk in be.diff_text(session_id, turn, stat=stat, name_only=name_only):
         sys.stdout.write(chunk)
     sys.stdout.flush()
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
+@click.option("--json", "as_json", is_flag=True)
+def rollback(session_id: str, turn: int, as_json: bool) -> None:
+    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
+    be = _backend()
+    be.refresh()
+    res = be.rollback(session_id, turn)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(
+            f"{res['session'] if isinstance(res['session'], str) else res['session']['id']}: "
+            f"worktree restored to turn {turn} ({res['commit'][:10]}); "
+            f"the previous state is kept at {res['undo_ref']}"
+        )
+
+
+@main.command()
+@click.argument("session_ids", nargs=-1, required=True)
+@click.option("--check", "command", help="Command to run instead of the repo's `check`.")
+@click.option("--timeout", type=float, help="Seconds before the check is killed.")
+@click.option("--json", "as_json", is_flag=True)
+def check(
+    session_ids: tuple[str, ...], command: str | None, timeout: float | None, as_json: bool
+) -> None:
+    """Run the repo's check command in each session's worktree (in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .config import load_settings
+
+    be = _backend()
+    be.refresh()
+    limit = int(load_settings().get("check.parallel") or 2)
+    with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
+        results = list(pool.map(lambda sid: be.check(sid, command, timeout), session_ids))
+    if as_json:
+        _emit_json(results)
+    else:
+        for r in results:
+            verdict = "passed" if r["ok"] else ("timed out" if r["timed_out"] else "failed")
+            click.echo(f"{r['session_id']}  check {verdict} in {r['duration_s']:.1f}s")
+            if not r["ok"]:
+                click.echo(r["output_tail"].rstrip()[-1500:])
+    if not all(r["ok"] for r in results):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--repo", "repo_ref", help="Only this repo.")
+@click.option("--json", "as_json", is_flag=True)
+def conflicts(repo_ref: str | None, as_json: bool) -> None:
+    """Forecast: does each live session merge cleanly, and which pairs conflict?"""
+    be = _backend()
+    be.refresh()
+    fc = be.conflicts(repo_ref)
+    if as_json:
+        _emit_json(fc)
+        return
+    if not fc["sessions"]:
+        click.echo("no live sessions")
+        return
+    rows = []
+    for sid, info in fc["sessions"].items():
+        base = (
+            "clean"
+            if info["clean_with_base"]
+            else "CONFLICT: " + ", ".join(info["base_conflict_paths"][:5])
+        )
+        rows.append([sid, info["repo"], base, ", ".join(info["conflicts_with"]) or "-"])
+    _table(["SESSION", "REPO", "WITH BASE", "CONFLICTS WITH"], rows)
+    for p in fc["pairs"]:
+        click.echo(f"{p['a']} × {p['b']}: {', '.join(p['paths'])}")
 
 
 @main.command()
@@ -572,12 +633,9 @@ def merge(
     result is computed without a working tree and the branch moves atomically; the queue
     stops at the first conflict or failed check and leaves what merged so far merged.
     """
-    from . import merge_service
-
-    app = _app()
-    app.refresh()
-    rep = merge_service.merge_sessions(
-        app,
+    be = _backend()
+    be.refresh()
+    rep = be.merge(
         list(session_ids),
         strategy=strategy,
         into=into,
@@ -610,11 +668,8 @@ def merge(
 @click.option("--json", "as_json", is_flag=True)
 def pr(session_id: str, draft: bool, as_json: bool) -> None:
     """Push the session's branch and open a pull request with the `gh` CLI."""
-    from . import merge_service
-
-    app = _app()
-    app.refresh()
-    res = merge_service.pr(app, session_id, draft=draft)
+    be = _backend()
+    res = be.pr(session_id, draft)
     if as_json:
         _emit_json(res)
     else:
@@ -656,108 +711,19 @@ def demo(agent: str, count: int, directory: Path | None, as_json: bool) -> None:
         _emit_json(res)
 
 
-@main.command()
-@click.argument("session_id")
-@click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
-@click.option("--json", "as_json", is_flag=True)
-def rollback(session_id: str, turn: int, as_json: bool) -> None:
-    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
-    from . import review_service
-
-    app = _app()
-    app.refresh()
-    s = _resolve(app, session_id)
-    res = review_service.rollback(app.store, s, turn)
-    if as_json:
-        _emit_json(res)
-    else:
-        click.echo(
-            f"{s.id}: worktree restored to turn {turn} ({res['commit'][:10]}); "
-            f"the previous state is kept at {res['undo_ref']}"
-        )
-
-
-@main.command()
-@click.argument("session_ids", nargs=-1, required=True)
-@click.option("--check", "command", help="Command to run instead of the repo's `check`.")
-@click.option("--timeout", type=float, help="Seconds before the check is killed.")
-@click.option("--json", "as_json", is_flag=True)
-def check(
-    session_ids: tuple[str, ...], command: str | None, timeout: float | None, as_json: bool
-) -> None:
-    """Run the repo's check command in each session's worktree (in parallel)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import review_service
-    from .service import App
-
-    app = _app()
-    app.refresh()
-    sessions = [_resolve(app, x) for x in session_ids]
-    for s in sessions:  # fail early on a missing command, before running anything
-        review_service.check_command(app.store, s, command)
-
-    def one(s: Session) -> dict[str, Any]:
-        local = App.open(app.settings)
-        try:
-            return review_service.run_check(local.store, app.settings, s, command, timeout)
-        finally:
-            local.close()
-
-    limit = int(app.settings.get("check.parallel") or 2)
-    with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
-        results = list(pool.map(one, sessions))
-    if as_json:
-        _emit_json(results)
-    else:
-        for r in results:
-            verdict = "passed" if r["ok"] else ("timed out" if r["timed_out"] else "failed")
-            click.echo(f"{r['session_id']}  check {verdict} in {r['duration_s']:.1f}s")
-            if not r["ok"]:
-                click.echo(r["output_tail"].rstrip()[-1500:])
-    if not all(r["ok"] for r in results):
-        sys.exit(1)
-
-
-@main.command()
-@click.option("--repo", "repo_ref", help="Only this repo.")
-@click.option("--json", "as_json", is_flag=True)
-def conflicts(repo_ref: str | None, as_json: bool) -> None:
-    """Forecast: does each live session merge cleanly, and which pairs conflict?"""
-    from . import review_service
-
-    app = _app()
-    app.refresh()
-    rid = app.find_repo(repo_ref, register=False).id if repo_ref else None
-    fc = review_service.conflicts(app.store, rid)
-    if as_json:
-        _emit_json(fc)
-        return
-    if not fc["sessions"]:
-        click.echo("no live sessions")
-        return
-    rows = []
-    for sid, info in fc["sessions"].items():
-        base = (
-            "clean"
-            if info["clean_with_base"]
-            else "CONFLICT: " + ", ".join(info["base_conflict_paths"][:5])
-        )
-        rows.append([sid, info["repo"], base, ", ".join(info["conflicts_with"]) or "-"])
-    _table(["SESSION", "REPO", "WITH BASE", "CONFLICTS WITH"], rows)
-    for p in fc["pairs"]:
-        click.echo(f"{p['a']} × {p['b']}: {', '.join(p['paths'])}")
-
-
 @main.group(cls=PAGroup)
 def dev() -> None:
     """Tools for testing pa and your own agent setups."""
 
 
 @dev.command("model-server")
-@click.option("--script", "script_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML or JSON script of model turns (see parallel_agents.testing.script).")
+@click.option(
+    "--script",
+    "script_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML or JSON script of model turns (see parallel_agents.testing.script).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port.")
 def dev_model_server(script_path: Path, host: str, port: int) -> None:
@@ -771,8 +737,10 @@ def dev_model_server(script_path: Path, host: str, port: int) -> None:
     except ScriptError as e:
         raise PAError(str(e)) from e
     except OSError as e:
-        raise PAError(f"cannot listen on {host}:{port}: {e.strerror}",
-                      hint="pick another --port (0 picks a free one)") from e
+        raise PAError(
+            f"cannot listen on {host}:{port}: {e.strerror}",
+            hint="pick another --port (0 picks a free one)",
+        ) from e
 
 
 def _register_extras() -> None:

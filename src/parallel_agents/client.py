@@ -184,6 +184,27 @@ class Client:
         _raise_for(r)
         return r.json()
 
+    def stream_text(
+        self, path: str, *, params: dict[str, Any] | None = None, timeout: float = 600
+    ) -> Iterator[str]:
+        """A text response (e.g. a large diff) chunk by chunk, never all in memory."""
+        import httpx
+
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            with self._client().stream(
+                "GET", "/api/v1" + path, params=clean, timeout=timeout
+            ) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    _raise_for(r)
+                yield from r.iter_text()
+        except httpx.TransportError as e:
+            raise ServerNotRunning(
+                f"cannot reach the pa server at {self.url}: {e}",
+                hint="is it running? pa server status",
+            ) from e
+
     # -- the API ----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         return dict(self.request("GET", "/health"))

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "notify": True,  # desktop notifications via notify-send when available
     "check": {"after_turn": False, "timeout": 600, "parallel": 2},
     "merge": {"strategy": "merge", "remove_worktree": False},
-    "server": {"host": "127.0.0.1", "port": 7317},
+    "server": {"host": "127.0.0.1", "port": 7317, "autostart": True},
     "interactive": {"cols": 200, "rows": 50},  # tmux pane size of interactive sessions
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }

@@ -70,7 +70,11 @@ class PaCli:
     agent_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def write_config(self) -> None:
-        lines = []
+        # pa's background server (started on demand) takes any free port: tests run next to
+        # other servers, and the default port may be taken.
+        import socket
+        sk = socket.socket(); sk.bind(("127.0.0.1", 0)); port = sk.getsockname()[1]; sk.close()
+        lines = ["[server]", f"port = {port}"]
         for name, values in self.agent_settings.items():
             lines.append(f"[agents.{name}]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
@@ -89,7 +93,7 @@ class PaCli:
         # own environment, and some CLIs write into $HOME when they start.
         home = self.tmp / "pa-user-home"
         home.mkdir(exist_ok=True)
-        return {**base_environ(), "PA_CONFIG": str(self.config), "HOME": str(home)}
+        return {**base_environ(), "PA_CONFIG": str(self.config), "HOME": str(home), "PA_SERVER_AUTOSTART": "1"}
 
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 60
@@ -173,6 +177,7 @@ def pa_cli(tmp_path: Path, work_repo: Path) -> Iterator[PaCli]:
         for s in json.loads(proc.stdout):
             if s["status"] in ("starting", "running", "queued"):
                 cli("stop", s["id"], check=False)
+    cli("server", "stop", check=False)
 
 
 def write_turns(path: str, content: str, final: str) -> list[dict[str, Any]]:

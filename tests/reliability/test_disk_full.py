@@ -24,11 +24,6 @@ from parallel_agents.service import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import git, pa, wait_until, write_settings
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO name=.*wrapper.log"
-    ":pytest.PytestUnraisableExceptionWarning"
-)
-
 LINES = 3000
 
 

@@ -30,11 +30,6 @@ HOST = "127.0.0.1:7317"
 PUBLIC_STATIC = {"/docs/oauth2-redirect"}
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "busybox"}
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO name=.*wrapper.log"
-    ":pytest.PytestUnraisableExceptionWarning"
-)
-
 
 def _evil(tmp_path: Path) -> tuple[str, list[Path]]:
     """A string full of shell syntax; each construct would create a marker file if run."""
@@ -385,7 +380,11 @@ def _fuzz(
 
     @given(case=op.as_strategy())
     @settings(
-        max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=not os.environ.get("PA_FULL"),
     )
     def run(case: Any) -> None:
         try:
@@ -452,6 +451,7 @@ def test_fuzzed_agent_output_never_crashes_the_supervisor() -> None:
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,
+        derandomize=not os.environ.get("PA_FULL"),
     )
     def run(batch: list[str]) -> None:
         for agent in agents:
