@@ -310,7 +310,8 @@ def connect() -> Backend:
         from .server.auth import read_token
 
         host = str(settings.get("server.host") or "127.0.0.1")
-        port = int(settings.get("server.port") or 0)
+        configured = settings.get("server.port")
+        port = 7317 if configured is None else int(configured)
         # Another PA_HOME's server may hold the default port: any free one will do, since
         # clients find the port in server.json.
         if port and not _port_free(host, port):

@@ -72,9 +72,7 @@ class PaCli:
     def write_config(self) -> None:
         # pa's background server (started on demand) takes any free port: tests run next to
         # other servers, and the default port may be taken.
-        import socket
-        sk = socket.socket(); sk.bind(("127.0.0.1", 0)); port = sk.getsockname()[1]; sk.close()
-        lines = ["[server]", f"port = {port}"]
+        lines = ["[server]", "port = 0"]
         for name, values in self.agent_settings.items():
             lines.append(f"[agents.{name}]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
@@ -93,7 +91,7 @@ class PaCli:
         # own environment, and some CLIs write into $HOME when they start.
         home = self.tmp / "pa-user-home"
         home.mkdir(exist_ok=True)
-        return {**base_environ(), "PA_CONFIG": str(self.config), "HOME": str(home), "PA_SERVER_AUTOSTART": "1"}
+        return {**base_environ(), "PA_CONFIG": str(self.config), "HOME": str(home)}
 
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 60

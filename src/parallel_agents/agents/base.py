@@ -111,20 +111,48 @@ class Agent:
         return found
 
     def check_version(self, binary: str) -> None:
-        """Fail clearly when the installed CLI lacks a flag we rely on."""
-        if not self.required_flags or Agent._checked.get(binary) == "ok":
+        """Fail clearly when the installed CLI lacks a flag we rely on.
+
+        The answer is cached on disk (under PA_HOME) per binary, keyed by its real path,
+        size and mtime, so `--help` runs once per installed version, not once per turn.
+        The probe runs with a throw-away HOME: some CLIs write state even for `--help`.
+        """
+        if not self.required_flags:
             return
+        real = os.path.realpath(binary)
         try:
-            proc = subprocess.run(
-                [binary, *self.help_args],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-                env={**os.environ, "NO_COLOR": "1"},
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise AgentVersionError(f"could not run {binary} --help: {e}") from e
+            st = os.stat(real)
+        except OSError as e:
+            raise MissingBinary(f"cannot run {binary}: {e.strerror}") from e
+        key = f"{self.name}:{real}:{st.st_size}:{int(st.st_mtime)}:{','.join(self.required_flags)}"
+        if Agent._checked.get(key) == "ok" or key in _disk_cache():
+            Agent._checked[key] = "ok"
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="pa-help-") as tmp:
+            env = {
+                **os.environ,
+                "NO_COLOR": "1",
+                "HOME": tmp,
+                "XDG_CONFIG_HOME": os.path.join(tmp, ".config"),
+                "XDG_DATA_HOME": os.path.join(tmp, ".local", "share"),
+                "XDG_CACHE_HOME": os.path.join(tmp, ".cache"),
+                "XDG_STATE_HOME": os.path.join(tmp, ".local", "state"),
+            }
+            try:
+                proc = subprocess.run(
+                    [binary, *self.help_args],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                    env=env,
+                    cwd=tmp,
+                    stdin=subprocess.DEVNULL,
+                )
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise AgentVersionError(f"could not run {binary} --help: {e}") from e
         text = proc.stdout + proc.stderr
         missing = [f for f in self.required_flags if f not in text]
         if missing:
@@ -133,7 +161,8 @@ class Agent:
                 f"{', '.join(missing)}; pa needs a version that does",
                 hint=self.install_hint or None,
             )
-        Agent._checked[binary] = "ok"
+        Agent._checked[key] = "ok"
+        _remember_checked(key)
 
     def build(self, ctx: TurnContext) -> Launch:
         raise NotImplementedError
@@ -168,6 +197,35 @@ class Agent:
     def agent_session_id(self, state: TurnState) -> str | None:
         v = state.get("agent_session_id")
         return str(v) if v else None
+
+
+def _cache_file() -> Path:
+    from ..config import pa_home
+
+    return pa_home() / "agent-versions.json"
+
+
+def _disk_cache() -> set[str]:
+    import json
+
+    try:
+        data = json.loads(_cache_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {str(k) for k in data} if isinstance(data, list) else set()
+
+
+def _remember_checked(key: str) -> None:
+    import json
+
+    path = _cache_file()
+    keys = sorted(_disk_cache() | {key})[-200:]
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(keys), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache only: the probe simply runs again next time
 
 
 def _exit_text(exit_code: int | None, stderr_tail: str) -> str:

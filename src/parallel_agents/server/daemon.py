@@ -278,7 +278,8 @@ def run(
     h = ensure_home(settings.home)
     host = host or str(settings.get("server.host") or "127.0.0.1")
     if port is None:
-        port = int(settings.get("server.port") or DEFAULT_PORT)
+        configured = settings.get("server.port")
+        port = DEFAULT_PORT if configured is None else int(configured)
     if not 0 <= port <= 65535:
         raise UsageError(f"port {port} is out of range (0-65535)")
     lock_fd = _acquire_lock(h)
