@@ -222,6 +222,7 @@ def _remember_checked(key: str) -> None:
     keys = sorted(_disk_cache() | {key})[-200:]
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(keys), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
