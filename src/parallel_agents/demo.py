@@ -74,8 +74,10 @@ def tasks() -> list[DemoTask]:
             "add(2, 3) returns -1. Fix calc.add so it adds.",
             [
                 {"say": "Let me look at calc.py.", "run": "cat calc.py"},
-                {"say": "add() subtracts; fixing it.", "write": {"path": "calc.py",
-                                                                 "content": calc_fixed_add}},
+                {
+                    "say": "add() subtracts; fixing it.",
+                    "write": {"path": "calc.py", "content": calc_fixed_add},
+                },
                 {"text": "Fixed calc.add: it now returns a + b."},
             ],
         ),
@@ -94,9 +96,13 @@ def tasks() -> list[DemoTask]:
             "Fix the greeting typo",
             'greet("Ada") says "Helo, Ada". Fix the typo.',
             [
-                {"say": "Fixing the typo in greet.py.", "write": {
-                    "path": "greet.py",
-                    "content": 'def greet(name):\n    return "Hello, " + name\n'}},
+                {
+                    "say": "Fixing the typo in greet.py.",
+                    "write": {
+                        "path": "greet.py",
+                        "content": 'def greet(name):\n    return "Hello, " + name\n',
+                    },
+                },
                 {"text": 'greet() now says "Hello, <name>".'},
             ],
         ),
@@ -105,9 +111,17 @@ def tasks() -> list[DemoTask]:
             "Document the functions in the README",
             "Add a Usage section to README.md listing add, mean and greet.",
             [
-                {"write": {"path": "README.md", "content": SAMPLE_FILES["README.md"] + (
-                    "\n## Usage\n\n- `add(a, b)`: the sum\n- `mean(xs)`: the average (0 if empty)"
-                    "\n- `greet(name)`: a greeting\n")}},
+                {
+                    "write": {
+                        "path": "README.md",
+                        "content": SAMPLE_FILES["README.md"]
+                        + (
+                            "\n## Usage\n\n- `add(a, b)`: the sum\n"
+                            "- `mean(xs)`: the average (0 if empty)\n"
+                            "- `greet(name)`: a greeting\n"
+                        ),
+                    }
+                },
                 {"text": "Added a Usage section to README.md."},
             ],
         ),
@@ -120,8 +134,12 @@ def make_sample_repo(path: Path) -> Path:
         raise UsageError(f"{path} is not empty", hint="pick another --dir")
     for name, text in SAMPLE_FILES.items():
         (path / name).write_text(text, encoding="utf-8")
-    ident = {"GIT_AUTHOR_NAME": "pa demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
-             "GIT_COMMITTER_NAME": "pa demo", "GIT_COMMITTER_EMAIL": "demo@localhost"}
+    ident = {
+        "GIT_AUTHOR_NAME": "pa demo",
+        "GIT_AUTHOR_EMAIL": "demo@localhost",
+        "GIT_COMMITTER_NAME": "pa demo",
+        "GIT_COMMITTER_EMAIL": "demo@localhost",
+    }
     git.run(["init", "-q", "-b", "main"], path)
     git.run(["add", "-A"], path)
     git.run(["commit", "-q", "-m", "Sample project for pa demo"], path, env=ident)
@@ -129,7 +147,7 @@ def make_sample_repo(path: Path) -> Path:
 
 
 def find_agent_bin(name: str) -> str | None:
-    """The CLI on PATH, or in the project's .agents/bin (where scripts/install-agents.sh puts it)."""
+    """The CLI on PATH, or in the project's .agents/bin (scripts/install-agents.sh)."""
     import shutil
 
     found = shutil.which(name)
@@ -170,9 +188,7 @@ def run_demo(
     root = directory or (app.store.home / "demo" / run_id)
     repo = make_sample_repo(root / "calc")
     r = app.add_repo(repo, name=f"demo-{run_id}")
-    script = [
-        {"match": f"pa-demo-{t.key}-{run_id}", "turns": t.turns} for t in chosen
-    ]
+    script = [{"match": f"pa-demo-{t.key}-{run_id}", "turns": t.turns} for t in chosen]
     echo("Scripted model: the agents below are real CLI processes, but the model answering")
     echo("them is pa's scripted model server on 127.0.0.1 (no AI, no network).\n")
     echo(f"sample repo: {repo}")
@@ -181,8 +197,13 @@ def run_demo(
     try:
         for t in chosen:
             token = f"pa-demo-{t.key}-{run_id}"
-            env = agent_env(agent, root / "agent-homes" / t.key, server_url=server.url,
-                            api_key=token, workdir=None)
+            env = agent_env(
+                agent,
+                root / "agent-homes" / t.key,
+                server_url=server.url,
+                api_key=token,
+                workdir=None,
+            )
             env["PATH"] = bin_dir + ":" + env.get("PATH", "/usr/bin:/bin")
             app.settings.data.setdefault("agents", {}).setdefault(agent, {})["binary"] = binary
             s = app.new_session(t.prompt, repo=r.name, agent=agent, title=t.title, env=env)
@@ -197,7 +218,9 @@ def run_demo(
         echo(f"── {s.id} {s.title} — {s.status.value}" + (f": {s.error}" if s.error else ""))
         diff = subprocess.run(
             [sys.executable, "-m", "parallel_agents", "diff", s.id],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         echo(diff.stdout.rstrip() or "(no changes)")
     echo("\nNext: pa ls · pa show ID · pa diff ID · pa conflicts · pa merge ID")
