@@ -275,18 +275,6 @@ class RemoteBackend(Backend):
         )
 
 
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def autostart_enabled(settings: Any) -> bool:
     env = os.environ.get("PA_SERVER_AUTOSTART")
     if env is not None:
@@ -306,18 +294,9 @@ def connect() -> Backend:
     ensure_home(settings.home)
     info = daemon.status(settings.home)
     if info is None and autostart_enabled(settings):
-        from .client import Client
-        from .server.auth import read_token
+        from .client import ensure_server
 
-        host = str(settings.get("server.host") or "127.0.0.1")
-        configured = settings.get("server.port")
-        port = 7317 if configured is None else int(configured)
-        # Another PA_HOME's server may hold the default port: any free one will do, since
-        # clients find the port in server.json.
-        if port and not _port_free(host, port):
-            port = 0
-        info, _ = daemon.start_background(settings.home, host=host, port=port)
-        return RemoteBackend(Client(info.url, read_token(settings.home) or "", home=settings.home))
+        return RemoteBackend(ensure_server(settings.home))
     if info is not None:
         from .client import Client
 

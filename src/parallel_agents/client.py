@@ -422,14 +422,36 @@ def ensure_server(home: Path | None = None, *, timeout: float = 30.0) -> Client:
     from .server import daemon
     from .server.auth import read_token
 
+    from .config import load_settings
+
     h = Path(home) if home is not None else pa_home()
     info: ServerInfo | None = daemon.status(h)
     if info is None:
-        info, _ = daemon.start_background(h, timeout=timeout)
+        settings = load_settings()
+        host = str(settings.get("server.host") or "127.0.0.1")
+        configured = settings.get("server.port")
+        port = daemon.DEFAULT_PORT if configured is None else int(configured)
+        # Another PA_HOME's server may hold the default port: any free one will do, since
+        # clients find the port in server.json.
+        if port and not _port_free(host, port):
+            port = 0
+        info, _ = daemon.start_background(h, host=host, port=port, timeout=timeout)
     token = read_token(h)
     if not token:
         raise ServerNotRunning(f"no token in {h}", hint="restart the server")
     return Client(info.url, token, home=h)
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 # -- JSON -> models ---------------------------------------------------------------------------

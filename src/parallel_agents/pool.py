@@ -259,15 +259,18 @@ def _claim(repo_path: Path, e: Entry, path: Path) -> bool:
 
 def _verify(path: Path, base_commit: str) -> str | None:
     """None when ``path`` is detached at ``base_commit`` and clean, else what is wrong."""
-    r = git.run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], path, check=False)
-    lines = r.stdout.split()
-    if r.returncode != 0 or len(lines) != 2:
-        return f"not a usable worktree: {r.stderr.strip()}"
-    if lines[0] != base_commit:
-        return f"stale: HEAD is {lines[0][:10]}, base is {base_commit[:10]}"
-    if lines[1] != "HEAD":
-        return f"not detached: HEAD is {lines[1]}"
-    st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], path, check=False)
+    adm = admin_dir(path)
+    try:
+        head = (adm / "HEAD").read_text(encoding="utf-8").strip() if adm else ""
+    except OSError as e:
+        return f"not a usable worktree: {e}"
+    if head.startswith("ref:"):
+        return f"not detached: HEAD is {head[4:].strip()}"
+    if head != base_commit:
+        return f"stale: HEAD is {head[:10] or '?'}, base is {base_commit[:10]}"
+    # "normal" reports an untracked folder as one line instead of every file in it: the
+    # same verdict (any output is dirt) for half the cost of "all" on a large tree.
+    st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=normal"], path, check=False)
     if st.returncode != 0:
         return f"git status failed: {st.stderr.strip()}"
     if st.stdout:
@@ -620,11 +623,17 @@ def clear(settings: Settings, repo: Repo) -> FillReport:
 
 
 def refill(app: App, *, wait: bool = False) -> list[FillReport]:
-    """For the server's periodic loop: top up every repo's pool; skip busy ones."""
+    """For the server's periodic loop: top up every repo's pool; skip busy ones.
+
+    Repos with ``pool.background = false`` are left alone: they are filled only by
+    ``pa pool fill``.
+    """
+    _reap()
     out: list[FillReport] = []
     for repo in app.store.repos():
         pdir = pool_dir(app.settings, repo.name)
-        if config_for(app.settings, repo.name).size <= 0 and not pdir.exists():
+        cfg = config_for(app.settings, repo.name)
+        if not cfg.background or (cfg.size <= 0 and not pdir.exists()):
             continue
         try:
             out.append(fill(app.settings, repo, wait=wait))
