@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,8 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def pa_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point PA_HOME (and XDG config) at a temp dir so no test touches the real home."""
+def pa_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Point PA_HOME (and XDG config) at a temp dir so no test touches the real home.
+
+    A server some test left running in that home is stopped afterwards, so none outlives
+    the suite (they would hold ports and CPU).
+    """
     base = tmp_path_factory.mktemp("pa")
     home = base / "home"
     monkeypatch.setenv("PA_HOME", str(home))
@@ -33,7 +40,32 @@ def pa_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
         "GIT_CONFIG_NOSYSTEM": "1",
     }.items():
         monkeypatch.setenv(k, v)
-    return home
+    yield home
+    _stop_leftover_server(home)
+
+
+def _stop_leftover_server(home: Path) -> None:
+    import json
+    import signal
+    import time
+
+    try:
+        pid = int(json.loads((home / "server.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def git(cwd: Path, *args: str) -> str:
