@@ -61,7 +61,9 @@ def _stop_leftover_server(home: Path) -> None:
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (ProcessLookupError, OSError):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
