@@ -87,11 +87,15 @@ class LocalBackend(Backend):
         return _session_json(self.app, s.id)
 
     def sessions(self, *, all: bool = False) -> list[dict[str, Any]]:
+        from .review_service import check_summaries
+
+        checks = check_summaries(self.app.store)
         out = []
         for s in self.app.store.sessions():
             if all or s.status.live:
                 d = s.to_json()
                 d["worktree_exists"] = Path(s.worktree).is_dir()
+                d["check"] = checks.get(s.id)
                 out.append(d)
         return out
 

@@ -251,8 +251,18 @@ def _session_row(s: dict[str, Any]) -> list[str]:
         _status_cell(s["status"]),
         str(s["turns"]),
         f"${s['cost_usd']:.2f}" if s["cost_usd"] else "-",
+        _check_cell(s.get("check")),
         _ago(s["updated_at"]),
     ]
+
+
+def _check_cell(chk: dict[str, Any] | None) -> str:
+    if not chk:
+        return "-"
+    if chk["ok"]:
+        return "[green]pass[/]" if _tty() else "pass"
+    word = "timeout" if chk.get("timed_out") else "fail"
+    return f"[red]{word}[/]" if _tty() else word
 
 
 @main.command("ls")
@@ -291,7 +301,7 @@ def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) 
         click.echo("no sessions" + ("" if show_all else " (pa ls --all shows ended ones)"))
         return
     _table(
-        ["ID", "REPO", "TITLE", "AGENT", "STATUS", "TURNS", "COST", "UPDATED"],
+        ["ID", "REPO", "TITLE", "AGENT", "STATUS", "TURNS", "COST", "CHECK", "UPDATED"],
         (_session_row(s) for s in sessions),
     )
 

@@ -171,6 +171,18 @@ def last_check(store: Store, sid: str) -> dict[str, Any] | None:
     }
 
 
+def check_summaries(store: Store) -> dict[str, dict[str, Any]]:
+    """The latest check of every session that has one, in one query (for listings)."""
+    rows = store.db.execute(
+        "SELECT c.session_id, c.ok, c.timed_out, c.turn FROM checks c"
+        " JOIN (SELECT session_id, MAX(id) AS id FROM checks GROUP BY session_id) m"
+        " ON m.id = c.id"
+    )
+    return {
+        r[0]: {"ok": bool(r[1]), "timed_out": bool(r[2]), "turn": r[3]} for r in rows
+    }
+
+
 # -- rollback ------------------------------------------------------------------------------
 def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     """Restore the worktree to turn ``turn``'s checkpoint, after checkpointing the present."""

@@ -138,3 +138,26 @@ def test_conflict_forecast_reports_exactly_the_pair(tmp_path: Path) -> None:
     pa("conflicts", check=True)
     ev = [json.loads(x) for x in pa("logs", ids[3], "--json").stdout.splitlines()]
     assert len([e for e in ev if e["kind"] == "conflict"]) == 1
+
+
+def test_check_after_every_turn_setting_and_ls_column(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "base\n"})
+    (repo / ".parallel-agents.toml").write_text('check = "grep -q good a.txt"\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "check")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[check]\nafter_turn = true\n")
+    env = {"PA_CONFIG": str(cfg)}
+    agent = script(tmp_path, "import os\nopen('a.txt','w').write(os.environ['PA_PROMPT'])\n")
+    p = pa("new", "--json", "good", "--cmd", agent, cwd=repo, env=env)
+    good = json.loads(p.stdout)
+    p = pa("new", "--json", "bad", "--cmd", agent, cwd=repo, env=env)
+    bad = json.loads(p.stdout)
+    assert pa("wait", str(good["id"]), str(bad["id"]), env=env).returncode == 0
+    shown = {s["id"]: s for s in json.loads(pa("ls", "--json", env=env).stdout)}
+    assert shown[good["id"]]["check"]["ok"] is True
+    assert shown[bad["id"]]["check"]["ok"] is False
+    table = pa("ls", env=env).stdout
+    assert "CHECK" in table and "pass" in table and "fail" in table
+    detail = json.loads(pa("show", str(bad["id"]), "--json", env=env).stdout)
+    assert detail["check"]["command"] == "grep -q good a.txt" and detail["check"]["turn"] == 1

@@ -230,7 +230,15 @@ def list_sessions(
     sessions = app.store.sessions(statuses=statuses, repo_id=repo_id)
     if statuses is None and not all:
         sessions = [s for s in sessions if s.status.live]
-    return {"sessions": [session_json(s) for s in sessions]}
+    from ..review_service import check_summaries
+
+    checks = check_summaries(app.store)
+    out = []
+    for s in sessions:
+        d = session_json(s)
+        d["check"] = checks.get(s.id)
+        out.append(d)
+    return {"sessions": out}
 
 
 @router.post("/sessions", status_code=201)
