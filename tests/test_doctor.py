@@ -316,13 +316,14 @@ def test_live_server_info_is_left_alone(app: App) -> None:
     import fcntl
 
     home = app.store.home
-    (home / "server.json").write_text(json.dumps({"pid": os.getpid(), "port": 1}))
     fd = os.open(home / "server.lock", os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    # A stand-in server: alive, holding the lock through its inherited descriptor.
     holder = subprocess.Popen(
         [PY, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, pass_fds=(fd,)
     )
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.close(fd)  # the child's copy keeps the lock
+    os.close(fd)
+    (home / "server.json").write_text(json.dumps({"pid": holder.pid, "port": 1}))
     try:
         rep = doctor.check(app, repair=True, grace=0)
         assert "server_stale" not in kinds(rep)
@@ -331,6 +332,7 @@ def test_live_server_info_is_left_alone(app: App) -> None:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=10)
+        (home / "server.json").unlink()
 
 
 def test_cli_json_and_exit_codes(app: App, repo: Path) -> None:

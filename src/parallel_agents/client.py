@@ -418,11 +418,9 @@ class Client:
 
 def ensure_server(home: Path | None = None, *, timeout: float = 30.0) -> Client:
     """A client of this PA_HOME's server, starting one in the background if none runs."""
-    from .config import pa_home
+    from .config import load_settings, pa_home
     from .server import daemon
     from .server.auth import read_token
-
-    from .config import load_settings
 
     h = Path(home) if home is not None else pa_home()
     info: ServerInfo | None = daemon.status(h)

@@ -217,16 +217,29 @@ def take_detail(
     for e in candidates:
         if not _claim(repo_path, e, path):
             continue  # someone else got it
-        bad = _verify(path, base_commit)
+        bad = _check_head(path, base_commit)
         if bad:
             res.discarded.append(e.token)
             _discard_claimed(repo_path, path, pdir, e.token, bad)
             continue
+        # The status check (the slow part) runs while the branch is made; the worktree
+        # is handed out only if it was clean, otherwise the branch is taken back.
+        status = _start_status(path)
         try:
             _switch(path, branch, base_commit)
         except PAError:
+            status.kill()
+            status.communicate()
             _discard_claimed(repo_path, path, pdir, e.token, None)
             raise
+        bad = _finish_status(status)
+        if bad:
+            git.run(
+                ["update-ref", "-d", f"refs/heads/{branch}", base_commit], repo_path, check=False
+            )
+            res.discarded.append(e.token)
+            _discard_claimed(repo_path, path, pdir, e.token, bad)
+            continue
         res.taken, res.token = True, e.token
         break
     else:
@@ -249,16 +262,29 @@ def _claim(repo_path: Path, e: Entry, path: Path) -> bool:
             raise PAError(f"cannot move warm worktree {e.path} to {path}: {err}") from err
         with contextlib.suppress(FileNotFoundError):
             e.marker.unlink()
-        r = git.run(["worktree", "repair", str(path)], repo_path, check=False)
-        if r.returncode != 0:
-            # Put it back where git expects it; it will be checked by the next fill.
-            os.rename(path, e.path)
-            return False
+        if not _point_git_at(path):
+            r = git.run(["worktree", "repair", str(path)], repo_path, check=False)
+            if r.returncode != 0:
+                # Put it back where git expects it; the next fill checks it.
+                os.rename(path, e.path)
+                return False
     return True
 
 
-def _verify(path: Path, base_commit: str) -> str | None:
-    """None when ``path`` is detached at ``base_commit`` and clean, else what is wrong."""
+def _point_git_at(path: Path) -> bool:
+    """What ``git worktree repair PATH`` does after a move, without a process: rewrite
+    the worktree's ``gitdir`` record (atomically). False when there is no record."""
+    adm = admin_dir(path)
+    if adm is None or not (adm / "gitdir").is_file():
+        return False
+    tmp = adm / f"gitdir.pa-{secrets.token_hex(3)}"
+    tmp.write_text(os.path.realpath(path / ".git") + "\n", encoding="utf-8")
+    os.replace(tmp, adm / "gitdir")
+    return True
+
+
+def _check_head(path: Path, base_commit: str) -> str | None:
+    """None when ``path`` is a worktree detached at ``base_commit``, else what is wrong."""
     adm = admin_dir(path)
     try:
         head = (adm / "HEAD").read_text(encoding="utf-8").strip() if adm else ""
@@ -268,14 +294,34 @@ def _verify(path: Path, base_commit: str) -> str | None:
         return f"not detached: HEAD is {head[4:].strip()}"
     if head != base_commit:
         return f"stale: HEAD is {head[:10] or '?'}, base is {base_commit[:10]}"
+    return None
+
+
+def _start_status(path: Path) -> subprocess.Popen[bytes]:
     # "normal" reports an untracked folder as one line instead of every file in it: the
     # same verdict (any output is dirt) for half the cost of "all" on a large tree.
-    st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=normal"], path, check=False)
-    if st.returncode != 0:
-        return f"git status failed: {st.stderr.strip()}"
-    if st.stdout:
-        return "dirty: " + st.stdout.replace("\0", " ")[:200]
+    return subprocess.Popen(
+        ["git", "status", "--porcelain=v1", "-z", "--untracked-files=normal"],
+        cwd=str(path),
+        env=git.git_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _finish_status(proc: subprocess.Popen[bytes]) -> str | None:
+    out, err = proc.communicate(timeout=300)
+    if proc.returncode != 0:
+        return f"git status failed: {err.decode('utf-8', 'replace').strip()}"
+    if out:
+        return "dirty: " + out.decode("utf-8", "replace").replace("\0", " ")[:200]
     return None
+
+
+def _verify(path: Path, base_commit: str) -> str | None:
+    """None when ``path`` is detached at ``base_commit`` and clean, else what is wrong."""
+    return _check_head(path, base_commit) or _finish_status(_start_status(path))
 
 
 def _switch(path: Path, branch: str, commit: str) -> None:
