@@ -363,3 +363,22 @@ def test_pool_leftovers(app: App, repo: Path) -> None:
     assert pool.status(app2.settings, r)["ready"] == 1
     app2.close()
     assert_consistent(repo, app.store.home)
+
+
+def test_launched_turn_whose_wrapper_died_is_interrupted_not_rerun(
+    app: App, repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "runs"
+    agent = tmp_path / "agent.py"
+    agent.write_text(f"open({str(marker)!r}, 'a').write('run\\n')\n")
+    s = app.new_session("hello", repo="demo", cmd=[PY, str(agent)])
+    finished(app, s.id)
+    files = app.sup.turn_files(s.id, 1)
+    files.exit.unlink()  # the wrapper died before it could write how the agent ended
+    with app.store.tx() as db:
+        db.execute("UPDATE sessions SET status = 'starting' WHERE id = ?", (s.id,))
+        db.execute("UPDATE turns SET status = 'pending' WHERE session_id = ?", (s.id,))
+    rep = doctor.check(app, repair=True, grace=0)
+    assert rep.ok and kinds(rep) == ["stuck_starting"]
+    assert app.store.session(s.id).status == Status.INTERRUPTED
+    assert marker.read_text() == "run\n"

@@ -100,6 +100,16 @@ class PAGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except OSError as e:
+            import errno
+
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG):
+                raise
+            click.secho(f"error: {e.strerror}: {e.filename or ''}".rstrip(": "), fg="red",
+                        err=True)
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                click.echo("hint: free some disk space and run the command again", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=PAGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,6 +6,7 @@ live in ``$XDG_CONFIG_HOME/parallel-agents/config.toml`` (``PA_CONFIG`` override
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ def config_path() -> Path:
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
+    out = copy.deepcopy(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge(out[k], v)
@@ -66,7 +67,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Settings:
-    data: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
+    data: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULTS))
     home: Path = field(default_factory=pa_home)
 
     @property
@@ -96,7 +97,8 @@ class Settings:
 
 def load_settings() -> Settings:
     path = config_path()
-    data = dict(DEFAULTS)
+    # A deep copy: callers may adjust their settings without touching the defaults.
+    data = copy.deepcopy(DEFAULTS)
     if path.exists():
         try:
             user = tomllib.loads(path.read_text(encoding="utf-8"))

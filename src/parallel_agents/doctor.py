@@ -655,40 +655,35 @@ def _check_sessions(app: App, rep: Report, repair: bool, grace: float) -> None:
             _maybe_dead(app, rep, s)
 
 
-def _turn_launched(app: App, s: Session, n: int) -> tuple[bool, bool]:
-    """(a wrapper was started for turn n, it is alive or has finished)."""
-    files = app.sup.turn_files(s.id, n)
-    if not (files.dir / "launch.json").exists():
-        return False, False
-    wpid = files.wrapper_pid()
-    from .runtime import local
-
-    return True, files.exit_info() is not None or local.alive(wpid)
+def _launch_file(app: App, s: Session, n: int) -> Path | None:
+    """The turn's launch.json when a wrapper was started for it (or was about to be)."""
+    f = app.sup.turn_files(s.id, n).dir / "launch.json"
+    return f if f.exists() else None
 
 
 def _stuck_starting(app: App, rep: Report, repair: bool, s: Session) -> None:
     turns = app.store.turns(s.id)
     last = turns[-1] if turns else None
-    if last is not None:
-        launched, live = _turn_launched(app, s, last.n)
-        if launched and live:
-            f = rep.add(
-                Finding(
-                    "stuck_starting",
-                    s.id,
-                    f"turn {last.n} is running (or done) but the session never left starting",
-                    repo=s.repo_name,
-                    fix="mark it running so the supervisor reads its output",
-                )
+    launch = _launch_file(app, s, last.n) if last is not None else None
+    if last is not None and launch is not None and last.status == "pending":
+        # The agent was (or may have been) started: never start it a second time. Hand it
+        # to the supervisor, which reads its output and sees whether it finished, runs on
+        # or died (then the session is marked interrupted, not silently re-run).
+        f = rep.add(
+            Finding(
+                "stuck_starting",
+                s.id,
+                f"turn {last.n} was launched but the session never left starting",
+                repo=s.repo_name,
+                fix="mark it running so the supervisor reads its output and decides",
             )
-            if repair:
-                with app.store.tx() as db:
-                    app.store.update_turn(
-                        db, s.id, last.n, status="running", started_at=time.time()
-                    )
-                    app.store.set_status(s.id, Status.RUNNING, db=db, error=None)
-                f.repaired = True
-            return
+        )
+        if repair:
+            with app.store.tx() as db:
+                app.store.update_turn(db, s.id, last.n, status="running", started_at=_mtime(launch))
+                app.store.set_status(s.id, Status.RUNNING, db=db, error=None)
+            f.repaired = True
+        return
     repo = app.store.repo(s.repo_id)
     health = _session_worktree(Path(repo.path), s)
     if last is not None:

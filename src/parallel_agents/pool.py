@@ -18,10 +18,11 @@ Invariants:
   the claim its HEAD is verified detached at that commit with an empty
   ``git status --porcelain`` (untracked files included). Anything else is discarded
   (archived first when dirty) and never handed out.
-* The claim is ``rename(<token>, <session path>)`` plus ``git worktree repair`` under the
-  per-repo lock (the same lock ``worktrees.create`` takes): exactly one caller wins a
-  rename, so no two sessions ever get the same worktree, and no ``git worktree prune``
-  can run between the rename and the repair.
+* The claim is ``rename(<token>, <session path>)``: exactly one caller wins a rename, so
+  no two sessions ever get the same worktree. git's record of the worktree is then
+  pointed at the new path (what ``git worktree repair`` does, without a process).
+* The dirt check (``git status``, the slow part on a large tree) runs while the branch is
+  made; if it finds anything the branch is deleted again and the entry discarded.
 * The session branch is created with ``update-ref <branch> <commit> <zero-oid>`` (fails
   if it exists: nothing is overwritten) and HEAD pointed at it with ``symbolic-ref``:
   the commit does not change, so not one file or index entry is touched.
@@ -42,6 +43,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -209,7 +211,7 @@ def take_detail(
     if not candidates:
         res.reason = "no warm worktree at this base"
         if cfg.background:
-            kick(settings, repo_name)
+            kick_soon(settings, repo_name)
         return res
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise PAError(f"worktree path {path} already exists and is not empty")
@@ -234,40 +236,45 @@ def take_detail(
             raise
         bad = _finish_status(status)
         if bad:
+            res.discarded.append(e.token)
+            _discard_claimed(repo_path, path, pdir, e.token, bad)  # archives while HEAD is set
             git.run(
                 ["update-ref", "-d", f"refs/heads/{branch}", base_commit], repo_path, check=False
             )
-            res.discarded.append(e.token)
-            _discard_claimed(repo_path, path, pdir, e.token, bad)
             continue
         res.taken, res.token = True, e.token
         break
     else:
         res.reason = "every warm worktree was taken, stale or dirty"
     if cfg.background:
-        kick(settings, repo_name)
+        kick_soon(settings, repo_name)
     return res
 
 
 def _claim(repo_path: Path, e: Entry, path: Path) -> bool:
-    """Atomically move entry ``e`` to ``path``; False when another caller got it first."""
+    """Atomically move entry ``e`` to ``path``; False when another caller got it first.
+
+    The rename is the claim: of any number of callers exactly one moves the folder.
+    git's record is pointed at the new place right after (microseconds later); a
+    ``git worktree prune`` landing in between would drop the record, which the HEAD
+    check that follows notices (the entry is then discarded, never handed out).
+    """
     assert e.marker is not None
     path.parent.mkdir(parents=True, exist_ok=True)
-    with worktrees.repo_lock(repo_path):
-        try:
-            os.rename(e.path, path)
-        except FileNotFoundError:
-            return False
-        except OSError as err:
-            raise PAError(f"cannot move warm worktree {e.path} to {path}: {err}") from err
-        with contextlib.suppress(FileNotFoundError):
-            e.marker.unlink()
-        if not _point_git_at(path):
+    try:
+        os.rename(e.path, path)
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        raise PAError(f"cannot move warm worktree {e.path} to {path}: {err}") from err
+    if not _point_git_at(path):
+        with worktrees.repo_lock(repo_path):
             r = git.run(["worktree", "repair", str(path)], repo_path, check=False)
-            if r.returncode != 0:
-                # Put it back where git expects it; the next fill checks it.
-                os.rename(path, e.path)
-                return False
+        if r.returncode != 0:
+            os.rename(path, e.path)  # back where git expects it; the next fill checks it
+            return False
+    with contextlib.suppress(FileNotFoundError):
+        e.marker.unlink()
     return True
 
 
@@ -688,6 +695,12 @@ def refill(app: App, *, wait: bool = False) -> list[FillReport]:
     return out
 
 
+def kick_soon(settings: Settings, repo_name: str) -> None:
+    """``kick`` on a thread: starting the filler costs a fork, which the session being
+    started should not wait for. (Not a daemon thread: a short CLI process waits for it.)"""
+    threading.Thread(target=kick, args=(settings, repo_name), name="pa-pool-kick").start()
+
+
 def kick(settings: Settings, repo_name: str) -> bool:
     """Start a detached, low-priority filler for ``repo_name`` unless one is running.
 
@@ -721,7 +734,8 @@ def kick(settings: Settings, repo_name: str) -> bool:
                 start_new_session=True,
                 cwd="/",
             )
-        _fillers.append(proc)  # reaped later: the filler is not ours to wait for
+        with _fillers_lock:
+            _fillers.append(proc)  # reaped later: the filler is not ours to wait for
         return True
     except OSError:
         return False
@@ -730,12 +744,14 @@ def kick(settings: Settings, repo_name: str) -> bool:
 
 
 _fillers: list[subprocess.Popen[bytes]] = []
+_fillers_lock = threading.Lock()
 
 
 def _reap() -> None:
-    for p in list(_fillers):
-        if p.poll() is not None:
-            _fillers.remove(p)
+    with _fillers_lock:
+        for p in list(_fillers):
+            if p.poll() is not None:
+                _fillers.remove(p)
 
 
 # -- status --------------------------------------------------------------------------------

@@ -183,6 +183,21 @@ def check_summaries(store: Store) -> dict[str, dict[str, Any]]:
     }
 
 
+def wait_for_index_lock(worktree: Path, timeout: float = 5.0) -> None:
+    """Refuse, before touching anything, while another git process holds the index lock."""
+    rel = git.out(["rev-parse", "--git-path", "index.lock"], worktree)
+    lock = Path(rel) if Path(rel).is_absolute() else worktree / rel
+    deadline = time.monotonic() + timeout
+    while lock.exists():
+        if time.monotonic() > deadline:
+            raise Conflict(
+                f"{lock} is held by another git process; nothing was changed",
+                hint="wait for that git command to finish (or delete the lock if no git "
+                "process is running) and try again",
+            )
+        time.sleep(0.05)
+
+
 # -- rollback ------------------------------------------------------------------------------
 def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     """Restore the worktree to turn ``turn``'s checkpoint, after checkpointing the present."""
@@ -193,6 +208,7 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     if not _worktree_ok(s):
         raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
     repo_path = Path(store.repo(s.repo_id).path)
+    wait_for_index_lock(Path(s.worktree))
     target = git.rev_parse(repo_path, turn_ref(s.id, turn))
     if target is None:
         have = [

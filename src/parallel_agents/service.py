@@ -75,7 +75,7 @@ class App:
             if by_name:
                 return by_name
             p = Path(ref).expanduser()
-            if not p.exists():
+            if not _exists(p):
                 raise NotFound(
                     f"no registered repo named {ref!r} and no such path",
                     hint="see `pa repo ls`, or register it with `pa repo add PATH`",
@@ -312,10 +312,17 @@ def archive_session(repo_path: Path, s: Session) -> dict[str, Any]:
     return {"ref": ref, "commit": head, "kind": "branch"}
 
 
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError as e:  # e.g. a name longer than the OS allows
+        raise UsageError(f"path {str(p)[:80]}… is not usable: {e.strerror}") from e
+
+
 def validate_repo_path(p: Path) -> Path:
     """The top of the git work tree at ``p``, or a clear error for every bad case."""
     p = p.expanduser()
-    if not p.exists():
+    if not _exists(p):
         raise NotFound(f"path {p} does not exist")
     if not p.is_dir():
         raise UsageError(f"{p} is a file, not a directory")

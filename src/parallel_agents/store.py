@@ -159,6 +159,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _translate(e: sqlite3.OperationalError, path: Path) -> Exception:
+    text = str(e)
+    if "full" in text:
+        return PAError(
+            f"the disk holding {path.parent} is full ({text}); nothing was written",
+            hint="free some space (or move PA_HOME) and run the command again",
+        )
+    if "readonly" in text or "read-only" in text:
+        return PAError(f"the state database {path} is read-only ({text})")
+    return e
+
+
 def ensure_home(home: Path) -> Path:
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -190,14 +202,20 @@ class Store:
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken up front so read-modify-write cannot race."""
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                # SQLite may already have rolled back (e.g. on SQLITE_FULL): do not hide
+                # the real error behind "no transaction is active".
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            raise _translate(e, self.path) from e
 
     def _migrate(self) -> None:
         with self.tx() as db:

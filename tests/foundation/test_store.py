@@ -136,3 +136,13 @@ def test_many_threads_open_the_store_at_once(pa_home: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_settings_are_independent_of_the_defaults() -> None:
+    from parallel_agents.config import DEFAULTS
+
+    a = load_settings()
+    a.data.setdefault("agents", {}).setdefault("claude", {})["binary"] = "/x/claude"
+    a.data["limits"]["max_running"] = 99
+    assert DEFAULTS["agents"] == {} and DEFAULTS["limits"]["max_running"] == 8
+    assert load_settings().agent_settings("claude") == {}

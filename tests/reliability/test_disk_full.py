@@ -80,15 +80,7 @@ def _finished_output(app: App, sid: str) -> None:
     "mode",
     [
         "tmpfs",
-        pytest.param(
-            "simulated",
-            marks=pytest.mark.xfail(
-                reason="Store.tx runs ROLLBACK after SQLite already rolled back on SQLITE_FULL: "
-                "'cannot rollback - no transaction is active' hides the real error "
-                "(fix proposed to the lead: roll back only if db.in_transaction)",
-                strict=True,
-            ),
-        ),
+        "simulated",
     ],
 )
 def test_event_write_on_a_full_disk(
@@ -140,11 +132,6 @@ def test_event_write_on_a_full_disk(
         app.close()
 
 
-@pytest.mark.xfail(
-    reason="store.Store lets sqlite3.OperationalError('database or disk is full') escape, so "
-    "the CLI prints a traceback; fix proposed to the lead (translate SQLITE_FULL into PAError)",
-    strict=True,
-)
 def test_cli_says_the_disk_is_full(
     tmp_path: Path, small_fs: Path | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

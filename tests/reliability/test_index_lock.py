@@ -97,12 +97,6 @@ def test_checkpoint_and_diff_work_while_the_agent_holds_its_index(demo: Path) ->
         assert _worktree_state(wt) == before
 
 
-@pytest.mark.xfail(
-    reason="review.restore rewrites the files and moves HEAD before it needs the worktree's "
-    "index, so a held index.lock leaves a half-done rollback (fix proposed to the lead: "
-    "check the lock first, with a bounded wait, before touching anything)",
-    strict=True,
-)
 def test_rollback_refuses_cleanly_while_the_index_is_locked(demo: Path, tmp_path: Path) -> None:
     agent = tmp_path / "agent.sh"
     agent.write_text('echo "turn $PA_TURN" >> log.txt\n')

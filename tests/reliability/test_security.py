@@ -338,21 +338,11 @@ def test_api_fuzzed_from_openapi_has_no_server_errors(
         if op.path.endswith("/stream"):
             continue  # endless by design; covered by the server's SSE tests
         _fuzz(op, f"{op.method.upper()} {op.path}", examples, h, failures, seen)
-    # Known and reported, each with its own strict xfail test below (which fails, as
-    # XPASS, once fixed): integers past SQLite's range; repo paths the OS rejects.
-    known = ("OverflowError", "File name too long")
-    unknown = [f for f in failures if not any(k in f for k in known)]
-    assert not unknown, "\n".join(unknown[:20])
+    assert not failures, "\n".join(failures[:20])
     assert len(seen) >= 10, seen
 
 
 @pytest.mark.skipif(not HAS_SERVER, reason="the server is not there yet")
-@pytest.mark.xfail(
-    reason="server/api.py passes query integers beyond 2**63-1 to SQLite: OverflowError, "
-    "a 500 (found by the schemathesis run); reported to the lead",
-    strict=True,
-    raises=OverflowError,
-)
 def test_huge_integers_are_a_client_error(tmp_path: Path) -> None:
     import httpx
 
@@ -465,12 +455,6 @@ def test_fuzzed_agent_output_never_crashes_the_supervisor() -> None:
     run()
 
 
-@pytest.mark.xfail(
-    reason="service.find_repo / validate_repo_path call Path.exists() on the user's text: "
-    "an over-long name raises OSError (ENAMETOOLONG), a traceback in the CLI and a 500 in "
-    "the API (found by the schemathesis run); reported to the lead",
-    strict=True,
-)
 def test_overlong_repo_path_is_a_clear_error() -> None:
     long = "x" * 300
     for args in (("repo", "add", long), ("new", "hi", "--cmd", "true", "--repo", long)):

@@ -338,7 +338,7 @@ _PAGE_DOC = (
 def session_events(
     request: Request,
     sid: str,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 1000,
     kinds: Annotated[str | None, Query(description="Comma-separated kinds.")] = None,
 ) -> Response:
@@ -388,7 +388,7 @@ def mark_read(request: Request, sid: str) -> dict[str, Any]:
 @router.get("/events", description=_PAGE_DOC)
 def all_events(
     request: Request,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 1000,
     kinds: Annotated[str | None, Query(description="Comma-separated kinds.")] = None,
 ) -> Response:
@@ -436,7 +436,7 @@ _STREAM_DOC = (
 @router.get("/stream", description=_STREAM_DOC)
 def stream_all(
     request: Request,
-    after_id: Annotated[int | None, Query(ge=0, description="Default: from now.")] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Default: from now.")] = None,
     last_event_id: str | None = None,
     kinds: str | None = None,
 ) -> StreamingResponse:
@@ -448,7 +448,7 @@ def stream_all(
 def stream_session(
     request: Request,
     sid: str,
-    after_id: Annotated[int, Query(ge=0, description="Default: from the start.")] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="Default: from the start.")] = 0,
     last_event_id: str | None = None,
     kinds: str | None = None,
 ) -> StreamingResponse:

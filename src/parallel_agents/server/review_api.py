@@ -36,7 +36,7 @@ class CheckBody(_Body):
 
 
 class RollbackBody(_Body):
-    turn: int = Field(ge=1)
+    turn: int = Field(ge=1, le=1_000_000)
 
 
 class PRBody(_Body):
@@ -47,7 +47,7 @@ class PRBody(_Body):
 def diff(
     request: Request,
     sid: str,
-    turn: int | None = Query(default=None, ge=1),
+    turn: int | None = Query(default=None, ge=1, le=1_000_000),
     format: Literal["json", "patch", "stat"] = "json",
 ) -> Any:
     """What the session (or one turn) changed: files as JSON, or the patch as text."""

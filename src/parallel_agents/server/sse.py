@@ -80,8 +80,8 @@ def parse_last_event_id(header: str | None, query: str | None) -> int | None:
         n = int(value.strip())
     except ValueError:
         raise UsageError(f"Last-Event-ID must be an event id (an integer), not {value!r}") from None
-    if n < 0:
-        raise UsageError("Last-Event-ID must not be negative")
+    if not 0 <= n < 2**63:
+        raise UsageError("Last-Event-ID must be between 0 and 2**63-1")
     return n
 
 
