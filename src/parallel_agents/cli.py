@@ -105,8 +105,7 @@ class PAGroup(click.Group):
 
             if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG):
                 raise
-            click.secho(f"error: {e.strerror}: {e.filename or ''}".rstrip(": "), fg="red",
-                        err=True)
+            click.secho(f"error: {e.strerror}: {e.filename or ''}".rstrip(": "), fg="red", err=True)
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 click.echo("hint: free some disk space and run the command again", err=True)
             ctx.exit(1)

@@ -178,9 +178,7 @@ def check_summaries(store: Store) -> dict[str, dict[str, Any]]:
         " JOIN (SELECT session_id, MAX(id) AS id FROM checks GROUP BY session_id) m"
         " ON m.id = c.id"
     )
-    return {
-        r[0]: {"ok": bool(r[1]), "timed_out": bool(r[2]), "turn": r[3]} for r in rows
-    }
+    return {r[0]: {"ok": bool(r[1]), "timed_out": bool(r[2]), "turn": r[3]} for r in rows}
 
 
 def wait_for_index_lock(worktree: Path, timeout: float = 5.0) -> None:
@@ -262,8 +260,7 @@ def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
         cache_key = f"conflict-cache:{rid}"
         raw = store.kv_get(cache_key) or {}
         cache: dict[tuple[str, str], list[str]] = {
-            tuple(k.split(":", 1)): v
-            for k, v in raw.items()
+            tuple(k.split(":", 1)): v for k, v in raw.items()
         }
         fc = review.forecast(repo_path, base, heads, cache)
         if len(cache) > 5000:

@@ -436,7 +436,9 @@ _STREAM_DOC = (
 @router.get("/stream", description=_STREAM_DOC)
 def stream_all(
     request: Request,
-    after_id: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Default: from now.")] = None,
+    after_id: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="Default: from now.")
+    ] = None,
     last_event_id: str | None = None,
     kinds: str | None = None,
 ) -> StreamingResponse:
