@@ -81,6 +81,7 @@ class Home:
     """One isolated PA_HOME with its own settings file and git identity."""
 
     root: Path
+    autostart: bool = True  # the CLI starts and uses a server (pa's default)
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -102,6 +103,7 @@ class Home:
                 "GIT_COMMITTER_NAME": "bench",
                 "GIT_COMMITTER_EMAIL": "bench@localhost",
                 "GIT_CONFIG_NOSYSTEM": "1",
+                "PA_SERVER_AUTOSTART": "1" if self.autostart else "0",
                 "PYTHONPATH": os.pathsep.join(
                     p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
                 ),
@@ -110,8 +112,20 @@ class Home:
         return env
 
     def write_settings(self, text: str) -> None:
+        """The settings file: ``text`` plus a server on any free port."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(text, encoding="utf-8")
+        self.config.write_text(text + "\n[server]\nport = 0\n", encoding="utf-8")
+
+    def server_info(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.home / "server.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    def stop_server(self) -> None:
+        if (self.home / "server.json").exists():
+            self.pa("server", "stop", check=False, timeout=120)
 
     @contextlib.contextmanager
     def activated(self) -> Iterator[None]:
@@ -154,7 +168,8 @@ class Home:
         return self.home / "sessions" / sid / "turns" / str(turn) / name
 
     def kill_agents(self) -> None:
-        """SIGKILL every wrapper and agent process group this home started."""
+        """Stop this home's server, then SIGKILL every wrapper and agent process group."""
+        self.stop_server()
         for name in ("pid", "wrapper_pid"):
             for f in self.home.glob(f"sessions/*/turns/*/{name}"):
                 with contextlib.suppress(OSError, ValueError):

@@ -42,50 +42,40 @@ def _settle(pid: int, seconds: float = 1.5) -> int:
     return last
 
 
-def run(home: Home, repo: Path, n: int, use_server: bool) -> dict[str, Any]:
+def run(root: Path, repo: Path, n: int, use_server: bool) -> dict[str, Any]:
+    home = Home(root, autostart=use_server)
     home.write_settings("[limits]\nmax_running = 0\n")
-    if not (home.home / "pa.db").exists():
-        home.pa("repo", "add", str(repo), "--name", "bench")
-    env = home.env()
+    home.pa("repo", "add", str(repo), "--name", "bench")
     hold = agent_cmd("--lines", "200", "--rate", "20", "--hold", "120")
-    server = None
     ticker = None
+    srv = None
     try:
         if use_server:
-            start = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "parallel_agents.cli_server",
-                    "server",
-                    "start",
-                    "--port",
-                    "0",
-                    "--json",
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=60,
-            )
-            if start.returncode != 0:
-                raise RuntimeError(start.stderr)
-            server = json.loads(start.stdout)
-            pid = int(server["pid"])
+            from bench.spawn import Server
+
+            srv = Server(home)
+            pid = int(srv.info["pid"])
             kind = "server"
         else:
             ticker = subprocess.Popen(
-                [sys.executable, "-c", TICKER], env=env, stdout=subprocess.PIPE, text=True
+                [sys.executable, "-c", TICKER], env=home.env(), stdout=subprocess.PIPE, text=True
             )
             assert ticker.stdout is not None
             ticker.stdout.readline()
             pid = ticker.pid
             kind = "supervisor loop (no server)"
+
+        def start(prompt: str) -> str:
+            if srv is not None:
+                return srv.new(prompt, cmd=hold)
+            p = home.pa("new", prompt, "--repo", "bench", "--cmd", hold, "--json")
+            return str(json.loads(p.stdout)["id"])
+
         # One session first, so imports and caches are warm in the supervising process.
-        first = _start(home, hold, use_server, server, "warm-up")
-        wait_for(lambda: home.turn_file(first, "pid").exists(), 120, "the first agent")
+        first = start("warm-up")
+        wait_for(home.turn_file(first, "pid").exists, 120, "the first agent")
         before = _settle(pid)
-        sids = [_start(home, hold, use_server, server, f"mem {i}") for i in range(n)]
+        sids = [start(f"mem {i}") for i in range(n)]
         for sid in sids:
             wait_for(home.turn_file(sid, "pid").exists, 300, f"session {sid}")
         after = _settle(pid, 3.0)
@@ -105,36 +95,9 @@ def run(home: Home, repo: Path, n: int, use_server: bool) -> dict[str, Any]:
             "wrapper_rss_mb": stats(wrappers),
         }
     finally:
-        if server is not None:
-            subprocess.run(
-                [sys.executable, "-m", "parallel_agents.cli_server", "server", "stop"],
-                capture_output=True,
-                env=env,
-                timeout=60,
-            )
         if ticker is not None:
             ticker.kill()
             ticker.wait()
             if ticker.stdout:
                 ticker.stdout.close()
         home.kill_agents()
-
-
-def _start(
-    home: Home, cmd: str, use_server: bool, server: dict[str, Any] | None, prompt: str
-) -> str:
-    if use_server and server is not None:
-        import httpx
-
-        token = (home.home / "token").read_text().strip()
-        r = httpx.post(
-            server["url"] + "/api/v1/sessions",
-            json={"prompt": prompt, "repo": "bench", "cmd": cmd.split()},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=120,
-        )
-        r.raise_for_status()
-        data = r.json()
-        return str((data["sessions"][0] if "sessions" in data else data)["id"])
-    p = home.pa("new", prompt, "--repo", "bench", "--cmd", cmd, "--json")
-    return str(json.loads(p.stdout)["id"])

@@ -41,7 +41,7 @@ def _ints(text: str) -> list[int]:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="the issue's sizes (slow)")
-    ap.add_argument("--files", type=int, help="files in the spawn repo (5,000; full 20,000)")
+    ap.add_argument("--files", type=int, help="files in the spawn repo (2,000; full 20,000)")
     ap.add_argument(
         "--big-files",
         type=int,
@@ -52,17 +52,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pool-counts", help="same with the warm pool (1,10; full 1,10,30,100)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of single starts")
     ap.add_argument("--memory-sessions", type=int, help="running sessions (10; full 100)")
+    ap.add_argument(
+        "--mode",
+        choices=("server", "local", "both"),
+        help="`pa new` through its auto-started server (default), without a server, or both"
+        " (the default with --full)",
+    )
+    ap.add_argument(
+        "--api",
+        action="store_true",
+        help="also N POST /api/v1/sessions at once, without the CLI (on with --full)",
+    )
     ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(SECTIONS)}")
     ap.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     ap.add_argument("--out", type=Path, default=common.RESULTS / "pa.json")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args(argv)
-    a.files = a.files or (20_000 if a.full else 5_000)
+    a.files = a.files or (20_000 if a.full else 2_000)
     a.counts = _ints(a.counts) if a.counts else ([1, 10, 30, 100] if a.full else [1, 10, 30])
     a.pool_counts = (
         _ints(a.pool_counts) if a.pool_counts else ([1, 10, 30, 100] if a.full else [1, 10])
     )
     a.memory_sessions = a.memory_sessions or (100 if a.full else 10)
+    a.mode = a.mode or ("both" if a.full else "server")
+    a.api = a.api or a.full
     a.only = set(a.only.split(",")) if a.only else set(SECTIONS)
     unknown = a.only - set(SECTIONS)
     if unknown:
@@ -74,43 +87,70 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _drop(path: Path, repo: Path) -> None:
+    """Delete a finished round's worktrees now (a full run would fill the disk otherwise)."""
+    common.remove_tree(path)
+    subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True, check=False)
+
+
 # -- sections ---------------------------------------------------------------------------------
 def run_spawn(tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
-    rows = []
+    """`pa new` N at once: through the CLI's auto-started server (pa's default) and/or
+    with no server (PA_SERVER_AUTOSTART=0, every `pa new` does the work itself)."""
+    rows: list[dict[str, Any]] = []
+    api_rows: list[dict[str, Any]] = []
+    modes = ["server", "local"] if a.mode == "both" else [a.mode]
     for n in a.counts:
         log(f"spawn: {n} raw `git worktree add` in a row")
         raw = spawn.raw_adds(repo, n, tmp / f"raw-spawn-{n}")
-        home = Home(tmp / f"spawn-{n}")
-        spawn.setup_home(home, repo)
-        log(f"spawn: {n} `pa new` at once")
-        ours = spawn.concurrent(home, n)
-        ours["raw_sequential_s"] = round(sum(raw), 4)
-        ours["raw_each_s"] = common.stats(raw)
         base = raw[0] if n == 1 else sum(raw)
-        top = ours["latency_s"].get("median") if n == 1 else ours["makespan_s"]
-        ours["ratio"] = round(top / base, 3) if top else None
-        rows.append(ours)
-        spawn.wait_idle(home)
-    res["spawn"] = {"files": a.files, "rows": rows}
+        for mode in modes:
+            home = Home(tmp / f"spawn-{mode}-{n}", autostart=mode == "server")
+            spawn.setup_home(home, repo)
+            log(f"spawn: {n} `pa new` at once ({mode})")
+            ours = spawn.concurrent(home, n)
+            ours["mode"] = mode
+            ours["raw_sequential_s"] = round(sum(raw), 4)
+            ours["raw_each_s"] = common.stats(raw)
+            top = ours["latency_s"].get("median") if n == 1 else ours["makespan_s"]
+            ours["ratio"] = round(top / base, 3) if top else None
+            rows.append(ours)
+            spawn.wait_idle(home)
+            if mode == "server" and a.api:
+                log(f"spawn: {n} POST /api/v1/sessions at once (no CLI)")
+                sv = spawn.concurrent_server(home, n)
+                if sv is not None:
+                    top = sv["latency_s"].get("median") if n == 1 else sv["makespan_s"]
+                    sv["raw_sequential_s"] = ours["raw_sequential_s"]
+                    sv["ratio"] = round(top / base, 3) if top else None
+                    api_rows.append(sv)
+                spawn.wait_idle(home)
+            home.kill_agents()
+            _drop(home.root, repo)
+        _drop(tmp / f"raw-spawn-{n}", repo)
+    res["spawn"] = {"files": a.files, "rows": rows, "server_rows": api_rows}
 
 
 def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
     out: dict[str, Any] = {"big_files": a.big_files, "files": a.files}
-    log(f"pool: raw `git worktree add` x{a.reps} on {a.big_files:,} files")
-    raw = spawn.raw_adds(big, a.reps, tmp / "raw-big")
+    raw: list[float] = []
+
+    def one_raw() -> None:
+        raw.extend(spawn.raw_adds(big, 1, tmp / "raw-big", first=len(raw)))
+
+    # The server's own work for one `pa new`, in a warm process (no server running here).
+    home = Home(tmp / "pool-big", autostart=False)
+    spawn.setup_home(home, big, pool_size=a.reps + 1)
+    log("pool: filling the warm pool")
+    t_fill = spawn.fill_pool(home, a.reps + 1)
+    out["fill_s_per_worktree"] = round(t_fill / (a.reps + 1), 3)
+    log(
+        f"pool: single starts in a warm process (the server's path), each after one raw"
+        f" `git worktree add` of {a.big_files:,} files"
+    )
+    single = spawn.single_inprocess(home, a.reps, between=one_raw)
     out["raw_add_s"] = common.stats(raw)
     raw_med = out["raw_add_s"]["median"]
-
-    home = Home(tmp / "pool-big")
-    spawn.setup_home(home, big, pool_size=a.reps + 1)
-    cli = spawn.pool_cli(home)
-    log("pool: filling the warm pool")
-    t_fill = (
-        spawn.fill_pool(home, a.reps + 1) if cli else spawn.fill_pool_inprocess(home, a.reps + 1)
-    )
-    out["fill_s_per_worktree"] = round(t_fill / (a.reps + 1), 3)
-    log("pool: single starts in a warm process (the server's path)")
-    single = spawn.single_inprocess(home, a.reps)
     single["ratio"] = (
         round(single["latency_s"]["median"] / raw_med, 3) if single["latency_s"] else None
     )
@@ -119,30 +159,43 @@ def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[
         single["ratio"] is not None and single["ratio"] < 0.1 and single["failures"] == 0
     )
     out["single_inprocess"] = single
+    log("pool: the worktree alone, pool.take against worktrees.create")
+    spawn.fill_pool(home, a.reps)
+    tv = spawn.take_vs_create(home, a.reps)
+    tv["ratio"] = round(tv["take_s"]["median"] / raw_med, 3) if tv["take_s"] else None
+    tv["create_ratio"] = round(tv["create_s"]["median"] / raw_med, 3)
+    out["take_vs_create"] = tv
+    home.kill_agents()
+    _drop(home.root, big)
 
+    # What a user types: `pa new` (a new Python process) through the auto-started server,
+    # and the same request sent to the server's API directly.
     nreps = max(3, a.reps // 2)
-    if cli:
-        spawn.fill_pool(home, nreps)
-        log("pool: single `pa new` (CLI, a new Python process each)")
-        c = spawn.single_cli(home, nreps)
-        c["ratio"] = round(c["latency_s"]["median"] / raw_med, 3) if c["latency_s"] else None
-        out["single_cli"] = c
+    cli = Home(tmp / "pool-big-cli", autostart=True)
+    spawn.setup_home(cli, big, pool_size=2 * nreps + 1)
+    spawn.fill_pool(cli, 2 * nreps + 1)
+    log("pool: single `pa new` (CLI through its server)")
+    c = spawn.single_cli(cli, nreps)
+    c["ratio"] = round(c["latency_s"]["median"] / raw_med, 3) if c["latency_s"] else None
+    out["single_cli"] = c
     if spawn.server_available():
-        spawn.fill_pool(home, nreps + 1) if cli else spawn.fill_pool_inprocess(home, nreps + 1)
         log("pool: single starts through `pa server` (POST /api/v1/sessions)")
-        sv = spawn.via_server(home, nreps)
+        sv = spawn.via_server(cli, nreps)
         if sv and sv.get("latency_s"):
             sv["ratio"] = round(sv["latency_s"]["median"] / raw_med, 3)
         out["single_server"] = sv
-    home.kill_agents()
+    cli.kill_agents()
+    _drop(cli.root, big)
 
-    plain = Home(tmp / "nopool-big")
+    plain = Home(tmp / "nopool-big", autostart=False)
     spawn.setup_home(plain, big)
     log("pool: the same single starts without the pool, for reference")
     nop = spawn.single_inprocess(plain, max(2, a.reps // 2))
     nop["ratio"] = round(nop["latency_s"]["median"] / raw_med, 3) if nop["latency_s"] else None
     out["single_inprocess_no_pool"] = nop
     plain.kill_agents()
+    _drop(plain.root, big)
+    _drop(tmp / "raw-big", big)
 
     rows = []
     spawn_raw = {r["sessions"]: r for r in (res.get("spawn") or {}).get("rows", [])}
@@ -150,10 +203,7 @@ def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[
         h = Home(tmp / f"pool-{n}")
         spawn.setup_home(h, repo, pool_size=n)
         log(f"pool: {n} `pa new` at once with {n} warm worktrees")
-        if cli:
-            spawn.fill_pool(h, n)
-        else:
-            spawn.fill_pool_inprocess(h, n)
+        spawn.fill_pool(h, n)
         r = spawn.concurrent(h, n)
         if n in spawn_raw:
             base_seq = spawn_raw[n]["raw_sequential_s"]
@@ -166,6 +216,8 @@ def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[
         r["ratio"] = round(top / (base_one if n == 1 else base_seq), 3) if top else None
         rows.append(r)
         spawn.wait_idle(h)
+        h.kill_agents()
+        _drop(h.root, repo)
     out["rows"] = rows
     res["pool"] = out
 
@@ -174,7 +226,11 @@ def run_diff(tmp: Path, big: Path, a: argparse.Namespace, res: dict[str, Any]) -
     from bench import diff
 
     log(f"diff: `pa diff` of a 10-file change on {a.big_files:,} files")
-    res["diff"] = {"files": a.big_files, **diff.run(Home(tmp / "diff"), big, reps=a.reps)}
+    home = Home(tmp / "diff")
+    try:
+        res["diff"] = {"files": a.big_files, **diff.run(home, big, reps=a.reps)}
+    finally:
+        home.kill_agents()
 
 
 def run_memory(tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
@@ -185,7 +241,7 @@ def run_memory(tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any]
         f"memory: {a.memory_sessions} running sessions"
         f" ({'server' if use_server else 'supervisor loop'})"
     )
-    res["memory"] = memory.run(Home(tmp / "memory"), repo, a.memory_sessions, use_server)
+    res["memory"] = memory.run(tmp / "memory", repo, a.memory_sessions, use_server)
 
 
 def run_others(a: argparse.Namespace, res: dict[str, Any]) -> None:
@@ -234,10 +290,11 @@ def table(res: dict[str, Any]) -> str:
     if sp:
         for r in sp["rows"]:
             n = r["sessions"]
+            how = "via its server" if r.get("mode") == "server" else "no server"
             if n == 1:
                 rows.append(
                     [
-                        "spawn: `pa new` → agent running, 1 session",
+                        f"spawn: `pa new` → agent running, 1 session ({how})",
                         f"{sp['files']:,} files",
                         ms(r["latency_s"].get("median")),
                         f"{ms(r['raw_sequential_s'])} `git worktree add`",
@@ -248,7 +305,7 @@ def table(res: dict[str, Any]) -> str:
             else:
                 rows.append(
                     [
-                        f"spawn: {n} `pa new` at once (all running)",
+                        f"spawn: {n} `pa new` at once, all running ({how})",
                         f"{sp['files']:,} files",
                         f"{ms(r['makespan_s'])} (each: median {ms(r['latency_s'].get('median'))})",
                         f"{ms(r['raw_sequential_s'])} = {n} adds in a row",
@@ -256,10 +313,50 @@ def table(res: dict[str, Any]) -> str:
                         str(r["failures"]),
                     ]
                 )
+        for r in sp.get("server_rows", []):
+            n = r["sessions"]
+            what = "1 session" if n == 1 else f"{n} at once (all running)"
+            shown = (
+                ms(r["latency_s"].get("median"))
+                if n == 1
+                else (f"{ms(r['makespan_s'])} (each: median {ms(r['latency_s'].get('median'))})")
+            )
+            rows.append(
+                [
+                    f"spawn via `pa server` (HTTP POST): {what}",
+                    f"{sp['files']:,} files",
+                    shown,
+                    f"{ms(r['raw_sequential_s'])}" + ("" if n == 1 else f" = {n} adds in a row"),
+                    _ratio(r["ratio"]),
+                    str(r["failures"]),
+                ]
+            )
     po = res.get("pool")
     if po:
         big = f"{po['big_files']:,} files"
         raw = ms(po["raw_add_s"]["median"])
+        tv = po.get("take_vs_create")
+        if tv:
+            rows.append(
+                [
+                    "warm pool: the worktree alone (`pool.take`)",
+                    big,
+                    ms(tv["take_s"].get("median")),
+                    f"{raw} `git worktree add`",
+                    _ratio(tv["ratio"]),
+                    str(tv["misses"]),
+                ]
+            )
+            rows.append(
+                [
+                    "no pool: the worktree alone (`worktrees.create`)",
+                    big,
+                    ms(tv["create_s"].get("median")),
+                    raw,
+                    _ratio(tv["create_ratio"]),
+                    "-",
+                ]
+            )
         s = po["single_inprocess"]
         rows.append(
             [
@@ -287,7 +384,7 @@ def table(res: dict[str, Any]) -> str:
             c = po["single_cli"]
             rows.append(
                 [
-                    "warm pool: 1 session, `pa new` CLI (new Python process)",
+                    "warm pool: 1 session, `pa new` CLI (via its server)",
                     big,
                     ms(c["latency_s"].get("median")),
                     raw,
@@ -315,7 +412,7 @@ def table(res: dict[str, Any]) -> str:
                 continue
             rows.append(
                 [
-                    f"warm pool: {k} `pa new` at once",
+                    f"warm pool: {k} `pa new` at once (via its server)",
                     f"{po['files']:,} files",
                     f"{ms(r['makespan_s'])} (each: median {ms(r['latency_s'].get('median'))})",
                     f"{ms(r['raw_sequential_s'])} = {k} adds in a row",
@@ -375,11 +472,13 @@ def markdown(res: dict[str, Any]) -> str:
     po = res.get("pool")
     if po:
         s = po["single_inprocess"]
+        tv = po.get("take_vs_create") or {}
         parts += [
             "",
             f"Warm-pool acceptance (one session on {po['big_files']:,} files under a "
-            f"tenth of raw `git worktree add`): {'met' if s['ok'] else 'NOT met'} "
-            f"({_ratio(s['ratio'])}).",
+            f"tenth of raw `git worktree add`): end to end, request to agent running, "
+            f"{'met' if s['ok'] else 'NOT met'} ({_ratio(s['ratio'])}); the worktree alone "
+            f"{_ratio(tv.get('ratio'))}. Every figure is a median of the run's repetitions.",
         ]
     for name, o in (res.get("others") or {}).items():
         parts += [
@@ -465,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwall time {res['wall_seconds']} s; results in {a.out}")
     if not a.no_readme:
         print(update_readme(text))
-    failures = sum(r.get("failures", 0) for r in (res.get("spawn") or {}).get("rows", []))
+    sp = res.get("spawn") or {}
+    failures = sum(r.get("failures", 0) for r in sp.get("rows", []) + sp.get("server_rows", []))
     failures += sum(r.get("failures", 0) for r in (res.get("pool") or {}).get("rows", []))
     return 1 if failures else 0
 

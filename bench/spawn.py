@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,11 @@ from bench.common import Home, agent_cmd, git, started_at, stats, wait_for
 AGENT = agent_cmd("--lines", "20")
 
 
-def raw_adds(repo: Path, n: int, dest: Path) -> list[float]:
+def raw_adds(repo: Path, n: int, dest: Path, first: int = 0) -> list[float]:
     """Seconds per ``git worktree add`` (detached, full checkout), one after the other."""
     dest.mkdir(parents=True, exist_ok=True)
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         t0 = time.perf_counter()
         subprocess.run(
             ["git", "worktree", "add", "-q", "--detach", str(dest / f"raw{i:03d}"), "main"],
@@ -42,6 +42,7 @@ def raw_adds(repo: Path, n: int, dest: Path) -> list[float]:
 def setup_home(home: Home, repo: Path, *, pool_size: int = 0) -> None:
     home.write_settings(
         "[limits]\nmax_running = 0\n"  # start every session at once: no queueing
+        # No automatic refills while measuring: `pa pool fill` fills before each run.
         f"[pool]\nsize = {pool_size}\nmax = {max(pool_size, 1)}\nbackground = false\n"
     )
     if not (home.home / "pa.db").exists():
@@ -119,31 +120,11 @@ def fill_pool(home: Home, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def pool_cli(home: Home) -> bool:
-    """Is `pa pool` available on the command line (cli_ops registered)?"""
-    return home.pa("pool", "--help", check=False).returncode == 0
-
-
-def fill_pool_inprocess(home: Home, n: int) -> float:
-    with home.activated():
-        from parallel_agents import pool
-        from parallel_agents.service import App
-
-        app = App.open()
-        try:
-            repo = app.store.repo_by_name("bench")
-            assert repo is not None
-            t0 = time.perf_counter()
-            rep = pool.fill(app.settings, repo, target=n)
-            if rep.errors:
-                raise RuntimeError("; ".join(rep.errors))
-            return time.perf_counter() - t0
-        finally:
-            app.close()
-
-
-def single_inprocess(home: Home, reps: int) -> dict[str, Any]:
-    """``App.new_session`` in a warm process (one untimed start first)."""
+def single_inprocess(
+    home: Home, reps: int, between: Callable[[], object] | None = None
+) -> dict[str, Any]:
+    """``App.new_session`` in a warm process (one untimed start first). ``between`` runs
+    before each start: the baseline, interleaved so both see the same machine."""
     with home.activated():
         from parallel_agents.service import App
 
@@ -155,6 +136,8 @@ def single_inprocess(home: Home, reps: int) -> dict[str, Any]:
             call: list[float] = []
             failures = 0
             for i in range(reps):
+                if between is not None:
+                    between()
                 t0 = time.time()
                 p0 = time.perf_counter()
                 try:
@@ -169,6 +152,42 @@ def single_inprocess(home: Home, reps: int) -> dict[str, Any]:
                     continue
                 lat.append(t - t0)
             return {"latency_s": stats(lat), "call_s": stats(call), "failures": failures}
+        finally:
+            app.close()
+
+
+def take_vs_create(home: Home, reps: int) -> dict[str, Any]:
+    """The worktree alone: ``pool.take`` of a warm one against ``worktrees.create``."""
+    with home.activated():
+        from parallel_agents import git as pa_git
+        from parallel_agents import pool, worktrees
+        from parallel_agents.service import App
+
+        app = App.open()
+        try:
+            repo = app.store.repo_by_name("bench")
+            assert repo is not None
+            repo_path = Path(repo.path)
+            base = pa_git.rev_parse(repo_path, "HEAD")
+            assert base is not None
+            root = app.settings.worktree_root / "bench"
+            took: list[float] = []
+            made: list[float] = []
+            misses = 0
+            for i in range(reps):
+                t0 = time.perf_counter()
+                ok = pool.take(
+                    app.settings, repo_path, "bench", root / f"take{i}", f"pa/take{i}", base
+                )
+                if ok:
+                    took.append(time.perf_counter() - t0)
+                else:
+                    misses += 1
+            for i in range(max(2, reps // 2)):
+                t0 = time.perf_counter()
+                worktrees.create(repo_path, root / f"make{i}", f"pa/make{i}", base)
+                made.append(time.perf_counter() - t0)
+            return {"take_s": stats(took), "create_s": stats(made), "misses": misses}
         finally:
             app.close()
 
@@ -199,63 +218,109 @@ def server_available() -> bool:
     )
 
 
+class Server:
+    """The home's `pa server` (the one the CLI auto-started, or a new one)."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        start = home.pa("server", "start", "--port", "0", "--json", check=False, timeout=120)
+        info = json.loads(start.stdout) if start.returncode == 0 else home.server_info()
+        if info is None:
+            raise RuntimeError(start.stderr.strip()[-300:])
+        self.info = info
+        self.token = (home.home / "token").read_text().strip()
+
+    def new(self, prompt: str, cmd: str = AGENT) -> str:
+        """POST /api/v1/sessions; the new session's id."""
+        import httpx
+
+        r = httpx.post(
+            self.info["url"] + "/api/v1/sessions",
+            json={"prompt": prompt, "repo": "bench", "cmd": cmd.split()},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=600,
+        )
+        r.raise_for_status()
+        data = r.json()
+        return str((data["sessions"][0] if "sessions" in data else data)["id"])
+
+    def stop(self) -> None:
+        self.home.stop_server()
+
+
 def via_server(home: Home, reps: int) -> dict[str, Any] | None:
-    """POST /api/v1/sessions to a running `pa server`; None when there is no server."""
+    """POST /api/v1/sessions to a running `pa server`, one after the other."""
     if not server_available():
         return None
-    import httpx
-
-    env = home.env()
-    start = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parallel_agents.cli_server",
-            "server",
-            "start",
-            "--port",
-            "0",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    if start.returncode != 0:
-        return {"error": start.stderr.strip()[-300:]}
-    info = json.loads(start.stdout)
-    token = (home.home / "token").read_text().strip()
+    try:
+        srv = Server(home)
+    except RuntimeError as e:
+        return {"error": str(e)}
     lat: list[float] = []
     failures = 0
     try:
-        with httpx.Client(
-            base_url=info["url"], headers={"Authorization": f"Bearer {token}"}, timeout=60
-        ) as h:
-            body = {"prompt": "warm-up", "repo": "bench", "cmd": AGENT.split()}
-            h.post("/api/v1/sessions", json=body).raise_for_status()
-            for i in range(reps):
-                body["prompt"] = f"server {i}"
-                t0 = time.time()
-                r = h.post("/api/v1/sessions", json=body)
-                if r.status_code != 201:
-                    failures += 1
-                    continue
-                data = r.json()
-                sess = data["sessions"][0] if "sessions" in data else data
-                t = started_at(home, sess["id"])
-                if t is None:
-                    failures += 1
-                    continue
-                lat.append(t - t0)
+        srv.new("warm-up")
+        for i in range(reps):
+            t0 = time.time()
+            try:
+                sid = srv.new(f"server {i}")
+            except Exception:  # counted in the table
+                failures += 1
+                continue
+            t = started_at(home, sid)
+            if t is None:
+                failures += 1
+                continue
+            lat.append(t - t0)
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "parallel_agents.cli_server", "server", "stop"],
-            capture_output=True,
-            env=env,
-            timeout=60,
-        )
+        srv.stop()
     return {"latency_s": stats(lat), "failures": failures}
+
+
+def concurrent_server(home: Home, n: int) -> dict[str, Any] | None:
+    """N POST /api/v1/sessions at once (one client thread each) to a `pa server`."""
+    if not server_available():
+        return None
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = Server(home)
+    try:
+        srv.new("warm-up")
+        gate = threading.Barrier(n)
+
+        def one(i: int) -> tuple[float, str | None, str | None]:
+            gate.wait()
+            t0 = time.time()
+            try:
+                return t0, srv.new(f"bench task {i}"), None
+            except Exception as e:  # counted in the table
+                return t0, None, str(e)[:200]
+
+        with ThreadPoolExecutor(max_workers=n) as ex:
+            results = list(ex.map(one, range(n)))
+    finally:
+        srv.stop()
+    failures = [err for _, sid, err in results if sid is None and err]
+    lat: list[float] = []
+    ends: list[float] = []
+    for t0, sid, _ in results:
+        if sid is None:
+            continue
+        t = started_at(home, sid)
+        if t is None:
+            failures.append(f"{sid}: agent never started")
+            continue
+        lat.append(t - t0)
+        ends.append(t)
+    first = min(t0 for t0, _, _ in results)
+    return {
+        "sessions": n,
+        "failures": len(failures),
+        "failure_messages": failures[:5],
+        "makespan_s": round(max(ends) - first, 4) if ends else None,
+        "latency_s": stats(lat),
+    }
 
 
 def wait_idle(home: Home, timeout: float = 600) -> None:

@@ -142,6 +142,9 @@ def test_dirty_entries_are_archived_and_never_handed_out(pooled: Path, dirt: str
     assert git(wt, "status", "--porcelain", "--untracked-files=all") == ""
     archived = git(pooled, "for-each-ref", "--format=%(refname)", f"refs/pa/archive/pool-{token}")
     assert archived.strip(), "the dirty warm worktree was not archived"
+    base = git(pooled, "rev-parse", "HEAD").strip()
+    assert git(pooled, "rev-parse", f"refs/pa/archive/pool-{token}^").strip() == base
+
     assert _status()["ready"] == 0
     assert pa("wait", "--timeout", "60", s["id"]).returncode == 0
     assert_consistent(pooled, Path(os.environ["PA_HOME"]))
