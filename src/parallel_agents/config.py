@@ -34,8 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "check": {"after_turn": False, "timeout": 600, "parallel": 2},
     "merge": {"strategy": "merge", "remove_worktree": False},
     "server": {"host": "127.0.0.1", "port": 7317, "autostart": True},
-    "interactive": {"cols": 200, "rows": 50},
-    "pool": {"size": 0, "max": 16, "background": True, "repos": {}},  # warm worktree pool  # tmux pane size of interactive sessions
+    "interactive": {"cols": 200, "rows": 50},  # tmux pane size of interactive sessions
+    "pool": {"size": 0, "max": 16, "background": True, "repos": {}},  # warm worktree pool
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 
