@@ -343,3 +343,26 @@ def test_take_refuses_a_non_empty_path_and_keeps_the_pool(pooled: Path) -> None:
         assert git(pooled, "rev-parse", "pa/taken").strip() == base
     finally:
         app.close()
+
+
+def test_removing_a_repo_clears_its_warm_worktrees(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import make_repo, pa
+
+    repo = make_repo(tmp_path / "rmrepo")
+    cfg = tmp_path / "pool.toml"
+    cfg.write_text("[pool]\nsize = 1\nbackground = false\n")
+    env = {"PA_CONFIG": str(cfg)}
+    assert pa("repo", "add", str(repo), env=env).returncode == 0
+    assert pa("pool", "fill", env=env).returncode == 0
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert listed.count("\n") == 2, listed
+    p = pa("repo", "rm", "rmrepo", env=env)
+    assert p.returncode == 0, p.stderr
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert listed.count("\n") == 1, listed

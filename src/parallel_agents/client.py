@@ -176,6 +176,11 @@ class Client:
                 params=clean,
                 timeout=timeout if timeout is not None else self.timeout,
             )
+        except httpx.TimeoutException as e:
+            raise PAError(
+                f"the pa server at {self.url} did not answer {method} {path} in time: {e}",
+                hint="it may still be working on it: check `pa ls` before retrying",
+            ) from e
         except httpx.TransportError as e:
             raise ServerNotRunning(
                 f"cannot reach the pa server at {self.url}: {e}",
@@ -192,9 +197,7 @@ class Client:
 
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            with self._client().stream(
-                "GET", "/api/v1" + path, params=clean, timeout=timeout
-            ) as r:
+            with self._client().stream("GET", "/api/v1" + path, params=clean, timeout=timeout) as r:
                 if r.status_code >= 400:
                     r.read()
                     _raise_for(r)
@@ -270,7 +273,10 @@ class Client:
             "env": env,
         }
         body = {k: v for k, v in body.items() if v is not None}
-        return list(self.request("POST", "/sessions", json_body=body)["sessions"])
+        # Creating many worktrees on a big repo can take minutes; a short read timeout
+        # would make a retrying user create duplicates.
+        limit = max(self.timeout, 600.0 + 10.0 * count)
+        return list(self.request("POST", "/sessions", json_body=body, timeout=limit)["sessions"])
 
     def send(self, sid: str, prompt: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/sessions/{sid}/send", json_body={"prompt": prompt}))

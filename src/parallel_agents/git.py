@@ -36,7 +36,11 @@ class GitError(PAError):
         self.returncode = returncode
         self.stderr = stderr
         self.stdout = stdout
-        msg = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {returncode}"
+        # git's own "fatal:"/"error:" line names the problem (e.g. which lock file); the
+        # last line is often only advice.
+        lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+        key = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), None)
+        msg = key or (lines[-1] if lines else f"exit code {returncode}")
         super().__init__(f"git {' '.join(args[:3])}… failed: {msg}")
 
 

@@ -114,6 +114,7 @@ class App:
                     db.execute("DELETE FROM turns WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM checkpoints WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM sessions WHERE id = ?", (s.id,))
+        pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
         self.store.remove_repo(repo.id)
         return repo
 

@@ -138,3 +138,22 @@ def test_merge_leaves_a_locked_main_checkout_alone(demo: Path) -> None:
     msg = merge.sync_main_checkout(demo, "main", old, res.new)
     assert (demo / "feature.txt").read_text() == "feature\n", msg
     wait_until(lambda: git(demo, "status", "--porcelain") == "", what="a clean checkout")
+
+
+def test_a_stale_ref_lock_is_named_in_the_checkpoint_error(demo: Path) -> None:
+    from parallel_agents import review_service
+    from parallel_agents.errors import PAError
+    from parallel_agents.service import App
+
+    s = _new(demo, "--cmd", "true")
+    assert pa("wait", "--timeout", "60", s["id"]).returncode == 0
+    lock = demo / ".git" / "refs" / "pa" / "sessions" / s["id"] / "turns" / "1.lock"
+    lock.write_text("")  # left by a checkpoint killed inside `git update-ref`
+    app = App.open()
+    try:
+        with pytest.raises(PAError) as err:
+            review_service.checkpoint_turn(app.store, app.store.session(s["id"]), 1)
+        assert "1.lock" in str(err.value), str(err.value)
+    finally:
+        app.close()
+        lock.unlink()
