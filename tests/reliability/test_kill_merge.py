@@ -37,7 +37,7 @@ def test_kill_during_merge(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", _files(300))
     strategies = ["merge", "squash", "rebase"]
     for i in range(SOURCES):
-        git(repo, "checkout", "-q", "-b", f"pa/src-{i}", "main")
+        git(repo, "checkout", "-q", "-b", f"feature/src-{i}", "main")
         for j in range(2):  # two commits each, so a rebase replays more than one
             (repo / f"pkg{i}" / f"feature{i}_{j}.py").write_text(f"feature {i} part {j}\n")
             git(repo, "add", "-A")
@@ -45,7 +45,7 @@ def test_kill_during_merge(tmp_path: Path) -> None:
     git(repo, "checkout", "-q", "main")
     rng = random.Random(int(os.environ.get("PA_SEED", "3")))
     # How long an undisturbed child takes (a merge of a side branch, then undone).
-    probe = [sys.executable, "-c", CHILD, str(repo), "pa/src-0", "merge"]
+    probe = [sys.executable, "-c", CHILD, str(repo), "feature/src-0", "merge"]
     before = git(repo, "rev-parse", "main").strip()
     t0 = time.monotonic()
     assert _kill_group_at(probe, 60) == 0
@@ -57,7 +57,7 @@ def test_kill_during_merge(tmp_path: Path) -> None:
     assert pa("repo", "add", str(repo), "--name", "demo").returncode == 0
     for i in range(SOURCES):
         strategy = strategies[i % 3]
-        source = f"pa/src-{i}"
+        source = f"feature/src-{i}"
         for attempt in range(6):
             old = git(repo, "rev-parse", "main").strip()
             delay = rng.uniform(0.6 * full, 1.3 * full) if attempt < 4 else 60.0
