@@ -255,6 +255,47 @@ def test_kick_starts_at_most_one_filler(pooled: Path) -> None:
         app.close()
 
 
+def test_refill_kicks_a_filler_only_when_a_pool_needs_work(pooled: Path) -> None:
+    write_settings("[pool]\nsize = 2\nbackground = true\n")
+    app = _app()
+    try:
+        r = app.store.repo_by_name("demo")
+        assert r is not None
+        pdir = pool.pool_dir(app.settings, "demo")
+        assert pool.needs_fill(app.settings, r)  # empty
+        assert pool.fill(app.settings, r).ready == 2
+        assert not pool.needs_fill(app.settings, r)
+        assert pool.refill(app) == []  # nothing to do: no filler started
+        assert not (pdir / pool.FILL_LOG).exists()
+
+        (pooled / "new.txt").write_text("moved on\n")
+        git(pooled, "add", "-A")
+        git(pooled, "commit", "-q", "-m", "base moves")
+        new = git(pooled, "rev-parse", "HEAD").strip()
+        assert pool.needs_fill(app.settings, r)  # stale
+        assert pool.refill(app) == ["demo"]
+        filler = pool._fillers[-1]
+        wait_until(lambda: filler.poll() is not None, timeout=60, what="the filler to exit")
+        assert filler.returncode == 0, (pdir / pool.FILL_LOG).read_text()
+        assert [e.commit for e in pool.ready_entries(pdir)] == [new, new]
+        assert not pool.needs_fill(app.settings, r)
+
+        (pdir / pool.TRASH_DIR / "left").mkdir(parents=True)
+        assert pool.needs_fill(app.settings, r)  # trash to empty
+        pool.tidy(app.settings, r)
+        assert not pool.needs_fill(app.settings, r)
+    finally:
+        app.close()
+    write_settings("[pool]\nsize = 2\nbackground = false\n")
+    app = _app()
+    try:
+        (pooled / "new.txt").write_text("again\n")
+        git(pooled, "commit", "-q", "-am", "base moves again")
+        assert pool.refill(app) == []  # background off: only `pa pool fill` fills
+    finally:
+        app.close()
+
+
 def test_max_caps_the_total_over_repos(pooled: Path, tmp_path: Path) -> None:
     other = make_repo(tmp_path / "other")
     write_settings("[pool]\nsize = 3\nmax = 4\nbackground = false\n")

@@ -90,7 +90,8 @@ def register(main: click.Group) -> None:
 
     @main.group(cls=PAGroup)
     def pool() -> None:
-        """The warm worktree pool (settings: pool.size, pool.max, pool.background)."""
+        """The warm worktree pool (settings: pool.size, pool.max, pool.background,
+        pool.refill_every)."""
 
     @pool.command("status")
     @click.option("--repo", "repo_ref", help="Only this repo.")

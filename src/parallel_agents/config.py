@@ -35,7 +35,13 @@ DEFAULTS: dict[str, Any] = {
     "merge": {"strategy": "merge", "remove_worktree": False},
     "server": {"host": "127.0.0.1", "port": 7317, "autostart": True},
     "interactive": {"cols": 200, "rows": 50},  # tmux pane size of interactive sessions
-    "pool": {"size": 0, "max": 16, "background": True, "repos": {}},  # warm worktree pool
+    "pool": {  # warm worktree pool
+        "size": 0,
+        "max": 16,
+        "background": True,
+        "refill_every": 30,  # seconds between the server's pool checks; 0: none
+        "repos": {},
+    },
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 

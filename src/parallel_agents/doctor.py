@@ -652,8 +652,7 @@ def _check_sessions(app: App, rep: Report, repair: bool, grace: float) -> None:
 
 def _launch_file(app: App, s: Session, n: int) -> Path | None:
     """The turn's launch.json when a wrapper was started for it (or was about to be)."""
-    f = app.sup.turn_files(s.id, n).dir / "launch.json"
-    return f if f.exists() else None
+    return app.sup.turn_files(s.id, n).launch()
 
 
 def _stuck_starting(app: App, rep: Report, repair: bool, s: Session) -> None:
@@ -807,7 +806,8 @@ def _maybe_dead(app: App, rep: Report, s: Session) -> None:
     wpid = files.wrapper_pid()
     if wpid is not None and local.alive(wpid):
         return
-    if wpid is None and time.time() - _mtime(files.dir / "launch.json") < 30:
+    launch = files.launch()
+    if wpid is None and launch is not None and time.time() - _mtime(launch) < 30:
         return
     rep.add(
         Finding(

@@ -98,6 +98,38 @@ def rev_parse(cwd: Path | str, rev: str) -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
+@dataclass(frozen=True)
+class StartInfo:
+    toplevel: Path
+    head: str  # commit checked out
+    branch: str | None  # its branch's short name; None when detached
+    base: str | None  # commit of the base asked for, if one was
+
+
+def start_info(cwd: Path | str, base: str | None = None) -> StartInfo | None:
+    """What starting a session needs to know of a repo, in one process; None when
+    anything is unusual (no commits, unknown base, not a work tree…): the caller then
+    asks again step by step, to say exactly what is wrong."""
+    if base is not None and (base.startswith("-") or not base.strip()):
+        return None
+    revs = ["HEAD^{commit}", *([f"{base}^{{commit}}"] if base is not None else [])]
+    args = ["rev-parse", "--is-inside-work-tree", "--show-toplevel", *revs]
+    try:
+        r = run([*args, "--symbolic-full-name", "HEAD"], cwd, check=False)
+    except OSError:  # the folder is gone, or is not one
+        return None
+    lines = r.stdout.splitlines()
+    if r.returncode != 0 or len(lines) != 3 + len(revs) or lines[0] != "true":
+        return None
+    sym = lines[-1]
+    return StartInfo(
+        toplevel=Path(lines[1]),
+        head=lines[2],
+        branch=sym.removeprefix("refs/heads/") if sym.startswith("refs/heads/") else None,
+        base=lines[3] if base is not None else None,
+    )
+
+
 def ref_exists(cwd: Path | str, ref: str) -> bool:
     return run(["show-ref", "--verify", "--quiet", ref], cwd, check=False).returncode == 0
 

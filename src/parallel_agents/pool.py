@@ -4,6 +4,8 @@ Checking out a large repository dominates session start (about 1 s for 20,000 fi
 two cores); the pool does that work ahead of time. Per repository, ``pool.size``
 worktrees (default 0: off) wait on a detached HEAD at the repo's default base commit
 under ``$worktree_root/<repo>/.pool/``; ``pool.max`` caps the total over all repos.
+Pools are refilled by a detached low-priority filler, started after a take and by the
+server every ``pool.refill_every`` seconds when a pool is short or stale (``refill``).
 
 Layout of ``$worktree_root/<repo>/.pool/``::
 
@@ -49,7 +51,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import git, worktrees
 from .config import Settings
@@ -351,7 +353,32 @@ def _switch(path: Path, branch: str, commit: str) -> None:
         if git.ref_exists(path, ref):
             raise PAError(f"branch {branch} already exists", hint="try again: ids are random")
         raise git.GitError(["update-ref", ref], r.returncode, r.stderr)
-    git.run(["symbolic-ref", "-m", f"checkout: moving to {branch}", "HEAD", ref], path)
+    if not _write_head(path, ref):
+        git.run(["symbolic-ref", "-m", f"checkout: moving to {branch}", "HEAD", ref], path)
+
+
+def _write_head(path: Path, ref: str) -> bool:
+    """Point the worktree's HEAD at ``ref`` the way git does (``HEAD.lock``, then a
+    rename), without a process; False when git should do it (lock held, odd layout)."""
+    adm = admin_dir(path)
+    if adm is None:
+        return False
+    lock = adm / "HEAD.lock"
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return False
+    try:
+        try:
+            os.write(fd, f"ref: {ref}\n".encode())
+        finally:
+            os.close(fd)
+        os.replace(lock, adm / "HEAD")
+    except OSError:  # e.g. disk full: leave no lock behind; git reports it properly
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        return False
+    return True
 
 
 # -- discarding ----------------------------------------------------------------------------
@@ -675,24 +702,70 @@ def clear(settings: Settings, repo: Repo) -> FillReport:
     return fill(settings, repo, target=0)
 
 
-def refill(app: App, *, wait: bool = False) -> list[FillReport]:
-    """For the server's periodic loop: top up every repo's pool; skip busy ones.
+def refill_every(settings: Settings) -> float:
+    """``[pool] refill_every``: seconds between the server's pool checks (0: none)."""
+    try:
+        return max(0.0, float(settings.get("pool.refill_every")))
+    except (TypeError, ValueError):
+        return 30.0
 
-    Repos with ``pool.background = false`` are left alone: they are filled only by
-    ``pa pool fill``.
+
+def needs_fill(settings: Settings, repo: Repo) -> bool:
+    """Would a fill change ``repo``'s pool? Decided from a directory scan and one
+    ``rev-parse``: fewer (or more) ready entries at the base than wanted under the
+    ``pool.max`` cap, entries at another commit or without a marker, lone markers, trash."""
+    cfg = config_for(settings, repo.name)
+    pdir = pool_dir(settings, repo.name)
+    base = default_base_commit(repo)
+    entries, lone = scan(pdir)
+    if lone or any(e.marker is None or e.commit != base for e in entries):
+        return True
+    with contextlib.suppress(OSError):
+        if os.listdir(pdir / TRASH_DIR):
+            return True
+    if base is None:
+        return False  # nothing to fill from; the filler would only report an error
+    want = max(0, min(cfg.size, cfg.max - _ready_elsewhere(settings, repo.name)))
+    return len(entries) != want  # every entry left is ready at the base
+
+
+@overload
+def refill(app: App, *, wait: Literal[False] = False) -> list[str]: ...
+@overload
+def refill(app: App, *, wait: Literal[True]) -> list[FillReport]: ...
+def refill(app: App, *, wait: bool = False) -> list[str] | list[FillReport]:
+    """Top up every repo's pool (the server calls this every ``pool.refill_every`` s).
+
+    By default cheap: each repo with its pool on and ``pool.background`` true whose pool
+    ``needs_fill`` gets a detached filler (``kick``; none while one runs); returns the
+    names of the repos kicked. ``wait=True`` fills in this process instead (waiting for a
+    running filler), pools switched off but not empty included, and returns the reports.
+    Repos with ``pool.background = false`` are left alone: ``pa pool fill`` fills them.
     """
     _reap()
+    kicked: list[str] = []
     out: list[FillReport] = []
     for repo in app.store.repos():
         pdir = pool_dir(app.settings, repo.name)
         cfg = config_for(app.settings, repo.name)
-        if not cfg.background or (cfg.size <= 0 and not pdir.exists()):
+        if not cfg.background:
+            continue
+        if wait:
+            if cfg.size <= 0 and not pdir.exists():
+                continue
+            try:
+                out.append(fill(app.settings, repo, wait=True))
+            except PAError as e:
+                out.append(FillReport(repo.name, None, 0, errors=[e.message]))
+            continue
+        if cfg.size <= 0 or filling(pdir):
             continue
         try:
-            out.append(fill(app.settings, repo, wait=wait))
-        except PAError as e:
-            out.append(FillReport(repo.name, None, 0, errors=[e.message]))
-    return out
+            if needs_fill(app.settings, repo) and kick(app.settings, repo.name):
+                kicked.append(repo.name)
+        except (PAError, OSError):
+            continue  # e.g. the repo's directory is gone: `pa doctor` reports it
+    return out if wait else kicked
 
 
 def kick_soon(settings: Settings, repo_name: str) -> None:

@@ -152,9 +152,7 @@ class App:
         model = model or settings.get("model")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
-        validate_repo_path(repo_path)
-        base_ref = base or r.base or git.current_branch(repo_path) or "HEAD"
-        base_commit = git.rev_parse(repo_path, base_ref)
+        base_ref, base_commit = _start_point(repo_path, base or r.base)
         if base_commit is None:
             raise UsageError(
                 f"unknown base {base_ref!r}: it names no commit in {repo_path}",
@@ -346,6 +344,27 @@ def validate_repo_path(p: Path) -> Path:
             hint="make a first commit (git commit --allow-empty -m init)",
         )
     return top.resolve()
+
+
+def _start_point(repo_path: Path, base: str | None) -> tuple[str, str | None]:
+    """(base ref, its commit or None) of a new session of the repo at ``repo_path``.
+
+    One git process when all is well (it is on the path of every session start); the
+    step-by-step checks of ``validate_repo_path`` otherwise, for their clear errors.
+    """
+    info = git.start_info(repo_path, base)
+    if info is not None and _same_dir(info.toplevel, repo_path):
+        return base or info.branch or "HEAD", info.base if base else info.head
+    validate_repo_path(repo_path)
+    base_ref = base or git.current_branch(repo_path) or "HEAD"
+    return base_ref, git.rev_parse(repo_path, base_ref)
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a == b or a.samefile(b)
+    except OSError:
+        return False
 
 
 def _probe_ctx(cmd: list[str]) -> Any:

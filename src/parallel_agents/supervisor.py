@@ -323,8 +323,11 @@ class Supervisor:
         wpid = files.wrapper_pid()
         if wpid is None:
             # Just spawned: the wrapper has not written its pid yet. Give it time.
+            launch = files.launch()
             try:
-                age = time.time() - files.dir.joinpath("launch.json").stat().st_mtime
+                if launch is None:
+                    return False
+                age = time.time() - launch.stat().st_mtime
             except OSError:
                 return False
             return age < 30

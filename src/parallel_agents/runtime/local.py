@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import marshal
 import os
 import signal
 import subprocess
@@ -12,6 +13,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .wrapper import LAUNCH
+
+WRAPPER = str(Path(__file__).with_name("wrapper.py"))
 
 
 @dataclass
@@ -39,6 +44,14 @@ class TurnFiles:
 
     def wrapper_pid(self) -> int | None:
         return _read_int(self.dir / "wrapper_pid")
+
+    def launch(self) -> Path | None:
+        """The turn's launch spec when a wrapper was started for it (or was about to be);
+        ``launch.json`` is what versions before 0.1.1 wrote."""
+        for name in (LAUNCH, "launch.json"):
+            if (self.dir / name).exists():
+                return self.dir / name
+        return None
 
     def exit_info(self) -> dict[str, object] | None:
         try:
@@ -74,24 +87,18 @@ def spawn(
     turn_dir.mkdir(parents=True, exist_ok=True)
     if stdin is not None:
         _write_private(turn_dir / "stdin", stdin)
-    spec = {"argv": argv, "cwd": str(cwd), "env": env, "setup": setup}
+    spec = {"argv": list(argv), "cwd": str(cwd), "env": dict(env), "setup": setup}
     # The spec holds the agent's environment (API keys): readable by the owner only.
-    _write_private(turn_dir / "launch.json", json.dumps(spec).encode("utf-8"))
+    # marshal, not JSON: the wrapper (same interpreter) reads it without importing json.
+    _write_private(turn_dir / LAUNCH, marshal.dumps(spec))
     for name in ("stdout", "stderr"):
         (turn_dir / name).touch()
-    wrapper_env = dict(os.environ)
-    # The wrapper imports only its own module; make sure it finds the package.
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    # The agent must not inherit our PYTHONPATH: the wrapper puts the original back.
-    wrapper_env["PA_ORIG_PYTHONPATH"] = wrapper_env.get("PYTHONPATH", "__pa_unset__")
-    wrapper_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (pkg_root, wrapper_env.get("PYTHONPATH", "")) if p
-    )
     with open(turn_dir / "wrapper.log", "wb") as log:
+        # -I: the wrapper needs nothing but built-in modules, so it is run by file name
+        # and ignores PYTHONPATH; the agent inherits our environment untouched.
         proc = subprocess.Popen(
-            [sys.executable, "-S", "-m", "parallel_agents.runtime.wrapper", str(turn_dir)],
+            [sys.executable, "-I", "-S", WRAPPER, str(turn_dir)],
             cwd=str(turn_dir),
-            env=wrapper_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,

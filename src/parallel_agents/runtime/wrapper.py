@@ -1,48 +1,95 @@
 """The tiny process that owns one agent turn after `pa` has gone away.
 
-Started detached (own session) by runtime.local. It runs the optional setup command,
-then the agent with stdout/stderr going to files, and records the exit code
-atomically. Standard library only: it must start fast and not import the package.
-Run as: python -m parallel_agents.runtime.wrapper TURN_DIR
+Started detached (own session) by runtime.local as ``python -I -S wrapper.py TURN_DIR``.
+It runs the optional setup command, then the agent with stdout/stderr going to files,
+and records the exit code atomically.
+
+It sits on the path of every session start, so it imports nothing but built-in
+modules (os, signal, time, marshal): subprocess, json and pathlib would cost more than
+everything else it does. The launch spec is therefore a marshal file written by the
+same interpreter (``local.spawn`` runs ``sys.executable``).
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing itself is not worth importing here
+if TYPE_CHECKING:
+    from typing import Any
+
+LAUNCH = "launch.bin"
+# Python ignores these at start-up and an ignored disposition survives exec: the agent
+# must get the defaults back (what subprocess's restore_signals does).
+_RESTORE = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+def _write_atomic(path: str, text: str, *, durable: bool = False) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
-def _run_setup(turn_dir: Path, spec: dict[str, object], env: dict[str, str]) -> int:
+def _which(program: str, env: dict[str, str]) -> str:
+    """``program`` looked up on the agent's PATH (not ours), like subprocess does."""
+    if os.sep in program:
+        return program
+    for d in os.get_exec_path(env):
+        cand = os.path.join(d, program)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise FileNotFoundError(2, "No such file or directory", program)
+
+
+def _spawn(argv: list[str], cwd: str, env: dict[str, str], fds: tuple[int, int, int]) -> int:
+    """Start ``argv`` in ``cwd`` in its own process group with stdin/out/err = ``fds``."""
+    os.chdir(cwd)  # posix_spawn has no chdir here; the wrapper itself only uses full paths
+    return os.posix_spawn(
+        _which(str(argv[0]), env),
+        [str(a) for a in argv],
+        env,
+        file_actions=[(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)],
+        setpgroup=0,
+        setsigdef=_RESTORE,
+    )
+
+
+def _wait(pid: int) -> int:
+    """The child's exit code, negative for a signal (as subprocess reports it)."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _run_setup(turn_dir: str, spec: dict[str, Any], env: dict[str, str]) -> int:
     setup = spec.get("setup")
     if not setup:
         return 0
-    with open(turn_dir / "setup.log", "wb") as log:
-        proc = subprocess.Popen(
-            list(setup),  # type: ignore[call-overload]
-            cwd=str(spec["cwd"]),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
-        _write_atomic(turn_dir / "pid", str(proc.pid))
-        rc = proc.wait()
-    _write_atomic(turn_dir / "setup_exit", str(rc))
+    log = os.open(os.path.join(turn_dir, "setup.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        pid = _spawn(list(setup), str(spec["cwd"]), env, (null, log, log))
+    except OSError as e:
+        os.write(log, f"pa: could not run the setup command: {e}\n".encode())
+        rc = 127
+    else:
+        _write_atomic(os.path.join(turn_dir, "pid"), str(pid))
+        rc = _wait(pid)
+    finally:
+        os.close(log)
+        os.close(null)
+    _write_atomic(os.path.join(turn_dir, "setup_exit"), str(rc))
     return rc
 
 
@@ -50,53 +97,51 @@ def _ignore(signum: int, frame: object) -> None:
     return None
 
 
-def main(turn_dir_arg: str) -> int:
-    turn_dir = Path(turn_dir_arg)
-    spec = json.loads((turn_dir / "launch.json").read_text(encoding="utf-8"))
-    env = dict(os.environ)
-    orig = env.pop("PA_ORIG_PYTHONPATH", "__pa_unset__")
-    if orig == "__pa_unset__":
-        env.pop("PYTHONPATH", None)
-    else:
-        env["PYTHONPATH"] = orig
+def main(turn_dir: str) -> int:
+    turn_dir = os.path.abspath(turn_dir)
+    with open(os.path.join(turn_dir, LAUNCH), "rb") as f:
+        spec: dict[str, Any] = marshal.load(f)
+    env: dict[str, str] = dict(os.environ)
     env.update(spec.get("env") or {})
     # The agent gets its own process group so `pa stop` can signal it (and its
     # children) while this wrapper survives to record how it ended.
     # A handler (not SIG_IGN) so the agent, after exec, gets default dispositions back.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _ignore)
-    _write_atomic(turn_dir / "wrapper_pid", str(os.getpid()))
+    # pid files need no fsync: after a machine crash the processes they name are gone.
+    _write_atomic(os.path.join(turn_dir, "wrapper_pid"), str(os.getpid()))
     rc = _run_setup(turn_dir, spec, env)
     if rc != 0:
-        _write_atomic(turn_dir / "exit", json.dumps({"code": rc, "setup_failed": True}))
+        _write_atomic(
+            os.path.join(turn_dir, "exit"),
+            f'{{"code": {rc}, "setup_failed": true}}',
+            durable=True,
+        )
         return 0
-    stdin_path = turn_dir / "stdin"
+    stdin_path = os.path.join(turn_dir, "stdin")
+    if not os.path.exists(stdin_path):
+        stdin_path = os.devnull
     started = time.time()
+    append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    out = os.open(os.path.join(turn_dir, "stdout"), append, 0o644)
+    err = os.open(os.path.join(turn_dir, "stderr"), append, 0o644)
+    inp = os.open(stdin_path, os.O_RDONLY)
     try:
-        with (
-            open(turn_dir / "stdout", "ab") as out,
-            open(turn_dir / "stderr", "ab") as err,
-            open(stdin_path if stdin_path.exists() else os.devnull, "rb") as inp,
-        ):
-            proc = subprocess.Popen(
-                spec["argv"],
-                cwd=str(spec["cwd"]),
-                env=env,
-                stdin=inp,
-                stdout=out,
-                stderr=err,
-                process_group=0,
-                restore_signals=True,
-            )
-            _write_atomic(turn_dir / "pid", str(proc.pid))
-            rc = proc.wait()
+        pid = _spawn(spec["argv"], str(spec["cwd"]), env, (inp, out, err))
     except OSError as e:
-        with open(turn_dir / "stderr", "ab") as err:
-            err.write(f"pa: could not start {spec['argv'][0]}: {e}\n".encode())
+        os.write(err, f"pa: could not start {spec['argv'][0]}: {e}\n".encode())
         rc = 127
+    else:
+        _write_atomic(os.path.join(turn_dir, "pid"), str(pid))
+        rc = _wait(pid)
+    finally:
+        for fd in (inp, out, err):
+            os.close(fd)
+    # Floats' repr is valid JSON; json itself would cost an import of re.
     _write_atomic(
-        turn_dir / "exit",
-        json.dumps({"code": rc, "started": started, "ended": time.time()}),
+        os.path.join(turn_dir, "exit"),
+        f'{{"code": {rc}, "started": {started!r}, "ended": {time.time()!r}}}',
+        durable=True,
     )
     return 0
 

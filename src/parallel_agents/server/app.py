@@ -7,6 +7,8 @@ not thread-safe, so every thread gets its own ``App`` (store + supervisor) from
 output, enforces timeouts and is the only thread that starts queued sessions, so the
 concurrency limits cannot be overrun by two threads scheduling at once. After each tick
 it wakes the SSE streams and sends desktop notifications for attention events.
+Every ``pool.refill_every`` seconds a background thread looks at the warm worktree
+pools and starts a detached filler for one that is short or stale (``pool.refill``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__, notify
+from .. import __version__, notify, pool
 from ..config import Settings, load_settings
 from ..errors import PAError
 from ..models import Session, Status
@@ -203,10 +205,10 @@ def recover_stuck(app: App, min_age: float = STUCK_AFTER) -> int:
             continue
         if turn.status != "pending":
             continue
-        launch = app.sup.turn_files(s.id, turn.n).dir / "launch.json"
+        launch = app.sup.turn_files(s.id, turn.n).launch()
         try:
             with store.tx() as db:
-                if launch.exists():
+                if launch is not None:
                     state: dict[str, Any] = {}
                     if turn.n > 1:
                         _, prev = store.turn_progress(db, s.id, turn.n - 1)
@@ -254,6 +256,8 @@ class ServerState:
         self._bg = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pa-bg")
         self._stopping: set[str] = set()
         self._stopping_lock = threading.Lock()
+        self._refilling = False  # a warm-pool check is queued or running
+        self._refill_lock = threading.Lock()
         self.last_event_id = 0
         self._publish_lock = threading.Lock()
         self._attention_cursor = 0
@@ -363,6 +367,8 @@ class ServerState:
         self._attention_cursor = latest
         self._publish(latest)
         next_recover = time.monotonic() + RECOVER_EVERY
+        refill_every = pool.refill_every(self.settings)
+        next_refill = time.monotonic() + refill_every
         while not self._halt.is_set():
             self._wake.clear()
             pending = False
@@ -376,6 +382,9 @@ class ServerState:
                 if time.monotonic() >= next_recover:
                     next_recover = time.monotonic() + RECOVER_EVERY
                     recover_stuck(app)
+                if refill_every and time.monotonic() >= next_refill:
+                    next_refill = time.monotonic() + refill_every
+                    self._refill_later()
             except Exception:
                 log.exception("supervisor pass failed")
                 self._halt.wait(1.0)
@@ -386,6 +395,31 @@ class ServerState:
             sup.flush_after_turns()  # shutting down: finish the end-of-turn work
         except Exception:
             log.exception("end-of-turn work failed at shutdown")
+
+    def _refill_later(self) -> None:
+        """Look at the warm pools on a background thread, one look at a time: a pool that
+        is short or stale gets a detached filler (``pool.refill``)."""
+        with self._refill_lock:
+            if self._refilling:
+                return
+            self._refilling = True
+
+        def run() -> None:
+            try:
+                kicked = pool.refill(self.app())
+                if kicked:
+                    log.info("refilling the warm pool of %s", ", ".join(kicked))
+            except Exception:
+                log.exception("warm pool refill failed")
+            finally:
+                with self._refill_lock:
+                    self._refilling = False
+
+        try:
+            self._bg.submit(run)
+        except RuntimeError:  # shutting down
+            with self._refill_lock:
+                self._refilling = False
 
     def _run_checks(self, app: App) -> None:
         # After-turn checks (review) may run for minutes: never on the loop thread. The
