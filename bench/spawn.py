@@ -231,18 +231,11 @@ class Server:
         self.token = (home.home / "token").read_text().strip()
 
     def new(self, prompt: str, cmd: str = AGENT) -> str:
-        """POST /api/v1/sessions; the new session's id."""
-        import httpx
+        """POST /api/v1/sessions through pa's own client; the new session's id."""
+        from parallel_agents.client import Client
 
-        r = httpx.post(
-            self.info["url"] + "/api/v1/sessions",
-            json={"prompt": prompt, "repo": "bench", "cmd": cmd.split()},
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=600,
-        )
-        r.raise_for_status()
-        data = r.json()
-        return str((data["sessions"][0] if "sessions" in data else data)["id"])
+        c = Client(self.info["url"], self.token, timeout=600)
+        return str(c.new_sessions(prompt, repo="bench", cmd=cmd.split())[0]["id"])
 
     def stop(self) -> None:
         self.home.stop_server()

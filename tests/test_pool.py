@@ -122,7 +122,9 @@ def test_stale_entries_are_never_handed_out_and_fill_replaces_them(pooled: Path)
     assert_consistent(pooled, Path(os.environ["PA_HOME"]))
 
 
-@pytest.mark.parametrize("dirt", ["modified", "untracked", "staged"])
+@pytest.mark.parametrize(
+    "dirt", ["modified", "untracked", "untracked-folder", "staged", "staged-delete"]
+)
 def test_dirty_entries_are_archived_and_never_handed_out(pooled: Path, dirt: str) -> None:
     _fill(1)
     st = _status()
@@ -132,6 +134,11 @@ def test_dirty_entries_are_archived_and_never_handed_out(pooled: Path, dirt: str
         (entry / "README.md").write_text("someone typed here\n")
     elif dirt == "untracked":
         (entry / "notes.txt").write_text("stray\n")
+    elif dirt == "untracked-folder":
+        (entry / "src" / "new" / "deep").mkdir(parents=True)
+        (entry / "src" / "new" / "deep" / "stray.py").write_text("x = 1\n")
+    elif dirt == "staged-delete":
+        git(entry, "rm", "-q", "--cached", "README.md")  # only the index changed
     else:
         (entry / "src" / "app.py").write_text("print('staged')\n")
         git(entry, "add", "src/app.py")

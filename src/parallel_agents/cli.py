@@ -218,8 +218,8 @@ def new(
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT."""
+    from .cmdline import split_cmd
     from .errors import UsageError
-    from .supervisor import split_cmd
 
     env: dict[str, str] = {}
     for pair in env_pairs:

@@ -10,7 +10,9 @@
 Sessions and events come back as the API's JSON dicts; ``session_from_json`` and
 ``event_from_json`` turn them into the model dataclasses. Errors come back as the
 same ``PAError`` subclasses the orchestrator raises (NotFound, Conflict, UsageError).
-httpx is imported on first use, so importing this module is cheap.
+It speaks HTTP with the standard library's ``http.client``, one short connection per
+call (the server is local): httpx would cost a `pa` command 0.2 s of start-up, more
+than the rest of a typical call.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .errors import Conflict, NotFound, PAError, UsageError
 from .server.daemon import ServerNotRunning
 
 if TYPE_CHECKING:
-    import httpx
+    from http.client import HTTPConnection, HTTPResponse
 
     from .models import Event, Session
     from .server.daemon import ServerInfo
@@ -34,29 +36,38 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ServerNotRunning", "ensure_server", "event_from_json", "session_from_json"]
 
 
-def _raise_for(r: httpx.Response) -> None:
-    if r.status_code < 400:
+def _raise_for(status: int, content: bytes) -> None:
+    if status < 400:
         return
+    text = content.decode("utf-8", "replace")
     try:
-        body = r.json()
+        body = json.loads(text)
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    msg = str(body.get("error") or r.text.strip() or f"HTTP {r.status_code}")
+    msg = str(body.get("error") or text.strip() or f"HTTP {status}")
     hint = body.get("hint")
-    if r.status_code == 404:
+    if status == 404:
         raise NotFound(msg, hint=hint)
-    if r.status_code == 409:
+    if status == 409:
         raise Conflict(msg, hint=hint)
-    if r.status_code in (400, 422):
+    if status in (400, 422):
         raise UsageError(msg, hint=hint)
-    if r.status_code == 401:
+    if status == 401:
         raise PAError(
             f"the server refused the token: {msg}",
             hint="the token lives in $PA_HOME/token; is PA_HOME the server's?",
         )
-    raise PAError(f"server error ({r.status_code}): {msg}", hint=hint)
+    raise PAError(f"server error ({status}): {msg}", hint=hint)
+
+
+class _Unreachable(Exception):
+    """The exchange failed below HTTP (refused, reset, timed out, malformed)."""
+
+    def __init__(self, err: Exception) -> None:
+        super().__init__(str(err) or type(err).__name__)
+        self.timed_out = isinstance(err, TimeoutError)
 
 
 def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
@@ -105,14 +116,11 @@ class Client:
         *,
         home: Path | None = None,
         timeout: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.home = home
         self.timeout = timeout
-        self._transport = transport
-        self._http: httpx.Client | None = None
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -133,28 +141,58 @@ class Client:
             raise ServerNotRunning(f"no token in {h}", hint="restart the server")
         return cls(info.url, token, home=h, **kw)
 
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            import httpx
-
-            self._http = httpx.Client(
-                base_url=self.url,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=self.timeout,
-                transport=self._transport,
-            )
-        return self._http
-
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        """Nothing to release (every call has its own connection); kept for ``with``."""
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float,
+    ) -> tuple[HTTPConnection, HTTPResponse]:
+        """Send one request; the connection (to close) and the response (status and
+        headers read, body not). Raises ``_Unreachable`` below HTTP."""
+        from http.client import HTTPConnection, HTTPException
+        from urllib.parse import urlencode, urlsplit
+
+        u = urlsplit(self.url)
+        target = u.path + "/api/v1" + path
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        if query:
+            target += "?" + urlencode(query)
+        hdrs = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            hdrs["Content-Type"] = "application/json"
+        conn = HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout)
+        try:
+            conn.request(method, target, body=data, headers=hdrs)
+            return conn, conn.getresponse()
+        except (OSError, HTTPException) as e:
+            conn.close()
+            raise _Unreachable(e) from e
+
+    def _unreachable(self, method: str, path: str, e: _Unreachable) -> PAError:
+        if e.timed_out:
+            return PAError(
+                f"the pa server at {self.url} did not answer {method} {path} in time: {e}",
+                hint="it may still be working on it: check `pa ls` before retrying",
+            )
+        return ServerNotRunning(
+            f"cannot reach the pa server at {self.url}: {e}",
+            hint="is it running? pa server status",
+        )
 
     def request(
         self,
@@ -165,48 +203,52 @@ class Client:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Any:
-        import httpx
+        from http.client import HTTPException
 
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        limit = timeout if timeout is not None else self.timeout
         try:
-            r = self._client().request(
-                method,
-                "/api/v1" + path,
-                json=json_body,
-                params=clean,
-                timeout=timeout if timeout is not None else self.timeout,
-            )
-        except httpx.TimeoutException as e:
-            raise PAError(
-                f"the pa server at {self.url} did not answer {method} {path} in time: {e}",
-                hint="it may still be working on it: check `pa ls` before retrying",
-            ) from e
-        except httpx.TransportError as e:
-            raise ServerNotRunning(
-                f"cannot reach the pa server at {self.url}: {e}",
-                hint="is it running? pa server status",
-            ) from e
-        _raise_for(r)
-        return r.json()
+            conn, r = self._open(method, path, params=params, body=json_body, timeout=limit)
+            try:
+                content = r.read()
+            except (OSError, HTTPException) as e:
+                raise _Unreachable(e) from e
+            finally:
+                conn.close()
+        except _Unreachable as e:
+            raise self._unreachable(method, path, e) from e
+        _raise_for(r.status, content)
+        return json.loads(content)
 
     def stream_text(
         self, path: str, *, params: dict[str, Any] | None = None, timeout: float = 600
     ) -> Iterator[str]:
         """A text response (e.g. a large diff) chunk by chunk, never all in memory."""
-        import httpx
+        import codecs
+        from http.client import HTTPException
 
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            with self._client().stream("GET", "/api/v1" + path, params=clean, timeout=timeout) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    _raise_for(r)
-                yield from r.iter_text()
-        except httpx.TransportError as e:
-            raise ServerNotRunning(
-                f"cannot reach the pa server at {self.url}: {e}",
-                hint="is it running? pa server status",
-            ) from e
+            conn, r = self._open("GET", path, params=params, timeout=timeout)
+        except _Unreachable as e:
+            raise self._unreachable("GET", path, e) from e
+        try:
+            if r.status >= 400:
+                _raise_for(r.status, r.read())
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            while True:
+                try:
+                    chunk = r.read1(65536)
+                except (OSError, HTTPException) as e:
+                    raise self._unreachable("GET", path, _Unreachable(e)) from e
+                if not chunk:
+                    break
+                text = decoder.decode(chunk)
+                if text:
+                    yield text
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        finally:
+            conn.close()
 
     # -- the API ----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -366,7 +408,7 @@ class Client:
         With ``reconnect`` a dropped connection (or a restarted server, found again
         through PA_HOME) resumes with ``Last-Event-ID``: no event is missed or repeated.
         """
-        import httpx
+        from http.client import HTTPException
 
         path = f"/sessions/{session_id}/stream" if session_id else "/stream"
         last = after_id
@@ -377,26 +419,31 @@ class Client:
                 headers["Last-Event-ID"] = str(last)
             params = {"kinds": ",".join(kinds)} if kinds else {}
             try:
-                with self._client().stream(
-                    "GET",
-                    "/api/v1" + path,
-                    headers=headers,
-                    params=params,
-                    timeout=httpx.Timeout(10.0, read=idle_timeout),
-                ) as r:
-                    if r.status_code >= 400:
-                        r.read()
-                        _raise_for(r)
+                # The socket timeout bounds every read: a silent stream (the server
+                # sends keep-alive comments) counts as lost after ``idle_timeout``.
+                conn, r = self._open(
+                    "GET", path, params=params, headers=headers, timeout=idle_timeout
+                )
+                try:
+                    if r.status >= 400:
+                        _raise_for(r.status, r.read())
                     if on_connect is not None:
                         on_connect()
                     delay = 0.1
-                    for msg in parse_sse(r.iter_lines()):
+                    lines = (
+                        raw.decode("utf-8", "replace").rstrip("\n") for raw in iter(r.readline, b"")
+                    )
+                    for msg in parse_sse(lines):
                         if msg["id"] is not None:
                             last = msg["id"]
                         if msg["data"] is None:
                             continue
                         yield json.loads(msg["data"])
-            except httpx.TransportError as e:
+                except (OSError, HTTPException) as e:
+                    raise _Unreachable(e) from e
+                finally:
+                    conn.close()
+            except _Unreachable as e:
                 if not reconnect:
                     raise ServerNotRunning(f"lost the event stream from {self.url}: {e}") from e
             else:
@@ -418,7 +465,6 @@ class Client:
         if info is None or token is None:
             return
         if info.url.rstrip("/") != self.url or token != self.token:
-            self.close()
             self.url, self.token = info.url.rstrip("/"), token
 
 

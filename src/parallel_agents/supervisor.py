@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import threading
 import time
 from dataclasses import dataclass
@@ -403,8 +402,8 @@ class Supervisor:
             cost_usd=usage.get("cost_usd"),
             state=state,
         )
-        new = Status.STOPPED if stop_reason == "stop" else (
-            Status.IDLE if end.ok else Status.FAILED
+        new = (
+            Status.STOPPED if stop_reason == "stop" else (Status.IDLE if end.ok else Status.FAILED)
         )
         self.store.set_status(
             sid,
@@ -489,18 +488,3 @@ def _tail(path: Path, size: int = TAIL) -> str:
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-def split_cmd(cmd: str) -> list[str]:
-    """Split ``--cmd`` like a shell would, to be executed as argv (never via a shell)."""
-    try:
-        argv = shlex.split(cmd)
-    except ValueError as e:
-        from .errors import UsageError
-
-        raise UsageError(f"cannot parse --cmd {cmd!r}: {e}") from e
-    if not argv:
-        from .errors import UsageError
-
-        raise UsageError("--cmd is empty")
-    return argv

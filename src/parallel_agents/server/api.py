@@ -243,7 +243,7 @@ def list_sessions(
 
 @router.post("/sessions", status_code=201)
 def new_sessions(request: Request, body: NewSessions) -> dict[str, Any]:
-    from ..supervisor import split_cmd
+    from ..cmdline import split_cmd
 
     app = _app(request)
     if not body.repo:

@@ -61,7 +61,8 @@ class ServerSupervisor(Supervisor):
 
     * ``schedule`` only runs on the loop thread; elsewhere it wakes the loop instead.
     * End-of-turn work (checkpoints) on the loop thread runs after the whole pass, right
-      before scheduling: statuses of sessions that end together show up together.
+      after scheduling: statuses of sessions that end together show up together, and
+      a new session does not wait for other sessions' checkpoints.
     * Timeouts stop agents on a background thread, so a stubborn agent (which takes
       ``stop_grace`` × 2 to kill) does not stall ingestion of every other session.
     * One session whose output cannot be read does not wedge the others: after a few
@@ -79,10 +80,14 @@ class ServerSupervisor(Supervisor):
 
     def schedule(self) -> int:
         if not self.server.on_loop_thread():
-            self.server.wake()
+            self.server.schedule_soon()
             return 0
+        # Queued sessions first: a new session depends on no one's checkpoint (a session's
+        # own deferred checkpoint runs in ``start``), and checkpoints of a large repo
+        # take a while.
+        started = super().schedule()
         self.flush_after_turns(budget=AFTER_TURN_BUDGET)
-        return super().schedule()
+        return started
 
     def start(self, sid: str) -> bool:
         if sid in self._deferred:  # its last turn's checkpoint comes before its next turn
@@ -256,6 +261,7 @@ class ServerState:
         self._bg = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pa-bg")
         self._stopping: set[str] = set()
         self._stopping_lock = threading.Lock()
+        self._schedule_asked = threading.Event()
         self._refilling = False  # a warm-pool check is queued or running
         self._refill_lock = threading.Lock()
         self.last_event_id = 0
@@ -305,6 +311,12 @@ class ServerState:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def schedule_soon(self) -> None:
+        """Have the loop start queued sessions at once, before its next ingestion pass
+        (which may take a while with many running sessions)."""
+        self._schedule_asked.set()
         self._wake.set()
 
     def loop_health(self) -> dict[str, Any]:
@@ -373,6 +385,9 @@ class ServerState:
             self._wake.clear()
             pending = False
             try:
+                if self._schedule_asked.is_set():
+                    self._schedule_asked.clear()
+                    app.sup.schedule()
                 rep = app.sup.tick()
                 self.ticks += 1
                 self.last_tick = time.time()

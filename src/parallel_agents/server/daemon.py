@@ -32,8 +32,7 @@ from typing import Any
 from .. import __version__
 from ..config import load_settings, pa_home
 from ..errors import PAError, UsageError
-from ..store import ensure_home
-from .auth import load_or_create_token, read_token
+from .auth import read_token
 
 INFO_FILE = "server.json"
 LOCK_FILE = "server.lock"
@@ -148,17 +147,13 @@ def status(home: Path | None = None) -> ServerInfo | None:
 
 
 def healthy(info: ServerInfo, token: str, timeout: float = 2.0) -> bool:
-    import httpx
+    from ..client import Client
 
     try:
-        r = httpx.get(
-            info.url + "/api/v1/health",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
-    except httpx.HTTPError:
+        health = Client(info.url, token, timeout=timeout).health()
+    except (PAError, ValueError):
         return False
-    return r.status_code == 200 and r.json().get("pid") == info.pid
+    return bool(health.get("pid") == info.pid)
 
 
 # -- running in the foreground -------------------------------------------------------------
@@ -272,6 +267,8 @@ def run(
     settings = load_settings()
     if home is not None:
         settings.home = Path(home)
+    from ..store import ensure_home  # not on the client's path: it is heavy
+
     h = ensure_home(settings.home)
     host = host or str(settings.get("server.host") or "127.0.0.1")
     if port is None:
@@ -283,6 +280,8 @@ def run(
     try:
         sock = _bind(host, port)
         actual = int(sock.getsockname()[1])
+        from .auth import load_or_create_token
+
         token = load_or_create_token(h)
         _setup_logging(token, log_level, log_file)
 
@@ -381,6 +380,8 @@ def start_background(
 
     Returns (info, started): ``started`` is False when a server was already running.
     """
+    from ..store import ensure_home  # not on the client's path: it is heavy
+
     h = ensure_home(_home(home))
     _reap()
     cur = status(h)

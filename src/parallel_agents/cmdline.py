@@ -1,0 +1,21 @@
+"""``--cmd`` strings: split like a shell would, then executed as argv (never by a shell).
+
+Its own module because `pa new` needs it before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .errors import UsageError
+
+
+def split_cmd(cmd: str) -> list[str]:
+    """``cmd`` as argv; a clear UsageError when it cannot be parsed or is empty."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        raise UsageError(f"cannot parse --cmd {cmd!r}: {e}") from e
+    if not argv:
+        raise UsageError("--cmd is empty")
+    return argv
