@@ -39,7 +39,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from parallel_agents import review  # noqa: E402
+import parallel_agents.review as review  # noqa: E402
 
 LINES = 12
 

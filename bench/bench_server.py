@@ -364,20 +364,17 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="the issue's sizes (slow)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
-    if args.full:
-        sizes = {"load": (100, 10.0, 30.0), "ingest": (10, 50_000), "latency": [1, 10, 100]}
-    else:
-        sizes = {"load": (20, 10.0, 8.0), "ingest": (10, 5_000), "latency": [1, 10, 20]}
+    load_size: tuple[int, float, float] = (100, 10.0, 30.0) if args.full else (20, 10.0, 8.0)
+    ingest_size: tuple[int, int] = (10, 50_000) if args.full else (10, 5_000)
+    latency_sizes = [1, 10, 100] if args.full else [1, 10, 20]
 
     tmp = Path(tempfile.mkdtemp(prefix="pa-bench-server-"))
     started = time.time()
     bench = Bench(tmp)
     try:
-        n, rate, secs = sizes["load"]  # type: ignore[misc]
-        load = bench.load(n, rate, secs)
-        ni, lines = sizes["ingest"]  # type: ignore[misc]
-        ingest = bench.ingest(ni, lines)
-        latency = [bench.latency(k) for k in sizes["latency"]]  # type: ignore[union-attr]
+        load = bench.load(*load_size)
+        ingest = bench.ingest(*ingest_size)
+        latency = [bench.latency(k) for k in latency_sizes]
     finally:
         bench.close()
         shutil.rmtree(tmp, ignore_errors=True)

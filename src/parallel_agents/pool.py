@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from . import git, worktrees
 from .config import Settings
 from .errors import PAError
+from .runtime.local import Detached
 
 if TYPE_CHECKING:
     from .models import Repo
@@ -819,7 +820,7 @@ def kick(settings: Settings, repo_name: str) -> bool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
         _reap()
         with open(pdir / FILL_LOG, "ab") as log:
-            proc = subprocess.Popen(
+            proc = Detached(
                 [sys.executable, "-m", "parallel_agents.pool", repo_name, "--lock-fd", str(fd)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -838,7 +839,7 @@ def kick(settings: Settings, repo_name: str) -> bool:
         os.close(fd)  # the child keeps the lock through its copy
 
 
-_fillers: list[subprocess.Popen[bytes]] = []
+_fillers: list[Detached] = []
 _fillers_lock = threading.Lock()
 
 

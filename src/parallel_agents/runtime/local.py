@@ -19,6 +19,16 @@ from .wrapper import LAUNCH
 WRAPPER = str(Path(__file__).with_name("wrapper.py"))
 
 
+class Detached(subprocess.Popen[bytes]):
+    """A child meant to outlive this process (a wrapper, a filler, a server): collected
+    by ``reap`` while we live, and no ResourceWarning when we exit before it does."""
+
+    def __del__(self) -> None:
+        if self.returncode is None and self.poll() is None:
+            return
+        super().__del__()
+
+
 @dataclass
 class TurnFiles:
     dir: Path
@@ -96,7 +106,7 @@ def spawn(
     with open(turn_dir / "wrapper.log", "wb") as log:
         # -I: the wrapper needs nothing but built-in modules, so it is run by file name
         # and ignores PYTHONPATH; the agent inherits our environment untouched.
-        proc = subprocess.Popen(
+        proc = Detached(
             [sys.executable, "-I", "-S", WRAPPER, str(turn_dir)],
             cwd=str(turn_dir),
             stdin=subprocess.DEVNULL,
@@ -111,7 +121,7 @@ def spawn(
     return proc.pid
 
 
-_children: list[subprocess.Popen[bytes]] = []
+_children: list[Detached] = []
 _children_lock = threading.Lock()
 
 

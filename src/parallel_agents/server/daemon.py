@@ -341,7 +341,7 @@ def _quiet_server(base: type[Any]) -> type[Any]:
 
 
 # -- managing a background server -------------------------------------------------------------
-_spawned: list[subprocess.Popen[bytes]] = []  # kept so no ResourceWarning fires on GC
+_spawned: list[subprocess.Popen[bytes]] = []  # reaped by _reap while we live
 
 
 def _reap() -> None:
@@ -409,8 +409,10 @@ def start_background(
         argv += ["--port", str(port)]
     env = dict(os.environ)
     env["PA_HOME"] = str(h)
+    from ..runtime.local import Detached
+
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
+        proc = Detached(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
