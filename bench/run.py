@@ -1,6 +1,6 @@
 """Run pa's benchmarks: one command, a markdown table, JSON in bench/results/.
 
-    python -m bench            # small sizes (a few minutes on 2 cores)
+    python -m bench            # small sizes (about five minutes on 2 cores)
     python -m bench --full     # the issue's sizes: 20,000 files, up to 100 sessions
     python bench/run.py --only spawn,pool --no-readme
 
@@ -48,7 +48,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=20_000,
         help="files in the repo of the warm-pool and diff runs (20,000)",
     )
-    ap.add_argument("--counts", help="sessions started at once (1,10,30; full 1,10,30,100)")
+    ap.add_argument("--counts", help="sessions started at once (1,10,30,100)")
     ap.add_argument("--pool-counts", help="same with the warm pool (1,10; full 1,10,30,100)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of single starts")
     ap.add_argument("--memory-sessions", type=int, help="running sessions (10; full 100)")
@@ -69,7 +69,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args(argv)
     a.files = a.files or (20_000 if a.full else 2_000)
-    a.counts = _ints(a.counts) if a.counts else ([1, 10, 30, 100] if a.full else [1, 10, 30])
+    a.counts = _ints(a.counts) if a.counts else [1, 10, 30, 100]
     a.pool_counts = (
         _ints(a.pool_counts) if a.pool_counts else ([1, 10, 30, 100] if a.full else [1, 10])
     )

@@ -293,10 +293,13 @@ def connect() -> Backend:
     from .server import daemon
 
     settings = load_settings()
-    from .store import ensure_home
-
-    ensure_home(settings.home)
     info = daemon.status(settings.home)
+    if info is None:
+        # Only when this process may write there (a running server has its home; the
+        # store is heavy to import for a thin client).
+        from .store import ensure_home
+
+        ensure_home(settings.home)
     if info is None and autostart_enabled(settings):
         from .client import ensure_server
 
