@@ -19,8 +19,14 @@ NO_CTX = TurnContext(
 MakeCtx = Callable[..., TurnContext]
 FakeBin = Callable[..., str]
 
-# The captures live in the shared reference folder beside the clone (<clone>/../shared).
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared/reference/agent-captures"
+# The captures live in the shared reference folder: $PA_CAPTURES, beside the clone
+# (<clone>/../shared), or the workplace's /work/shared for a clone made elsewhere.
+_CANDIDATES = [
+    *([Path(os.environ["PA_CAPTURES"])] if os.environ.get("PA_CAPTURES") else []),
+    Path(__file__).resolve().parents[2].parent / "shared/reference/agent-captures",
+    Path("/work/shared/reference/agent-captures"),
+]
+CAPTURES = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 
 
 @pytest.fixture
