@@ -340,12 +340,12 @@ class _Dirt:
     def verdict(self) -> str | None:
         """None when clean, else what was found (or what failed)."""
         bad = None
-        for p in self.procs:
+        for args, p in zip(_DIRT_CHECKS, self.procs, strict=True):
             out, err = p.communicate(timeout=300)
             if bad:
                 continue
             if p.returncode != 0:
-                bad = f"git status failed: {err.decode('utf-8', 'replace').strip()}"
+                bad = f"git {args[0]} failed: {err.decode('utf-8', 'replace').strip()}"
             elif out:
                 bad = "dirty: " + out.decode("utf-8", "replace").replace("\0", " ")[:200]
         return bad
