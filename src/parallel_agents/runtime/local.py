@@ -57,7 +57,7 @@ class TurnFiles:
 
     def launch(self) -> Path | None:
         """The turn's launch spec when a wrapper was started for it (or was about to be);
-        ``launch.json`` is what versions before 0.1.1 wrote."""
+        ``launch.json`` is what earlier builds wrote (JSON, read by a slower wrapper)."""
         for name in (LAUNCH, "launch.json"):
             if (self.dir / name).exists():
                 return self.dir / name
