@@ -32,7 +32,7 @@ CAPTURES = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 @pytest.fixture
 def captures() -> Path:
     if not CAPTURES.is_dir():
-        pytest.skip(f"agent captures not found at {CAPTURES} (shared/ is not beside the clone)")
+        pytest.skip(f"agent captures not found (looked in {', '.join(map(str, _CANDIDATES))})")
     return CAPTURES
 
 

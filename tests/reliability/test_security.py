@@ -6,7 +6,6 @@ fuzzed from its own OpenAPI spec (schemathesis) without a single 5xx."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -22,7 +21,6 @@ from parallel_agents.agents.registry import available, get_agent
 from parallel_agents.errors import PAError
 from tests.reliability.helpers import pa
 
-HAS_SERVER = importlib.util.find_spec("parallel_agents.server.app") is not None
 HOST = "127.0.0.1:7317"
 # Routes answering 200 without a token by design: FastAPI's Swagger-UI OAuth2 helper
 # page (static HTML, no data). Reported: it could be turned off with
@@ -108,8 +106,6 @@ def test_no_agent_adapter_hands_the_prompt_to_a_shell(tmp_path: Path) -> None:
 
 
 def test_token_file_is_private(tmp_path: Path) -> None:
-    if not HAS_SERVER:
-        pytest.skip("the server is not there yet")
     from parallel_agents.server import auth
 
     home = tmp_path / "home"
@@ -192,7 +188,6 @@ def _asgi_ws(app: Any, path: str, headers: dict[str, str]) -> list[dict[str, Any
     return sent
 
 
-@pytest.mark.skipif(not HAS_SERVER, reason="the server is not there yet")
 def test_every_route_refuses_missing_or_wrong_token_and_wrong_host(tmp_path: Path) -> None:
     import httpx
 
@@ -258,7 +253,6 @@ def test_every_route_refuses_missing_or_wrong_token_and_wrong_host(tmp_path: Pat
             assert sent[0].get("code") == 1008, (url, headers, sent)
 
 
-@pytest.mark.skipif(not HAS_SERVER, reason="the server is not there yet")
 def test_path_parameters_cannot_escape(tmp_path: Path) -> None:
     import httpx
 
@@ -310,7 +304,6 @@ def test_path_parameters_cannot_escape(tmp_path: Path) -> None:
 
 
 # -- fuzzing the API from its own spec --------------------------------------------------------
-@pytest.mark.skipif(not HAS_SERVER, reason="the server is not there yet")
 def test_api_fuzzed_from_openapi_has_no_server_errors(
     tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -342,7 +335,6 @@ def test_api_fuzzed_from_openapi_has_no_server_errors(
     assert len(seen) >= 10, seen
 
 
-@pytest.mark.skipif(not HAS_SERVER, reason="the server is not there yet")
 def test_huge_integers_are_a_client_error(tmp_path: Path) -> None:
     import httpx
 
