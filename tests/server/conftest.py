@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from parallel_agents.client import Client
+from parallel_agents.runtime.local import alive
 from tests.conftest import make_repo
 
 PY = sys.executable
@@ -111,7 +112,7 @@ class Srv:
 
     def kill9(self) -> None:
         os.kill(self.pid, signal.SIGKILL)
-        wait_for(lambda: not _alive(self.pid), 10, "the server to die")
+        wait_for(lambda: not alive(self.pid), 10, "the server to die")
 
     def stop(self) -> None:
         pa_cli("server", "stop", env=self.env)
@@ -158,18 +159,6 @@ class Srv:
         return int(wait_for(lambda: path.exists() and path.read_text().strip(), 10, "pid file"))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _ours(pid: int, home: Path) -> bool:
     try:
         env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -186,7 +175,7 @@ def kill_agents(home: Path) -> None:
     ]:
         with contextlib.suppress(OSError, ValueError):
             pid = int(pidfile.read_text().strip())
-            if _alive(pid) and _ours(pid, home):
+            if alive(pid) and _ours(pid, home):
                 os.killpg(pid, signal.SIGKILL)
 
 

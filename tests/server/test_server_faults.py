@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from parallel_agents.runtime.local import alive
 from tests.server.conftest import Srv, proc_status, write_script
 
 PY = sys.executable
@@ -94,9 +95,9 @@ def test_deleted_session_folder_fails_that_session_only(
         assert "was deleted" in gone["error"] and doomed["id"] in gone["error"]
         # Its pid file went with the folder, yet the agent does not live on unsupervised.
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _alive(pgids[0]):
+        while time.monotonic() < deadline and alive(pgids[0]):
             time.sleep(0.05)
-        assert not _alive(pgids[0])
+        assert not alive(pgids[0])
         assert srv.wait_status(fine["id"], "idle")["error"] is None
         # The server keeps serving: a new session runs to the end.
         [more] = c.new_sessions("more", repo=repo_path, cmd=[PY, "-c", "print('more')"])
@@ -106,17 +107,6 @@ def test_deleted_session_folder_fails_that_session_only(
         for pgid in pgids:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 FLOOD = """\
