@@ -233,20 +233,10 @@ class Client:
         try:
             if r.status >= 400:
                 _raise_for(r.status, r.read())
-            decoder = codecs.getincrementaldecoder("utf-8")("replace")
-            while True:
-                try:
-                    chunk = r.read1(65536)
-                except (OSError, HTTPException) as e:
-                    raise self._unreachable("GET", path, _Unreachable(e)) from e
-                if not chunk:
-                    break
-                text = decoder.decode(chunk)
-                if text:
-                    yield text
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                yield tail
+            try:
+                yield from codecs.iterdecode(iter(lambda: r.read1(65536), b""), "utf-8", "replace")
+            except (OSError, HTTPException) as e:
+                raise self._unreachable("GET", path, _Unreachable(e)) from e
         finally:
             conn.close()
 

@@ -398,19 +398,10 @@ def _stream(args: list[str], cwd: Path, chunk_size: int) -> Generator[str, None,
             stderr=err,
         )
         assert proc.stdout is not None
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
             fd = proc.stdout.fileno()
-            while True:
-                data = os.read(fd, chunk_size)
-                if not data:
-                    break
-                text = decoder.decode(data)
-                if text:
-                    yield text
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                yield tail
+            chunks = iter(lambda: os.read(fd, chunk_size), b"")
+            yield from codecs.iterdecode(chunks, "utf-8", "replace")
             rc = proc.wait()
             if rc != 0:
                 err.seek(0)

@@ -72,6 +72,25 @@ def _wait(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def _run(
+    turn_dir: str,
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    fds: tuple[int, int, int],
+    failed: str,
+) -> int:
+    """Run ``argv`` to its end with the ``pid`` file naming it; 127 (and ``failed``, with
+    the reason, on its stderr) when it cannot start."""
+    try:
+        pid = _spawn(argv, cwd, env, fds)
+    except OSError as e:
+        os.write(fds[2], f"pa: {failed}: {e}\n".encode())
+        return 127
+    _write_atomic(os.path.join(turn_dir, "pid"), str(pid))
+    return _wait(pid)
+
+
 def _run_setup(turn_dir: str, spec: dict[str, Any], env: dict[str, str]) -> int:
     setup = spec.get("setup")
     if not setup:
@@ -79,13 +98,14 @@ def _run_setup(turn_dir: str, spec: dict[str, Any], env: dict[str, str]) -> int:
     log = os.open(os.path.join(turn_dir, "setup.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     null = os.open(os.devnull, os.O_RDONLY)
     try:
-        pid = _spawn(list(setup), str(spec["cwd"]), env, (null, log, log))
-    except OSError as e:
-        os.write(log, f"pa: could not run the setup command: {e}\n".encode())
-        rc = 127
-    else:
-        _write_atomic(os.path.join(turn_dir, "pid"), str(pid))
-        rc = _wait(pid)
+        rc = _run(
+            turn_dir,
+            list(setup),
+            str(spec["cwd"]),
+            env,
+            (null, log, log),
+            "could not run the setup command",
+        )
     finally:
         os.close(log)
         os.close(null)
@@ -127,13 +147,10 @@ def main(turn_dir: str) -> int:
     err = os.open(os.path.join(turn_dir, "stderr"), append, 0o644)
     inp = os.open(stdin_path, os.O_RDONLY)
     try:
-        pid = _spawn(spec["argv"], str(spec["cwd"]), env, (inp, out, err))
-    except OSError as e:
-        os.write(err, f"pa: could not start {spec['argv'][0]}: {e}\n".encode())
-        rc = 127
-    else:
-        _write_atomic(os.path.join(turn_dir, "pid"), str(pid))
-        rc = _wait(pid)
+        argv = spec["argv"]
+        rc = _run(
+            turn_dir, argv, str(spec["cwd"]), env, (inp, out, err), f"could not start {argv[0]}"
+        )
     finally:
         for fd in (inp, out, err):
             os.close(fd)
