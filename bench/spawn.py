@@ -72,6 +72,22 @@ def concurrent(home: Home, n: int) -> dict[str, Any]:
             failures.append(err.strip().splitlines()[-1] if err.strip() else f"exit {p.returncode}")
             continue
         sids.append((json.loads(out)["id"], t0))
+    lat, ends = _started(home, sids, failures)
+    return {
+        "sessions": n,
+        "failures": len(failures),
+        "failure_messages": failures[:5],
+        "makespan_s": round(max(ends) - min(launched), 4) if ends else None,
+        "latency_s": stats(lat),
+        "worktrees_from_pool": _from_pool(home, [s for s, _ in sids]),
+    }
+
+
+def _started(
+    home: Home, sids: list[tuple[str, float]], failures: list[str]
+) -> tuple[list[float], list[float]]:
+    """(latency from launch, time running) of each session's agent; the ones that never
+    started are added to ``failures``."""
     lat: list[float] = []
     ends: list[float] = []
     for sid, t0 in sids:
@@ -81,14 +97,7 @@ def concurrent(home: Home, n: int) -> dict[str, Any]:
             continue
         lat.append(t - t0)
         ends.append(t)
-    return {
-        "sessions": n,
-        "failures": len(failures),
-        "failure_messages": failures[:5],
-        "makespan_s": round(max(ends) - min(launched), 4) if ends else None,
-        "latency_s": stats(lat),
-        "worktrees_from_pool": _from_pool(home, [s for s, _ in sids]),
-    }
+    return lat, ends
 
 
 def _from_pool(home: Home, sids: list[str]) -> int:
@@ -295,17 +304,8 @@ def concurrent_server(home: Home, n: int) -> dict[str, Any] | None:
     finally:
         srv.stop()
     failures = [err for _, sid, err in results if sid is None and err]
-    lat: list[float] = []
-    ends: list[float] = []
-    for t0, sid, _ in results:
-        if sid is None:
-            continue
-        t = started_at(home, sid)
-        if t is None:
-            failures.append(f"{sid}: agent never started")
-            continue
-        lat.append(t - t0)
-        ends.append(t)
+    ok = [(sid, t0) for t0, sid, _ in results if sid is not None]
+    lat, ends = _started(home, ok, failures)
     first = min(t0 for t0, _, _ in results)
     return {
         "sessions": n,
