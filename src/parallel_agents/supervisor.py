@@ -156,6 +156,7 @@ class Supervisor:
             "PA_SESSION_ID": s.id,
             "PA_HOME": str(self.store.home),
             "PA_WORKTREE": s.worktree,
+            local.TAG: s.id,
         }
         files = self.turn_files(sid, turn.n)
         state: dict[str, Any] = {}
@@ -379,6 +380,8 @@ class Supervisor:
             end.ok, end.error = False, f"timed out after {self._timeout(s):g} s and was stopped"
         elif stop_reason == "stop":
             end.ok = False
+            if end.reason == "no_result":  # no record because we stopped it: not a fault
+                end.error, end.reason = None, None
             end.error = end.error or "stopped by the user"
         if not end.ok and end.error:
             items.append(

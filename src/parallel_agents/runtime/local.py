@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .wrapper import LAUNCH
+from .wrapper import LAUNCH, TAG
 
 WRAPPER = str(Path(__file__).with_name("wrapper.py"))
 
