@@ -478,6 +478,13 @@ def stop_interactive(app: App, session: Session) -> None:
         with contextlib.suppress(PAError):
             if store.session(s.id).status in (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT):
                 store.set_status(s.id, Status.STOPPED, error="stopped by the user")
+    # The stopped turn (or one that ended since the last poll) is checkpointed now: once
+    # the session is no longer live, no poll comes back to it.
+    s = store.session(s.id)
+    turn = store.last_turn(s.id)
+    if interactive.checkpoint_due(s, turn):
+        assert turn is not None
+        interactive.run_after_turn(app.sup, s, turn)
 
 
 def kill(home: Path, sid: str, *, grace: float = 5.0) -> None:
