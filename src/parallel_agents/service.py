@@ -18,6 +18,7 @@ from .agents import get_agent
 from .config import Settings, load_repo_config, load_settings
 from .errors import Conflict, NotFound, PAError, UsageError
 from .models import Repo, Session, Status
+from .runtime import local
 from .store import Store
 from .supervisor import ACTIVE, Supervisor
 
@@ -244,6 +245,8 @@ class App:
             tmux.stop_interactive(self, s)
         else:
             self.sup.stop(s.id)
+        # What the agent started in the background (setsid daemons too) ends with it.
+        local.end_tagged(s.id)
         return self.store.session(s.id)
 
     def mark_read(self, sid: str) -> None:
@@ -257,6 +260,7 @@ class App:
         if s.interactive or s.status in ACTIVE or s.status == Status.QUEUED:
             self.stop(s.id)  # an idle TUI is still a process in the worktree
             s = self.store.session(s.id)
+        local.end_tagged(s.id)  # nothing the agent started may live on in a deleted worktree
         repo_path = Path(self.store.repo(s.repo_id).path)
         archive = archive_session(repo_path, s)
         worktrees.remove(repo_path, Path(s.worktree), s.branch)

@@ -130,17 +130,16 @@ def _pipe_stdin(path: str) -> int:
 TAG = "PA_OWNER_SESSION"
 
 
-def _stray(pgid: int, tag: bytes) -> list[int]:
-    """Live processes of the agent's process group, or carrying ``tag`` in their
-    environment (Linux /proc; zombies and this wrapper excluded)."""
-    me = os.getpid()
+def _stray(pgid: int, tag: bytes, exclude: frozenset[int]) -> list[int]:
+    """Live processes of process group ``pgid`` (-1: none), or carrying ``tag`` in their
+    environment (Linux /proc; zombies and the pids in ``exclude`` left out)."""
     found = []
     try:
         names = os.listdir("/proc")
     except OSError:
         return []
     for name in names:
-        if not name.isdigit() or int(name) == me:
+        if not name.isdigit() or int(name) in exclude:
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
@@ -160,11 +159,14 @@ def _stray(pgid: int, tag: bytes) -> list[int]:
     return found
 
 
-def end_leftovers(pgid: int, tag: bytes, grace: float = 2.0) -> int:
+def end_leftovers(
+    pgid: int, tag: bytes, grace: float = 2.0, exclude: frozenset[int] = frozenset()
+) -> int:
     """End what the turn left running once the agent itself exited: its process group
     (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid).
     SIGTERM, then SIGKILL after ``grace`` seconds. Returns how many were found."""
-    first = _stray(pgid, tag)
+    exclude = exclude | {os.getpid()}
+    first = _stray(pgid, tag, exclude)
     pids = first
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         if not pids:
@@ -177,7 +179,7 @@ def end_leftovers(pgid: int, tag: bytes, grace: float = 2.0) -> int:
         deadline = time.monotonic() + wait
         while pids and time.monotonic() < deadline:
             time.sleep(0.05)
-            pids = _stray(pgid, tag)
+            pids = _stray(pgid, tag, exclude)
     return len(first)
 
 
