@@ -970,7 +970,8 @@ def _check_stray_processes(app: App, rep: Report, repair: bool) -> None:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
         except (OSError, IndexError):
             continue
-        tag = next((v[len(prefix) :].decode("utf-8", "replace") for v in env if v.startswith(prefix)), "")
+        tagged = [v[len(prefix) :] for v in env if v.startswith(prefix)]
+        tag = tagged[0].decode("utf-8", "replace") if tagged else ""
         owner = sessions.get(tag)  # a tag from another PA_HOME names no session here
         if owner is None:
             owner = next(

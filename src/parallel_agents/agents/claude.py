@@ -121,7 +121,7 @@ class ClaudeAgent(Agent):
     install_hint = "npm install -g @anthropic-ai/claude-code@2.1.332"
     supports_resume = True
     result_record = "result"
-    supported_versions = ("2.1.197", "2.1.332")
+    supported_versions: tuple[str, str] | None = ("2.1.197", "2.1.332")
     required_flags: tuple[str, ...] = (
         "--output-format",
         "--input-format",

@@ -175,7 +175,7 @@ def end_leftovers(
             try:
                 os.kill(pid, sig)
             except OSError:
-                pass
+                continue  # gone meanwhile
         deadline = time.monotonic() + wait
         while pids and time.monotonic() < deadline:
             time.sleep(0.05)
