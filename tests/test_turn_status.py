@@ -136,6 +136,21 @@ def test_claude_gets_its_prompt_through_a_pipe(repo: Path, tmp_path: Path) -> No
     assert [e["payload"]["text"] for e in events if e["kind"] == "result"] == ["read: say hi"]
 
 
+def test_a_long_prompt_an_agent_never_reads_does_not_hang_the_turn(
+    repo: Path, tmp_path: Path
+) -> None:
+    """issue 11 F.1: the prompt pipe is fed without blocking the turn's wrapper — an
+    agent that exits without reading a prompt longer than the pipe buffer still ends."""
+    agent = tmp_path / "ignore.py"
+    agent.write_text("print('not reading')\n")
+    prompt = "x" * (100 * 1024)  # > the 64 KiB pipe buffer; PA_PROMPT caps it at 128 KiB
+    p = pa("new", "--json", "-", "--cmd", f"{sys.executable} {agent}", cwd=repo, input=prompt)
+    assert p.returncode == 0, p.stderr
+    sid = json.loads(p.stdout)["id"]
+    assert pa("wait", "--timeout", "60", sid).returncode == 0
+    assert show(sid)["status"] == "idle"
+
+
 @pytest.mark.parametrize("name", ADAPTERS_WITH_RESULT_RECORD)
 def test_exit_0_without_the_result_record_fails_with_stderr_and_a_hint(
     repo: Path, tmp_path: Path, name: str

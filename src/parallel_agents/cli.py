@@ -504,7 +504,10 @@ def send(session_id: str, prompt: str | None, as_json: bool) -> None:
 
 _simple(
     "stop",
-    "Stop a session's agent (interrupt, terminate, then kill).",
+    "Stop a session's agent (interrupt, terminate, then kill) and everything it started, "
+    "background processes and daemons included. Keeps the worktree and branch, and "
+    "checkpoints the stopped turn (interactive sessions too): see it with "
+    "`pa diff --turn N`, go on with `pa send`.",
     lambda be, sid: be.stop(sid),
     lambda d: f"{d['id']}  {d['status']}",
 )

@@ -51,6 +51,10 @@ def register(main: click.Group) -> None:
         """Find (and with --repair fix) leftovers of crashes: orphan worktrees and
         branches, stuck sessions, dead processes, missing checkpoints, stale files.
 
+        Processes still running for a session that is not (started by its agent, or
+        working in its worktree) are listed as stray_process; --repair ends only those
+        pa started, never someone's shell or editor.
+
         Exit code 0 when nothing is left to fix, 1 otherwise.
         """
         from . import doctor as doc

@@ -427,6 +427,7 @@ class Supervisor:
         _, state = self.store.turn_progress(db, sid, n)
         # Its pid file went with the folder: find the agent through the wrapper's session.
         local.kill_session(state.get("wrapper_pid"))
+        local.end_tagged(sid)  # and what the agent started outside that session
         self.store.update_turn(db, sid, n, status="failed", ended_at=time.time(), error=msg)
         self.store.set_status(sid, Status.FAILED, db=db, error=msg)
 
