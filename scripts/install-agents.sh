@@ -19,7 +19,7 @@ MINI_VERSION=2.4.6        # PyPI mini-swe-agent
 # The oldest releases pa supports (ClaudeAgent/CodexAgent.supported_versions), installed
 # side by side as claude-oldest and codex-oldest so the e2e tests run both ends of the range.
 CLAUDE_OLDEST_VERSION=2.1.197
-CODEX_OLDEST_VERSION=0.150.0
+CODEX_OLDEST_VERSION=0.95.0
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prefix=${PA_AGENTS_PREFIX:-$repo/.agents}

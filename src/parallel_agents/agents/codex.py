@@ -45,7 +45,7 @@ class CodexAgent(Agent):
     install_hint = "npm install -g @openai/codex@0.171.0"
     supports_resume = True
     result_record = "turn.completed"
-    supported_versions = ("0.150.0", "0.171.0")
+    supported_versions = ("0.95.0", "0.171.0")
     help_args = ("exec", "--help")
     required_flags = ("--json", "--skip-git-repo-check", "--sandbox")
     waiting_patterns = (
