@@ -51,15 +51,28 @@ def register(main: click.Group) -> None:
         """Find (and with --repair fix) leftovers of crashes: orphan worktrees and
         branches, stuck sessions, dead processes, missing checkpoints, stale files.
 
+        Never touches a worktree another PA_HOME owns (a shared worktree_root) or one a
+        live process works in. A damaged pa.db, or one written by a newer pa, is reported
+        (with the newest backup under $PA_HOME/backups/) and nothing is repaired. Session
+        folders without rows in pa.db ("state without a database") are reported, and then
+        --repair leaves every worktree and branch alone.
+
         Exit code 0 when nothing is left to fix, 1 otherwise.
         """
         from . import doctor as doc
+        from .store import DatabaseDamaged, DatabaseTooNew
 
-        app = _open()
         try:
-            rep = doc.check(app, repair=repair, grace=grace)
-        finally:
-            app.close()
+            app = _open()
+        except (DatabaseDamaged, DatabaseTooNew) as e:
+            from .config import pa_home
+
+            rep = doc.check_unopenable(pa_home(), e)
+        else:
+            try:
+                rep = doc.check(app, repair=repair, grace=grace)
+            finally:
+                app.close()
         if as_json:
             _emit(rep.to_json())
         else:

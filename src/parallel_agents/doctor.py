@@ -96,7 +96,12 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
     """Inspect (and with ``repair`` fix) this PA_HOME. ``grace``: seconds a session may
     sit in ``starting`` before it counts as stuck (a ``pa new`` may still be working)."""
     rep = Report(repair=repair)
-    _check_database(app, rep)
+    if not _check_database(app, rep):
+        return rep  # every further check reads the damaged file
+    if _check_state_without_rows(app, rep):
+        repair_repos = False  # the "orphans" may be the lost sessions' work: keep them
+    else:
+        repair_repos = repair
     _check_server(app, rep, repair)
     procs = _Procs()
     for repo in app.store.repos():
@@ -113,7 +118,7 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
             )
             continue
         try:
-            _RepoCheck(app, repo, rep, repair, procs, min(grace, LOCK_MIN_AGE)).run()
+            _RepoCheck(app, repo, rep, repair_repos, procs, min(grace, LOCK_MIN_AGE)).run()
         except PAError as e:
             rep.add(Finding("repo_error", repo.path, e.message, repo=repo.name))
     _check_sessions(app, rep, repair, grace)
@@ -132,21 +137,117 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
 
 
 # -- database and server -------------------------------------------------------------------
-def _check_database(app: App, rep: Report) -> None:
+def _check_database(app: App, rep: Report) -> bool:
+    """False when the database is damaged (then nothing else is checked)."""
     try:
         rows = app.store.db.execute("PRAGMA integrity_check").fetchall()
-    except sqlite3.DatabaseError as e:
+    except (sqlite3.DatabaseError, PAError) as e:
         rows = [(str(e),)]
     msgs = [str(r[0]) for r in rows]
     if msgs != ["ok"]:
-        rep.add(
-            Finding(
-                "database",
-                str(app.store.path),
-                "integrity check failed: " + "; ".join(msgs[:5]),
-                fix="restore the database from a backup; pa does not edit a corrupt one",
-            )
+        rep.add(database_finding(app.store.path, "integrity check failed: " + "; ".join(msgs[:5])))
+        return False
+    return True
+
+
+def database_finding(path: Path, detail: str) -> Finding:
+    """A damaged ``pa.db``: what to do, naming the newest backup when there is one."""
+    from .store import damaged_error
+
+    hint = damaged_error(path, Exception(detail)).hint
+    # No ``fix``: --repair never edits a damaged database; the user restores it.
+    return Finding("database", str(path), f"{detail}; to recover: {hint}")
+
+
+def check_unopenable(home: Path, error: PAError) -> Report:
+    """`pa doctor` when the store refused to open (damaged, or written by a newer pa):
+    a report instead of a crash. Nothing is repaired: every other check needs the store."""
+    from .store import DB_FILE, DatabaseTooNew
+
+    rep = Report()
+    if isinstance(error, DatabaseTooNew):
+        rep.add(Finding("database", str(home / DB_FILE), f"{error.message}; {error.hint}"))
+    else:
+        rep.add(database_finding(home / DB_FILE, error.message))
+    return rep
+
+
+def _check_state_without_rows(app: App, rep: Report) -> bool:
+    """Session folders whose session has no row: pa.db was emptied (truncated, deleted,
+    re-created) or replaced by an older copy. True when found."""
+    sessions_dir = app.store.home / "sessions"
+    try:
+        names = sorted(d.name for d in os.scandir(sessions_dir) if d.is_dir())
+    except OSError:
+        return False
+    known = {r[0] for r in app.store.db.execute("SELECT id FROM sessions")}
+    lost = [n for n in names if n not in known]
+    if not lost:
+        return False
+    n_wt, n_refs = _lost_worktrees_and_refs(app, lost)
+    from .store import newest_backup
+
+    backup = newest_backup(app.store.home)
+    path = app.store.path
+    restore = (
+        f"stop pa (pa server stop), move {path}* aside and copy the newest backup:"
+        f" cp {backup} {path}"
+        if backup is not None
+        else "no backup of pa.db exists"
+    )
+    rep.add(
+        Finding(
+            "state_without_database",
+            str(sessions_dir),
+            f"state without a database: {len(lost)} session folder(s), {n_wt} worktree(s),"
+            f" {n_refs} ref(s) belong to sessions {path} does not know"
+            f" ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); to recover: {restore}."
+            " Their worktrees and branches are intact and usable with git; until then"
+            " pa doctor --repair leaves every worktree and branch alone",
         )
+    )
+    return True
+
+
+def _lost_worktrees_and_refs(app: App, sids: list[str]) -> tuple[int, int]:
+    """Worktrees named after the lost sessions under the worktree root, and their refs
+    (``refs/pa/sessions/<id>/...`` and ``pa/*-<id>`` branches) in the repos they belong to."""
+    root = app.settings.worktree_root
+    wanted = set(sids)
+    worktrees_found: list[Path] = []
+    with contextlib.suppress(OSError):
+        for repo_dir in os.scandir(root):
+            if not repo_dir.is_dir():
+                continue
+            for d in os.scandir(repo_dir.path):
+                if d.name in wanted and d.is_dir():
+                    worktrees_found.append(Path(d.path))
+    commons: set[Path] = set()
+    for wt in worktrees_found:
+        adm = pool.admin_dir(wt)
+        if adm is not None:
+            commons.add(adm.parent.parent)
+    n_refs = 0
+    for common in commons:
+        r = git.run(
+            [
+                "--git-dir",
+                str(common),
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/pa/",
+                "refs/heads/pa/",
+            ],
+            common,
+            check=False,
+        )
+        for ref in r.stdout.splitlines():
+            parts = ref.split("/")
+            if ref.startswith("refs/pa/sessions/") and len(parts) > 3 and parts[3] in wanted:
+                n_refs += 1
+            elif ref.startswith("refs/heads/pa/") and ref.rsplit("-", 1)[-1] in wanted:
+                n_refs += 1
+    return len(worktrees_found), n_refs
 
 
 def _server_lock_held(home: Path) -> bool:
@@ -261,9 +362,12 @@ class _RepoCheck:
         self.repair = repair
         self.procs = procs
         self.path = Path(repo.path)
+        self.home = app.store.home
         self.root = app.settings.worktree_root / repo.name
         self.pool_dir = self.root / pool.POOL_DIR
         self.trash = self.pool_dir / pool.TRASH_DIR
+        self._foreign_heads: set[str] = set()  # branches checked out by other homes
+        self._foreign_paths: set[str] = set()  # their worktrees (already reported)
 
     def finding(self, kind: str, subject: str, detail: str, fix: str | None) -> Finding:
         return self.rep.add(Finding(kind, subject, detail, repo=self.repo.name, fix=fix))
@@ -283,6 +387,7 @@ class _RepoCheck:
             ]
             known = {_real(s.worktree): s for s in sessions}
             self._stale_locks(admins)
+            admins = self._not_foreign(admins)
             admins = self._prunable(admins, known)
             self._orphan_worktrees(admins, known)
             self._unregistered_dirs(dirs, admins, known)
@@ -384,6 +489,43 @@ class _RepoCheck:
             )
             f.problem = False  # the user's own checkout: report, never touch
 
+    # worktrees of other PA_HOMEs (a worktree root shared through config.toml)
+    def _not_foreign(self, admins: list[_Admin]) -> list[_Admin]:
+        """Leave out (and report, for information) worktrees another PA_HOME owns: this
+        home's sessions table says nothing about them, so they are never orphans here."""
+        keep: list[_Admin] = []
+        for a in admins:
+            other = worktrees.foreign_owner(a.dir, self.home)
+            if other is None:
+                keep.append(a)
+                continue
+            self._foreign_heads.add(a.head.removeprefix("ref: refs/heads/").strip())
+            if a.path is not None:
+                self._foreign_paths.add(_real(str(a.path)))
+            f = self.finding(
+                "foreign_home_worktree",
+                str(a.path),
+                f"belongs to a session of another PA_HOME ({other}); left alone",
+                None,
+            )
+            f.problem = False
+        return keep
+
+    def _in_use(self, d: Path) -> bool:
+        """Is a live process working in ``d``? Then it is not removed (reported instead)."""
+        pids = worktrees.cwd_users(d)
+        if not pids:
+            return False
+        f = self.finding(
+            "worktree_in_use",
+            str(d),
+            f"no session owns it, but process(es) {', '.join(map(str, pids[:5]))} work in it;"
+            " left alone",
+            None,
+        )
+        f.problem = False
+        return True
+
     # registrations whose folder is gone
     def _prunable(self, admins: list[_Admin], known: dict[str, Session]) -> list[_Admin]:
         keep: list[_Admin] = []
@@ -457,6 +599,8 @@ class _RepoCheck:
                     None,
                 )
                 f.problem = False
+                continue
+            if self._in_use(wt):
                 continue
             if a.locked is not None:
                 f = self.finding(
@@ -562,6 +706,8 @@ class _RepoCheck:
                     f.repaired = r.returncode == 0
                     f.error = r.stderr.strip() or None
                 continue
+            if self._elsewhere(d) or self._in_use(d):
+                continue
             f = self.finding(
                 "orphan_dir",
                 str(d),
@@ -578,6 +724,26 @@ class _RepoCheck:
                 except (PAError, OSError) as e:
                     f.error = str(e)
 
+    def _elsewhere(self, d: Path) -> bool:
+        """Is ``d`` a live worktree of another repository (or of another PA_HOME)? A
+        shared worktree root holds other homes' repos under the same repo name."""
+        if _real(str(d)) in self._foreign_paths:
+            return True
+        adm = pool.admin_dir(d)
+        other = worktrees.foreign_owner(adm, self.home)
+        gitdir = _read(adm / "gitdir") if adm is not None else None
+        registered = gitdir is not None and _real(str(Path(gitdir).parent)) == _real(str(d))
+        if other is None and not registered:
+            return False
+        f = self.finding(
+            "foreign_home_worktree",
+            str(d),
+            f"a worktree of {'another PA_HOME (' + other + ')' if other else adm}; left alone",
+            None,
+        )
+        f.problem = False
+        return True
+
     # branches nobody owns
     def _orphan_branches(self, branches: dict[str, str], sessions: list[Session]) -> None:
         owned = {s.branch for s in sessions}
@@ -586,6 +752,8 @@ class _RepoCheck:
         for name, oid in sorted(branches.items()):
             if name in owned:
                 continue
+            if name in self._foreign_heads:
+                continue  # another PA_HOME's session branch (reported with its worktree)
             if name in checked_out:
                 f = self.finding(
                     "orphan_branch",

@@ -189,6 +189,7 @@ class App:
         try:
             if not pool.take(self.settings, repo_path, r.name, wt, branch, base_commit):
                 worktrees.create(repo_path, wt, branch, base_commit)
+            worktrees.mark_owner(wt, self.settings.home)
             if rcfg.copy:
                 worktrees.copy_untracked(repo_path, wt, rcfg.copy)
         except (PAError, OSError) as e:
@@ -282,6 +283,7 @@ class App:
 
         head = commit if kind == "branch" else git.out(["rev-parse", f"{commit}^"], repo_path)
         worktrees.attach(repo_path, wt, s.branch, head)
+        worktrees.mark_owner(wt, self.settings.home)
         if kind != "branch":
             review.restore(wt, commit)
         self.store.set_status(s.id, Status.IDLE, unread=False)
