@@ -98,10 +98,8 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
     rep = Report(repair=repair)
     if not _check_database(app, rep):
         return rep  # every further check reads the damaged file
-    if _check_state_without_rows(app, rep):
-        repair_repos = False  # the "orphans" may be the lost sessions' work: keep them
-    else:
-        repair_repos = repair
+    # With sessions missing from pa.db, "orphans" may be their work: keep them all.
+    repair_repos = False if _check_state_without_rows(app, rep) else repair
     _check_server(app, rep, repair)
     procs = _Procs()
     for repo in app.store.repos():
@@ -243,9 +241,10 @@ def _lost_worktrees_and_refs(app: App, sids: list[str]) -> tuple[int, int]:
         )
         for ref in r.stdout.splitlines():
             parts = ref.split("/")
-            if ref.startswith("refs/pa/sessions/") and len(parts) > 3 and parts[3] in wanted:
-                n_refs += 1
-            elif ref.startswith("refs/heads/pa/") and ref.rsplit("-", 1)[-1] in wanted:
+            session_ref = ref.startswith("refs/pa/sessions/") and len(parts) > 3
+            if (session_ref and parts[3] in wanted) or (
+                ref.startswith("refs/heads/pa/") and ref.rsplit("-", 1)[-1] in wanted
+            ):
                 n_refs += 1
     return len(worktrees_found), n_refs
 

@@ -432,10 +432,9 @@ class Store:
         name = time.strftime("pa-daily-%Y-%m-%d.db", time.gmtime())
         if (backup_dir(self.home) / name).exists():
             return
-        try:
+        # A full disk must not stop pa from opening; the newest older copy stays.
+        with contextlib.suppress(OSError, sqlite3.OperationalError):
             backup_db(self.db, self.home, name)
-        except (OSError, sqlite3.OperationalError):
-            pass  # a full disk must not stop pa from opening; doctor names the newest copy
 
     def applied_migrations(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM migrations ORDER BY name")]
