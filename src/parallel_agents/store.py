@@ -170,7 +170,8 @@ def damaged_error(path: Path, e: Exception) -> DatabaseDamaged:
     restore = (
         f"restore the backup: cp {backup} {path}"
         if backup is not None
-        else "no backup exists yet; `pa doctor` lists the sessions' folders and worktrees"
+        else "start afresh (no backup exists yet): the worktrees and branches stay, and"
+        " `pa doctor` then counts the sessions' folders, worktrees and refs"
     )
     aside = path.parent / "damaged"
     return DatabaseDamaged(
