@@ -171,8 +171,9 @@ def check_unopenable(home: Path, error: PAError) -> Report:
 
 
 def _check_state_without_rows(app: App, rep: Report) -> bool:
-    """Session folders whose session has no row: pa.db was emptied (truncated, deleted,
-    re-created) or replaced by an older copy. True when found."""
+    """Session folders whose session has no row while their worktrees or branches remain:
+    pa.db was emptied (truncated, deleted, re-created) or replaced by an older copy. True
+    when found (then nothing in the repos is repaired: the "orphans" are their work)."""
     sessions_dir = app.store.home / "sessions"
     try:
         names = sorted(d.name for d in os.scandir(sessions_dir) if d.is_dir())
@@ -183,6 +184,19 @@ def _check_state_without_rows(app: App, rep: Report) -> bool:
     if not lost:
         return False
     n_wt, n_refs = _lost_worktrees_and_refs(app, lost)
+    listed = f"{', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}"
+    if not n_wt and not n_refs:
+        # Only output is left (e.g. their repo was removed with `pa repo rm`): no work.
+        f = rep.add(
+            Finding(
+                "state_without_database",
+                str(sessions_dir),
+                f"{len(lost)} session folder(s) without a row and without worktrees or"
+                f" branches ({listed}): output only; delete them when not needed",
+            )
+        )
+        f.problem = False
+        return False
     from .store import newest_backup
 
     backup = newest_backup(app.store.home)
@@ -198,10 +212,9 @@ def _check_state_without_rows(app: App, rep: Report) -> bool:
             "state_without_database",
             str(sessions_dir),
             f"state without a database: {len(lost)} session folder(s), {n_wt} worktree(s),"
-            f" {n_refs} ref(s) belong to sessions {path} does not know"
-            f" ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); to recover: {restore}."
-            " Their worktrees and branches are intact and usable with git; until then"
-            " pa doctor --repair leaves every worktree and branch alone",
+            f" {n_refs} ref(s) belong to sessions {path} does not know ({listed});"
+            f" to recover: {restore}. Their worktrees and branches are intact and usable"
+            " with git; until then pa doctor --repair leaves every worktree and branch alone",
         )
     )
     return True
@@ -209,7 +222,8 @@ def _check_state_without_rows(app: App, rep: Report) -> bool:
 
 def _lost_worktrees_and_refs(app: App, sids: list[str]) -> tuple[int, int]:
     """Worktrees named after the lost sessions under the worktree root, and their refs
-    (``refs/pa/sessions/<id>/...`` and ``pa/*-<id>`` branches) in the repos they belong to."""
+    (``refs/pa/sessions/<id>/...`` and ``pa/*-<id>`` branches) in the repos those
+    worktrees belong to and in the registered repos."""
     root = app.settings.worktree_root
     wanted = set(sids)
     worktrees_found: list[Path] = []
@@ -220,20 +234,23 @@ def _lost_worktrees_and_refs(app: App, sids: list[str]) -> tuple[int, int]:
             for d in os.scandir(repo_dir.path):
                 if d.name in wanted and d.is_dir():
                     worktrees_found.append(Path(d.path))
-    commons: set[Path] = set()
+    commons: set[str] = set()
     for wt in worktrees_found:
         adm = pool.admin_dir(wt)
         if adm is not None:
-            commons.add(adm.parent.parent)
+            commons.add(_real(str(adm.parent.parent)))
+    for repo in app.store.repos():
+        with contextlib.suppress(PAError, OSError):
+            commons.add(_real(str(git.common_dir(Path(repo.path)))))
     n_refs = 0
-    for common in commons:
+    for common in sorted(commons):
         r = git.run(
             [
                 "--git-dir",
-                str(common),
+                common,
                 "for-each-ref",
                 "--format=%(refname)",
-                "refs/pa/",
+                "refs/pa/sessions/",
                 "refs/heads/pa/",
             ],
             common,

@@ -211,3 +211,19 @@ def test_empty_database_with_state_is_reported_and_nothing_is_removed(
         branch
     )
 
+
+
+def test_folders_of_sessions_removed_with_their_repo_are_not_lost_state(
+    repo: Path, pa_home: Path
+) -> None:
+    """issue 20 §3: `pa repo rm` deletes the rows of a repo's ended sessions and leaves
+    their output folders; with no worktree or branch left they are only reported for
+    information and do not stop `pa doctor` from being happy."""
+    sid = _one_session(repo)
+    assert pa("discard", sid).returncode == 0
+    assert pa("repo", "rm", "demo").returncode == 0
+    assert (pa_home / "sessions" / sid).is_dir()
+    p = pa("doctor", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    found = json.loads(p.stdout)["findings"]
+    assert [(f["kind"], f["problem"]) for f in found] == [("state_without_database", False)]
