@@ -144,3 +144,22 @@ def test_pool_of_another_home_keeps_this_homes_warm_worktrees(
     assert st[0]["ready"] == 1
     s = session_in(pa_home, "demo")  # takes its own warm worktree
     assert not mine[0].exists() and Path(str(s["worktree"])).is_dir()
+
+
+def test_doctor_marks_its_sessions_worktrees_made_by_an_older_pa(
+    repo: Path, pa_home: Path, shared_root: Path, tmp_path: Path
+) -> None:
+    """issue 11 H: a session worktree made before worktrees carried an owner is marked by
+    its own home's `pa doctor`, so another home's doctor leaves it alone afterwards."""
+    home_b = tmp_path / "home-b"
+    assert run_in(pa_home, "repo", "add", str(repo), "--name", "demo").returncode == 0
+    s = session_in(pa_home, "demo")
+    wt = Path(str(s["worktree"]))
+    adm = pool.admin_dir(wt)
+    assert adm is not None
+    (adm / "pa-owner").unlink()  # as an older pa left it
+    assert run_in(pa_home, "doctor", "--grace", "0").returncode == 0
+    assert (adm / "pa-owner").read_text().strip() == os.path.realpath(pa_home)
+    assert run_in(home_b, "repo", "add", str(repo), "--name", "demo").returncode == 0
+    assert run_in(home_b, "doctor", "--repair", "--grace", "0").returncode == 0
+    assert wt.is_dir() and pa_branches(repo) == [s["branch"]]

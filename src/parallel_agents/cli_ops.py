@@ -33,6 +33,29 @@ def _repos(app: App, ref: str | None) -> list[Repo]:
     return app.store.repos()
 
 
+def _rebuild(app: App) -> list[Any]:
+    """`pa doctor --rebuild`, as findings: one per session folder without a row."""
+    from .doctor import Finding
+    from .rebuild import rebuild
+
+    out = []
+    for r in rebuild(app):
+        f = Finding(
+            "rebuilt_session",
+            r.session,
+            f"re-created from its folder and worktree: {r.turns} turn(s),"
+            f" {r.checkpoints} checkpoint(s)"
+            if r.error is None
+            else f"not rebuilt: {r.error}",
+            repo=r.repo,
+            fix="re-create its row",
+            repaired=r.error is None,
+        )
+        f.problem = r.error is None  # a folder with nothing to rebuild is information
+        out.append(f)
+    return out
+
+
 def register(main: click.Group) -> None:
     from .cli import PAGroup
 
@@ -46,8 +69,15 @@ def register(main: click.Group) -> None:
         help="Seconds a session may sit in `starting` before it counts as stuck.",
     )
     @click.option("-v", "--verbose", is_flag=True, help="Also list what is fine but notable.")
+    @click.option(
+        "--rebuild",
+        is_flag=True,
+        help="First re-create rows for sessions that have a folder and a worktree but no row"
+        " in pa.db (after it was lost or emptied): idle, turns and checkpoints from their"
+        " folders and refs; prompts only where recorded, no event history.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-    def doctor(repair: bool, grace: float, verbose: bool, as_json: bool) -> None:
+    def doctor(repair: bool, grace: float, verbose: bool, rebuild: bool, as_json: bool) -> None:
         """Find (and with --repair fix) leftovers of crashes: orphan worktrees and
         branches, stuck sessions, dead processes, missing checkpoints, stale files.
 
@@ -70,7 +100,9 @@ def register(main: click.Group) -> None:
             rep = doc.check_unopenable(pa_home(), e)
         else:
             try:
+                rebuilt = _rebuild(app) if rebuild else []
                 rep = doc.check(app, repair=repair, grace=grace)
+                rep.findings[:0] = rebuilt
             finally:
                 app.close()
         if as_json:

@@ -402,6 +402,7 @@ class _RepoCheck:
                 if s.status != Status.DISCARDED
             ]
             known = {_real(s.worktree): s for s in sessions}
+            self._adopt(admins, known)
             self._stale_locks(admins)
             admins = self._not_foreign(admins)
             admins = self._prunable(admins, known)
@@ -526,6 +527,15 @@ class _RepoCheck:
             )
             f.problem = False
         return keep
+
+    def _adopt(self, admins: list[_Admin], known: dict[str, Session]) -> None:
+        """Mark this home's session worktrees made before worktrees carried an owner, so
+        other homes' doctors leave them alone from now on."""
+        for a in admins:
+            mine = a.path is not None and _real(str(a.path)) in known
+            if mine and a.path is not None and worktrees.owner(a.dir) is None:
+                with contextlib.suppress(OSError):
+                    worktrees.mark_owner(a.path, self.home)
 
     def _in_use(self, d: Path) -> bool:
         """Is a live process working in ``d``? Then it is not removed (reported instead)."""

@@ -227,3 +227,37 @@ def test_folders_of_sessions_removed_with_their_repo_are_not_lost_state(
     assert p.returncode == 0, p.stdout + p.stderr
     found = json.loads(p.stdout)["findings"]
     assert [(f["kind"], f["problem"]) for f in found] == [("state_without_database", False)]
+
+
+def test_doctor_rebuild_recreates_sessions_from_folders_worktrees_and_refs(
+    repo: Path, pa_home: Path
+) -> None:
+    """issue 20 §3 (bonus): after pa.db was emptied, `pa doctor --rebuild` re-creates the
+    session (idle, its turns with the recorded prompts, its checkpoints) from its folder,
+    worktree and refs; the session then takes follow-ups again."""
+    sid = _one_session(repo)
+    assert pa("send", sid, "second prompt").returncode == 0
+    assert pa("wait", sid, "--timeout", "60").returncode == 0
+    os.truncate(pa_home / "pa.db", 0)
+    p = pa("doctor", "--rebuild", "--json")
+    assert "Traceback" not in p.stderr, p.stderr
+    report = json.loads(p.stdout)
+    assert p.returncode == 0, report
+    rebuilt = [f for f in report["findings"] if f["kind"] == "rebuilt_session"]
+    assert [(f["subject"], f["repaired"]) for f in rebuilt] == [(sid, True)]
+    s = json.loads(pa("show", sid, "--json").stdout)
+    assert s["status"] == "idle" and s["repo_name"] == "demo" and s["branch"].endswith(sid)
+    st = Store(pa_home)
+    try:
+        assert [(t.n, t.prompt, t.status) for t in st.turns(sid)] == [
+            (1, "hello", "done"),
+            (2, "second prompt", "done"),
+        ]
+        assert st.db.execute(
+            "SELECT COUNT(*) FROM checkpoints WHERE session_id = ?", (sid,)
+        ).fetchone()[0] == 2
+    finally:
+        st.close()
+    assert pa("send", sid, "third").returncode == 0
+    assert pa("wait", sid, "--timeout", "60").returncode == 0
+    assert json.loads(pa("show", sid, "--json").stdout)["status"] == "idle"
