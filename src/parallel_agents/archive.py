@@ -117,6 +117,13 @@ def nested_note(wt: Path) -> str | None:
     return "\n".join(lines) or None
 
 
+def has_more(wt: Path) -> bool:
+    """Does ``wt`` hold anything ``git status`` does not show: ignored files (other than
+    caches), nested repositories or empty folders?"""
+    nested, empty = scan(wt)
+    return bool(nested or empty or _ignored(wt, nested)[0])
+
+
 # -- taking an archive ---------------------------------------------------------------------
 @contextlib.contextmanager
 def _index_env(seed: Path | None = None) -> Iterator[dict[str, str]]:
@@ -304,7 +311,8 @@ def extras_of(repo: Path, commit: str) -> str | None:
 
 
 def _entry(repo: Path, extras: str, name: str) -> str | None:
-    return git.rev_parse(repo, f"{extras}:{name}")
+    r = git.run(["rev-parse", "--verify", "--quiet", f"{extras}:{name}"], repo, check=False)
+    return r.stdout.strip() if r.returncode == 0 else None
 
 
 def _paths_blob(repo: Path, extras: str, name: str) -> list[str]:

@@ -70,7 +70,7 @@ def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, st
     repo_path = Path(store.repo(s.repo_id).path)
     if turn is None:
         target, note = snapshot(store, s)
-        return s.base_commit, target, note
+        return s.base_commit, target, _with_nested_note(s, note)
     n_turns = len(store.turns(s.id))
     if not 1 <= turn <= n_turns:
         raise UsageError(
@@ -86,6 +86,16 @@ def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, st
     if start is None:
         raise UsageError(f"session {s.id} has no checkpoint for turn {turn - 1}")
     return start, end, note
+
+
+def _with_nested_note(s: Session, note: str | None) -> str | None:
+    """Nested repositories are only gitlinks to the session's repo: say what they hold."""
+    from . import archive
+
+    if not _worktree_ok(s):
+        return note
+    nested = archive.nested_note(Path(s.worktree))
+    return "\n".join(n for n in (note, nested) if n) or None
 
 
 # -- checks --------------------------------------------------------------------------------

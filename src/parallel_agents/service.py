@@ -313,6 +313,11 @@ class App:
         if archive_ref is not None and not archive_ref.startswith("refs/"):
             ref = ARCHIVE_PREFIX + archive_ref
         commit = git.rev_parse(repo_path, ref)
+        if commit is None and archive_ref is None:
+            # No archive of its own: pa doctor may have archived its leftover worktree.
+            archive_ref = _orphan_archive(repo_path, s)
+            if archive_ref is not None:
+                ref, commit = archive_ref, git.rev_parse(repo_path, archive_ref)
         if commit is None:
             raise NotFound(f"no archive {ref} in {repo_path}: nothing to restore")
         kind = _archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
@@ -380,7 +385,8 @@ def archive_session(repo_path: Path, s: Session, *, stash: bool = True) -> dict[
 
 
 def _orphan_archive(repo_path: Path, s: Session) -> str | None:
-    """The newest archive ``pa doctor`` made of this session's worktree, folder or branch."""
+    """The newest archive of this session whose worktree is gone: its own (a merge with
+    ``merge.remove_worktree``) or one ``pa doctor`` made of its worktree, folder or branch."""
     from .doctor import ORPHAN_PREFIX, _safe
 
     r = git.run(
@@ -393,7 +399,7 @@ def _orphan_archive(repo_path: Path, s: Session) -> str | None:
         repo_path,
         check=False,
     )
-    wanted = (ORPHAN_PREFIX + s.id, ORPHAN_PREFIX + _safe(s.branch))
+    wanted = (ARCHIVE_PREFIX + s.id, ORPHAN_PREFIX + s.id, ORPHAN_PREFIX + _safe(s.branch))
     for ref in r.stdout.split():
         if any(ref == w or ref.startswith(w + "-") for w in wanted):
             return ref
