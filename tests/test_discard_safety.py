@@ -273,3 +273,22 @@ def test_restore_brings_back_what_doctor_archived(tmp_path: Path, explicit: bool
     assert r.returncode == 0, r.stderr
     assert (wt / "README.md").read_text() == "unsaved edit\n"
     assert (wt / "agent.log").read_text() == "ignored log\n"
+
+
+def test_rollback_keeps_the_staging_area_in_its_undo_point_and_says_so(tmp_path: Path) -> None:
+    """issue 11 B.5 (rollback): the undo point of `pa rollback` keeps what was staged (a
+    staged version that differs from the file), and the output says that nothing is
+    staged afterwards."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "base\n"})
+    sid, wt, _ = _session(repo)
+    (wt / "a.txt").write_text("staged version\n")
+    git(wt, "add", "a.txt")
+    (wt / "a.txt").write_text("worktree version\n")
+    r = pa("rollback", sid, "--turn", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert "nothing is staged" in res["note"]
+    assert git(repo, "show", f"{res['undo_ref']}^2:index/a.txt") == "staged version\n"
+    assert git(repo, "show", f"{res['undo_ref']}:a.txt") == "worktree version\n"
+    assert (wt / "a.txt").read_text() == "base\n"
+    assert git(wt, "diff", "--cached", "--name-only") == ""

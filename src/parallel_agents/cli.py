@@ -593,7 +593,10 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
 @click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(session_id: str, turn: int, as_json: bool) -> None:
-    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
+    """Restore the worktree to the end of a turn (the present is checkpointed first, staging
+    area included, under refs/pa/sessions/ID/before-rollback/…). Ignored files are left as
+    they are. Turn checkpoints do not record the staging area: afterwards nothing is staged
+    (the index matches the turn's HEAD), and the output says so."""
     be = _backend()
     be.refresh()
     res = be.rollback(session_id, turn)
@@ -605,6 +608,8 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
             f"worktree restored to turn {turn} ({res['commit'][:10]}); "
             f"the previous state is kept at {res['undo_ref']}"
         )
+        if res.get("note"):
+            click.echo(f"note: {res['note']}")
 
 
 @main.command()
