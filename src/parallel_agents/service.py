@@ -283,7 +283,15 @@ class App:
         wt = Path(s.worktree)
         if archive.get("ref") and archive.get("nested"):
             archive_mod.stash_nested(repo_path, wt, archive["ref"], archive["nested"])
-        worktrees.remove(repo_path, wt, s.branch)
+        try:
+            worktrees.remove(repo_path, wt, s.branch)
+        except PAError as e:
+            raise PAError(
+                f"the discard of {s.id} could not finish: {e.message}",
+                hint=f"its archive {archive.get('ref')} is complete and kept; run "
+                f"`pa doctor --repair` (it finishes the discard), or fix the cause and run "
+                f"`pa discard {s.id}` again",
+            ) from e
         opts = dict(s.options)
         opts.pop("discarding", None)
         opts["archive"] = archive
@@ -342,8 +350,8 @@ class App:
             notes = archive_mod.restore_extras(repo_path, wt, commit, ref)
         if branch != s.branch:
             notes.append(
-                f"branch {s.branch} has commits the archive does not have: it was left as it "
-                f"is and the session now works on {branch}"
+                f"branch {s.branch} has commits the archive does not have (or is checked "
+                f"out elsewhere): it was left as it is and the session now works on {branch}"
             )
         opts = dict(s.options)
         opts["restore_notes"] = notes
@@ -421,13 +429,14 @@ def _archive_kind(repo_path: Path, commit: str) -> str:
 
 
 def _free_branch(repo_path: Path, branch: str, head: str) -> str:
-    """``branch`` when it does not exist or holds nothing ``head`` lacks; else a new name,
-    so commits added to the branch meanwhile (after `pa pr`, say) are never moved away."""
+    """``branch`` when it does not exist or holds nothing ``head`` lacks (and no other
+    worktree has it checked out); else a new name, so commits added to the branch
+    meanwhile (after `pa pr`, say) are never moved away."""
     tip = git.rev_parse(repo_path, f"refs/heads/{branch}")
     if tip is None:
         return branch
     r = git.run(["merge-base", "--is-ancestor", tip, head], repo_path, check=False)
-    if r.returncode == 0:
+    if r.returncode == 0 and branch not in worktrees.registered_worktrees(repo_path).values():
         return branch
     for n in range(1, 100):
         name = f"{branch}-restored{'' if n == 1 else f'-{n}'}"
