@@ -51,6 +51,11 @@ def register(main: click.Group) -> None:
         """Find (and with --repair fix) leftovers of crashes: orphan worktrees and
         branches, stuck sessions, dead processes, missing checkpoints, stale files.
 
+        An interrupted `pa discard` is finished from its complete archive. Orphan
+        worktrees are archived in full (ignored files, staging area and nested repos too)
+        under refs/pa/archive/orphan-NAME; `pa restore ID` (or `pa restore ID --archive
+        REF`) brings such an archive back.
+
         Exit code 0 when nothing is left to fix, 1 otherwise.
         """
         from . import doctor as doc
