@@ -511,22 +511,63 @@ _simple(
 
 
 def _discarded(d: dict[str, Any]) -> str:
-    ref = (d.get("archive") or {}).get("ref")
-    return f"discarded {d['id']}" + (f"; archived as {ref} (pa restore {d['id']})" if ref else "")
+    a = d.get("archive") or {}
+    ref = a.get("ref")
+    head = f"discarded {d['id']}"
+    lines = [head + (f"; archived as {ref} (pa restore {d['id']})" if ref else "")]
+    if a.get("kind") == "full":
+        kept = ["commits, uncommitted and untracked files"]
+        if a.get("ignored"):
+            kept.append(f"{a['ignored']} ignored file(s)/folder(s)")
+        if a.get("index_kept"):
+            kept.append("the staging area")
+        if a.get("empty_dirs"):
+            kept.append(f"{a['empty_dirs']} empty folder(s)")
+        if a.get("nested"):
+            kept.append("nested repos " + ", ".join(p + "/" for p in a["nested"]))
+        lines.append("kept: " + "; ".join(kept))
+    lines += [f"note: {n}" for n in a.get("notes") or []]
+    return "\n".join(lines)
 
 
 _simple(
     "discard",
-    "Remove a session's worktree and branch, archiving its final state first.",
+    "Remove a session's worktree and branch, archiving its final state first under a new "
+    "refs/pa/archive/<id> ref (an existing archive is never overwritten): commits, "
+    "uncommitted, untracked and ignored files, the staging area, empty folders, and nested "
+    "repositories (moved whole next to the archive, in .git/pa-archive/). Not kept: caches "
+    "such as node_modules, .venv, __pycache__ and ignored files over 50 MB (listed in the "
+    "output). If it is interrupted, run it again or `pa doctor --repair`: both finish it "
+    "from the complete archive. Undo with `pa restore ID`.",
     lambda be, sid: be.discard(sid),
     _discarded,
 )
-_simple(
-    "restore",
-    "Bring a discarded session's worktree and branch back from its archive.",
-    lambda be, sid: be.restore(sid),
-    lambda d: f"restored {d['id']} at {d['worktree']} on {d['branch']}",
+
+
+@main.command()
+@click.argument("session_id")
+@click.option(
+    "--archive",
+    "archive_ref",
+    metavar="REF",
+    help="Restore from this archive ref (e.g. refs/pa/archive/orphan-… made by pa doctor).",
 )
+@click.option("--json", "as_json", is_flag=True)
+def restore(session_id: str, archive_ref: str | None, as_json: bool) -> None:
+    """Bring a discarded session's worktree and branch back from its archive: files,
+    ignored files, staging area, empty folders and nested repos. Also brings back a session
+    whose worktree is gone from the archive `pa doctor` made of it (refs/pa/archive/orphan-…),
+    or from --archive REF. A branch of the same name that has commits the archive lacks is
+    never moved: the session continues on BRANCH-restored and the output says so."""
+    be = _backend()
+    be.refresh()
+    d = be.restore(session_id, archive_ref)
+    if as_json:
+        _emit_json(d)
+        return
+    click.echo(f"restored {d['id']} at {d['worktree']} on {d['branch']}")
+    for n in d.get("notes") or []:
+        click.echo(f"note: {n}")
 
 
 @main.command()
@@ -552,7 +593,10 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
 @click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(session_id: str, turn: int, as_json: bool) -> None:
-    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
+    """Restore the worktree to the end of a turn (the present is checkpointed first, staging
+    area included, under refs/pa/sessions/ID/before-rollback/…). Ignored files are left as
+    they are. Turn checkpoints do not record the staging area: afterwards nothing is staged
+    (the index matches the turn's HEAD), and the output says so."""
     be = _backend()
     be.refresh()
     res = be.rollback(session_id, turn)
@@ -564,6 +608,8 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
             f"worktree restored to turn {turn} ({res['commit'][:10]}); "
             f"the previous state is kept at {res['undo_ref']}"
         )
+        if res.get("note"):
+            click.echo(f"note: {res['note']}")
 
 
 @main.command()

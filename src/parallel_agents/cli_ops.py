@@ -87,6 +87,11 @@ def register(main: click.Group) -> None:
         folders without rows in pa.db ("state without a database") are reported, and then
         --repair leaves every worktree and branch alone.
 
+        An interrupted `pa discard` is finished from its complete archive. Orphan
+        worktrees are archived in full (ignored files, staging area and nested repos too)
+        under refs/pa/archive/orphan-NAME; `pa restore ID` (or `pa restore ID --archive
+        REF`) brings such an archive back.
+
         Exit code 0 when nothing is left to fix, 1 otherwise.
         """
         from . import doctor as doc

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import git, pool, worktrees
+from . import archive, git, pool, worktrees
 from .errors import PAError
 from .models import Session, Status
 
@@ -119,6 +119,7 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
             _RepoCheck(app, repo, rep, repair_repos, procs, min(grace, LOCK_MIN_AGE)).run()
         except PAError as e:
             rep.add(Finding("repo_error", repo.path, e.message, repo=repo.name))
+    _check_discards(app, rep, repair)
     _check_sessions(app, rep, repair, grace)
     _check_checkpoints(app, rep, repair)
     if repair:
@@ -476,7 +477,9 @@ class _RepoCheck:
                         _unlink(a.dir / "locked")
                         a.locked = None
                         f.repaired = True
-        for name in ("packed-refs.lock", "config.lock", "HEAD.lock"):
+        # packed-refs.new: git's temp file while it rewrites packed-refs under the lock; a
+        # kill leaves it and every later ref deletion fails with "File exists".
+        for name in ("packed-refs.lock", "packed-refs.new", "config.lock", "HEAD.lock"):
             candidates.append(self.common / name)
         # A ref lock only lives while one git process updates that ref.
         candidates += list((self.common / "refs").rglob("*.lock"))
@@ -654,11 +657,12 @@ class _RepoCheck:
     def _archive_worktree(self, wt: Path, a: _Admin) -> str | None:
         name = "orphan-" + _safe(wt.name)
         st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt, check=False)
-        if st.returncode == 0 and st.stdout:
-            from . import review
-
-            ref = pool.unique_ref(self.path, pool.ARCHIVE_PREFIX + name)
-            review.checkpoint(wt, ref, f"pa doctor: archive of orphan worktree {wt}")
+        if st.returncode == 0 and (st.stdout or archive.has_more(wt)):
+            # The full archive: ignored files, staging area and nested repos too, and
+            # `pa restore ID` (or --archive REF) brings it back.
+            snap = archive.snapshot(wt, f"pa doctor: archive of orphan worktree {wt}")
+            ref = archive.write_new_ref(self.path, pool.ARCHIVE_PREFIX + name, snap.commit)
+            archive.stash_nested(self.path, wt, ref, snap.nested)
             return ref
         if st.returncode != 0:
             # Not a usable worktree (no index, say): snapshot the files as they are.
@@ -828,6 +832,37 @@ class _RepoCheck:
             r = pool.tidy(self.app.settings, self.repo)
             f.repaired = not r.busy and not r.errors
             f.error = "; ".join(r.errors) or None
+
+
+# -- discards ------------------------------------------------------------------------------
+def _check_discards(app: App, rep: Report, repair: bool) -> None:
+    """A `pa discard` killed after its archive was complete (its ``discarding`` intent is
+    recorded) but before the session was marked discarded: finish it from the archive."""
+    for s in app.store.sessions():
+        intent = s.options.get("discarding")
+        if not intent or s.status == Status.DISCARDED:
+            continue
+        ref = intent.get("ref")
+        repo_path = Path(app.store.repo(s.repo_id).path)
+        f = rep.add(
+            Finding(
+                "discard_incomplete",
+                s.id,
+                f"`pa discard {s.id}` was interrupted; its archive {ref} is complete",
+                repo=s.repo_name,
+                fix=f"finish the discard (then `pa restore {s.id}` brings it all back)",
+            )
+        )
+        if ref and git.rev_parse(repo_path, ref) != intent.get("commit"):
+            f.detail = f"`pa discard {s.id}` was interrupted and its archive {ref} is missing"
+            f.fix = None
+            continue
+        if repair:
+            try:
+                app.finish_discard(app.store.session(s.id))
+                f.repaired = True
+            except PAError as e:
+                f.error = e.message
 
 
 # -- sessions ------------------------------------------------------------------------------
