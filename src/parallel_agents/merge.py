@@ -507,6 +507,9 @@ def _blocked(checkout: Path, branch: str, stderr: str, moved: bool = False) -> C
 
 
 def _two_tree(checkout: Path, old: str, new: str, *, dry_run: bool = False) -> _Raw:
+    # read-tree judges "up to date" by stat data: refresh it first (as `git merge` does),
+    # or a file touched but unchanged would block the update.
+    _git(["update-index", "-q", "--refresh"], checkout, check=False)
     args = ["read-tree", "-m", "-u", *(["-n"] if dry_run else []), old, new]
     return _git(args, checkout, check=False)
 
