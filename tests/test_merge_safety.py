@@ -13,6 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from parallel_agents.runtime.local import alive
 from tests.conftest import git, make_repo, pa
 from tests.foundation.test_cli_sessions import new_json, script, wait_ok
 from tests.reliability.helpers import doctor
@@ -183,6 +186,32 @@ def test_doctor_repairs_a_checkout_a_killed_merge_left_behind(tmp_path: Path) ->
     assert (repo / "base.txt").read_text() == "my own edit\n"
 
 
+@pytest.mark.usefixtures("server_mode")
+def test_kill_9_of_the_server_between_ref_and_files_then_retry(
+    tmp_path: Path, pa_home: Path
+) -> None:
+    """issue 11 A.2, through the background server: the server is killed -9 right after
+    it moved main; the retried `pa merge ID` (a new server) finishes the checkout, ends
+    with the session merged and adds no commit."""
+    repo = make_repo(tmp_path / "repo", {"base.txt": "base\n"})
+    sid = session(tmp_path, repo, "srv.txt", extra="loose.txt")
+    assert wait_ok(sid).returncode == 0
+    pid = int(json.loads((pa_home / "server.json").read_text())["pid"])
+    before = rev(repo, "main")
+    marker = kill_after_update_ref(tmp_path, repo)
+    p = pa("merge", sid)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    assert not marker.exists() and not alive(pid)
+    after = rev(repo, "main")
+    assert after != before and porcelain(repo) != ""
+    p = pa("merge", sid)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert rev(repo, "main") == after
+    assert status(sid) == "merged"
+    assert porcelain(repo) == ""
+    assert (repo / "loose.txt").read_text() == "uncommitted work\n"
+
+
 # ------------------------------------------------------------------ A.3 linked worktrees
 
 
@@ -271,7 +300,7 @@ def test_dirty_checkout_in_the_way_refuses_unless_forced(tmp_path: Path) -> None
     assert (repo / "base.txt").read_text() == "my edit\n"
     assert porcelain(repo) == " M base.txt\n"
     p = pa("merge", sid, "--force")
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.returncode == 1, p.stdout + p.stderr  # the user still has something to do
     assert "warning:" in p.stdout and "do not commit" in p.stdout
     assert rev(repo, "main") != before
     assert (repo / "base.txt").read_text() == "my edit\n"

@@ -664,7 +664,9 @@ def merge(
     your local changes git can carry (like `git merge --ff-only`). Refuses (exit 1,
     status checkout_blocked, branch not moved) when git cannot update them: changes or
     untracked files in the way, or a held index.lock; fix that and run it again, or use
-    --force. Refuses while the target is checked out in a running session's worktree.
+    --force (the branch moves; exit 1 while a checkout is left behind, which
+    `pa doctor --repair` brings along once the files in the way are gone). Refuses
+    while the target is checked out in a running session's worktree.
 
     The queue stops at the first conflict, failed check or blocked checkout and leaves
     what merged so far merged. Running it again is safe: work already merged is not
@@ -697,7 +699,7 @@ def merge(
                 click.echo(it["check"]["output_tail"].rstrip()[-1500:])
         for note in rep["notes"]:
             click.echo(f"note: {note}")
-    if not rep["ok"]:
+    if not rep["ok"] or rep.get("checkouts_behind"):
         sys.exit(1)
 
 

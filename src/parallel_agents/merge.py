@@ -605,13 +605,14 @@ def behind_message(checkout: Path, branch: str, old: str, new: str, why: str) ->
     )
 
 
-def sync_after_force(checkout: Path, branch: str, old: str, new: str) -> str:
-    """Best effort after ``--force`` moved ``branch``: update ``checkout`` if git can."""
+def sync_after_force(checkout: Path, branch: str, old: str, new: str) -> tuple[bool, str]:
+    """Best effort after ``--force`` moved ``branch``: update ``checkout`` if git can.
+    Returns whether the files there are up to date, and what to tell the user."""
     r = _two_tree(checkout, old, new)
     if r.returncode == 0:
         _git(["update-index", "-q", "--refresh"], checkout, check=False)
-        return f"updated the files in {checkout} to {_short(branch)} at {new[:12]}"
-    return behind_message(checkout, _short(branch), old, new, _git_reason(r.stderr))
+        return True, f"updated the files in {checkout} to {_short(branch)} at {new[:12]}"
+    return False, behind_message(checkout, _short(branch), old, new, _git_reason(r.stderr))
 
 
 def source_commit(worktree: Path, ref: str, message: str) -> tuple[str, bool]:

@@ -161,10 +161,14 @@ def merge_sessions(
             check,
             checkouts=() if force else checkouts,
         )
+        behind: list[str] = []
         if report.old != report.new:
             for co in checkouts:
                 if force:
-                    notes.append(merge.sync_after_force(co, target, report.old, report.new))
+                    synced, note = merge.sync_after_force(co, target, report.old, report.new)
+                    notes.append(note)
+                    if not synced:
+                        behind.append(str(co))
                 else:
                     notes.append(f"updated the files in {co} to {target} at {report.new[:12]}")
         by_id = {s.id: s for s in sessions}
@@ -194,6 +198,8 @@ def merge_sessions(
     out["notes"] = notes
     out["checkout"] = state
     out["checkouts"] = [str(c) for c in checkouts]
+    # Checkouts --force left trailing the branch: the user has something to do there.
+    out["checkouts_behind"] = behind
     return out
 
 
