@@ -18,7 +18,7 @@ import pytest
 from parallel_agents.runtime.local import alive
 from tests.conftest import git, make_repo, pa
 from tests.foundation.test_cli_sessions import new_json, script, wait_ok
-from tests.reliability.helpers import doctor
+from tests.reliability.helpers import doctor, wait_until
 
 PY = sys.executable
 
@@ -256,6 +256,32 @@ def test_into_another_sessions_branch_updates_that_worktree(tmp_path: Path) -> N
     assert p.returncode == 0, p.stdout + p.stderr
     assert (host / "b.txt").read_text() == "b.txt\n"
     assert porcelain(host) == ""
+
+
+def test_into_a_running_sessions_branch_is_refused(tmp_path: Path) -> None:
+    """issue 11 A.3: the target is checked out in the worktree of a session that is still
+    running: refused (exit 1, branch not moved), its files are not changed under it."""
+    repo = make_repo(tmp_path / "repo", {"base.txt": "base\n"})
+    release = tmp_path / "release"
+    waiting = script(
+        tmp_path,
+        f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.05)\n",
+        "waiting.py",
+    )
+    host = new_json("host", "--cmd", waiting, cwd=repo)
+    b = session(tmp_path, repo, "b.txt")
+    try:
+        assert wait_ok(b).returncode == 0
+        wait_until(lambda: status(str(host["id"])) == "running", 60, "the host to run")
+        before = rev(repo, str(host["branch"]))
+        p = pa("merge", b, "--into", str(host["branch"]))
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert "running" in p.stderr and str(host["worktree"]) in p.stderr
+        assert rev(repo, str(host["branch"])) == before
+        assert not (Path(str(host["worktree"])) / "b.txt").exists()
+    finally:
+        release.write_text("go")
+    assert wait_ok(str(host["id"])).returncode == 0
 
 
 # --------------------------------------------------- A.4 lock, dirty files, untracked files
