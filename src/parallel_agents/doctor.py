@@ -956,8 +956,12 @@ def _check_merge_checkouts(app: App, rep: Report, repair: bool) -> None:
             continue
         try:
             with merge.merge_lock(repo_path):
-                for co in worktrees.registered_worktrees(repo_path):
-                    if Path(co).is_dir():
+                common = git.common_dir(repo_path)
+                for co, branch in worktrees.registered_worktrees(repo_path).items():
+                    if not branch or not Path(co).is_dir():
+                        continue
+                    msg = merge.newest_reflog_message(common, branch)
+                    if msg.startswith(merge.REFLOG_PREFIX):
                         _merge_checkout(Path(co), repo.name, rep, repair)
         except (PAError, git.GitError) as e:
             rep.add(Finding("repo_error", repo.path, str(e), repo=repo.name))

@@ -70,6 +70,7 @@ __all__ = [
     "merge_lock",
     "merge_queue",
     "move_checked_out",
+    "newest_reflog_message",
     "push_and_pr",
     "source_commit",
     "sync_main_checkout",
@@ -455,12 +456,21 @@ def merge_lock(repo: Path) -> Iterator[None]:
 class CheckoutBlocked(PAError):
     """The target branch is checked out somewhere whose files git cannot bring along."""
 
-    def __init__(self, checkout: Path, branch: str, why: str, hint: str, moved: bool = False):
-        state = (
-            f"{branch} was moved anyway and could not be moved back"
-            if moved
-            else f"{branch} was not moved"
-        )
+    def __init__(
+        self,
+        checkout: Path,
+        branch: str,
+        why: str,
+        hint: str,
+        moved: bool = False,
+        state: str | None = None,
+    ) -> None:
+        if state is None:
+            state = (
+                f"{branch} was moved anyway and could not be moved back"
+                if moved
+                else f"{branch} was not moved"
+            )
         super().__init__(
             f"{branch} is checked out in {checkout} and git cannot update the files there "
             f"to the merged result ({why}); {state}",
@@ -572,6 +582,21 @@ def interrupted_sync(checkout: Path) -> tuple[str, str, str] | None:
     return None
 
 
+def newest_reflog_message(common_dir: Path, branch: str) -> str:
+    """The message of ``branch``'s newest reflog entry, read from the file (no git process:
+    doctor asks this of every worktree), or "" when there is none."""
+    path = Path(common_dir) / "logs" / _branch_ref(branch)
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read()
+    except OSError:
+        return ""
+    lines = tail.rstrip(b"\n").split(b"\n")
+    return lines[-1].partition(b"\t")[2].decode("utf-8", "replace") if lines else ""
+
+
 def _paths(args: Sequence[str], cwd: Path) -> set[str]:
     return {p for p in _git(args, cwd).text.split("\0") if p}
 
@@ -590,7 +615,7 @@ def finish_interrupted_sync(checkout: Path, old: str, head: str) -> None:
             f"update {checkout}. Do not commit there yet (that would undo the merge); make "
             f"the files git names match {old[:12]} (commit nothing, stash or move them), "
             f"then run `pa doctor --repair` or, in {checkout}: git read-tree -m -u {old} {head}",
-            moved=True,
+            state=f"an earlier pa merge moved {name} to {head[:12]} without updating them",
         )
     _git(["update-index", "-q", "--refresh"], checkout, check=False)
 
