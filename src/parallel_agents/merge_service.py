@@ -142,8 +142,7 @@ def merge_sessions(
         check = merge.commit_checker(repo_path, rcfg.check, timeout, env=rcfg.env)
     with merge.merge_lock(repo_path):
         checkouts = merge.branch_checkouts(repo_path, target)
-        if not force:
-            _refuse_active_checkouts(app, sessions[0], checkouts, target)
+        _refuse_active_checkouts(app, sessions[0], checkouts, target)
         for co in checkouts:
             pending = merge.interrupted_sync(co)
             if pending is not None:
