@@ -9,6 +9,7 @@ hook, which SIGKILLs the `pa merge` process group right after the ref was commit
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -410,3 +411,50 @@ def test_discarded_then_restored_merged_session_is_not_merged_twice(tmp_path: Pa
     else:
         assert "already merged" in p.stderr, p.stdout + p.stderr
     assert porcelain(repo) == ""
+
+
+# -------------------------------------------------- git level: spotting an interrupted merge
+
+
+def commit_file(repo: Path, parent: str, name: str, text: str) -> str:
+    """A commit on top of ``parent`` adding ``name``, made without touching any checkout."""
+    idx = repo / ".git" / "test-index"
+    env = {**os.environ, "GIT_INDEX_FILE": str(idx)}
+    run = lambda *a, inp=None: subprocess.run(  # noqa: E731
+        ["git", *a], cwd=repo, env=env, input=inp, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    run("read-tree", parent)
+    blob = run("hash-object", "-w", "--stdin", inp=text)
+    run("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}")
+    tree = run("write-tree")
+    idx.unlink()
+    return run("commit-tree", tree, "-p", parent, "-m", f"add {name}")
+
+
+def test_interrupted_sync_is_found_across_a_queue_and_only_after_pa_merges(
+    tmp_path: Path,
+) -> None:
+    """issue 11 A.2: a checkout left behind by pa merges (two queue items moved main, the
+    files still show the commit before both) is spotted even with the user's own staged
+    change, finished keeping that change; a ref the user moved themselves is not
+    mistaken for one."""
+    from parallel_agents import merge
+
+    repo = make_repo(tmp_path / "repo", {"base.txt": "base\n"})
+    a = rev(repo, "main")
+    b = commit_file(repo, a, "b.txt", "b\n")
+    c = commit_file(repo, b, "c.txt", "c\n")
+    git(repo, "update-ref", "-m", "pa merge queue: s1", "refs/heads/main", b, a)
+    git(repo, "update-ref", "-m", "pa merge queue: s2", "refs/heads/main", c, b)
+    (repo / "base.txt").write_text("mine\n")
+    git(repo, "add", "base.txt")
+    assert merge.interrupted_sync(repo) == ("main", a, c)
+    assert merge.newest_reflog_message(repo / ".git", "main") == "pa merge queue: s2"
+    merge.finish_interrupted_sync(repo, a, c)
+    assert porcelain(repo) == "M  base.txt\n"
+    assert merge.interrupted_sync(repo) is None
+    git(repo, "read-tree", b)  # as if the first item's files were updated, not the second's
+    assert merge.interrupted_sync(repo) == ("main", b, c)
+    git(repo, "read-tree", c)
+    git(repo, "reset", "-q", "--soft", a)  # the user's own move: theirs to keep
+    assert porcelain(repo) != "" and merge.interrupted_sync(repo) is None

@@ -571,15 +571,18 @@ def interrupted_sync(checkout: Path) -> tuple[str, str, str] | None:
         return None
     log = _git(["log", "-g", "-n", "64", "--format=%H%x09%gs", ref, "--"], checkout, check=False)
     entries = [ln.split("\t", 1) for ln in log.text.splitlines() if "\t" in ln]
+    found: str | None = None
     for k in range(len(entries) - 1):
         if not entries[k][1].startswith(REFLOG_PREFIX):
             break
         old = entries[k + 1][0]
         changed = _paths(["diff-tree", "-r", "--name-only", "-z", old, head], checkout)
         staged = _paths(["diff-index", "--cached", "--name-only", "-z", old, "--"], checkout)
+        # A later merge's start also matches on the paths it alone changed: the index is
+        # at the oldest start that matches (the last one this walk finds).
         if changed and not changed & staged:
-            return _short(ref), old, head
-    return None
+            found = old
+    return (_short(ref), found, head) if found else None
 
 
 def newest_reflog_message(common_dir: Path, branch: str) -> str:
