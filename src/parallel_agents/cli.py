@@ -683,6 +683,12 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
     is_flag=True,
     help="On a conflict, send the agent a follow-up to merge the new base and resolve.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move the target branch even where it is checked out and git cannot update "
+    "the files there; pa then says how to bring them along.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def merge(
     session_ids: tuple[str, ...],
@@ -690,13 +696,28 @@ def merge(
     into: str | None,
     message: str | None,
     fix_conflicts: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Merge sessions in order onto the target branch (a merge queue).
 
-    Each session's worktree is checkpointed first, so uncommitted work is included. The
-    result is computed without a working tree and the branch moves atomically; the queue
-    stops at the first conflict or failed check and leaves what merged so far merged.
+    Keeps: the agent's own commits; uncommitted work in a worktree becomes one commit
+    whose message is the session's title and prompts (none when there is nothing
+    uncommitted, and no empty commits). The result is computed without a working tree.
+
+    Wherever the target branch is checked out (your main checkout or a linked
+    worktree) its index and files move with the branch, under one per-repo lock, keeping
+    your local changes git can carry (like `git merge --ff-only`). Refuses (exit 1,
+    status checkout_blocked, branch not moved) when git cannot update them: changes or
+    untracked files in the way, or a held index.lock; fix that and run it again, or use
+    --force (the branch moves; exit 1 while a checkout is left behind, which
+    `pa doctor --repair` brings along once the files in the way are gone). Refuses
+    while the target is checked out in a running session's worktree.
+
+    The queue stops at the first conflict, failed check or blocked checkout and leaves
+    what merged so far merged. Running it again is safe: work already merged is not
+    merged twice, and a merge interrupted after moving the branch is finished first
+    (`pa doctor --repair` finishes it too).
     """
     be = _backend()
     be.refresh()
@@ -706,6 +727,7 @@ def merge(
         into=into,
         message=message,
         fix_conflicts=fix_conflicts,
+        force=force,
     )
     if as_json:
         _emit_json(rep)
@@ -723,7 +745,7 @@ def merge(
                 click.echo(it["check"]["output_tail"].rstrip()[-1500:])
         for note in rep["notes"]:
             click.echo(f"note: {note}")
-    if not rep["ok"]:
+    if not rep["ok"] or rep.get("checkouts_behind"):
         sys.exit(1)
 
 

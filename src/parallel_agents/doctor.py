@@ -9,7 +9,9 @@ Checks, in order:
   ``pa/*`` branches) that no session owns, session worktrees git no longer knows,
   ``pa/*`` branches without a session, leftovers in the warm pool;
 * sessions stuck in ``starting`` with no live process, ``running`` sessions whose
-  process is gone, turns that ended without a checkpoint.
+  process is gone, turns that ended without a checkpoint;
+* checkouts (the main one or linked worktrees) a ``pa merge`` left behind their branch:
+  stopped after it moved the branch and before it updated their index and files.
 
 Nothing that may hold work is deleted before it is archived: a dirty orphan worktree is
 snapshotted (untracked files included) and a commit no other branch, tag or archive
@@ -122,6 +124,7 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
     _check_discards(app, rep, repair)
     _check_sessions(app, rep, repair, grace)
     _check_checkpoints(app, rep, repair)
+    _check_merge_checkouts(app, rep, repair)
     if repair:
         for _ in range(20):  # the supervisor decides about dead or finished processes
             if not app.sup.tick().pending:
@@ -1171,6 +1174,55 @@ def _check_checkpoints(app: App, rep: Report, repair: bool) -> None:
 
 
 # -- small helpers -------------------------------------------------------------------------
+def _check_merge_checkouts(app: App, rep: Report, repair: bool) -> None:
+    """Checkouts whose index and files trail their HEAD because a pa merge moved the
+    branch and was stopped before it updated them: a commit there would undo the merge."""
+    from . import merge
+
+    for repo in app.store.repos():
+        repo_path = Path(repo.path)
+        if not (repo_path / ".git").exists():
+            continue
+        try:
+            with merge.merge_lock(repo_path):
+                common = git.common_dir(repo_path)
+                for co, branch in worktrees.registered_worktrees(repo_path).items():
+                    if not branch or not Path(co).is_dir():
+                        continue
+                    msg = merge.newest_reflog_message(common, branch)
+                    if msg.startswith(merge.REFLOG_PREFIX):
+                        _merge_checkout(Path(co), repo.name, rep, repair)
+        except (PAError, git.GitError) as e:
+            rep.add(Finding("repo_error", repo.path, str(e), repo=repo.name))
+
+
+def _merge_checkout(co: Path, repo_name: str, rep: Report, repair: bool) -> None:
+    from . import merge
+
+    pending = merge.interrupted_sync(co)
+    if pending is None:
+        return
+    branch, old, head = pending
+    f = rep.add(
+        Finding(
+            "merge_checkout_behind",
+            str(co),
+            f"a pa merge moved {branch} from {old[:12]} to {head[:12]} but was stopped before "
+            f"it updated the files in {co}: git status there shows the merge as staged "
+            "reverts, and a commit there would undo it",
+            repo=repo_name,
+            fix=f"update the index and files there (git read-tree -m -u {old} {head}), "
+            "keeping local changes",
+        )
+    )
+    if repair:
+        try:
+            merge.finish_interrupted_sync(co, old, head)
+            f.repaired = True
+        except PAError as e:
+            f.error = f"{e.message}. {e.hint or ''}".strip()
+
+
 def _read(p: Path) -> str | None:
     try:
         return p.read_text(encoding="utf-8").strip()

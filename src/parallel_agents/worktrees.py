@@ -27,14 +27,19 @@ _guard = threading.Lock()
 
 
 @contextlib.contextmanager
-def repo_lock(repo: Path) -> Iterator[None]:
-    """Exclusive per-repository lock across threads and processes."""
+def repo_lock(repo: Path, name: str = "pa-worktree.lock") -> Iterator[None]:
+    """Exclusive per-repository lock across threads and processes.
+
+    ``name`` picks the lock file under the common git dir: merges hold their own lock
+    (``pa-merge.lock``) for as long as a whole queue with its checks runs, which must not
+    block ``pa new`` nor the check worktrees that take the worktree lock inside it.
+    """
     common = git.common_dir(repo)
-    key = str(common)
+    key = f"{common}\0{name}"
     with _guard:
         tlock = _thread_locks.setdefault(key, threading.Lock())
     with tlock:
-        lock_path = common / "pa-worktree.lock"
+        lock_path = common / name
         try:
             fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as e:
