@@ -159,8 +159,44 @@ def repo_ls(as_json: bool) -> None:
         click.echo("no repos registered; add one with `pa repo add PATH`")
         return
     _table(
-        ["NAME", "PATH", "BASE"], ([r["name"], r["path"], r["base"] or "(current)"] for r in repos)
+        ["NAME", "PATH", "BASE"],
+        (
+            [r["name"], r["path"] + _missing_mark(r["name"], r["path"]), r["base"] or "(current)"]
+            for r in repos
+        ),
     )
+
+
+def _missing_mark(name: str, path: str) -> str:
+    if (Path(path) / ".git").exists():
+        return ""
+    return f"  [MISSING: if moved, pa repo move {name} NEWPATH]"
+
+
+@repo.command("move")
+@click.argument("name")
+@click.argument("new_path", metavar="NEWPATH")
+@click.option("--json", "as_json", is_flag=True, help="Print what was re-pointed as JSON.")
+def repo_move(name: str, new_path: str, as_json: bool) -> None:
+    """Point repo NAME at NEWPATH, the folder you moved the repository to.
+
+    Runs `git worktree repair` so the sessions' worktrees (and git's records of them)
+    link to the moved repository again; files, branches and sessions are kept as they
+    are. Refuses (changing nothing) when NEWPATH is another repository, is registered
+    already, or when the old path still holds the repository (a copy, not a move:
+    register it with `pa repo add NEWPATH --name OTHER`).
+    """
+    res = _backend().repo_move(name, new_path)
+    if as_json:
+        _emit_json(res)
+        return
+    click.echo(f"{name}: {res['from']} → {res['to']}")
+    if res["relinked"]:
+        click.echo(f"re-linked the worktrees of {len(res['relinked'])} session(s)")
+    for u in res["unlinked"]:
+        click.echo(f"warning: {u['worktree']} (session {u['session']}) is not linked", err=True)
+    if res["unlinked"]:
+        click.echo("hint: see `pa doctor` for what is wrong with them", err=True)
 
 
 @repo.command("rm")
@@ -390,6 +426,11 @@ def format_event(e: dict[str, Any]) -> str:
         return f"result: {p.get('text')}"
     if k == "attention":
         return ""
+    if k == "rollback":
+        return (
+            f"↺ rolled back to turn {p.get('rollback_to_turn')}"
+            f" (the state before is kept at {p.get('undo_ref')})"
+        )
     return f"{k}: {json.dumps(p, ensure_ascii=False)[:200]}"
 
 
@@ -607,13 +648,18 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(fc)
         return
+    for sk in fc.get("skipped") or []:
+        click.echo(f"warning: repo {sk['repo']} not forecast: {sk['reason']}", err=True)
+        click.echo(f"hint: {sk['hint']}", err=True)
     if not fc["sessions"]:
         click.echo("no live sessions")
         return
     rows = []
     for sid, info in fc["sessions"].items():
         base = (
-            "clean"
+            f"SKIPPED: {info['skipped']}"
+            if info.get("skipped")
+            else "clean"
             if info["clean_with_base"]
             else "CONFLICT: " + ", ".join(info["base_conflict_paths"][:5])
         )

@@ -108,7 +108,8 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
                     repo.path,
                     "the registered repository is gone; its sessions cannot be checked",
                     repo=repo.name,
-                    fix=f"pa repo rm {repo.name} (after discarding its sessions)",
+                    fix=f"if it was moved: pa repo move {repo.name} NEWPATH; else pa repo rm "
+                    f"{repo.name} (after discarding its sessions)",
                 )
             )
             continue
@@ -282,6 +283,7 @@ class _RepoCheck:
                 if s.status != Status.DISCARDED
             ]
             known = {_real(s.worktree): s for s in sessions}
+            self._others_by_path, self._others_by_branch = self._other_sessions()
             self._stale_locks(admins)
             admins = self._prunable(admins, known)
             self._orphan_worktrees(admins, known)
@@ -289,6 +291,37 @@ class _RepoCheck:
             self._orphan_branches(branches, sessions)
         pool.empty_trash(self.trash)
         self._pool()
+
+    def _other_sessions(self) -> tuple[dict[str, Session], dict[str, Session]]:
+        """Known sessions of other registrations, by worktree path and by branch: this
+        repository may be one of them, moved (its worktrees are never orphans here)."""
+        by_path: dict[str, Session] = {}
+        by_branch: dict[str, Session] = {}
+        for s in self.app.store.sessions():
+            if s.repo_id != self.repo.id and s.status != Status.DISCARDED:
+                by_path[_real(s.worktree)] = s
+                by_branch[s.branch] = s
+        return by_path, by_branch
+
+    def _other_session(self, wt: Path | None, head: str) -> Session | None:
+        s = self._others_by_path.get(_real(str(wt))) if wt is not None else None
+        if s is None and head.startswith("ref: refs/heads/"):
+            s = self._others_by_branch.get(head.removeprefix("ref: refs/heads/").strip())
+        return s
+
+    def _owned_elsewhere(self, subject: str, s: Session) -> None:
+        """Report, never touch, what a known session of another registration owns."""
+        other = self.app.store.repo(s.repo_id)
+        moved = not (Path(other.path) / ".git").exists()
+        f = self.finding(
+            "other_repo_session",
+            subject,
+            f"belongs to session {s.id} of repo {other.name!r} (registered at {other.path}"
+            + (", which is gone: was it moved here?)" if moved else ")")
+            + "; left alone",
+            f"pa repo move {other.name} {self.path}" if moved else None,
+        )
+        f.problem = moved
 
     # listing
     def _admins(self) -> list[_Admin]:
@@ -449,6 +482,10 @@ class _RepoCheck:
                 continue
             if _real(str(wt)) in known:
                 continue
+            elsewhere = self._other_session(wt, a.head)
+            if elsewhere is not None:
+                self._owned_elsewhere(str(wt), elsewhere)
+                continue
             if not self._ours(wt, a.head):
                 f = self.finding(
                     "foreign_worktree",
@@ -585,6 +622,9 @@ class _RepoCheck:
         checked_out.add(git.current_branch(self.path) or "")
         for name, oid in sorted(branches.items()):
             if name in owned:
+                continue
+            if name in self._others_by_branch:
+                self._owned_elsewhere(name, self._others_by_branch[name])
                 continue
             if name in checked_out:
                 f = self.finding(
