@@ -415,6 +415,11 @@ def format_event(e: dict[str, Any]) -> str:
         cost = p.get("cost_usd")
         c = f", ${cost:.4f}" if isinstance(cost, int | float) else ""
         return f"· tokens in {p.get('input_tokens')} out {p.get('output_tokens')}{c}"
+    if k == "rollback" or (k == "status" and "rollback_to_turn" in p):
+        return (
+            f"↺ rolled back to turn {p.get('rollback_to_turn')}"
+            f" (the state before is kept at {p.get('undo_ref')})"
+        )
     if k == "status":
         if "from" not in p:
             return ""
@@ -426,11 +431,6 @@ def format_event(e: dict[str, Any]) -> str:
         return f"result: {p.get('text')}"
     if k == "attention":
         return ""
-    if k == "rollback":
-        return (
-            f"↺ rolled back to turn {p.get('rollback_to_turn')}"
-            f" (the state before is kept at {p.get('undo_ref')})"
-        )
     return f"{k}: {json.dumps(p, ensure_ascii=False)[:200]}"
 
 

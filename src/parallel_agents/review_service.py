@@ -13,7 +13,7 @@ from typing import Any
 from . import git
 from .config import Settings, load_repo_config
 from .errors import Conflict, NotFound, PAError, UsageError
-from .models import Session, Status
+from .models import EventKind, Session, Status
 from .store import Store
 
 ACTIVE = (Status.QUEUED, Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
@@ -241,7 +241,7 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     git.run(["update-ref", turn_start_ref(s.id, next_turn), target], repo_path)
     store.add_event(
         s.id,
-        "rollback",
+        EventKind.ROLLBACK.value,
         {"rollback_to_turn": turn, "commit": target, "undo_ref": undo_ref, "next_turn": next_turn},
     )
     return {"session": s.id, "turn": turn, "commit": target, "undo_ref": undo_ref, "undo": undo}

@@ -103,6 +103,10 @@ function apply(ev) {
     case "conflict":
       conflictsSoon(300);
       break;
+    case "rollback": // the worktree's files changed under the session
+      refreshFiles(sid, true);
+      conflictsSoon();
+      break;
     default:
       break;
   }
