@@ -90,3 +90,17 @@ def test_send_is_refused_when_the_worktree_lost_its_link(tmp_path: Path) -> None
     p = pa("send", sid, "more")
     no_traceback(p)
     assert p.returncode == 1 and "lost its link" in p.stderr and "pa repo move proj" in p.stderr
+
+
+def test_merge_and_new_on_a_missing_repo_are_error_messages(tmp_path: Path) -> None:
+    """issue 20 §2: `pa merge ID` and `pa new --repo NAME` on a deleted repo say so."""
+    gone, g, _kept, _ids = two_repos(tmp_path)
+    shutil.rmtree(gone)
+    p = pa("merge", g)
+    no_traceback(p)
+    assert p.returncode == 1 and "is missing" in p.stderr and "pa repo move gone" in p.stderr
+    p = pa("new", "--repo", "gone", "--cmd", "true", "x")
+    no_traceback(p)
+    assert p.returncode == 1 and "is missing" in p.stderr and "pa repo move gone" in p.stderr
+    names = {s["repo_name"] for s in json.loads(pa("ls", "--json").stdout)}
+    assert names == {"gone", "kept"}

@@ -158,3 +158,18 @@ def test_repo_move_through_the_server(tmp_path: Path) -> None:
     assert "?? unsaved.txt" in git(wt, "status", "--porcelain")
     assert pa("send", sid, "more").returncode == 0
     assert wait_ok(sid).returncode == 0
+
+
+def test_registering_a_worktree_of_a_registered_repo_keeps_the_repo_identity(
+    tmp_path: Path,
+) -> None:
+    """issue 20 §1: `pa new` inside a linked worktree of a registered repo must not give the
+    shared .git a new id (the registered repo would then look replaced)."""
+    repo, _sid, _wt = started(tmp_path)
+    uid = (repo / ".git" / "pa-repo-id").read_text()
+    extra = tmp_path / "extra-wt"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(extra))
+    new_json("from a worktree", "--cmd", "true", cwd=extra)
+    assert (repo / ".git" / "pa-repo-id").read_text() == uid
+    s = new_json("still proj", "--cmd", "true", cwd=repo)
+    assert s["repo_name"] == "proj"

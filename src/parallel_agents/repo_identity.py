@@ -81,6 +81,10 @@ def claim(store: Store, repo: Repo) -> str | None:
     if uid is not None:
         owner = store.repo_by_uid(uid)
         if owner is not None and owner.id != repo.id:
+            if _same_git_dir(Path(owner.path), top):
+                # A linked worktree of a registered repo: the id file is that repo's.
+                store.set_repo_uid(repo.id, None)
+                return None
             uid = None
     if uid is None:
         fresh = store.repo_uid(repo.id) or secrets.token_hex(16)
@@ -88,6 +92,11 @@ def claim(store: Store, repo: Repo) -> str | None:
         uid = fresh if _write_uid(top, fresh) else None
     store.set_repo_uid(repo.id, uid)
     return uid
+
+
+def _same_git_dir(a: Path, b: Path) -> bool:
+    da, db = _git_dir(a), _git_dir(b)
+    return da is not None and db is not None and os.path.realpath(da) == os.path.realpath(db)
 
 
 def linked_worktrees(top: Path) -> list[Path]:

@@ -169,6 +169,8 @@ class App:
         model = model or settings.get("model")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
+        if not (repo_path / ".git").exists():
+            raise repo_identity.missing_repo_error(r)
         base_ref, base_commit = _start_point(repo_path, base or r.base)
         if base_commit is None:
             raise UsageError(
