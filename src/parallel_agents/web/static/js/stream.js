@@ -15,7 +15,7 @@ import {
 
 export const KINDS = [
   "message", "tool_call", "tool_result", "command", "file_change", "usage", "status", "error",
-  "result", "output", "raw", "attention", "check", "conflict",
+  "result", "output", "raw", "attention", "check", "conflict", "rollback",
 ];
 
 let es = null;
