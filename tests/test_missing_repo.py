@@ -104,3 +104,15 @@ def test_merge_and_new_on_a_missing_repo_are_error_messages(tmp_path: Path) -> N
     assert p.returncode == 1 and "is missing" in p.stderr and "pa repo move gone" in p.stderr
     names = {s["repo_name"] for s in json.loads(pa("ls", "--json").stdout)}
     assert names == {"gone", "kept"}
+
+
+def test_repo_rm_of_a_deleted_repo_unregisters_it(tmp_path: Path) -> None:
+    """issue 20 §2: `pa repo rm NAME` (what doctor suggests for a deleted repo) works when
+    the folder is gone instead of crashing in the warm-pool cleanup."""
+    repo = make_repo(tmp_path / "proj")
+    assert pa("repo", "add", str(repo)).returncode == 0
+    shutil.rmtree(repo)
+    p = pa("repo", "rm", "proj")
+    no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(pa("repo", "ls", "--json").stdout) == []

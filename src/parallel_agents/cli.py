@@ -139,7 +139,13 @@ def repo() -> None:
 @click.option("--base", help="Default base branch for new sessions (default: current branch).")
 @click.option("--json", "as_json", is_flag=True, help="Print the repo as JSON.")
 def repo_add(path: str, name: str | None, base: str | None, as_json: bool) -> None:
-    """Register the git repository at PATH (default: current directory)."""
+    """Register the git repository at PATH (default: current directory).
+
+    A registered repository that was moved to PATH is recognised (by the id pa keeps in
+    its .git/pa-repo-id, or by its links to known sessions' worktrees) and refused, with
+    the `pa repo move NAME PATH` to run instead; a copy whose original is still in place
+    is registered as a repository of its own.
+    """
     r = _backend().repo_add(path, name, base)
     if as_json:
         _emit_json(r)
@@ -203,7 +209,10 @@ def repo_move(name: str, new_path: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 def repo_rm(name: str, as_json: bool) -> None:
-    """Unregister a repository (its files are not touched)."""
+    """Unregister a repository (its files are not touched).
+
+    Refused while it has live sessions. Works for a repository whose folder is gone.
+    """
     r = _backend().repo_rm(name)
     if as_json:
         _emit_json(r)
@@ -253,7 +262,11 @@ def new(
     interactive: bool,
     as_json: bool,
 ) -> None:
-    """Start a session: a new worktree and branch, and an agent working on PROMPT."""
+    """Start a session: a new worktree and branch, and an agent working on PROMPT.
+
+    Refused, registering nothing, inside a registered repository that was moved (run the
+    `pa repo move` it names) and for a registered repo whose folder is missing.
+    """
     from .cmdline import split_cmd
     from .errors import UsageError
 
@@ -533,7 +546,11 @@ def _simple(
 @click.argument("prompt", required=False)
 @click.option("--json", "as_json", is_flag=True)
 def send(session_id: str, prompt: str | None, as_json: bool) -> None:
-    """Send a follow-up: the next turn, in the same worktree and conversation."""
+    """Send a follow-up: the next turn, in the same worktree and conversation.
+
+    Refused up front (nothing is queued) when the session's repository is missing or its
+    worktree lost its link to it: `pa repo move NAME NEWPATH` re-links a moved repository.
+    """
     be = _backend()
     be.refresh()
     s = be.send(session_id, _read_prompt(prompt))
@@ -574,7 +591,11 @@ _simple(
 @click.argument("session_id")
 @click.option("--stat", is_flag=True, help="Summary of changed files and lines.")
 @click.option("--name-only", is_flag=True, help="Only the changed paths.")
-@click.option("--turn", type=int, help="Only what this turn changed.")
+@click.option(
+    "--turn",
+    type=int,
+    help="Only what this turn changed, from where it started (after a rollback: its target).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Changed files with counts as JSON.")
 def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json: bool) -> None:
     """What the session changed against its base: commits, uncommitted and untracked files."""
@@ -593,7 +614,12 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
 @click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(session_id: str, turn: int, as_json: bool) -> None:
-    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
+    """Restore the worktree to the end of a turn (the present is checkpointed first).
+
+    The next turn starts from there (its `pa diff --turn` shows only its own changes) and
+    the conversation shows "rolled back to turn N". Refused while the agent works or when
+    the session's repository is missing.
+    """
     be = _backend()
     be.refresh()
     res = be.rollback(session_id, turn)
@@ -641,7 +667,11 @@ def check(
 @click.option("--repo", "repo_ref", help="Only this repo.")
 @click.option("--json", "as_json", is_flag=True)
 def conflicts(repo_ref: str | None, as_json: bool) -> None:
-    """Forecast: does each live session merge cleanly, and which pairs conflict?"""
+    """Forecast: does each live session merge cleanly, and which pairs conflict?
+
+    A repository that is missing (moved or deleted) is skipped and flagged; the others are
+    still forecast.
+    """
     be = _backend()
     be.refresh()
     fc = be.conflicts(repo_ref)

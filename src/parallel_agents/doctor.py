@@ -14,7 +14,10 @@ Checks, in order:
 Nothing that may hold work is deleted before it is archived: a dirty orphan worktree is
 snapshotted (untracked files included) and a commit no other branch, tag or archive
 reaches is kept, under ``refs/pa/archive/orphan-<name>``. Worktrees outside the
-worktree root on non-``pa/`` branches are the user's own and only reported.
+worktree root on non-``pa/`` branches are the user's own and only reported. A worktree
+or branch that a known session of another registration owns (by worktree path or by
+branch, e.g. a moved repository registered a second time) is never touched: it is
+reported with the ``pa repo move`` that fixes the registration.
 """
 
 from __future__ import annotations

@@ -131,7 +131,8 @@ class App:
                     db.execute("DELETE FROM turns WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM checkpoints WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM sessions WHERE id = ?", (s.id,))
-        pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
+        if (Path(repo.path) / ".git").exists():  # a deleted repo has no git to clean up
+            pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
         self.store.remove_repo(repo.id)
         return repo
 
