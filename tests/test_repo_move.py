@@ -152,6 +152,9 @@ def test_repo_move_through_the_server(tmp_path: Path) -> None:
     repo, sid, wt = started(tmp_path)
     moved = tmp_path / "moved"
     repo.rename(moved)
+    refused = pa("new", "--cmd", "true", "again", cwd=moved)
+    no_traceback(refused)
+    assert refused.returncode == 1 and "hint: re-point it" in refused.stderr, refused.stderr
     p = pa("repo", "move", "proj", os.path.relpath(moved, tmp_path), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "re-linked the worktrees of 1 session" in p.stdout
