@@ -287,6 +287,7 @@ class _RepoCheck:
             ]
             known = {_real(s.worktree): s for s in sessions}
             self._others_by_path, self._others_by_branch = self._other_sessions()
+            self._reported: set[str] = set()
             self._stale_locks(admins)
             admins = self._prunable(admins, known)
             self._orphan_worktrees(admins, known)
@@ -314,6 +315,9 @@ class _RepoCheck:
 
     def _owned_elsewhere(self, subject: str, s: Session) -> None:
         """Report, never touch, what a known session of another registration owns."""
+        if s.id in self._reported:  # its worktree and its branch: one finding
+            return
+        self._reported.add(s.id)
         other = self.app.store.repo(s.repo_id)
         moved = not (Path(other.path) / ".git").exists()
         f = self.finding(
