@@ -70,6 +70,7 @@ class EventKind(enum.StrEnum):
     ATTENTION = "attention"
     CHECK = "check"
     CONFLICT = "conflict"
+    ROLLBACK = "rollback"  # the worktree was put back to an earlier turn's checkpoint
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import git, pool, worktrees
+from . import git, pool, repo_identity, worktrees
 from .agents import get_agent
 from .config import Settings, load_repo_config, load_settings
 from .errors import Conflict, NotFound, PAError, UsageError
@@ -62,12 +62,21 @@ class App:
         existing = self.store.repo_by_path(str(top))
         if existing is not None:
             raise UsageError(f"{top} is already registered as {existing.name!r}")
+        moved = repo_identity.find_moved(self.store, top)
+        if moved is not None:
+            raise repo_identity.moved_error(moved[0], top, moved[1])
         name = name or top.name
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
             raise UsageError(
                 f"repo name {name!r} may only contain letters, digits, '.', '_' and '-'"
             )
-        return self.store.add_repo(name, str(top), base)
+        r = self.store.add_repo(name, str(top), base)
+        repo_identity.claim(self.store, r)
+        return r
+
+    def move_repo(self, name: str, path: str | Path) -> dict[str, Any]:
+        """Re-point repo ``name`` at the folder it was moved to; repair worktree links."""
+        return repo_identity.move(self.store, name, Path(path))
 
     def find_repo(self, ref: str | None, cwd: Path | None = None, *, register: bool = True) -> Repo:
         """A repo by name or path; with no ref, the git repo around ``cwd``."""
@@ -86,7 +95,13 @@ class App:
         top = validate_repo_path(p)
         found = self.store.repo_by_path(str(top))
         if found:
+            if self.store.repo_uid(found.id) is None:  # registered before repo ids existed
+                repo_identity.claim(self.store, found)
             return found
+        # Never a second registration of a registered repository that was moved here.
+        moved = repo_identity.find_moved(self.store, top)
+        if moved is not None:
+            raise repo_identity.moved_error(moved[0], top, moved[1])
         if not register:
             raise NotFound(f"{top} is not a registered repo", hint="pa repo add " + str(top))
         name = (
@@ -94,7 +109,9 @@ class App:
             if self.store.repo_by_name(top.name) is None
             else f"{top.name}-{secrets.token_hex(2)}"
         )
-        return self.store.add_repo(name, str(top), None)
+        r = self.store.add_repo(name, str(top), None)
+        repo_identity.claim(self.store, r)
+        return r
 
     def remove_repo(self, name: str) -> Repo:
         repo = self.store.repo_by_name(name)
@@ -115,7 +132,8 @@ class App:
                     db.execute("DELETE FROM turns WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM checkpoints WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM sessions WHERE id = ?", (s.id,))
-        pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
+        if (Path(repo.path) / ".git").exists():  # a deleted repo has no git to clean up
+            pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
         self.store.remove_repo(repo.id)
         return repo
 
@@ -153,6 +171,8 @@ class App:
         model = model or settings.get("model")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
+        if not (repo_path / ".git").exists():
+            raise repo_identity.missing_repo_error(r)
         base_ref, base_commit = _start_point(repo_path, base or r.base)
         if base_commit is None:
             raise UsageError(
@@ -215,6 +235,8 @@ class App:
         if s.interactive and s.status != Status.DISCARDED:
             from .runtime import tmux
 
+            repo_identity.require_usable(self.store, s)
+
             # Types into the live TUI, or restarts it (resuming the agent's own session).
             tmux.send_text(self, s, prompt)
             return self.store.session(s.id)
@@ -232,6 +254,8 @@ class App:
                 f"the worktree of session {s.id} is gone ({s.worktree})",
                 hint=f"pa discard {s.id} to clean up",
             )
+        # An agent in a worktree cut off from its repository works blind (no checkpoints).
+        repo_identity.require_usable(self.store, s)
         with self.store.tx() as db:
             self.store.add_turn(db, s.id, prompt, {})
             self.store.set_status(s.id, Status.QUEUED, db=db, error=None)

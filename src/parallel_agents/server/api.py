@@ -183,6 +183,17 @@ def remove_repo(request: Request, name: str) -> dict[str, Any]:
     return {"removed": r.__dict__}
 
 
+class MovedRepo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="Where the repository is now (on the server's machine).")
+
+
+@router.post("/repos/{name}/move")
+def move_repo(request: Request, name: str, body: MovedRepo) -> dict[str, Any]:
+    """Re-point a registered repo at the folder it was moved to; repair worktree links."""
+    return _app(request).move_repo(name, body.path)
+
+
 # -- sessions --------------------------------------------------------------------------
 class NewSessions(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -15,7 +15,7 @@ import {
 
 export const KINDS = [
   "message", "tool_call", "tool_result", "command", "file_change", "usage", "status", "error",
-  "result", "output", "raw", "attention", "check", "conflict",
+  "result", "output", "raw", "attention", "check", "conflict", "rollback",
 ];
 
 let es = null;
@@ -102,6 +102,10 @@ function apply(ev) {
       break;
     case "conflict":
       conflictsSoon(300);
+      break;
+    case "rollback": // the worktree's files changed under the session
+      refreshFiles(sid, true);
+      conflictsSoon();
       break;
     default:
       break;
