@@ -86,3 +86,21 @@ def test_a_real_conflict_across_forks_is_still_found(tmp_path: Path, use_stdin: 
     assert all(":" not in a for a, _ in cache)  # `pa conflicts` stores keys as "a:b"
     # The projections went to a throw-away object directory, not into the repository.
     assert "pa forecast" not in git(repo, "log", "--all", "--format=%s")
+
+
+def test_bench_correctness_check_with_a_merged_session(tmp_path: Path) -> None:
+    """Issue 11 F.6: bench/bench_conflicts.py, at a tiny size, finds exactly the planted
+    pairs after a session was merged (its correctness check asserts it)."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_conflicts", ROOT / "bench" / "bench_conflicts.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.bench_one(tmp_path, 1000, 12, measure_naive=False)
+    assert row["false_pairs"] == 0 and row["expected_pairs_found"]
+    assert row["conflicting_pairs"] == 1  # s010 × s011; s000 × s001 left with the merge
