@@ -394,6 +394,8 @@ def format_event(e: dict[str, Any]) -> str:
 
 
 _WORKING = ("queued", "starting", "running")
+# What `pa wait` counts as failed (exit 1). A stop is the person's choice, not a failure.
+_WAIT_FAILED = ("failed", "interrupted")
 
 
 @main.command()
@@ -402,7 +404,8 @@ _WORKING = ("queued", "starting", "running")
 @click.option("--raw", is_flag=True, help="Print the agent's raw output lines.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
-    """Print a session's events (its output)."""
+    """Print a session's events (its output): all of them, page by page, up to its result
+    and final status; with -f, then keep following until it stops working."""
     be = _backend()
     be.refresh()
     sid = be.session(session_id)["id"]
@@ -423,6 +426,8 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 if text:
                     click.echo(text)
         if not follow:
+            if batch:  # a page (the server sends up to 1000 events): ask for the next one
+                continue
             break
         ended = not batch and be.session(sid)["status"] not in _WORKING
         if ended and not be.events(sid, after_seq=last):
@@ -437,9 +442,17 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
 @click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
 @click.option("--json", "as_json", is_flag=True)
 def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """Wait until each session stops working; non-zero exit if any failed.
+    """Wait until each session stops working (queued, starting or running).
 
     Also returns when a session needs input: it is waiting for you, not working.
+
+    \b
+    Exit codes:
+      0    none failed: each is idle, needs_input, stopped (by you, also before it
+           started), merged or discarded
+      1    at least one failed (also a turn timeout) or was interrupted (its agent
+           died with pa, e.g. a reboot)
+      124  --timeout passed while one was still working (listed on stderr)
     """
     be = _backend()
     ids = [be.session(x)["id"] for x in session_ids]
@@ -458,7 +471,7 @@ def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> 
             sys.exit(124)
         time.sleep(delay)
         delay = min(0.5, delay * 1.5)
-    bad = [s for s in sessions if s["status"] in ("failed", "interrupted", "stopped")]
+    bad = [s for s in sessions if s["status"] in _WAIT_FAILED]
     if as_json:
         _emit_json(sessions)
     else:
