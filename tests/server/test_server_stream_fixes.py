@@ -103,9 +103,10 @@ def test_last_event_id_above_the_newest_resumes_at_the_newest(
                 assert reset["id"] == newest
                 assert json.loads(reset["data"]) == {"last_id": newest, "requested": too_far}
                 [s] = srv.client.new_sessions(how, repo=repo_path, cmd=[PY, "-c", "print(1)"])
+                sid = s["id"]
                 msgs = rd.until(
-                    lambda m: any(
-                        x["data"] and json.loads(x["data"]).get("session_id") == s["id"] for x in m
+                    lambda m, sid=sid: any(
+                        x["data"] and json.loads(x["data"]).get("session_id") == sid for x in m
                     ),
                 )
                 got = json.loads(next(m["data"] for m in msgs if m["data"]))

@@ -12,8 +12,9 @@ client that reconnects before any event arrived still resumes at the right place
 idle connections alive. A resume point above the newest stored id (the database was
 reset since the client last saw an event) is clamped to the newest id, and the stream then
 first sends ``event: reset`` with ``{"last_id": <newest id>, "requested": <asked id>}``,
-so a client drops the ids it remembered and loads its state again. Event ids are assigned inside SQLite write transactions, which
-are serialised, so "everything after id N" is exact: nothing missed, nothing doubled.
+so a client drops the ids it remembered and loads its state again. Event ids are
+assigned inside SQLite write transactions, which are serialised, so "everything after
+id N" is exact: nothing missed, nothing doubled.
 """
 
 from __future__ import annotations
