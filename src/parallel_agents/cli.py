@@ -280,7 +280,8 @@ def _check_cell(chk: dict[str, Any] | None) -> str:
 @click.option("--status", "status", help="Only sessions with this status.")
 @click.option("--json", "as_json", is_flag=True)
 def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
-    """List sessions (● marks unread results)."""
+    """List live sessions: all but merged and discarded ones, the same set as the
+    dashboard's "live" filter (● marks unread results)."""
     from .errors import NotFound, UsageError
     from .models import Status
 
