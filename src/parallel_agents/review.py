@@ -700,7 +700,9 @@ class ConflictForecast:
 
     ``cache`` maps a sorted pair of commit ids to the conflicted paths of their merge
     (an empty list: the merge is clean). Commits are immutable, so the caller may keep
-    the mapping across calls and processes.
+    the mapping across calls and processes. A side may also be ``head@base`` (see
+    ``projected``): sessions forked from different base commits are compared on their
+    own changes only, each as if merged into the current base first.
     """
 
     def __init__(
