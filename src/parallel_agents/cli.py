@@ -329,7 +329,8 @@ def _check_cell(chk: dict[str, Any] | None) -> str:
 @click.option("--status", "status", help="Only sessions with this status.")
 @click.option("--json", "as_json", is_flag=True)
 def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
-    """List sessions (● marks unread results)."""
+    """List live sessions: all but merged and discarded ones, the same set as the
+    dashboard's "live" filter (● marks unread results)."""
     from .errors import NotFound, UsageError
     from .models import Status
 
@@ -448,6 +449,8 @@ def format_event(e: dict[str, Any]) -> str:
 
 
 _WORKING = ("queued", "starting", "running")
+# What `pa wait` counts as failed (exit 1). A stop is the person's choice, not a failure.
+_WAIT_FAILED = ("failed", "interrupted")
 
 
 @main.command()
@@ -456,7 +459,8 @@ _WORKING = ("queued", "starting", "running")
 @click.option("--raw", is_flag=True, help="Print the agent's raw output lines.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
-    """Print a session's events (its output)."""
+    """Print a session's events (its output): all of them, page by page, up to its result
+    and final status; with -f, then keep following until it stops working."""
     be = _backend()
     be.refresh()
     sid = be.session(session_id)["id"]
@@ -477,6 +481,8 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 if text:
                     click.echo(text)
         if not follow:
+            if batch:  # a page (the server sends up to 1000 events): ask for the next one
+                continue
             break
         ended = not batch and be.session(sid)["status"] not in _WORKING
         if ended and not be.events(sid, after_seq=last):
@@ -491,9 +497,17 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
 @click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
 @click.option("--json", "as_json", is_flag=True)
 def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """Wait until each session stops working; non-zero exit if any failed.
+    """Wait until each session stops working (queued, starting or running).
 
     Also returns when a session needs input: it is waiting for you, not working.
+
+    \b
+    Exit codes:
+      0    none failed: each is idle, needs_input, stopped (by you, also before it
+           started), merged or discarded
+      1    at least one failed (also a turn timeout) or was interrupted (its agent
+           died with pa, e.g. a reboot)
+      124  --timeout passed while one was still working (listed on stderr)
     """
     be = _backend()
     ids = [be.session(x)["id"] for x in session_ids]
@@ -512,7 +526,7 @@ def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> 
             sys.exit(124)
         time.sleep(delay)
         delay = min(0.5, delay * 1.5)
-    bad = [s for s in sessions if s["status"] in ("failed", "interrupted", "stopped")]
+    bad = [s for s in sessions if s["status"] in _WAIT_FAILED]
     if as_json:
         _emit_json(sessions)
     else:
