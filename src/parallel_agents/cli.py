@@ -211,7 +211,9 @@ def repo_move(name: str, new_path: str, as_json: bool) -> None:
 def repo_rm(name: str, as_json: bool) -> None:
     """Unregister a repository (its files are not touched).
 
-    Refused while it has live sessions. Works for a repository whose folder is gone.
+    Refused while it has live sessions. Works for a repository whose folder is gone: then
+    only sessions whose agent is still at work hold it up (pa stop ID), and the worktree
+    folders of its sessions are left exactly as they are (copy out what you need).
     """
     r = _backend().repo_rm(name)
     if as_json:

@@ -117,12 +117,19 @@ class App:
         repo = self.store.repo_by_name(name)
         if repo is None:
             raise NotFound(f"no registered repo named {name!r}", hint="see `pa repo ls`")
+        gone = not (Path(repo.path) / ".git").exists()
         live = [s for s in self.store.sessions(repo_id=repo.id) if s.status.live]
-        if live:
+        # A deleted repository's sessions cannot be merged or discarded any more (there is no
+        # git to archive into); their worktree folders are left exactly as they are, so
+        # unregistering loses no file. Only an agent still at work holds it up.
+        blocking = [s for s in live if s.status.active] if gone else live
+        if blocking:
             raise Conflict(
-                f"repo {name!r} still has {len(live)} live session(s): "
-                + ", ".join(s.id for s in live[:10]),
-                hint="merge or discard them first (pa discard ID)",
+                f"repo {name!r} still has {len(blocking)} live session(s): "
+                + ", ".join(s.id for s in blocking[:10]),
+                hint="stop them first (pa stop ID)"
+                if gone
+                else "merge or discard them first (pa discard ID)",
             )
         old = self.store.sessions(repo_id=repo.id)
         if old:
