@@ -30,6 +30,7 @@ class Backend(Protocol):
     def repo_add(self, path: str, name: str | None, base: str | None) -> dict[str, Any]: ...
     def repo_ls(self) -> list[dict[str, Any]]: ...
     def repo_rm(self, name: str) -> dict[str, Any]: ...
+    def repo_move(self, name: str, path: str) -> dict[str, Any]: ...
 
     # sessions
     def new(self, prompt: str, **kw: Any) -> dict[str, Any]: ...
@@ -39,7 +40,7 @@ class Backend(Protocol):
     def send(self, sid: str, prompt: str) -> dict[str, Any]: ...
     def stop(self, sid: str) -> dict[str, Any]: ...
     def discard(self, sid: str) -> dict[str, Any]: ...
-    def restore(self, sid: str) -> dict[str, Any]: ...
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]: ...
     def mark_read(self, sid: str) -> None: ...
 
     # review
@@ -82,6 +83,9 @@ class LocalBackend(Backend):
     def repo_rm(self, name: str) -> dict[str, Any]:
         return dict(self.app.remove_repo(name).__dict__)
 
+    def repo_move(self, name: str, path: str) -> dict[str, Any]:
+        return self.app.move_repo(name, path)
+
     def new(self, prompt: str, **kw: Any) -> dict[str, Any]:
         s = self.app.new_session(prompt, **kw)
         return _session_json(self.app, s.id)
@@ -118,8 +122,11 @@ class LocalBackend(Backend):
         d["archive"] = archive
         return d
 
-    def restore(self, sid: str) -> dict[str, Any]:
-        return _session_json(self.app, self.app.restore(sid).id)
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]:
+        s = self.app.restore(sid, archive)
+        d = _session_json(self.app, s.id)
+        d["notes"] = list(s.options.get("restore_notes") or [])
+        return d
 
     def mark_read(self, sid: str) -> None:
         self.app.mark_read(self.app.store.resolve_session(sid).id)
@@ -207,6 +214,10 @@ class RemoteBackend(Backend):
     def repo_rm(self, name: str) -> dict[str, Any]:
         return self.c.remove_repo(name)
 
+    def repo_move(self, name: str, path: str) -> dict[str, Any]:
+        body = {"path": str(Path(path).expanduser().absolute())}
+        return dict(self.c.request("POST", f"/repos/{name}/move", json_body=body))
+
     def new(self, prompt: str, **kw: Any) -> dict[str, Any]:
         repo = kw.pop("repo", None)
         cwd = kw.pop("cwd", None) or Path.cwd()
@@ -237,8 +248,8 @@ class RemoteBackend(Backend):
     def discard(self, sid: str) -> dict[str, Any]:
         return self.c.discard(sid)
 
-    def restore(self, sid: str) -> dict[str, Any]:
-        return self.c.restore(sid)
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]:
+        return self.c.restore(sid, archive)
 
     def mark_read(self, sid: str) -> None:
         self.c.mark_read(sid)

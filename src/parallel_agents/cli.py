@@ -139,7 +139,13 @@ def repo() -> None:
 @click.option("--base", help="Default base branch for new sessions (default: current branch).")
 @click.option("--json", "as_json", is_flag=True, help="Print the repo as JSON.")
 def repo_add(path: str, name: str | None, base: str | None, as_json: bool) -> None:
-    """Register the git repository at PATH (default: current directory)."""
+    """Register the git repository at PATH (default: current directory).
+
+    A registered repository that was moved to PATH is recognised (by the id pa keeps in
+    its .git/pa-repo-id, or by its links to known sessions' worktrees) and refused, with
+    the `pa repo move NAME PATH` to run instead; a copy whose original is still in place
+    is registered as a repository of its own.
+    """
     r = _backend().repo_add(path, name, base)
     if as_json:
         _emit_json(r)
@@ -159,15 +165,56 @@ def repo_ls(as_json: bool) -> None:
         click.echo("no repos registered; add one with `pa repo add PATH`")
         return
     _table(
-        ["NAME", "PATH", "BASE"], ([r["name"], r["path"], r["base"] or "(current)"] for r in repos)
+        ["NAME", "PATH", "BASE"],
+        (
+            [r["name"], r["path"] + _missing_mark(r["name"], r["path"]), r["base"] or "(current)"]
+            for r in repos
+        ),
     )
+
+
+def _missing_mark(name: str, path: str) -> str:
+    if (Path(path) / ".git").exists():
+        return ""
+    return f"  [MISSING: if moved, pa repo move {name} NEWPATH]"
+
+
+@repo.command("move")
+@click.argument("name")
+@click.argument("new_path", metavar="NEWPATH")
+@click.option("--json", "as_json", is_flag=True, help="Print what was re-pointed as JSON.")
+def repo_move(name: str, new_path: str, as_json: bool) -> None:
+    """Point repo NAME at NEWPATH, the folder you moved the repository to.
+
+    Runs `git worktree repair` so the sessions' worktrees (and git's records of them)
+    link to the moved repository again; files, branches and sessions are kept as they
+    are. Refuses (changing nothing) when NEWPATH is another repository, is registered
+    already, or when the old path still holds the repository (a copy, not a move:
+    register it with `pa repo add NEWPATH --name OTHER`).
+    """
+    res = _backend().repo_move(name, new_path)
+    if as_json:
+        _emit_json(res)
+        return
+    click.echo(f"{name}: {res['from']} → {res['to']}")
+    if res["relinked"]:
+        click.echo(f"re-linked the worktrees of {len(res['relinked'])} session(s)")
+    for u in res["unlinked"]:
+        click.echo(f"warning: {u['worktree']} (session {u['session']}) is not linked", err=True)
+    if res["unlinked"]:
+        click.echo("hint: see `pa doctor` for what is wrong with them", err=True)
 
 
 @repo.command("rm")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 def repo_rm(name: str, as_json: bool) -> None:
-    """Unregister a repository (its files are not touched)."""
+    """Unregister a repository (its files are not touched).
+
+    Refused while it has live sessions. Works for a repository whose folder is gone: then
+    only sessions whose agent is still at work hold it up (pa stop ID), and the worktree
+    folders of its sessions are left exactly as they are (copy out what you need).
+    """
     r = _backend().repo_rm(name)
     if as_json:
         _emit_json(r)
@@ -217,7 +264,11 @@ def new(
     interactive: bool,
     as_json: bool,
 ) -> None:
-    """Start a session: a new worktree and branch, and an agent working on PROMPT."""
+    """Start a session: a new worktree and branch, and an agent working on PROMPT.
+
+    Refused, registering nothing, inside a registered repository that was moved (run the
+    `pa repo move` it names) and for a registered repo whose folder is missing.
+    """
     from .cmdline import split_cmd
     from .errors import UsageError
 
@@ -280,7 +331,8 @@ def _check_cell(chk: dict[str, Any] | None) -> str:
 @click.option("--status", "status", help="Only sessions with this status.")
 @click.option("--json", "as_json", is_flag=True)
 def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
-    """List sessions (● marks unread results)."""
+    """List live sessions: all but merged and discarded ones, the same set as the
+    dashboard's "live" filter (● marks unread results)."""
     from .errors import NotFound, UsageError
     from .models import Status
 
@@ -379,6 +431,11 @@ def format_event(e: dict[str, Any]) -> str:
         cost = p.get("cost_usd")
         c = f", ${cost:.4f}" if isinstance(cost, int | float) else ""
         return f"· tokens in {p.get('input_tokens')} out {p.get('output_tokens')}{c}"
+    if k == "rollback" or (k == "status" and "rollback_to_turn" in p):
+        return (
+            f"↺ rolled back to turn {p.get('rollback_to_turn')}"
+            f" (the state before is kept at {p.get('undo_ref')})"
+        )
     if k == "status":
         if "from" not in p:
             return ""
@@ -394,6 +451,8 @@ def format_event(e: dict[str, Any]) -> str:
 
 
 _WORKING = ("queued", "starting", "running")
+# What `pa wait` counts as failed (exit 1). A stop is the person's choice, not a failure.
+_WAIT_FAILED = ("failed", "interrupted")
 
 
 @main.command()
@@ -402,7 +461,8 @@ _WORKING = ("queued", "starting", "running")
 @click.option("--raw", is_flag=True, help="Print the agent's raw output lines.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
-    """Print a session's events (its output)."""
+    """Print a session's events (its output): all of them, page by page, up to its result
+    and final status; with -f, then keep following until it stops working."""
     be = _backend()
     be.refresh()
     sid = be.session(session_id)["id"]
@@ -423,6 +483,8 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 if text:
                     click.echo(text)
         if not follow:
+            if batch:  # a page (the server sends up to 1000 events): ask for the next one
+                continue
             break
         ended = not batch and be.session(sid)["status"] not in _WORKING
         if ended and not be.events(sid, after_seq=last):
@@ -437,9 +499,17 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
 @click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
 @click.option("--json", "as_json", is_flag=True)
 def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """Wait until each session stops working; non-zero exit if any failed.
+    """Wait until each session stops working (queued, starting or running).
 
     Also returns when a session needs input: it is waiting for you, not working.
+
+    \b
+    Exit codes:
+      0    none failed: each is idle, needs_input, stopped (by you, also before it
+           started), merged or discarded
+      1    at least one failed (also a turn timeout) or was interrupted (its agent
+           died with pa, e.g. a reboot)
+      124  --timeout passed while one was still working (listed on stderr)
     """
     be = _backend()
     ids = [be.session(x)["id"] for x in session_ids]
@@ -458,7 +528,7 @@ def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> 
             sys.exit(124)
         time.sleep(delay)
         delay = min(0.5, delay * 1.5)
-    bad = [s for s in sessions if s["status"] in ("failed", "interrupted", "stopped")]
+    bad = [s for s in sessions if s["status"] in _WAIT_FAILED]
     if as_json:
         _emit_json(sessions)
     else:
@@ -492,7 +562,11 @@ def _simple(
 @click.argument("prompt", required=False)
 @click.option("--json", "as_json", is_flag=True)
 def send(session_id: str, prompt: str | None, as_json: bool) -> None:
-    """Send a follow-up: the next turn, in the same worktree and conversation."""
+    """Send a follow-up: the next turn, in the same worktree and conversation.
+
+    Refused up front (nothing is queued) when the session's repository is missing or its
+    worktree lost its link to it: `pa repo move NAME NEWPATH` re-links a moved repository.
+    """
     be = _backend()
     be.refresh()
     s = be.send(session_id, _read_prompt(prompt))
@@ -514,29 +588,74 @@ _simple(
 
 
 def _discarded(d: dict[str, Any]) -> str:
-    ref = (d.get("archive") or {}).get("ref")
-    return f"discarded {d['id']}" + (f"; archived as {ref} (pa restore {d['id']})" if ref else "")
+    a = d.get("archive") or {}
+    ref = a.get("ref")
+    head = f"discarded {d['id']}"
+    lines = [head + (f"; archived as {ref} (pa restore {d['id']})" if ref else "")]
+    if a.get("kind") == "full":
+        kept = ["commits, uncommitted and untracked files"]
+        if a.get("ignored"):
+            kept.append(f"{a['ignored']} ignored file(s)/folder(s)")
+        if a.get("index_kept"):
+            kept.append("the staging area")
+        if a.get("empty_dirs"):
+            kept.append(f"{a['empty_dirs']} empty folder(s)")
+        if a.get("nested"):
+            kept.append("nested repos " + ", ".join(p + "/" for p in a["nested"]))
+        lines.append("kept: " + "; ".join(kept))
+    lines += [f"note: {n}" for n in a.get("notes") or []]
+    return "\n".join(lines)
 
 
 _simple(
     "discard",
-    "Remove a session's worktree and branch, archiving its final state first.",
+    "Remove a session's worktree and branch, archiving its final state first under a new "
+    "refs/pa/archive/<id> ref (an existing archive is never overwritten): commits, "
+    "uncommitted, untracked and ignored files, the staging area, empty folders, and nested "
+    "repositories (moved whole next to the archive, in .git/pa-archive/). Not kept: caches "
+    "such as node_modules, .venv, __pycache__ and ignored files over 50 MB (listed in the "
+    "output). If it is interrupted, run it again or `pa doctor --repair`: both finish it "
+    "from the complete archive. Undo with `pa restore ID`.",
     lambda be, sid: be.discard(sid),
     _discarded,
 )
-_simple(
-    "restore",
-    "Bring a discarded session's worktree and branch back from its archive.",
-    lambda be, sid: be.restore(sid),
-    lambda d: f"restored {d['id']} at {d['worktree']} on {d['branch']}",
+
+
+@main.command()
+@click.argument("session_id")
+@click.option(
+    "--archive",
+    "archive_ref",
+    metavar="REF",
+    help="Restore from this archive ref (e.g. refs/pa/archive/orphan-… made by pa doctor).",
 )
+@click.option("--json", "as_json", is_flag=True)
+def restore(session_id: str, archive_ref: str | None, as_json: bool) -> None:
+    """Bring a discarded session's worktree and branch back from its archive: files,
+    ignored files, staging area, empty folders and nested repos. Also brings back a session
+    whose worktree is gone from the archive `pa doctor` made of it (refs/pa/archive/orphan-…),
+    or from --archive REF. A branch of the same name that has commits the archive lacks is
+    never moved: the session continues on BRANCH-restored and the output says so."""
+    be = _backend()
+    be.refresh()
+    d = be.restore(session_id, archive_ref)
+    if as_json:
+        _emit_json(d)
+        return
+    click.echo(f"restored {d['id']} at {d['worktree']} on {d['branch']}")
+    for n in d.get("notes") or []:
+        click.echo(f"note: {n}")
 
 
 @main.command()
 @click.argument("session_id")
 @click.option("--stat", is_flag=True, help="Summary of changed files and lines.")
 @click.option("--name-only", is_flag=True, help="Only the changed paths.")
-@click.option("--turn", type=int, help="Only what this turn changed.")
+@click.option(
+    "--turn",
+    type=int,
+    help="Only what this turn changed, from where it started (after a rollback: its target).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Changed files with counts as JSON.")
 def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json: bool) -> None:
     """What the session changed against its base: commits, uncommitted and untracked files."""
@@ -555,7 +674,15 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
 @click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(session_id: str, turn: int, as_json: bool) -> None:
-    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
+    """Restore the worktree to the end of a turn (the present is checkpointed first, staging
+    area included, under refs/pa/sessions/ID/before-rollback/…). Ignored files are left as
+    they are. Turn checkpoints do not record the staging area: afterwards nothing is staged
+    (the index matches the turn's HEAD), and the output says so.
+
+    The next turn starts from there (its `pa diff --turn` shows only its own changes) and
+    the conversation shows "rolled back to turn N". Refused while the agent works or when
+    the session's repository is missing.
+    """
     be = _backend()
     be.refresh()
     res = be.rollback(session_id, turn)
@@ -567,6 +694,8 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
             f"worktree restored to turn {turn} ({res['commit'][:10]}); "
             f"the previous state is kept at {res['undo_ref']}"
         )
+        if res.get("note"):
+            click.echo(f"note: {res['note']}")
 
 
 @main.command()
@@ -603,20 +732,29 @@ def check(
 @click.option("--repo", "repo_ref", help="Only this repo.")
 @click.option("--json", "as_json", is_flag=True)
 def conflicts(repo_ref: str | None, as_json: bool) -> None:
-    """Forecast: does each live session merge cleanly, and which pairs conflict?"""
+    """Forecast: does each live session merge cleanly, and which pairs conflict?
+
+    A repository that is missing (moved or deleted) is skipped and flagged; the others are
+    still forecast.
+    """
     be = _backend()
     be.refresh()
     fc = be.conflicts(repo_ref)
     if as_json:
         _emit_json(fc)
         return
+    for sk in fc.get("skipped") or []:
+        click.echo(f"warning: repo {sk['repo']} not forecast: {sk['reason']}", err=True)
+        click.echo(f"hint: {sk['hint']}", err=True)
     if not fc["sessions"]:
         click.echo("no live sessions")
         return
     rows = []
     for sid, info in fc["sessions"].items():
         base = (
-            "clean"
+            f"SKIPPED: {info['skipped']}"
+            if info.get("skipped")
+            else "clean"
             if info["clean_with_base"]
             else "CONFLICT: " + ", ".join(info["base_conflict_paths"][:5])
         )
@@ -640,6 +778,12 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
     is_flag=True,
     help="On a conflict, send the agent a follow-up to merge the new base and resolve.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move the target branch even where it is checked out and git cannot update "
+    "the files there; pa then says how to bring them along.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def merge(
     session_ids: tuple[str, ...],
@@ -647,13 +791,28 @@ def merge(
     into: str | None,
     message: str | None,
     fix_conflicts: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Merge sessions in order onto the target branch (a merge queue).
 
-    Each session's worktree is checkpointed first, so uncommitted work is included. The
-    result is computed without a working tree and the branch moves atomically; the queue
-    stops at the first conflict or failed check and leaves what merged so far merged.
+    Keeps: the agent's own commits; uncommitted work in a worktree becomes one commit
+    whose message is the session's title and prompts (none when there is nothing
+    uncommitted, and no empty commits). The result is computed without a working tree.
+
+    Wherever the target branch is checked out (your main checkout or a linked
+    worktree) its index and files move with the branch, under one per-repo lock, keeping
+    your local changes git can carry (like `git merge --ff-only`). Refuses (exit 1,
+    status checkout_blocked, branch not moved) when git cannot update them: changes or
+    untracked files in the way, or a held index.lock; fix that and run it again, or use
+    --force (the branch moves; exit 1 while a checkout is left behind, which
+    `pa doctor --repair` brings along once the files in the way are gone). Refuses
+    while the target is checked out in a running session's worktree.
+
+    The queue stops at the first conflict, failed check or blocked checkout and leaves
+    what merged so far merged. Running it again is safe: work already merged is not
+    merged twice, and a merge interrupted after moving the branch is finished first
+    (`pa doctor --repair` finishes it too).
     """
     be = _backend()
     be.refresh()
@@ -663,6 +822,7 @@ def merge(
         into=into,
         message=message,
         fix_conflicts=fix_conflicts,
+        force=force,
     )
     if as_json:
         _emit_json(rep)
@@ -680,7 +840,7 @@ def merge(
                 click.echo(it["check"]["output_tail"].rstrip()[-1500:])
         for note in rep["notes"]:
             click.echo(f"note: {note}")
-    if not rep["ok"]:
+    if not rep["ok"] or rep.get("checkouts_behind"):
         sys.exit(1)
 
 

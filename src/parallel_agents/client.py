@@ -321,8 +321,13 @@ class Client:
             self.request("POST", f"/sessions/{sid}/discard", timeout=max(self.timeout, 120))
         )
 
-    def restore(self, sid: str) -> dict[str, Any]:
-        return dict(self.request("POST", f"/sessions/{sid}/restore"))
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]:
+        body = {"archive": archive} if archive else None
+        return dict(
+            self.request(
+                "POST", f"/sessions/{sid}/restore", json_body=body, timeout=max(self.timeout, 120)
+            )
+        )
 
     def mark_read(self, sid: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/sessions/{sid}/read"))
@@ -426,8 +431,8 @@ class Client:
                     for msg in parse_sse(lines):
                         if msg["id"] is not None:
                             last = msg["id"]
-                        if msg["data"] is None:
-                            continue
+                        if msg["data"] is None or msg["event"] == "reset":
+                            continue  # a reset only moves the resume point (server/sse.py)
                         yield json.loads(msg["data"])
                 except (OSError, HTTPException) as e:
                     raise _Unreachable(e) from e

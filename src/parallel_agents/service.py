@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 import secrets
+import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import git, pool, worktrees
+from . import git, pool, repo_identity, worktrees
 from .agents import get_agent
 from .config import Settings, load_repo_config, load_settings
 from .errors import Conflict, NotFound, PAError, UsageError
@@ -62,12 +63,21 @@ class App:
         existing = self.store.repo_by_path(str(top))
         if existing is not None:
             raise UsageError(f"{top} is already registered as {existing.name!r}")
+        moved = repo_identity.find_moved(self.store, top)
+        if moved is not None:
+            raise repo_identity.moved_error(moved[0], top, moved[1])
         name = name or top.name
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
             raise UsageError(
                 f"repo name {name!r} may only contain letters, digits, '.', '_' and '-'"
             )
-        return self.store.add_repo(name, str(top), base)
+        r = self.store.add_repo(name, str(top), base)
+        repo_identity.claim(self.store, r)
+        return r
+
+    def move_repo(self, name: str, path: str | Path) -> dict[str, Any]:
+        """Re-point repo ``name`` at the folder it was moved to; repair worktree links."""
+        return repo_identity.move(self.store, name, Path(path))
 
     def find_repo(self, ref: str | None, cwd: Path | None = None, *, register: bool = True) -> Repo:
         """A repo by name or path; with no ref, the git repo around ``cwd``."""
@@ -86,7 +96,13 @@ class App:
         top = validate_repo_path(p)
         found = self.store.repo_by_path(str(top))
         if found:
+            if self.store.repo_uid(found.id) is None:  # registered before repo ids existed
+                repo_identity.claim(self.store, found)
             return found
+        # Never a second registration of a registered repository that was moved here.
+        moved = repo_identity.find_moved(self.store, top)
+        if moved is not None:
+            raise repo_identity.moved_error(moved[0], top, moved[1])
         if not register:
             raise NotFound(f"{top} is not a registered repo", hint="pa repo add " + str(top))
         name = (
@@ -94,18 +110,27 @@ class App:
             if self.store.repo_by_name(top.name) is None
             else f"{top.name}-{secrets.token_hex(2)}"
         )
-        return self.store.add_repo(name, str(top), None)
+        r = self.store.add_repo(name, str(top), None)
+        repo_identity.claim(self.store, r)
+        return r
 
     def remove_repo(self, name: str) -> Repo:
         repo = self.store.repo_by_name(name)
         if repo is None:
             raise NotFound(f"no registered repo named {name!r}", hint="see `pa repo ls`")
+        gone = not (Path(repo.path) / ".git").exists()
         live = [s for s in self.store.sessions(repo_id=repo.id) if s.status.live]
-        if live:
+        # A deleted repository's sessions cannot be merged or discarded any more (there is no
+        # git to archive into); their worktree folders are left exactly as they are, so
+        # unregistering loses no file. Only an agent still at work holds it up.
+        blocking = [s for s in live if s.status.active] if gone else live
+        if blocking:
             raise Conflict(
-                f"repo {name!r} still has {len(live)} live session(s): "
-                + ", ".join(s.id for s in live[:10]),
-                hint="merge or discard them first (pa discard ID)",
+                f"repo {name!r} still has {len(blocking)} live session(s): "
+                + ", ".join(s.id for s in blocking[:10]),
+                hint="stop them first (pa stop ID)"
+                if gone
+                else "merge or discard them first (pa discard ID)",
             )
         old = self.store.sessions(repo_id=repo.id)
         if old:
@@ -115,7 +140,8 @@ class App:
                     db.execute("DELETE FROM turns WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM checkpoints WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM sessions WHERE id = ?", (s.id,))
-        pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
+        if (Path(repo.path) / ".git").exists():  # a deleted repo has no git to clean up
+            pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
         self.store.remove_repo(repo.id)
         return repo
 
@@ -153,6 +179,8 @@ class App:
         model = model or settings.get("model")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
+        if not (repo_path / ".git").exists():
+            raise repo_identity.missing_repo_error(r)
         base_ref, base_commit = _start_point(repo_path, base or r.base)
         if base_commit is None:
             raise UsageError(
@@ -190,6 +218,7 @@ class App:
         try:
             if not pool.take(self.settings, repo_path, r.name, wt, branch, base_commit):
                 worktrees.create(repo_path, wt, branch, base_commit)
+            worktrees.mark_owner(wt, self.settings.home)
             if rcfg.copy:
                 worktrees.copy_untracked(repo_path, wt, rcfg.copy)
         except (PAError, OSError) as e:
@@ -214,6 +243,8 @@ class App:
         if s.interactive and s.status != Status.DISCARDED:
             from .runtime import tmux
 
+            repo_identity.require_usable(self.store, s)
+
             # Types into the live TUI, or restarts it (resuming the agent's own session).
             tmux.send_text(self, s, prompt)
             return self.store.session(s.id)
@@ -231,6 +262,8 @@ class App:
                 f"the worktree of session {s.id} is gone ({s.worktree})",
                 hint=f"pa discard {s.id} to clean up",
             )
+        # An agent in a worktree cut off from its repository works blind (no checkpoints).
+        repo_identity.require_usable(self.store, s)
         with self.store.tx() as db:
             self.store.add_turn(db, s.id, prompt, {})
             self.store.set_status(s.id, Status.QUEUED, db=db, error=None)
@@ -253,7 +286,14 @@ class App:
         self.store.update_session(sid, unread=False)
 
     def discard(self, sid: str) -> tuple[Session, dict[str, Any]]:
-        """Archive the final state under refs/pa/archive/<id>, then remove worktree and branch."""
+        """Archive the final state (see ``archive.py``: files, ignored files, staging area,
+        empty folders, nested repositories) under a new ``refs/pa/archive/<id>…`` ref, then
+        remove worktree and branch.
+
+        Crash-safe: the archive is complete and recorded as the session's ``discarding``
+        intent before anything is removed; a retry (or ``pa doctor --repair``) finishes
+        from that intent and never archives the half-removed worktree again.
+        """
         s = self.store.resolve_session(sid)
         if s.status == Status.DISCARDED:
             raise Conflict(f"session {s.id} is already discarded", hint=f"pa restore {s.id}")
@@ -262,33 +302,103 @@ class App:
             s = self.store.session(s.id)
         local.end_tagged(s.id)  # nothing the agent started may live on in a deleted worktree
         repo_path = Path(self.store.repo(s.repo_id).path)
-        archive = archive_session(repo_path, s)
-        worktrees.remove(repo_path, Path(s.worktree), s.branch)
+        if not s.options.get("discarding"):
+            archive = archive_session(repo_path, s, stash=False)
+            opts = dict(s.options)
+            opts["discarding"] = archive
+            self.store.update_session(s.id, options=opts)
+            s = self.store.session(s.id)
+        return self.finish_discard(s)
+
+    def finish_discard(self, s: Session) -> tuple[Session, dict[str, Any]]:
+        """Second half of a discard, from its recorded intent (idempotent)."""
+        from . import archive as archive_mod
+
+        archive = dict(s.options["discarding"])
+        repo_path = Path(self.store.repo(s.repo_id).path)
+        wt = Path(s.worktree)
+        if archive.get("ref") and archive.get("nested"):
+            archive_mod.stash_nested(repo_path, wt, archive["ref"], archive["nested"])
+        try:
+            worktrees.remove(repo_path, wt, s.branch)
+        except PAError as e:
+            raise PAError(
+                f"the discard of {s.id} could not finish: {e.message}",
+                hint=f"its archive {archive.get('ref')} is complete and kept; run "
+                f"`pa doctor --repair` (it finishes the discard), or fix the cause and run "
+                f"`pa discard {s.id}` again",
+            ) from e
         opts = dict(s.options)
+        opts.pop("discarding", None)
         opts["archive"] = archive
         self.store.set_status(s.id, Status.DISCARDED, options=opts)
         return self.store.session(s.id), archive
 
-    def restore(self, sid: str) -> Session:
+    def restore(self, sid: str, archive_ref: str | None = None) -> Session:
+        """Bring a session back from its archive (or from ``archive_ref``, e.g. one of
+        ``pa doctor``'s ``refs/pa/archive/orphan-…``). Never moves an existing branch
+        that has commits the archive lacks: the session then gets a new branch name."""
         s = self.store.resolve_session(sid)
-        if s.status != Status.DISCARDED:
-            raise Conflict(f"session {s.id} is {s.status.value}, not discarded")
+        if s.options.get("discarding") and s.status != Status.DISCARDED:
+            s, _ = self.finish_discard(s)  # a discard that crashed half-way
         repo_path = Path(self.store.repo(s.repo_id).path)
-        ref = ARCHIVE_PREFIX + s.id
+        wt = Path(s.worktree)
+        if archive_ref is None and s.status != Status.DISCARDED:
+            archive_ref = _orphan_archive(repo_path, s) if not wt.is_dir() else None
+            if archive_ref is None:
+                raise Conflict(
+                    f"session {s.id} is {s.status.value}, not discarded",
+                    hint="its worktree is there: nothing to restore"
+                    if wt.is_dir()
+                    else f"no archive of it was found; name one: pa restore {s.id} --archive REF",
+                )
+        info = dict(s.options.get("archive") or {})
+        ref = archive_ref or info.get("ref") or ARCHIVE_PREFIX + s.id
+        if archive_ref is not None and not archive_ref.startswith("refs/"):
+            ref = ARCHIVE_PREFIX + archive_ref
         commit = git.rev_parse(repo_path, ref)
+        if commit is None and archive_ref is None:
+            # No archive of its own: pa doctor may have archived its leftover worktree.
+            archive_ref = _orphan_archive(repo_path, s)
+            if archive_ref is not None:
+                ref, commit = archive_ref, git.rev_parse(repo_path, archive_ref)
         if commit is None:
             raise NotFound(f"no archive {ref} in {repo_path}: nothing to restore")
-        kind = (s.options.get("archive") or {}).get("kind", "checkpoint")
-        wt = Path(s.worktree)
+        kind = _archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
         if wt.exists() and any(wt.iterdir()):
             raise Conflict(f"{wt} exists and is not empty; move it away first")
+        from . import archive as archive_mod
         from . import review
 
-        head = commit if kind == "branch" else git.out(["rev-parse", f"{commit}^"], repo_path)
-        worktrees.attach(repo_path, wt, s.branch, head)
-        if kind != "branch":
+        if kind == "branch":
+            head = commit
+        elif kind == "files":
+            head = s.base_commit
+        else:
+            head = git.out(["rev-parse", f"{commit}^"], repo_path)
+        branch = _free_branch(repo_path, s.branch, head)
+        worktrees.attach(repo_path, wt, branch, head)
+        worktrees.mark_owner(wt, self.settings.home)
+        notes: list[str] = []
+        if kind == "files":
+            _checkout_tree(wt, commit)
+        elif kind != "branch":
             review.restore(wt, commit)
-        self.store.set_status(s.id, Status.IDLE, unread=False)
+            notes = archive_mod.restore_extras(repo_path, wt, commit, ref)
+        if branch != s.branch:
+            notes.append(
+                f"branch {s.branch} has commits the archive does not have (or is checked "
+                f"out elsewhere): it was left as it is and the session now works on {branch}"
+            )
+        opts = dict(s.options)
+        opts["restore_notes"] = notes
+        fields: dict[str, Any] = {"options": opts}
+        if branch != s.branch:
+            fields["branch"] = branch
+        if s.status == Status.DISCARDED:
+            self.store.set_status(s.id, Status.IDLE, unread=False, **fields)
+        else:
+            self.store.update_session(s.id, **fields)
         return self.store.session(s.id)
 
     def refresh(self) -> None:
@@ -299,20 +409,85 @@ class App:
         self.sup.run_pending_checks()
 
 
-def archive_session(repo_path: Path, s: Session) -> dict[str, Any]:
-    """Store the session's final state, uncommitted files included, under an archive ref."""
-    ref = ARCHIVE_PREFIX + s.id
+def archive_session(repo_path: Path, s: Session, *, stash: bool = True) -> dict[str, Any]:
+    """Store the session's final state under a new archive ref (never overwriting one):
+    uncommitted, untracked and ignored files, the staging area, empty folders, and (with
+    ``stash``) its nested repositories moved next to the archive."""
+    from . import archive as archive_mod
+
     wt = Path(s.worktree)
     if wt.is_dir() and (wt / ".git").exists():
-        from . import review
-
-        commit = review.checkpoint(wt, ref, f"pa archive of session {s.id}: {s.title}")
-        return {"ref": ref, "commit": commit, "kind": "checkpoint"}
+        snap = archive_mod.snapshot(wt, f"pa archive of session {s.id}: {s.title}")
+        ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, snap.commit)
+        if stash and snap.nested:
+            archive_mod.stash_nested(repo_path, wt, ref, snap.nested)
+        return {"ref": ref, "commit": snap.commit, "kind": "full", **snap.to_json()}
     head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
     if head is None:
         return {"ref": None, "commit": None, "kind": "none"}
-    git.run(["update-ref", ref, head], repo_path)
+    ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, head)
     return {"ref": ref, "commit": head, "kind": "branch"}
+
+
+def _orphan_archive(repo_path: Path, s: Session) -> str | None:
+    """The newest archive of this session whose worktree is gone: its own (a merge with
+    ``merge.remove_worktree``) or one ``pa doctor`` made of its worktree, folder or branch."""
+    from .doctor import ORPHAN_PREFIX, _safe
+
+    r = git.run(
+        [
+            "for-each-ref",
+            "--sort=-creatordate",
+            "--format=%(refname)",
+            ARCHIVE_PREFIX,
+        ],
+        repo_path,
+        check=False,
+    )
+    wanted = (ARCHIVE_PREFIX + s.id, ORPHAN_PREFIX + s.id, ORPHAN_PREFIX + _safe(s.branch))
+    for ref in r.stdout.split():
+        if any(ref == w or ref.startswith(w + "-") for w in wanted):
+            return ref
+    return None
+
+
+def _archive_kind(repo_path: Path, commit: str) -> str:
+    """How to bring back an archive whose kind was not recorded (one of doctor's)."""
+    from . import archive as archive_mod
+
+    if archive_mod.extras_of(repo_path, commit):
+        return "full"
+    msg = git.out(["log", "-1", "--format=%s", commit], repo_path)
+    if msg.startswith("pa doctor: archive of folder"):
+        return "files"
+    if msg.startswith(("pa doctor: archive of orphan worktree", "pa: archive of", "pa archive")):
+        return "checkpoint"
+    return "branch"
+
+
+def _free_branch(repo_path: Path, branch: str, head: str) -> str:
+    """``branch`` when it does not exist or holds nothing ``head`` lacks (and no other
+    worktree has it checked out); else a new name, so commits added to the branch
+    meanwhile (after `pa pr`, say) are never moved away."""
+    tip = git.rev_parse(repo_path, f"refs/heads/{branch}")
+    if tip is None:
+        return branch
+    r = git.run(["merge-base", "--is-ancestor", tip, head], repo_path, check=False)
+    if r.returncode == 0 and branch not in worktrees.registered_worktrees(repo_path).values():
+        return branch
+    for n in range(1, 100):
+        name = f"{branch}-restored{'' if n == 1 else f'-{n}'}"
+        if not git.ref_exists(repo_path, f"refs/heads/{name}"):
+            return name
+    raise Conflict(f"branch {branch} exists with other commits", hint="rename it, then restore")
+
+
+def _checkout_tree(wt: Path, commit: str) -> None:
+    """Write a parentless archive's files (doctor's archive of a bare folder) into ``wt``."""
+    with tempfile.TemporaryDirectory(prefix="pa-restore-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git.run(["read-tree", commit], wt, env=env)
+        git.run(["checkout-index", "-a", "-f"], wt, env=env)
 
 
 def _exists(p: Path) -> bool:
