@@ -7,6 +7,7 @@ that need them so `pa ls` starts fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -67,6 +68,27 @@ _STATUS_STYLE = {
     "merged": "blue",
     "discarded": "dim",
 }
+
+
+# C0 controls but tab and newline, DEL, and C1 controls: a terminal acts on these.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with terminal control characters shown as escapes (``\\x1b``), so a
+    title or prompt can never move the cursor, retitle the window or change colours."""
+    out = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return out if keep_newlines else out.replace("\n", "\\n")
+
+
+def _text_cell(text: str) -> str:
+    """A table cell of user text: escaped for the terminal, and for rich's markup on a tty."""
+    safe = printable(text)
+    if _tty():
+        from rich.markup import escape
+
+        return escape(safe)
+    return safe
 
 
 def _status_cell(status: str) -> str:
@@ -254,9 +276,9 @@ def _session_row(s: dict[str, Any]) -> list[str]:
     mark = "●" if s["unread"] else " "
     return [
         f"{mark} {s['id']}",
-        s["repo_name"],
-        s["title"][:40],
-        s["agent"],
+        _text_cell(s["repo_name"]),
+        _text_cell(s["title"][:40]),
+        _text_cell(s["agent"]),
         _status_cell(s["status"]),
         str(s["turns"]),
         f"${s['cost_usd']:.2f}" if s["cost_usd"] else "-",
@@ -351,14 +373,14 @@ def show(session_id: str, as_json: bool) -> None:
             ("check", f"{verdict} ({chk['command']}, {chk['duration_s']:.1f}s, turn {chk['turn']})")
         )
     for k, v in lines:
-        click.echo(f"{k:>14}: {v}")
+        click.echo(f"{k:>14}: {printable(v)}")
     for t in s["turns"]:
         state = t["status"] + (f" (exit {t['exit_code']})" if t["exit_code"] is not None else "")
         first = t["prompt"].strip().splitlines()[0][:60] if t["prompt"].strip() else ""
         tokens = f" {t['input_tokens']}/{t['output_tokens']} tok" if t["input_tokens"] else ""
-        click.echo(f"{'turn ' + str(t['n']):>14}: {state}{tokens}  {first}")
+        click.echo(f"{'turn ' + str(t['n']):>14}: {state}{tokens}  {printable(first)}")
         if t["error"]:
-            click.echo(f"{'':>14}  {t['error'].strip()[-400:]}")
+            click.echo(f"{'':>14}  {printable(t['error'].strip()[-400:], keep_newlines=True)}")
 
 
 def format_event(e: dict[str, Any]) -> str:

@@ -31,6 +31,38 @@ def slugify(text: str, max_len: int = 24) -> str:
     return slug or "session"
 
 
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REPO_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_text(what: str, text: str) -> None:
+    """Refuse text no process can receive (argv, environment and files are C strings)."""
+    if "\0" in text:
+        raise UsageError(
+            f"the {what} contains a NUL byte (\\0), which no program can receive",
+            hint=f"remove the NUL bytes from the {what}",
+        )
+
+
+def check_env(env: dict[str, str]) -> None:
+    """Refuse environment entries the agent's process could not be started with."""
+    for key, value in env.items():
+        if not _ENV_KEY.fullmatch(key):
+            raise UsageError(
+                f"environment variable name {key!r} is not valid",
+                hint="names are letters, digits and '_', not starting with a digit",
+            )
+        check_text(f"value of environment variable {key}", value)
+
+
+def safe_repo_name(name: str) -> str:
+    """``name`` made into a valid repo name (what `pa repo add` accepts)."""
+    if _REPO_NAME.fullmatch(name) and name not in (".", ".."):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return slug or "repo"
+
+
 def default_title(prompt: str) -> str:
     first = prompt.strip().splitlines()[0] if prompt.strip() else "session"
     return first[:72]
@@ -62,7 +94,7 @@ class App:
         if existing is not None:
             raise UsageError(f"{top} is already registered as {existing.name!r}")
         name = name or top.name
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        if not _REPO_NAME.fullmatch(name) or name in (".", ".."):
             raise UsageError(
                 f"repo name {name!r} may only contain letters, digits, '.', '_' and '-'"
             )
@@ -88,10 +120,12 @@ class App:
             return found
         if not register:
             raise NotFound(f"{top} is not a registered repo", hint="pa repo add " + str(top))
+        # The same names `pa repo add` accepts: the name travels in URLs and commands.
+        base_name = safe_repo_name(top.name)
         name = (
-            top.name
-            if self.store.repo_by_name(top.name) is None
-            else f"{top.name}-{secrets.token_hex(2)}"
+            base_name
+            if self.store.repo_by_name(base_name) is None
+            else f"{base_name}-{secrets.token_hex(2)}"
         )
         return self.store.add_repo(name, str(top), None)
 
@@ -136,6 +170,11 @@ class App:
     ) -> Session:
         if not prompt.strip() and not interactive:
             raise UsageError("the prompt is empty", hint="say what the agent should do")
+        check_text("prompt", prompt)
+        if title is not None:
+            check_text("title", title)
+        if env:
+            check_env(env)
         agent_name = agent or ("command" if cmd else str(self.settings.default_agent))
         adapter = get_agent(agent_name)
         if agent_name == "command" and not cmd:
@@ -210,6 +249,7 @@ class App:
         s = self.store.resolve_session(sid)
         if not prompt.strip():
             raise UsageError("the follow-up prompt is empty")
+        check_text("prompt", prompt)
         if s.interactive and s.status != Status.DISCARDED:
             from .runtime import tmux
 
