@@ -708,7 +708,16 @@ def merge(
 @click.option("--draft", is_flag=True, help="Open the pull request as a draft.")
 @click.option("--json", "as_json", is_flag=True)
 def pr(session_id: str, draft: bool, as_json: bool) -> None:
-    """Push the session's branch and open a pull request with the `gh` CLI."""
+    """Commit the session's work, push its branch to origin and open a pull request.
+
+    Uncommitted changes in the worktree are committed onto the session's branch first, as
+    one commit with the merge's message (title and prompts); files put there by `copy =
+    [...]` stay out unless the agent changed them (then a WARNING note names them). The
+    worktree's files are not touched. Refuses, before committing or pushing anything, while
+    the agent is working, when there is no `origin` remote, or when the GitHub CLI (`gh`)
+    is missing or not logged in (`gh auth login`). If gh fails after the push, the pushed
+    branch stays; fix what gh says and run pa pr again.
+    """
     be = _backend()
     res = be.pr(session_id, draft)
     if as_json:

@@ -198,6 +198,8 @@ class App:
                 hint="pass an existing branch, tag or commit with --base",
             )
         rcfg = load_repo_config(repo_path)  # validate before creating anything
+        if rcfg.copy:
+            worktrees.plan_copy(repo_path, rcfg.copy)  # refuses escapes before any git work
         sid = secrets.token_hex(4)
         title = (title or default_title(prompt)).strip() or "session"
         branch = f"pa/{slugify(title)}-{sid}"
@@ -228,12 +230,19 @@ class App:
         try:
             if not pool.take(self.settings, repo_path, r.name, wt, branch, base_commit):
                 worktrees.create(repo_path, wt, branch, base_commit)
-            if rcfg.copy:
-                worktrees.copy_untracked(repo_path, wt, rcfg.copy)
         except (PAError, OSError) as e:
             msg = f"could not create the worktree: {e}"
             self.store.set_status(sid, Status.FAILED, error=msg)
             raise PAError(msg) from e
+        if rcfg.copy:
+            try:
+                worktrees.copy_untracked(repo_path, wt, rcfg.copy)
+            except (PAError, OSError) as e:
+                # Nothing of anyone's work is in the fresh worktree yet: no half-made one stays.
+                worktrees.remove(repo_path, wt, branch)
+                msg = f"could not copy the files of copy = [...] into the worktree: {e}"
+                self.store.set_status(sid, Status.FAILED, error=msg)
+                raise PAError(msg, hint="fix copy = [...] in .parallel-agents.toml") from e
         with self.store.tx() as db:
             self.store.add_turn(db, sid, prompt, {})
             self.store.set_status(sid, Status.QUEUED, db=db)
