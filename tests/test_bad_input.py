@@ -130,3 +130,15 @@ def test_hanging_setup_stopped_by_timeout_is_reported_as_a_timeout(repo: Path) -
     assert shown["status"] == "failed", shown
     assert "setup command timed out after 1 s" in shown["error"], shown["error"]
     assert "exit code" not in shown["error"]
+
+
+def test_nul_in_a_follow_up_or_cmd_is_refused(repo: Path) -> None:
+    """issue 11 G: a follow-up prompt with NUL is refused and queues no turn; so is an
+    argument of --cmd with NUL (via stdin of `pa send`, and the API's argv list)."""
+    s = new_json("x", "--cmd", "true", cwd=repo)
+    sid = str(s["id"])
+    assert pa("wait", "--timeout", "60", sid).returncode == 0
+    p = pa("send", sid, "-", input="again\0")
+    assert p.returncode == 2 and "NUL" in p.stderr, p.stderr
+    shown = json.loads(pa("show", sid, "--json").stdout)
+    assert shown["status"] == "idle" and len(shown["turns"]) == 1

@@ -222,7 +222,8 @@ def _read_prompt(prompt: str | None) -> str:
     "env_pairs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Extra environment for the agent (repeatable); kept out of logs and events.",
+    help="Extra environment for the agent (repeatable); kept out of logs and events. "
+    "KEY is letters, digits and '_' (not starting with a digit).",
 )
 @click.option("--interactive", is_flag=True, help="Run the agent's own TUI in tmux (pa attach).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")

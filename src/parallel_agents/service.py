@@ -171,8 +171,11 @@ class App:
         if not prompt.strip() and not interactive:
             raise UsageError("the prompt is empty", hint="say what the agent should do")
         check_text("prompt", prompt)
-        if title is not None:
-            check_text("title", title)
+        for what, value in (("title", title), ("model", model), ("base", base)):
+            if value is not None:
+                check_text(what, value)
+        for arg in cmd or []:
+            check_text("--cmd", arg)
         if env:
             check_env(env)
         agent_name = agent or ("command" if cmd else str(self.settings.default_agent))

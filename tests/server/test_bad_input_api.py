@@ -24,6 +24,8 @@ from .conftest import Srv, pa_cli
         ("env", {"OK": "a\0b"}),
         ("prompt", "do\0 it"),
         ("title", "t\0"),
+        ("cmd", ["true", "a\0b"]),
+        ("model", "m\0"),
     ],
 )
 def test_api_refuses_input_no_process_can_receive(
@@ -33,9 +35,11 @@ def test_api_refuses_input_no_process_can_receive(
     session whose turn then dies as 'interrupted — machine restarted?'."""
     srv = start_server()
     prompt = str(value) if field == "prompt" else "x"
-    extra: dict[str, Any] = {} if field == "prompt" else {field: value}
+    kw: dict[str, Any] = {"repo": str(repo_path), "cmd": ["true"]}
+    if field != "prompt":
+        kw[field] = value
     with pytest.raises(UsageError):
-        srv.client.new_sessions(prompt, repo=str(repo_path), cmd=["true"], **extra)
+        srv.client.new_sessions(prompt, **kw)
     assert srv.client.list_sessions(all=True) == []
     assert git(repo_path, "branch", "--list", "pa/*") == ""
 
