@@ -123,3 +123,23 @@ def test_copy_patterns_never_match_git(tmp_path: Path, copy: str) -> None:
     assert m.returncode == 0, m.stdout + m.stderr
     assert not in_tree(repo, "main", ".env")
     assert git(repo, "diff", "--name-only", "main~1", "main").split() == ["CHANGES.rst"]
+
+
+def test_discard_archive_leaves_the_copy_out_and_restore_copies_it_again(tmp_path: Path) -> None:
+    """issue 11 C: the archive of a discarded session holds no copied secret either; `pa
+    restore` copies the file in again so the session can go on."""
+    repo = repo_with_env(tmp_path)
+    agent = script(tmp_path, "open('CHANGES.rst', 'a').write('more\\n')\n")
+    s = new_json("x", "--cmd", agent, cwd=repo)
+    sid, wt = str(s["id"]), Path(str(s["worktree"]))
+    assert wait_ok(sid).returncode == 0
+    assert pa("discard", sid).returncode == 0
+    assert not in_tree(repo, f"refs/pa/archive/{sid}", ".env")
+    assert in_tree(repo, f"refs/pa/archive/{sid}", "CHANGES.rst")
+    r = pa("restore", sid)
+    assert r.returncode == 0, r.stderr
+    assert (wt / ".env").read_text() == SECRET
+    assert "more" in (wt / "CHANGES.rst").read_text()
+    m = pa("merge", sid)
+    assert m.returncode == 0, m.stdout + m.stderr
+    assert not in_tree(repo, "main", ".env")

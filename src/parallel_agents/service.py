@@ -336,6 +336,15 @@ class App:
         worktrees.attach(repo_path, wt, s.branch, head)
         if kind != "branch":
             review.restore(wt, commit)
+        try:
+            # Unchanged copies (a .env) are never archived: copy them in again.
+            rcfg = load_repo_config(repo_path)
+            if rcfg.copy:
+                worktrees.copy_untracked(repo_path, wt, rcfg.copy, missing_only=True)
+        except (PAError, OSError) as e:
+            self.store.add_event(
+                s.id, "error", {"message": f"could not copy the copy = [...] files: {e}"}
+            )
         self.store.set_status(s.id, Status.IDLE, unread=False)
         return self.store.session(s.id)
 

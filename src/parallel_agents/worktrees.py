@@ -136,17 +136,22 @@ def plan_copy(src_root: Path, patterns: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def copy_untracked(src_root: Path, dst_root: Path, patterns: list[str]) -> list[str]:
+def copy_untracked(
+    src_root: Path, dst_root: Path, patterns: list[str], *, missing_only: bool = False
+) -> list[str]:
     """Copy files matching ``patterns`` (e.g. ``.env``) from the main checkout.
 
     What was copied is recorded in the worktree's git dir, so checkpoints, diffs, merges
-    and pull requests leave those files out unless the agent changed them.
+    and pull requests leave those files out unless the agent changed them. With
+    ``missing_only`` (a restored worktree) paths that exist already are left alone.
     """
     copied: list[str] = []
     dst_real = dst_root.resolve()
     for match in plan_copy(src_root, patterns):
         src = src_root / match
         dst = dst_root / match
+        if missing_only and os.path.lexists(dst):
+            continue
         # The destination must not lead out of the worktree either (a committed symlink).
         parent = dst.parent.resolve()
         if parent != dst_real and not parent.is_relative_to(dst_real):
