@@ -674,6 +674,8 @@ def merge(
     Each session's worktree is checkpointed first, so uncommitted work is included. The
     result is computed without a working tree and the branch moves atomically; the queue
     stops at the first conflict or failed check and leaves what merged so far merged.
+    Files put into the worktree by `copy = [...]` (a .env) are never merged unless the agent
+    changed them; then they are, and a WARNING note names each one.
     """
     be = _backend()
     be.refresh()
