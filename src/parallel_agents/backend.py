@@ -46,7 +46,7 @@ class Backend(Protocol):
     def send(self, sid: str, prompt: str) -> dict[str, Any]: ...
     def stop(self, sid: str) -> dict[str, Any]: ...
     def discard(self, sid: str) -> dict[str, Any]: ...
-    def restore(self, sid: str) -> dict[str, Any]: ...
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]: ...
     def mark_read(self, sid: str) -> None: ...
 
     # review
@@ -125,8 +125,11 @@ class LocalBackend(Backend):
         d["archive"] = archive
         return d
 
-    def restore(self, sid: str) -> dict[str, Any]:
-        return _session_json(self.app, self.app.restore(sid).id)
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]:
+        s = self.app.restore(sid, archive)
+        d = _session_json(self.app, s.id)
+        d["notes"] = list(s.options.get("restore_notes") or [])
+        return d
 
     def mark_read(self, sid: str) -> None:
         self.app.mark_read(self.app.store.resolve_session(sid).id)
@@ -244,8 +247,8 @@ class RemoteBackend(Backend):
     def discard(self, sid: str) -> dict[str, Any]:
         return self.c.discard(sid)
 
-    def restore(self, sid: str) -> dict[str, Any]:
-        return self.c.restore(sid)
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]:
+        return self.c.restore(sid, archive)
 
     def mark_read(self, sid: str) -> None:
         self.c.mark_read(sid)

@@ -534,22 +534,63 @@ _simple(
 
 
 def _discarded(d: dict[str, Any]) -> str:
-    ref = (d.get("archive") or {}).get("ref")
-    return f"discarded {d['id']}" + (f"; archived as {ref} (pa restore {d['id']})" if ref else "")
+    a = d.get("archive") or {}
+    ref = a.get("ref")
+    head = f"discarded {d['id']}"
+    lines = [head + (f"; archived as {ref} (pa restore {d['id']})" if ref else "")]
+    if a.get("kind") == "full":
+        kept = ["commits, uncommitted and untracked files"]
+        if a.get("ignored"):
+            kept.append(f"{a['ignored']} ignored file(s)/folder(s)")
+        if a.get("index_kept"):
+            kept.append("the staging area")
+        if a.get("empty_dirs"):
+            kept.append(f"{a['empty_dirs']} empty folder(s)")
+        if a.get("nested"):
+            kept.append("nested repos " + ", ".join(p + "/" for p in a["nested"]))
+        lines.append("kept: " + "; ".join(kept))
+    lines += [f"note: {n}" for n in a.get("notes") or []]
+    return "\n".join(lines)
 
 
 _simple(
     "discard",
-    "Remove a session's worktree and branch, archiving its final state first.",
+    "Remove a session's worktree and branch, archiving its final state first under a new "
+    "refs/pa/archive/<id> ref (an existing archive is never overwritten): commits, "
+    "uncommitted, untracked and ignored files, the staging area, empty folders, and nested "
+    "repositories (moved whole next to the archive, in .git/pa-archive/). Not kept: caches "
+    "such as node_modules, .venv, __pycache__ and ignored files over 50 MB (listed in the "
+    "output). If it is interrupted, run it again or `pa doctor --repair`: both finish it "
+    "from the complete archive. Undo with `pa restore ID`.",
     lambda be, sid: be.discard(sid),
     _discarded,
 )
-_simple(
-    "restore",
-    "Bring a discarded session's worktree and branch back from its archive.",
-    lambda be, sid: be.restore(sid),
-    lambda d: f"restored {d['id']} at {d['worktree']} on {d['branch']}",
+
+
+@main.command()
+@click.argument("session_id")
+@click.option(
+    "--archive",
+    "archive_ref",
+    metavar="REF",
+    help="Restore from this archive ref (e.g. refs/pa/archive/orphan-… made by pa doctor).",
 )
+@click.option("--json", "as_json", is_flag=True)
+def restore(session_id: str, archive_ref: str | None, as_json: bool) -> None:
+    """Bring a discarded session's worktree and branch back from its archive: files,
+    ignored files, staging area, empty folders and nested repos. Also brings back a session
+    whose worktree is gone from the archive `pa doctor` made of it (refs/pa/archive/orphan-…),
+    or from --archive REF. A branch of the same name that has commits the archive lacks is
+    never moved: the session continues on BRANCH-restored and the output says so."""
+    be = _backend()
+    be.refresh()
+    d = be.restore(session_id, archive_ref)
+    if as_json:
+        _emit_json(d)
+        return
+    click.echo(f"restored {d['id']} at {d['worktree']} on {d['branch']}")
+    for n in d.get("notes") or []:
+        click.echo(f"note: {n}")
 
 
 @main.command()
@@ -575,7 +616,10 @@ def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json
 @click.option("--turn", type=int, required=True, help="Turn whose checkpoint to restore.")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(session_id: str, turn: int, as_json: bool) -> None:
-    """Restore the worktree to the end of a turn (the present is checkpointed first)."""
+    """Restore the worktree to the end of a turn (the present is checkpointed first, staging
+    area included, under refs/pa/sessions/ID/before-rollback/…). Ignored files are left as
+    they are. Turn checkpoints do not record the staging area: afterwards nothing is staged
+    (the index matches the turn's HEAD), and the output says so."""
     be = _backend()
     be.refresh()
     res = be.rollback(session_id, turn)
@@ -587,6 +631,8 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
             f"worktree restored to turn {turn} ({res['commit'][:10]}); "
             f"the previous state is kept at {res['undo_ref']}"
         )
+        if res.get("note"):
+            click.echo(f"note: {res['note']}")
 
 
 @main.command()
@@ -660,6 +706,12 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
     is_flag=True,
     help="On a conflict, send the agent a follow-up to merge the new base and resolve.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move the target branch even where it is checked out and git cannot update "
+    "the files there; pa then says how to bring them along.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def merge(
     session_ids: tuple[str, ...],
@@ -667,15 +719,30 @@ def merge(
     into: str | None,
     message: str | None,
     fix_conflicts: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Merge sessions in order onto the target branch (a merge queue).
 
-    Each session's worktree is checkpointed first, so uncommitted work is included. The
-    result is computed without a working tree and the branch moves atomically; the queue
-    stops at the first conflict or failed check and leaves what merged so far merged.
-    Files put into the worktree by `copy = [...]` (a .env) are never merged unless the agent
-    changed them; then they are, and a WARNING note names each one.
+    Keeps: the agent's own commits; uncommitted work in a worktree becomes one commit
+    whose message is the session's title and prompts (none when there is nothing
+    uncommitted, and no empty commits). The result is computed without a working tree.
+    Files put into the worktree by `copy = [...]` (a .env) are never merged unless the
+    agent changed them; then they are, and a WARNING note names each one.
+
+    Wherever the target branch is checked out (your main checkout or a linked
+    worktree) its index and files move with the branch, under one per-repo lock, keeping
+    your local changes git can carry (like `git merge --ff-only`). Refuses (exit 1,
+    status checkout_blocked, branch not moved) when git cannot update them: changes or
+    untracked files in the way, or a held index.lock; fix that and run it again, or use
+    --force (the branch moves; exit 1 while a checkout is left behind, which
+    `pa doctor --repair` brings along once the files in the way are gone). Refuses
+    while the target is checked out in a running session's worktree.
+
+    The queue stops at the first conflict, failed check or blocked checkout and leaves
+    what merged so far merged. Running it again is safe: work already merged is not
+    merged twice, and a merge interrupted after moving the branch is finished first
+    (`pa doctor --repair` finishes it too).
     """
     be = _backend()
     be.refresh()
@@ -685,6 +752,7 @@ def merge(
         into=into,
         message=message,
         fix_conflicts=fix_conflicts,
+        force=force,
     )
     if as_json:
         _emit_json(rep)
@@ -702,7 +770,7 @@ def merge(
                 click.echo(it["check"]["output_tail"].rstrip()[-1500:])
         for note in rep["notes"]:
             click.echo(f"note: {note}")
-    if not rep["ok"]:
+    if not rep["ok"] or rep.get("checkouts_behind"):
         sys.exit(1)
 
 

@@ -33,6 +33,29 @@ def _repos(app: App, ref: str | None) -> list[Repo]:
     return app.store.repos()
 
 
+def _rebuild(app: App) -> list[Any]:
+    """`pa doctor --rebuild`, as findings: one per session folder without a row."""
+    from .doctor import Finding
+    from .rebuild import rebuild
+
+    out = []
+    for r in rebuild(app):
+        f = Finding(
+            "rebuilt_session",
+            r.session,
+            f"re-created from its folder and worktree: {r.turns} turn(s),"
+            f" {r.checkpoints} checkpoint(s)"
+            if r.error is None
+            else f"not rebuilt: {r.error}",
+            repo=r.repo,
+            fix="re-create its row",
+            repaired=r.error is None,
+        )
+        f.problem = r.error is None  # a folder with nothing to rebuild is information
+        out.append(f)
+    return out
+
+
 def register(main: click.Group) -> None:
     from .cli import PAGroup
 
@@ -46,20 +69,47 @@ def register(main: click.Group) -> None:
         help="Seconds a session may sit in `starting` before it counts as stuck.",
     )
     @click.option("-v", "--verbose", is_flag=True, help="Also list what is fine but notable.")
+    @click.option(
+        "--rebuild",
+        is_flag=True,
+        help="First re-create rows for sessions that have a folder and a worktree but no row"
+        " in pa.db (after it was lost or emptied): idle, turns and checkpoints from their"
+        " folders and refs; prompts only where recorded, no event history.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-    def doctor(repair: bool, grace: float, verbose: bool, as_json: bool) -> None:
+    def doctor(repair: bool, grace: float, verbose: bool, rebuild: bool, as_json: bool) -> None:
         """Find (and with --repair fix) leftovers of crashes: orphan worktrees and
         branches, stuck sessions, dead processes, missing checkpoints, stale files.
+
+        Never touches a worktree another PA_HOME owns (a shared worktree_root) or one a
+        live process works in. A damaged pa.db, or one written by a newer pa, is reported
+        (with the newest backup under $PA_HOME/backups/) and nothing is repaired. Session
+        folders without rows in pa.db ("state without a database") are reported, and then
+        --repair leaves every worktree and branch alone.
+
+        An interrupted `pa discard` is finished from its complete archive. Orphan
+        worktrees are archived in full (ignored files, staging area and nested repos too)
+        under refs/pa/archive/orphan-NAME; `pa restore ID` (or `pa restore ID --archive
+        REF`) brings such an archive back.
 
         Exit code 0 when nothing is left to fix, 1 otherwise.
         """
         from . import doctor as doc
+        from .store import DatabaseDamaged, DatabaseTooNew
 
-        app = _open()
         try:
-            rep = doc.check(app, repair=repair, grace=grace)
-        finally:
-            app.close()
+            app = _open()
+        except (DatabaseDamaged, DatabaseTooNew) as e:
+            from .config import pa_home
+
+            rep = doc.check_unopenable(pa_home(), e)
+        else:
+            try:
+                rebuilt = _rebuild(app) if rebuild else []
+                rep = doc.check(app, repair=repair, grace=grace)
+                rep.findings[:0] = rebuilt
+            finally:
+                app.close()
         if as_json:
             _emit(rep.to_json())
         else:

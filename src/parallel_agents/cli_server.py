@@ -30,6 +30,33 @@ def _fmt_uptime(seconds: float) -> str:
     return f"{s}s"
 
 
+def _one_time_login(home: Any, url: str) -> str:
+    """A login link good for one use and a few minutes: unlike ``/login?token=``, it is
+    worthless once it sits in a browser's history, a synced tab or a terminal log."""
+    from .web import once
+
+    return f"{url}/login/once?code={once.issue(home)}"
+
+
+def exposure_warning(host: str | None) -> str | None:
+    """A warning when the server listens beyond loopback: it speaks plain HTTP."""
+    import ipaddress
+
+    h = (host or "127.0.0.1").strip("[]").lower()
+    if h == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(h).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"warning: the server listens on {h} over plain HTTP: the login cookie and every"
+        " prompt, diff and output cross the network unencrypted; bind 127.0.0.1 and reach"
+        " it through `ssh -L` or a TLS proxy"
+    )
+
+
 def _status_json(home: Any) -> dict[str, Any] | None:
     from .server import daemon
     from .server.auth import read_token
@@ -42,9 +69,12 @@ def _status_json(home: Any) -> dict[str, Any] | None:
     d.update(
         running=True,
         uptime=round(info.uptime, 1),
-        login_url=info.login_url(token),
+        login_url=_one_time_login(home, info.url),
         healthy=daemon.healthy(info, token) if token else False,
     )
+    warning = exposure_warning(info.host)
+    if warning:
+        d["warning"] = warning
     return d
 
 
@@ -61,6 +91,9 @@ def _print_status(d: dict[str, Any]) -> None:
         click.echo(f"  {label:<8} {d[key]}")
     click.echo(f"  {'uptime':<8} {_fmt_uptime(float(d['uptime']))}")
     click.echo(f"  {'login':<8} {d['login_url']}")
+    click.echo("           (one-time login link, valid 10 minutes; run again for a new one)")
+    if d.get("warning"):
+        click.secho(str(d["warning"]), fg="yellow", err=True)
 
 
 @click.command()
@@ -85,10 +118,13 @@ def serve(host: str | None, port: int | None, log_level: str, log_file: Path | N
 
     def ready(info: daemon.ServerInfo, token: str) -> None:
         click.echo(f"pa server {info.version} on {info.url} (pid {info.pid})", err=True)
+        warning = exposure_warning(info.host)
+        if warning:
+            click.echo(warning, err=True)
         if sys.stderr.isatty():
-            click.echo(f"open {info.login_url(token)}", err=True)
+            click.echo(f"open {_one_time_login(Path(info.home), info.url)}", err=True)
         else:
-            click.echo("`pa server status` prints the login URL", err=True)
+            click.echo("`pa server status` prints a one-time login link", err=True)
 
     daemon.run(host=host, port=port, log_level=log_level, log_file=log_file, on_ready=ready)
 
@@ -149,7 +185,9 @@ def server_stop(as_json: bool) -> None:
 @server_group.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def server_status(as_json: bool) -> None:
-    """Pid, URL, port, version, uptime and login URL of the server (exit 1 if none runs)."""
+    """Pid, URL, port, version, uptime and a one-time login link (valid 10 minutes, good
+    for one browser; the token itself is never printed) of the server (exit 1 if none
+    runs). Warns when the server listens beyond loopback over plain HTTP."""
     from .config import pa_home
 
     d = _status_json(pa_home())

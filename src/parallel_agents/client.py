@@ -342,8 +342,16 @@ class Client:
             self.request("POST", f"/sessions/{seg(sid)}/discard", timeout=max(self.timeout, 120))
         )
 
-    def restore(self, sid: str) -> dict[str, Any]:
-        return dict(self.request("POST", f"/sessions/{seg(sid)}/restore"))
+    def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]:
+        body = {"archive": archive} if archive else None
+        return dict(
+            self.request(
+                "POST",
+                f"/sessions/{seg(sid)}/restore",
+                json_body=body,
+                timeout=max(self.timeout, 120),
+            )
+        )
 
     def mark_read(self, sid: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/sessions/{seg(sid)}/read"))

@@ -9,7 +9,9 @@ Checks, in order:
   ``pa/*`` branches) that no session owns, session worktrees git no longer knows,
   ``pa/*`` branches without a session, leftovers in the warm pool;
 * sessions stuck in ``starting`` with no live process, ``running`` sessions whose
-  process is gone, turns that ended without a checkpoint.
+  process is gone, turns that ended without a checkpoint;
+* checkouts (the main one or linked worktrees) a ``pa merge`` left behind their branch:
+  stopped after it moved the branch and before it updated their index and files.
 
 Nothing that may hold work is deleted before it is archived: a dirty orphan worktree is
 snapshotted (untracked files included) and a commit no other branch, tag or archive
@@ -31,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import git, pool, worktrees
+from . import archive, git, pool, worktrees
 from .errors import PAError
 from .models import Session, Status
 
@@ -96,7 +98,10 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
     """Inspect (and with ``repair`` fix) this PA_HOME. ``grace``: seconds a session may
     sit in ``starting`` before it counts as stuck (a ``pa new`` may still be working)."""
     rep = Report(repair=repair)
-    _check_database(app, rep)
+    if not _check_database(app, rep):
+        return rep  # every further check reads the damaged file
+    # With sessions missing from pa.db, "orphans" may be their work: keep them all.
+    repair_repos = False if _check_state_without_rows(app, rep) else repair
     _check_server(app, rep, repair)
     procs = _Procs()
     for repo in app.store.repos():
@@ -113,11 +118,13 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
             )
             continue
         try:
-            _RepoCheck(app, repo, rep, repair, procs, min(grace, LOCK_MIN_AGE)).run()
+            _RepoCheck(app, repo, rep, repair_repos, procs, min(grace, LOCK_MIN_AGE)).run()
         except PAError as e:
             rep.add(Finding("repo_error", repo.path, e.message, repo=repo.name))
+    _check_discards(app, rep, repair)
     _check_sessions(app, rep, repair, grace)
     _check_checkpoints(app, rep, repair)
+    _check_merge_checkouts(app, rep, repair)
     if repair:
         for _ in range(20):  # the supervisor decides about dead or finished processes
             if not app.sup.tick().pending:
@@ -132,21 +139,135 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
 
 
 # -- database and server -------------------------------------------------------------------
-def _check_database(app: App, rep: Report) -> None:
+def _check_database(app: App, rep: Report) -> bool:
+    """False when the database is damaged (then nothing else is checked)."""
     try:
         rows = app.store.db.execute("PRAGMA integrity_check").fetchall()
-    except sqlite3.DatabaseError as e:
+    except (sqlite3.DatabaseError, PAError) as e:
         rows = [(str(e),)]
     msgs = [str(r[0]) for r in rows]
     if msgs != ["ok"]:
-        rep.add(
+        rep.add(database_finding(app.store.path, "integrity check failed: " + "; ".join(msgs[:5])))
+        return False
+    return True
+
+
+def database_finding(path: Path, detail: str) -> Finding:
+    """A damaged ``pa.db``: what to do, naming the newest backup when there is one."""
+    from .store import damaged_error
+
+    hint = damaged_error(path, Exception(detail)).hint
+    # No ``fix``: --repair never edits a damaged database; the user restores it.
+    return Finding("database", str(path), f"{detail}; to recover: {hint}")
+
+
+def check_unopenable(home: Path, error: PAError) -> Report:
+    """`pa doctor` when the store refused to open (damaged, or written by a newer pa):
+    a report instead of a crash. Nothing is repaired: every other check needs the store."""
+    from .store import DB_FILE, DatabaseTooNew
+
+    rep = Report()
+    if isinstance(error, DatabaseTooNew):
+        rep.add(Finding("database", str(home / DB_FILE), f"{error.message}; {error.hint}"))
+    else:
+        rep.add(database_finding(home / DB_FILE, error.message))
+    return rep
+
+
+def _check_state_without_rows(app: App, rep: Report) -> bool:
+    """Session folders whose session has no row while their worktrees or branches remain:
+    pa.db was emptied (truncated, deleted, re-created) or replaced by an older copy. True
+    when found (then nothing in the repos is repaired: the "orphans" are their work)."""
+    sessions_dir = app.store.home / "sessions"
+    try:
+        names = sorted(d.name for d in os.scandir(sessions_dir) if d.is_dir())
+    except OSError:
+        return False
+    known = {r[0] for r in app.store.db.execute("SELECT id FROM sessions")}
+    lost = [n for n in names if n not in known]
+    if not lost:
+        return False
+    n_wt, n_refs = _lost_worktrees_and_refs(app, lost)
+    listed = f"{', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}"
+    if not n_wt and not n_refs:
+        # Only output is left (e.g. their repo was removed with `pa repo rm`): no work.
+        f = rep.add(
             Finding(
-                "database",
-                str(app.store.path),
-                "integrity check failed: " + "; ".join(msgs[:5]),
-                fix="restore the database from a backup; pa does not edit a corrupt one",
+                "state_without_database",
+                str(sessions_dir),
+                f"{len(lost)} session folder(s) without a row and without worktrees or"
+                f" branches ({listed}): output only; delete them when not needed",
             )
         )
+        f.problem = False
+        return False
+    from .store import newest_backup
+
+    backup = newest_backup(app.store.home)
+    path = app.store.path
+    restore = (
+        f"stop pa (pa server stop), move {path}* aside and copy the newest backup:"
+        f" cp {backup} {path}"
+        if backup is not None
+        else "no backup of pa.db exists"
+    )
+    rep.add(
+        Finding(
+            "state_without_database",
+            str(sessions_dir),
+            f"state without a database: {len(lost)} session folder(s), {n_wt} worktree(s),"
+            f" {n_refs} ref(s) belong to sessions {path} does not know ({listed});"
+            f" to recover: {restore}. Their worktrees and branches are intact and usable"
+            " with git; until then pa doctor --repair leaves every worktree and branch alone",
+        )
+    )
+    return True
+
+
+def _lost_worktrees_and_refs(app: App, sids: list[str]) -> tuple[int, int]:
+    """Worktrees named after the lost sessions under the worktree root, and their refs
+    (``refs/pa/sessions/<id>/...`` and ``pa/*-<id>`` branches) in the repos those
+    worktrees belong to and in the registered repos."""
+    root = app.settings.worktree_root
+    wanted = set(sids)
+    worktrees_found: list[Path] = []
+    with contextlib.suppress(OSError):
+        for repo_dir in os.scandir(root):
+            if not repo_dir.is_dir():
+                continue
+            for d in os.scandir(repo_dir.path):
+                if d.name in wanted and d.is_dir():
+                    worktrees_found.append(Path(d.path))
+    commons: set[str] = set()
+    for wt in worktrees_found:
+        adm = pool.admin_dir(wt)
+        if adm is not None:
+            commons.add(_real(str(adm.parent.parent)))
+    for repo in app.store.repos():
+        with contextlib.suppress(PAError, OSError):
+            commons.add(_real(str(git.common_dir(Path(repo.path)))))
+    n_refs = 0
+    for common in sorted(commons):
+        r = git.run(
+            [
+                "--git-dir",
+                common,
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/pa/sessions/",
+                "refs/heads/pa/",
+            ],
+            common,
+            check=False,
+        )
+        for ref in r.stdout.splitlines():
+            parts = ref.split("/")
+            session_ref = ref.startswith("refs/pa/sessions/") and len(parts) > 3
+            if (session_ref and parts[3] in wanted) or (
+                ref.startswith("refs/heads/pa/") and ref.rsplit("-", 1)[-1] in wanted
+            ):
+                n_refs += 1
+    return len(worktrees_found), n_refs
 
 
 def _server_lock_held(home: Path) -> bool:
@@ -261,9 +382,12 @@ class _RepoCheck:
         self.repair = repair
         self.procs = procs
         self.path = Path(repo.path)
+        self.home = app.store.home
         self.root = app.settings.worktree_root / repo.name
         self.pool_dir = self.root / pool.POOL_DIR
         self.trash = self.pool_dir / pool.TRASH_DIR
+        self._foreign_heads: set[str] = set()  # branches checked out by other homes
+        self._foreign_paths: set[str] = set()  # their worktrees (already reported)
 
     def finding(self, kind: str, subject: str, detail: str, fix: str | None) -> Finding:
         return self.rep.add(Finding(kind, subject, detail, repo=self.repo.name, fix=fix))
@@ -282,7 +406,9 @@ class _RepoCheck:
                 if s.status != Status.DISCARDED
             ]
             known = {_real(s.worktree): s for s in sessions}
+            self._adopt(admins, known)
             self._stale_locks(admins)
+            admins = self._not_foreign(admins)
             admins = self._prunable(admins, known)
             self._orphan_worktrees(admins, known)
             self._unregistered_dirs(dirs, admins, known)
@@ -354,7 +480,9 @@ class _RepoCheck:
                         _unlink(a.dir / "locked")
                         a.locked = None
                         f.repaired = True
-        for name in ("packed-refs.lock", "config.lock", "HEAD.lock"):
+        # packed-refs.new: git's temp file while it rewrites packed-refs under the lock; a
+        # kill leaves it and every later ref deletion fails with "File exists".
+        for name in ("packed-refs.lock", "packed-refs.new", "config.lock", "HEAD.lock"):
             candidates.append(self.common / name)
         # A ref lock only lives while one git process updates that ref.
         candidates += list((self.common / "refs").rglob("*.lock"))
@@ -383,6 +511,52 @@ class _RepoCheck:
                 None,
             )
             f.problem = False  # the user's own checkout: report, never touch
+
+    # worktrees of other PA_HOMEs (a worktree root shared through config.toml)
+    def _not_foreign(self, admins: list[_Admin]) -> list[_Admin]:
+        """Leave out (and report, for information) worktrees another PA_HOME owns: this
+        home's sessions table says nothing about them, so they are never orphans here."""
+        keep: list[_Admin] = []
+        for a in admins:
+            other = worktrees.foreign_owner(a.dir, self.home)
+            if other is None:
+                keep.append(a)
+                continue
+            self._foreign_heads.add(a.head.removeprefix("ref: refs/heads/").strip())
+            if a.path is not None:
+                self._foreign_paths.add(_real(str(a.path)))
+            f = self.finding(
+                "foreign_home_worktree",
+                str(a.path),
+                f"belongs to a session of another PA_HOME ({other}); left alone",
+                None,
+            )
+            f.problem = False
+        return keep
+
+    def _adopt(self, admins: list[_Admin], known: dict[str, Session]) -> None:
+        """Mark this home's session worktrees made before worktrees carried an owner, so
+        other homes' doctors leave them alone from now on."""
+        for a in admins:
+            mine = a.path is not None and _real(str(a.path)) in known
+            if mine and a.path is not None and worktrees.owner(a.dir) is None:
+                with contextlib.suppress(OSError):
+                    worktrees.mark_owner(a.path, self.home)
+
+    def _in_use(self, d: Path) -> bool:
+        """Is a live process working in ``d``? Then it is not removed (reported instead)."""
+        pids = worktrees.cwd_users(d)
+        if not pids:
+            return False
+        f = self.finding(
+            "worktree_in_use",
+            str(d),
+            f"no session owns it, but process(es) {', '.join(map(str, pids[:5]))} work in it;"
+            " left alone",
+            None,
+        )
+        f.problem = False
+        return True
 
     # registrations whose folder is gone
     def _prunable(self, admins: list[_Admin], known: dict[str, Session]) -> list[_Admin]:
@@ -458,6 +632,8 @@ class _RepoCheck:
                 )
                 f.problem = False
                 continue
+            if self._in_use(wt):
+                continue
             if a.locked is not None:
                 f = self.finding(
                     "orphan_worktree",
@@ -484,11 +660,12 @@ class _RepoCheck:
     def _archive_worktree(self, wt: Path, a: _Admin) -> str | None:
         name = "orphan-" + _safe(wt.name)
         st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt, check=False)
-        if st.returncode == 0 and st.stdout:
-            from . import review
-
-            ref = pool.unique_ref(self.path, pool.ARCHIVE_PREFIX + name)
-            review.checkpoint(wt, ref, f"pa doctor: archive of orphan worktree {wt}")
+        if st.returncode == 0 and (st.stdout or archive.has_more(wt)):
+            # The full archive: ignored files, staging area and nested repos too, and
+            # `pa restore ID` (or --archive REF) brings it back.
+            snap = archive.snapshot(wt, f"pa doctor: archive of orphan worktree {wt}")
+            ref = archive.write_new_ref(self.path, pool.ARCHIVE_PREFIX + name, snap.commit)
+            archive.stash_nested(self.path, wt, ref, snap.nested)
             return ref
         if st.returncode != 0:
             # Not a usable worktree (no index, say): snapshot the files as they are.
@@ -562,6 +739,8 @@ class _RepoCheck:
                     f.repaired = r.returncode == 0
                     f.error = r.stderr.strip() or None
                 continue
+            if self._elsewhere(d) or self._in_use(d):
+                continue
             f = self.finding(
                 "orphan_dir",
                 str(d),
@@ -578,6 +757,26 @@ class _RepoCheck:
                 except (PAError, OSError) as e:
                     f.error = str(e)
 
+    def _elsewhere(self, d: Path) -> bool:
+        """Is ``d`` a live worktree of another repository (or of another PA_HOME)? A
+        shared worktree root holds other homes' repos under the same repo name."""
+        if _real(str(d)) in self._foreign_paths:
+            return True
+        adm = pool.admin_dir(d)
+        other = worktrees.foreign_owner(adm, self.home)
+        gitdir = _read(adm / "gitdir") if adm is not None else None
+        registered = gitdir is not None and _real(str(Path(gitdir).parent)) == _real(str(d))
+        if other is None and not registered:
+            return False
+        f = self.finding(
+            "foreign_home_worktree",
+            str(d),
+            f"a worktree of {'another PA_HOME (' + other + ')' if other else adm}; left alone",
+            None,
+        )
+        f.problem = False
+        return True
+
     # branches nobody owns
     def _orphan_branches(self, branches: dict[str, str], sessions: list[Session]) -> None:
         owned = {s.branch for s in sessions}
@@ -586,6 +785,8 @@ class _RepoCheck:
         for name, oid in sorted(branches.items()):
             if name in owned:
                 continue
+            if name in self._foreign_heads:
+                continue  # another PA_HOME's session branch (reported with its worktree)
             if name in checked_out:
                 f = self.finding(
                     "orphan_branch",
@@ -634,6 +835,37 @@ class _RepoCheck:
             r = pool.tidy(self.app.settings, self.repo)
             f.repaired = not r.busy and not r.errors
             f.error = "; ".join(r.errors) or None
+
+
+# -- discards ------------------------------------------------------------------------------
+def _check_discards(app: App, rep: Report, repair: bool) -> None:
+    """A `pa discard` killed after its archive was complete (its ``discarding`` intent is
+    recorded) but before the session was marked discarded: finish it from the archive."""
+    for s in app.store.sessions():
+        intent = s.options.get("discarding")
+        if not intent or s.status == Status.DISCARDED:
+            continue
+        ref = intent.get("ref")
+        repo_path = Path(app.store.repo(s.repo_id).path)
+        f = rep.add(
+            Finding(
+                "discard_incomplete",
+                s.id,
+                f"`pa discard {s.id}` was interrupted; its archive {ref} is complete",
+                repo=s.repo_name,
+                fix=f"finish the discard (then `pa restore {s.id}` brings it all back)",
+            )
+        )
+        if ref and git.rev_parse(repo_path, ref) != intent.get("commit"):
+            f.detail = f"`pa discard {s.id}` was interrupted and its archive {ref} is missing"
+            f.fix = None
+            continue
+        if repair:
+            try:
+                app.finish_discard(app.store.session(s.id))
+                f.repaired = True
+            except PAError as e:
+                f.error = e.message
 
 
 # -- sessions ------------------------------------------------------------------------------
@@ -942,6 +1174,55 @@ def _check_checkpoints(app: App, rep: Report, repair: bool) -> None:
 
 
 # -- small helpers -------------------------------------------------------------------------
+def _check_merge_checkouts(app: App, rep: Report, repair: bool) -> None:
+    """Checkouts whose index and files trail their HEAD because a pa merge moved the
+    branch and was stopped before it updated them: a commit there would undo the merge."""
+    from . import merge
+
+    for repo in app.store.repos():
+        repo_path = Path(repo.path)
+        if not (repo_path / ".git").exists():
+            continue
+        try:
+            with merge.merge_lock(repo_path):
+                common = git.common_dir(repo_path)
+                for co, branch in worktrees.registered_worktrees(repo_path).items():
+                    if not branch or not Path(co).is_dir():
+                        continue
+                    msg = merge.newest_reflog_message(common, branch)
+                    if msg.startswith(merge.REFLOG_PREFIX):
+                        _merge_checkout(Path(co), repo.name, rep, repair)
+        except (PAError, git.GitError) as e:
+            rep.add(Finding("repo_error", repo.path, str(e), repo=repo.name))
+
+
+def _merge_checkout(co: Path, repo_name: str, rep: Report, repair: bool) -> None:
+    from . import merge
+
+    pending = merge.interrupted_sync(co)
+    if pending is None:
+        return
+    branch, old, head = pending
+    f = rep.add(
+        Finding(
+            "merge_checkout_behind",
+            str(co),
+            f"a pa merge moved {branch} from {old[:12]} to {head[:12]} but was stopped before "
+            f"it updated the files in {co}: git status there shows the merge as staged "
+            "reverts, and a commit there would undo it",
+            repo=repo_name,
+            fix=f"update the index and files there (git read-tree -m -u {old} {head}), "
+            "keeping local changes",
+        )
+    )
+    if repair:
+        try:
+            merge.finish_interrupted_sync(co, old, head)
+            f.repaired = True
+        except PAError as e:
+            f.error = f"{e.message}. {e.hint or ''}".strip()
+
+
 def _read(p: Path) -> str | None:
     try:
         return p.read_text(encoding="utf-8").strip()

@@ -18,6 +18,7 @@ submodule's own files are never touched (like ``git merge`` without
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 import shlex
@@ -25,7 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,9 +34,23 @@ from typing import Any, Literal
 from . import git, worktrees
 from .errors import Conflict, NotFound, PAError, UsageError
 from .git import GitError
-from .review import CheckResult, _commit_tree, _git, _out, _resolve, merge_tree, run_check
+from .review import (
+    CheckResult,
+    _commit_tree,
+    _copied_unchanged,
+    _git,
+    _need,
+    _out,
+    _Raw,
+    _resolve,
+    _snapshot_tree,
+    _temp_index,
+    merge_tree,
+    run_check,
+)
 
 __all__ = [
+    "CheckoutBlocked",
     "MergeConflict",
     "MergeResult",
     "PRResult",
@@ -44,14 +59,21 @@ __all__ = [
     "QueueReport",
     "TargetMoved",
     "apply_merge",
+    "branch_checkouts",
     "check_commit",
     "checkout_state",
     "commit_checker",
     "compute_merge",
+    "finish_interrupted_sync",
     "gh_pr_argv",
+    "interrupted_sync",
     "merge",
+    "merge_lock",
     "merge_queue",
+    "move_checked_out",
+    "newest_reflog_message",
     "push_and_pr",
+    "source_commit",
     "sync_main_checkout",
     "update_ref",
 ]
@@ -184,9 +206,11 @@ def compute_merge(
     tree, paths = merge_tree(repo, base, src)
     if paths:
         raise MergeConflict(paths, src, branch)
+    if tree == _tree_of(repo, base):
+        # Everything the source changes is already in the target (a retry after a crash,
+        # a squash merged before): a commit now would be empty.
+        return result(base, [], utd=True)
     if strategy == "squash":
-        if tree == _tree_of(repo, base):
-            return result(base, [], utd=True)
         new = _commit_tree(repo, tree, [base], msg)
     else:
         new = _commit_tree(repo, tree, [base, src], msg)
@@ -414,9 +438,249 @@ def dirty_message(path: Path, branch: str, old: str, new: str) -> str:
     )
 
 
+# ------------------------------------------------- moving a branch that is checked out
+
+MERGE_LOCK = "pa-merge.lock"
+# Every reflog message pa writes when a merge moves a branch starts with this, which is
+# how an interrupted merge is told apart from the user's own ref moves.
+REFLOG_PREFIX = "pa merge"
+
+
+@contextlib.contextmanager
+def merge_lock(repo: Path) -> Iterator[None]:
+    """The per-repository merge lock (threads and processes): held from looking at the
+    target's checkouts, through every ``update-ref``, to updating those checkouts' files."""
+    with worktrees.repo_lock(repo, MERGE_LOCK):
+        yield
+
+
+class CheckoutBlocked(PAError):
+    """The target branch is checked out somewhere whose files git cannot bring along."""
+
+    def __init__(
+        self,
+        checkout: Path,
+        branch: str,
+        why: str,
+        hint: str,
+        moved: bool = False,
+        state: str | None = None,
+    ) -> None:
+        if state is None:
+            state = (
+                f"{branch} was moved anyway and could not be moved back"
+                if moved
+                else f"{branch} was not moved"
+            )
+        super().__init__(
+            f"{branch} is checked out in {checkout} and git cannot update the files there "
+            f"to the merged result ({why}); {state}",
+            hint=hint,
+        )
+        self.checkout = checkout
+        self.branch = branch
+        self.why = why
+
+
+def branch_checkouts(repo: Path, branch: str) -> list[Path]:
+    """Every checkout (the main one and linked worktrees) whose HEAD is ``branch``."""
+    name = _short(branch)
+    return [
+        Path(p)
+        for p, b in worktrees.registered_worktrees(Path(repo)).items()
+        if b == name and Path(p).is_dir()
+    ]
+
+
+def _git_reason(stderr: str) -> str:
+    lines = [ln.removeprefix("error: ").removeprefix("fatal: ") for ln in stderr.splitlines()]
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    return "; ".join(lines[:3]) if lines else "git read-tree failed"
+
+
+def _blocked(checkout: Path, branch: str, stderr: str, moved: bool = False) -> CheckoutBlocked:
+    name = _short(branch)
+    if "index.lock" in stderr:
+        lock = _out(["rev-parse", "--git-path", "index.lock"], checkout, check=False)
+        hint = (
+            f"another git command is using {checkout} ({lock} exists): let it finish, or "
+            "remove that file if no git runs there any more, then run pa merge again"
+        )
+        why = "its index is locked by another git process"
+    else:
+        hint = (
+            f"commit or stash your changes in {checkout} and move untracked files git names "
+            f"out of the way, then run pa merge again (or pa merge --force to move {name} "
+            "without touching those files and bring them along yourself)"
+        )
+        why = _git_reason(stderr)
+    return CheckoutBlocked(checkout, name, why, hint, moved)
+
+
+def _two_tree(checkout: Path, old: str, new: str, *, dry_run: bool = False) -> _Raw:
+    # read-tree judges "up to date" by stat data: refresh it first (as `git merge` does),
+    # or a file touched but unchanged would block the update.
+    _git(["update-index", "-q", "--refresh"], checkout, check=False)
+    args = ["read-tree", "-m", "-u", *(["-n"] if dry_run else []), old, new]
+    return _git(args, checkout, check=False)
+
+
+def move_checked_out(
+    repo: Path, ref: str, old: str, new: str, checkouts: Sequence[Path], reflog: str
+) -> None:
+    """Move ``ref`` from ``old`` to ``new`` together with the index and files of every
+    checkout that has it checked out (``git read-tree -m -u old new``, which keeps local
+    changes git can carry and refuses rather than overwrite one).
+
+    The caller holds ``merge_lock``. Git is asked first (a dry run) so a refusal changes
+    nothing; if the real update still fails the ref is moved back. CheckoutBlocked says
+    why and what to do; TargetMoved when ``ref`` is not at ``old``.
+    """
+    for co in checkouts:
+        r = _two_tree(co, old, new, dry_run=True)
+        if r.returncode != 0:
+            raise _blocked(co, ref, r.stderr)
+    update_ref(repo, ref, new, old, reflog)
+    done: list[Path] = []
+    for co in checkouts:
+        r = _two_tree(co, old, new)
+        if r.returncode == 0:
+            _git(["update-index", "-q", "--refresh"], co, check=False)
+            done.append(co)
+            continue
+        for d in done:  # put the others back where the ref goes back to
+            _two_tree(d, new, old)
+        try:
+            update_ref(repo, ref, old, new, f"pa: undo a merge, {co} could not be updated")
+        except (TargetMoved, GitError):
+            raise _blocked(co, ref, r.stderr, moved=True) from None
+        raise _blocked(co, ref, r.stderr)
+
+
+def interrupted_sync(checkout: Path) -> tuple[str, str, str] | None:
+    """``(branch, old, head)`` when a pa merge moved the branch checked out in ``checkout``
+    from ``old`` and was stopped before it updated the index and files there: the branch's
+    newest reflog entries are pa merges and, for every path they changed, the index still
+    holds ``old``'s version (``git status`` would show the merge as staged reverts)."""
+    checkout = Path(checkout)
+    ref = _git(["symbolic-ref", "-q", "HEAD"], checkout, ok=(0, 1)).text.strip()
+    head = _resolve(checkout, "HEAD")
+    if not ref.startswith("refs/heads/") or head is None:
+        return None
+    same = _git(["diff-index", "--cached", "--quiet", head, "--"], checkout, check=False)
+    if same.returncode == 0:
+        return None
+    log = _git(["log", "-g", "-n", "64", "--format=%H%x09%gs", ref, "--"], checkout, check=False)
+    entries = [ln.split("\t", 1) for ln in log.text.splitlines() if "\t" in ln]
+    found: str | None = None
+    for k in range(len(entries) - 1):
+        if not entries[k][1].startswith(REFLOG_PREFIX):
+            break
+        old = entries[k + 1][0]
+        changed = _paths(["diff-tree", "-r", "--name-only", "-z", old, head], checkout)
+        staged = _paths(["diff-index", "--cached", "--name-only", "-z", old, "--"], checkout)
+        # A later merge's start also matches on the paths it alone changed: the index is
+        # at the oldest start that matches (the last one this walk finds).
+        if changed and not changed & staged:
+            found = old
+    return (_short(ref), found, head) if found else None
+
+
+def newest_reflog_message(common_dir: Path, branch: str) -> str:
+    """The message of ``branch``'s newest reflog entry, read from the file (no git process:
+    doctor asks this of every worktree), or "" when there is none."""
+    path = Path(common_dir) / "logs" / _branch_ref(branch)
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read()
+    except OSError:
+        return ""
+    lines = tail.rstrip(b"\n").split(b"\n")
+    return lines[-1].partition(b"\t")[2].decode("utf-8", "replace") if lines else ""
+
+
+def _paths(args: Sequence[str], cwd: Path) -> set[str]:
+    return {p for p in _git(args, cwd).text.split("\0") if p}
+
+
+def finish_interrupted_sync(checkout: Path, old: str, head: str) -> None:
+    """Bring ``checkout``'s index and files from ``old`` to its HEAD ``head`` (see
+    ``interrupted_sync``), keeping local changes; CheckoutBlocked when git refuses."""
+    r = _two_tree(checkout, old, head)
+    if r.returncode != 0:
+        name = _out(["symbolic-ref", "--short", "-q", "HEAD"], checkout, check=False)
+        raise CheckoutBlocked(
+            checkout,
+            name,
+            _git_reason(r.stderr),
+            f"an earlier pa merge moved {name} from {old[:12]} to {head[:12]} but did not "
+            f"update {checkout}. Do not commit there yet (that would undo the merge); make "
+            f"the files git names match {old[:12]} (commit nothing, stash or move them), "
+            f"then run `pa doctor --repair` or, in {checkout}: git read-tree -m -u {old} {head}",
+            state=f"an earlier pa merge moved {name} to {head[:12]} without updating them",
+        )
+    _git(["update-index", "-q", "--refresh"], checkout, check=False)
+
+
+def behind_message(checkout: Path, branch: str, old: str, new: str, why: str) -> str:
+    """What a forced merge left: ``branch`` moved, the files in ``checkout`` did not."""
+    return (
+        f"warning: {branch} now points at {new[:12]}, but git could not update the files in "
+        f"{checkout} ({why}); they still show {old[:12]}, so git status there lists the "
+        f"merged changes as undone: do not commit them. Once the files git names are out of "
+        f"the way, run `pa doctor --repair` or, in {checkout}: git read-tree -m -u {old} {new}"
+    )
+
+
+def sync_after_force(checkout: Path, branch: str, old: str, new: str) -> tuple[bool, str]:
+    """Best effort after ``--force`` moved ``branch``: update ``checkout`` if git can.
+    Returns whether the files there are up to date, and what to tell the user."""
+    r = _two_tree(checkout, old, new)
+    if r.returncode == 0:
+        _git(["update-index", "-q", "--refresh"], checkout, check=False)
+        return True, f"updated the files in {checkout} to {_short(branch)} at {new[:12]}"
+    return False, behind_message(checkout, _short(branch), old, new, _git_reason(r.stderr))
+
+
+def source_commit(worktree: Path, ref: str, message: str) -> tuple[str, bool]:
+    """The commit that holds everything in ``worktree`` (untracked files included, ignored
+    files not), and whether it had uncommitted work.
+
+    Nothing uncommitted: the worktree's HEAD itself, so no empty commit is ever made.
+    Else one commit on top of HEAD carrying ``message``, kept under ``ref``; a commit
+    already there with the same parent and tree is reused, so a merge retried after a
+    crash merges the very same commit and finds it already merged.
+    """
+    worktree = Path(worktree)
+    head = _need(worktree, "HEAD")
+    with _temp_index(worktree) as env:
+        # Files `copy = [...]` put there (a .env) stay out unless the agent changed them.
+        tree = _snapshot_tree(worktree, env, _copied_unchanged(worktree))
+    if tree == _tree_of(worktree, head):
+        return head, False
+    prev = _resolve(worktree, ref)
+    if prev is not None:
+        info = _read_commits(worktree, [prev])[prev]
+        if info.tree == tree and info.parents == [head]:
+            return prev, True
+    commit = _commit_tree(worktree, tree, [head], message)
+    _git(["update-ref", "-m", "pa: uncommitted work to merge", ref, commit], worktree)
+    return commit, True
+
+
 # -------------------------------------------------------------------------- the merge queue
 
-ItemStatus = Literal["merged", "up_to_date", "conflict", "check_failed", "target_moved", "skipped"]
+ItemStatus = Literal[
+    "merged",
+    "up_to_date",
+    "conflict",
+    "check_failed",
+    "target_moved",
+    "checkout_blocked",
+    "skipped",
+]
 
 
 @dataclass(frozen=True)
@@ -454,7 +718,7 @@ class QueueReport:
     @property
     def stopped_at(self) -> QueueItemResult | None:
         for i in self.items:
-            if i.status in ("conflict", "check_failed", "target_moved"):
+            if i.status in ("conflict", "check_failed", "target_moved", "checkout_blocked"):
                 return i
         return None
 
@@ -477,13 +741,16 @@ def merge_queue(
     check: Callable[[str], CheckResult] | None = None,
     *,
     expected_old: str | None = None,
+    checkouts: Sequence[Path] = (),
 ) -> QueueReport:
     """Merge ``items`` in order, each onto the target as the previous one left it.
 
     With ``check``, each merged result is checked (the callable gets the new commit)
-    before the branch moves. The queue stops at the first conflict, failed check or moved
-    target; that item's merge is not applied, later items are ``skipped``, and everything
-    merged so far stays merged. Sources are all resolved first, so a bad id merges nothing.
+    before the branch moves. The queue stops at the first conflict, failed check, moved
+    target or (with ``checkouts``, the places the target is checked out, under
+    ``merge_lock``) checkout git cannot update: that item's merge is not applied, later
+    items are ``skipped``, and everything merged so far stays merged, files included.
+    Sources are all resolved first, so a bad id merges nothing.
     """
     repo = Path(repo)
     if strategy not in STRATEGIES:
@@ -539,9 +806,18 @@ def merge_queue(
                 stopped = True
                 continue
         try:
-            apply_merge(repo, res, reflog=f"pa merge queue: {it.session_id}")
+            reflog = f"{REFLOG_PREFIX} queue: {it.session_id}"
+            if checkouts:
+                move_checked_out(repo, ref, res.old, res.new, checkouts, reflog)
+            else:
+                apply_merge(repo, res, reflog=reflog)
         except TargetMoved as e:
             out.append(QueueItemResult(it.session_id, "target_moved", None, [], result, str(e)))
+            stopped = True
+            continue
+        except CheckoutBlocked as e:
+            detail = f"{e.message}. hint: {e.hint}" if e.hint else e.message
+            out.append(QueueItemResult(it.session_id, "checkout_blocked", None, [], result, detail))
             stopped = True
             continue
         cur = res.new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from . import git, worktrees
 from .config import load_repo_config
 from .errors import Conflict, PAError, UsageError
 from .models import Session, Status
-from .review_service import checkpoint_turn
+from .review_service import _worktree_ok
 
 if TYPE_CHECKING:
     from .service import App
@@ -40,6 +41,46 @@ def _mergeable(s: Session) -> None:
         )
 
 
+def merge_ref(sid: str) -> str:
+    """Where the commit of a session's uncommitted work, as merged, is kept."""
+    return f"refs/pa/sessions/{sid}/merge"
+
+
+def _source(app: App, s: Session, repo_path: Path) -> tuple[str, str | None]:
+    """The commit to merge for ``s``, and a note when it holds uncommitted work."""
+    from . import merge
+
+    if _worktree_ok(s):
+        commit, uncommitted = merge.source_commit(
+            Path(s.worktree), merge_ref(s.id), default_message(app, s)
+        )
+        note = (
+            f"{s.id}: uncommitted changes in the worktree were checkpointed as one commit "
+            f"({commit[:12]}) and are included in the merge"
+            if uncommitted
+            else None
+        )
+        return commit, note
+    head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
+    if head is None:
+        raise PAError(f"session {s.id} has neither a worktree nor a branch to merge")
+    return head, None
+
+
+def _refuse_active_checkouts(app: App, s0: Session, checkouts: list[Path], target: str) -> None:
+    """A running agent's worktree is never updated under it."""
+    real = {os.path.realpath(c): c for c in checkouts}
+    for other in app.store.sessions(repo_id=s0.repo_id):
+        co = real.get(os.path.realpath(other.worktree))
+        if co is not None and other.status in ACTIVE:
+            raise Conflict(
+                f"{target} is checked out in {co}, the worktree of session {other.id}, which "
+                f"is {other.status.value}; pa will not move its files under a working agent",
+                hint=f"wait for it (pa wait {other.id}) or stop it, then merge again; "
+                "or merge into another branch with --into",
+            )
+
+
 def merge_sessions(
     app: App,
     ids: list[str],
@@ -48,7 +89,17 @@ def merge_sessions(
     into: str | None = None,
     message: str | None = None,
     fix_conflicts: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
+    """Merge the sessions in order onto the target branch.
+
+    Wherever the target is checked out (the main checkout or any linked worktree), its
+    index and files move together with the branch, under the repo's merge lock; when git
+    cannot update them the item is ``checkout_blocked`` and the branch does not move,
+    unless ``force`` (then the branch moves and a note says how to bring the files
+    along). A merge interrupted after moving the branch is finished first, and a retried
+    merge finds its work already merged: nothing is merged twice.
+    """
     from . import merge
 
     if not ids:
@@ -77,21 +128,11 @@ def merge_sessions(
     strat = strategy or str(app.settings.get("merge.strategy") or "merge")
     notes: list[str] = []
     items = []
+    # Sources are made outside the merge lock: they touch only the sessions' worktrees.
     for s in sessions:
-        n = max(1, len(app.store.turns(s.id)))
-        head_before = git.rev_parse(Path(s.worktree), "HEAD") if Path(s.worktree).is_dir() else None
-        commit = checkpoint_turn(app.store, s, n)
-        if commit is None:
-            commit = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
-            if commit is None:
-                raise PAError(f"session {s.id} has neither a worktree nor a branch to merge")
-        elif head_before and git.out(["rev-parse", f"{commit}^{{tree}}"], repo_path) != git.out(
-            ["rev-parse", f"{head_before}^{{tree}}"], repo_path
-        ):
-            notes.append(
-                f"{s.id}: uncommitted changes in the worktree were checkpointed and are "
-                "included in the merge"
-            )
+        commit, note = _source(app, s, repo_path)
+        if note:
+            notes.append(note)
         notes += copied_file_warnings(repo_path, s, commit)
         msg = message or default_message(app, s)
         items.append(merge.QueueItem(s.id, commit, msg))
@@ -100,19 +141,45 @@ def merge_sessions(
     if rcfg.check:
         timeout = float(app.settings.get("check.timeout") or 600)
         check = merge.commit_checker(repo_path, rcfg.check, timeout, env=rcfg.env)
-    state = merge.checkout_state(repo_path, target)
-    report = merge.merge_queue(repo_path, items, target, strat, check)  # type: ignore[arg-type]
-    if report.merged and report.new and report.old != report.new:
-        if state == "clean":
-            notes.append(merge.sync_main_checkout(repo_path, target, report.old, report.new))
-        elif state == "dirty":
-            notes.append(merge.dirty_message(repo_path, target, report.old, report.new))
-    by_id = {s.id: s for s in sessions}
+    with merge.merge_lock(repo_path):
+        checkouts = merge.branch_checkouts(repo_path, target)
+        _refuse_active_checkouts(app, sessions[0], checkouts, target)
+        for co in checkouts:
+            pending = merge.interrupted_sync(co)
+            if pending is not None:
+                merge.finish_interrupted_sync(co, pending[1], pending[2])
+                notes.append(
+                    f"finished updating the files in {co} for an earlier merge into "
+                    f"{pending[0]} that was interrupted"
+                )
+        state = merge.checkout_state(repo_path, target)
+        report = merge.merge_queue(
+            repo_path,
+            items,
+            target,
+            strat,  # type: ignore[arg-type]
+            check,
+            checkouts=() if force else checkouts,
+        )
+        behind: list[str] = []
+        if report.old != report.new:
+            for co in checkouts:
+                if force:
+                    synced, note = merge.sync_after_force(co, target, report.old, report.new)
+                    notes.append(note)
+                    if not synced:
+                        behind.append(str(co))
+                else:
+                    notes.append(f"updated the files in {co} to {target} at {report.new[:12]}")
+        by_id = {s.id: s for s in sessions}
+        for res in report.items:
+            s = by_id[res.session_id]
+            if res.status in ("merged", "up_to_date"):
+                app.store.set_status(s.id, Status.MERGED, unread=False)
+                app.store.add_event(s.id, "status", {"merged_into": target, "commit": res.commit})
     for res in report.items:
         s = by_id[res.session_id]
         if res.status in ("merged", "up_to_date"):
-            app.store.set_status(s.id, Status.MERGED, unread=False)
-            app.store.add_event(s.id, "status", {"merged_into": target, "commit": res.commit})
             if app.settings.get("merge.remove_worktree"):
                 from .service import archive_session
 
@@ -130,6 +197,9 @@ def merge_sessions(
     out = report.to_json()
     out["notes"] = notes
     out["checkout"] = state
+    out["checkouts"] = [str(c) for c in checkouts]
+    # Checkouts --force left trailing the branch: the user has something to do there.
+    out["checkouts_behind"] = behind
     return out
 
 
@@ -151,33 +221,23 @@ def copied_file_warnings(repo_path: Path, s: Session, commit: str) -> list[str]:
 
 
 def commit_session_work(app: App, s: Session) -> tuple[str, bool]:
-    """Commit the session's uncommitted work onto its branch, as merge takes it: the same
-    end-of-turn checkpoint (copied files left out), as one commit with the merge's message
-    (title and prompt summary). Returns (branch head, whether a commit was made).
+    """Put the session's uncommitted work on its branch as the very commit merge makes of
+    it (``_source``: one commit, the title and prompts as message, copied files left
+    out). Returns (branch head, whether the branch moved to such a commit).
 
     The worktree's files stay as they are; its index is set to the new HEAD.
     """
-    from .review import _commit_tree
-
     repo_path = Path(app.store.repo(s.repo_id).path)
-    n = max(1, len(app.store.turns(s.id)))
     wt = Path(s.worktree)
-    head = git.rev_parse(wt, "HEAD") if wt.is_dir() else None
-    snap = checkpoint_turn(app.store, s, n)
-    if snap is None or head is None:
-        branch_head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
-        if branch_head is None:
-            raise PAError(f"session {s.id} has neither a worktree nor a branch")
-        return branch_head, False
-    tree = git.out(["rev-parse", f"{snap}^{{tree}}"], repo_path)
-    if tree == git.out(["rev-parse", f"{head}^{{tree}}"], repo_path):
-        return head, False
-    new = _commit_tree(repo_path, tree, [head], default_message(app, s))
+    head = git.rev_parse(wt, "HEAD") if _worktree_ok(s) else None
+    commit, note = _source(app, s, repo_path)
+    if note is None or head is None or commit == head:
+        return commit, False
     # The old value makes this refuse (not lose) a commit the agent made meanwhile.
-    git.run(["update-ref", "-m", "pa pr: commit the session's work", "HEAD", new, head], wt)
+    git.run(["update-ref", "-m", "pa pr: commit the session's work", "HEAD", commit, head], wt)
     git.run(["read-tree", "HEAD"], wt)
     git.run(["update-index", "-q", "--refresh"], wt, check=False)
-    return new, True
+    return commit, True
 
 
 def gh_ready() -> str:

@@ -210,7 +210,9 @@ def take_detail(
         res.reason = "pool off"
         return res
     pdir = pool_dir(settings, repo_name)
-    candidates = ready_entries(pdir, base_commit)
+    candidates = [
+        e for e in ready_entries(pdir, base_commit) if not _foreign(e.path, settings.home)
+    ]
     if not candidates:
         res.reason = "no warm worktree at this base"
         if cfg.background:
@@ -566,12 +568,17 @@ def fill(
         if not got:
             rep.busy = True
             return rep
-        keep = _tidy(repo_path, pdir, base, want, rep)
+        keep = _tidy(repo_path, pdir, base, want, rep, settings.home)
         missing = want - len(keep)
         if missing > 0 and base is not None:
             n_workers = workers or max(1, min(missing, os.cpu_count() or 1))
             with ThreadPoolExecutor(max_workers=n_workers) as ex:
-                made = list(ex.map(lambda _: _create_entry(repo_path, pdir, base), range(missing)))
+                made = list(
+                    ex.map(
+                        lambda _: _create_entry(repo_path, pdir, base, settings.home),
+                        range(missing),
+                    )
+                )
             done = [m for m in made if isinstance(m, _NewEntry)]
             rep.errors += [m for m in made if isinstance(m, str)]
             rep.created = _publish(repo_path, pdir, base, done, rep.errors)
@@ -582,9 +589,19 @@ def fill(
     return rep
 
 
-def _tidy(repo_path: Path, pdir: Path, base: str | None, want: int, rep: FillReport) -> list[Entry]:
-    """With the fill lock held: drop everything but up to ``want`` good entries."""
+def _tidy(
+    repo_path: Path,
+    pdir: Path,
+    base: str | None,
+    want: int,
+    rep: FillReport,
+    home: Path | None = None,
+) -> list[Entry]:
+    """With the fill lock held: drop everything but up to ``want`` good entries. Entries
+    another PA_HOME made (a shared worktree root) are neither counted nor touched."""
     entries, lone = scan(pdir)
+    if home is not None:
+        entries = [e for e in entries if not _foreign(e.path, home)]
     for m in lone:
         with contextlib.suppress(FileNotFoundError):
             m.unlink()
@@ -618,7 +635,7 @@ def tidy(settings: Settings, repo: Repo) -> FillReport:
             return rep
         cap = config_for(settings, repo.name).size
         rep.target = cap
-        _tidy(Path(repo.path), pdir, base, cap, rep)
+        _tidy(Path(repo.path), pdir, base, cap, rep, settings.home)
         rep.ready = len(ready_entries(pdir, base))
     return rep
 
@@ -663,13 +680,22 @@ class _NewEntry:
     checked_out: float  # wall-clock time the checkout finished
 
 
-def _create_entry(repo_path: Path, pdir: Path, base: str) -> _NewEntry | str:
+def _foreign(path: Path, home: Path) -> bool:
+    """Did another PA_HOME make this warm worktree?"""
+    return worktrees.foreign_owner(admin_dir(path), home) is not None
+
+
+def _create_entry(
+    repo_path: Path, pdir: Path, base: str, home: Path | None = None
+) -> _NewEntry | str:
     """A complete but unmarked entry (invisible to takers), or an error message."""
     token = secrets.token_hex(4)
     path = pdir / token
     try:
         with worktrees.repo_lock(repo_path):
             git.run(["worktree", "add", "--no-checkout", "--detach", str(path), base], repo_path)
+        if home is not None:
+            worktrees.mark_owner(path, home)
         git.run(["reset", "--hard", "--quiet"], path)
         return _NewEntry(token, path, time.time())
     except (PAError, OSError) as e:
@@ -741,6 +767,7 @@ def needs_fill(settings: Settings, repo: Repo) -> bool:
     pdir = pool_dir(settings, repo.name)
     base = default_base_commit(repo)
     entries, lone = scan(pdir)
+    entries = [e for e in entries if not _foreign(e.path, settings.home)]
     if lone or any(e.marker is None or e.commit != base for e in entries):
         return True
     with contextlib.suppress(OSError):

@@ -70,7 +70,7 @@ def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, st
     repo_path = Path(store.repo(s.repo_id).path)
     if turn is None:
         target, note = snapshot(store, s)
-        return s.base_commit, target, note
+        return s.base_commit, target, _with_nested_note(s, note)
     n_turns = len(store.turns(s.id))
     if not 1 <= turn <= n_turns:
         raise UsageError(
@@ -86,6 +86,16 @@ def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, st
     if start is None:
         raise UsageError(f"session {s.id} has no checkpoint for turn {turn - 1}")
     return start, end, note
+
+
+def _with_nested_note(s: Session, note: str | None) -> str | None:
+    """Nested repositories are only gitlinks to the session's repo: say what they hold."""
+    from . import archive
+
+    if not _worktree_ok(s):
+        return note
+    nested = archive.nested_note(Path(s.worktree))
+    return "\n".join(n for n in (note, nested) if n) or None
 
 
 # -- checks --------------------------------------------------------------------------------
@@ -219,11 +229,27 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
             f"session {s.id} has no checkpoint for turn {turn}",
             hint=f"checkpoints exist for turns: {', '.join(map(str, have)) or 'none'}",
         )
+    from . import archive
+
     undo_ref = f"refs/pa/sessions/{s.id}/before-rollback/{int(time.time() * 1000)}"
-    undo = review.checkpoint(Path(s.worktree), undo_ref, f"pa: state before rollback to {turn}")
+    # A full archive, so the undo point keeps the staging area too (a plain checkpoint
+    # holds only the files as they are in the worktree).
+    undo = archive.snapshot(Path(s.worktree), f"pa: state before rollback to {turn}").commit
+    undo_ref = archive.write_new_ref(repo_path, undo_ref, undo, "pa checkpoint")
     review.restore(Path(s.worktree), target)
     store.add_event(s.id, "status", {"rollback_to_turn": turn, "undo_ref": undo_ref})
-    return {"session": s.id, "turn": turn, "commit": target, "undo_ref": undo_ref, "undo": undo}
+    note = (
+        "turn checkpoints do not record the staging area: nothing is staged now (the index "
+        f"matches HEAD); the staging area from before is kept in {undo_ref}"
+    )
+    return {
+        "session": s.id,
+        "turn": turn,
+        "commit": target,
+        "undo_ref": undo_ref,
+        "undo": undo,
+        "note": note,
+    }
 
 
 # -- conflicts -----------------------------------------------------------------------------

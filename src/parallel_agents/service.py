@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -233,6 +234,7 @@ class App:
         try:
             if not pool.take(self.settings, repo_path, r.name, wt, branch, base_commit):
                 worktrees.create(repo_path, wt, branch, base_commit)
+            worktrees.mark_owner(wt, self.settings.home)
         except (PAError, OSError) as e:
             msg = f"could not create the worktree: {e}"
             self.store.set_status(sid, Status.FAILED, error=msg)
@@ -302,7 +304,14 @@ class App:
         self.store.update_session(sid, unread=False)
 
     def discard(self, sid: str) -> tuple[Session, dict[str, Any]]:
-        """Archive the final state under refs/pa/archive/<id>, then remove worktree and branch."""
+        """Archive the final state (see ``archive.py``: files, ignored files, staging area,
+        empty folders, nested repositories) under a new ``refs/pa/archive/<id>…`` ref, then
+        remove worktree and branch.
+
+        Crash-safe: the archive is complete and recorded as the session's ``discarding``
+        intent before anything is removed; a retry (or ``pa doctor --repair``) finishes
+        from that intent and never archives the half-removed worktree again.
+        """
         s = self.store.resolve_session(sid)
         if s.status == Status.DISCARDED:
             raise Conflict(f"session {s.id} is already discarded", hint=f"pa restore {s.id}")
@@ -310,32 +319,89 @@ class App:
             self.stop(s.id)  # an idle TUI is still a process in the worktree
             s = self.store.session(s.id)
         repo_path = Path(self.store.repo(s.repo_id).path)
-        archive = archive_session(repo_path, s)
-        worktrees.remove(repo_path, Path(s.worktree), s.branch)
+        if not s.options.get("discarding"):
+            archive = archive_session(repo_path, s, stash=False)
+            opts = dict(s.options)
+            opts["discarding"] = archive
+            self.store.update_session(s.id, options=opts)
+            s = self.store.session(s.id)
+        return self.finish_discard(s)
+
+    def finish_discard(self, s: Session) -> tuple[Session, dict[str, Any]]:
+        """Second half of a discard, from its recorded intent (idempotent)."""
+        from . import archive as archive_mod
+
+        archive = dict(s.options["discarding"])
+        repo_path = Path(self.store.repo(s.repo_id).path)
+        wt = Path(s.worktree)
+        if archive.get("ref") and archive.get("nested"):
+            archive_mod.stash_nested(repo_path, wt, archive["ref"], archive["nested"])
+        try:
+            worktrees.remove(repo_path, wt, s.branch)
+        except PAError as e:
+            raise PAError(
+                f"the discard of {s.id} could not finish: {e.message}",
+                hint=f"its archive {archive.get('ref')} is complete and kept; run "
+                f"`pa doctor --repair` (it finishes the discard), or fix the cause and run "
+                f"`pa discard {s.id}` again",
+            ) from e
         opts = dict(s.options)
+        opts.pop("discarding", None)
         opts["archive"] = archive
         self.store.set_status(s.id, Status.DISCARDED, options=opts)
         return self.store.session(s.id), archive
 
-    def restore(self, sid: str) -> Session:
+    def restore(self, sid: str, archive_ref: str | None = None) -> Session:
+        """Bring a session back from its archive (or from ``archive_ref``, e.g. one of
+        ``pa doctor``'s ``refs/pa/archive/orphan-…``). Never moves an existing branch
+        that has commits the archive lacks: the session then gets a new branch name."""
         s = self.store.resolve_session(sid)
-        if s.status != Status.DISCARDED:
-            raise Conflict(f"session {s.id} is {s.status.value}, not discarded")
+        if s.options.get("discarding") and s.status != Status.DISCARDED:
+            s, _ = self.finish_discard(s)  # a discard that crashed half-way
         repo_path = Path(self.store.repo(s.repo_id).path)
-        ref = ARCHIVE_PREFIX + s.id
+        wt = Path(s.worktree)
+        if archive_ref is None and s.status != Status.DISCARDED:
+            archive_ref = _orphan_archive(repo_path, s) if not wt.is_dir() else None
+            if archive_ref is None:
+                raise Conflict(
+                    f"session {s.id} is {s.status.value}, not discarded",
+                    hint="its worktree is there: nothing to restore"
+                    if wt.is_dir()
+                    else f"no archive of it was found; name one: pa restore {s.id} --archive REF",
+                )
+        info = dict(s.options.get("archive") or {})
+        ref = archive_ref or info.get("ref") or ARCHIVE_PREFIX + s.id
+        if archive_ref is not None and not archive_ref.startswith("refs/"):
+            ref = ARCHIVE_PREFIX + archive_ref
         commit = git.rev_parse(repo_path, ref)
+        if commit is None and archive_ref is None:
+            # No archive of its own: pa doctor may have archived its leftover worktree.
+            archive_ref = _orphan_archive(repo_path, s)
+            if archive_ref is not None:
+                ref, commit = archive_ref, git.rev_parse(repo_path, archive_ref)
         if commit is None:
             raise NotFound(f"no archive {ref} in {repo_path}: nothing to restore")
-        kind = (s.options.get("archive") or {}).get("kind", "checkpoint")
-        wt = Path(s.worktree)
+        kind = _archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
         if wt.exists() and any(wt.iterdir()):
             raise Conflict(f"{wt} exists and is not empty; move it away first")
+        from . import archive as archive_mod
         from . import review
 
-        head = commit if kind == "branch" else git.out(["rev-parse", f"{commit}^"], repo_path)
-        worktrees.attach(repo_path, wt, s.branch, head)
-        if kind != "branch":
+        if kind == "branch":
+            head = commit
+        elif kind == "files":
+            head = s.base_commit
+        else:
+            head = git.out(["rev-parse", f"{commit}^"], repo_path)
+        branch = _free_branch(repo_path, s.branch, head)
+        worktrees.attach(repo_path, wt, branch, head)
+        worktrees.mark_owner(wt, self.settings.home)
+        notes: list[str] = []
+        if kind == "files":
+            _checkout_tree(wt, commit)
+        elif kind != "branch":
             review.restore(wt, commit)
+            notes = archive_mod.restore_extras(repo_path, wt, commit, ref)
         try:
             # Unchanged copies (a .env) are never archived: copy them in again.
             rcfg = load_repo_config(repo_path)
@@ -345,7 +411,20 @@ class App:
             self.store.add_event(
                 s.id, "error", {"message": f"could not copy the copy = [...] files: {e}"}
             )
-        self.store.set_status(s.id, Status.IDLE, unread=False)
+        if branch != s.branch:
+            notes.append(
+                f"branch {s.branch} has commits the archive does not have (or is checked "
+                f"out elsewhere): it was left as it is and the session now works on {branch}"
+            )
+        opts = dict(s.options)
+        opts["restore_notes"] = notes
+        fields: dict[str, Any] = {"options": opts}
+        if branch != s.branch:
+            fields["branch"] = branch
+        if s.status == Status.DISCARDED:
+            self.store.set_status(s.id, Status.IDLE, unread=False, **fields)
+        else:
+            self.store.update_session(s.id, **fields)
         return self.store.session(s.id)
 
     def refresh(self) -> None:
@@ -356,20 +435,85 @@ class App:
         self.sup.run_pending_checks()
 
 
-def archive_session(repo_path: Path, s: Session) -> dict[str, Any]:
-    """Store the session's final state, uncommitted files included, under an archive ref."""
-    ref = ARCHIVE_PREFIX + s.id
+def archive_session(repo_path: Path, s: Session, *, stash: bool = True) -> dict[str, Any]:
+    """Store the session's final state under a new archive ref (never overwriting one):
+    uncommitted, untracked and ignored files, the staging area, empty folders, and (with
+    ``stash``) its nested repositories moved next to the archive."""
+    from . import archive as archive_mod
+
     wt = Path(s.worktree)
     if wt.is_dir() and (wt / ".git").exists():
-        from . import review
-
-        commit = review.checkpoint(wt, ref, f"pa archive of session {s.id}: {s.title}")
-        return {"ref": ref, "commit": commit, "kind": "checkpoint"}
+        snap = archive_mod.snapshot(wt, f"pa archive of session {s.id}: {s.title}")
+        ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, snap.commit)
+        if stash and snap.nested:
+            archive_mod.stash_nested(repo_path, wt, ref, snap.nested)
+        return {"ref": ref, "commit": snap.commit, "kind": "full", **snap.to_json()}
     head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
     if head is None:
         return {"ref": None, "commit": None, "kind": "none"}
-    git.run(["update-ref", ref, head], repo_path)
+    ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, head)
     return {"ref": ref, "commit": head, "kind": "branch"}
+
+
+def _orphan_archive(repo_path: Path, s: Session) -> str | None:
+    """The newest archive of this session whose worktree is gone: its own (a merge with
+    ``merge.remove_worktree``) or one ``pa doctor`` made of its worktree, folder or branch."""
+    from .doctor import ORPHAN_PREFIX, _safe
+
+    r = git.run(
+        [
+            "for-each-ref",
+            "--sort=-creatordate",
+            "--format=%(refname)",
+            ARCHIVE_PREFIX,
+        ],
+        repo_path,
+        check=False,
+    )
+    wanted = (ARCHIVE_PREFIX + s.id, ORPHAN_PREFIX + s.id, ORPHAN_PREFIX + _safe(s.branch))
+    for ref in r.stdout.split():
+        if any(ref == w or ref.startswith(w + "-") for w in wanted):
+            return ref
+    return None
+
+
+def _archive_kind(repo_path: Path, commit: str) -> str:
+    """How to bring back an archive whose kind was not recorded (one of doctor's)."""
+    from . import archive as archive_mod
+
+    if archive_mod.extras_of(repo_path, commit):
+        return "full"
+    msg = git.out(["log", "-1", "--format=%s", commit], repo_path)
+    if msg.startswith("pa doctor: archive of folder"):
+        return "files"
+    if msg.startswith(("pa doctor: archive of orphan worktree", "pa: archive of", "pa archive")):
+        return "checkpoint"
+    return "branch"
+
+
+def _free_branch(repo_path: Path, branch: str, head: str) -> str:
+    """``branch`` when it does not exist or holds nothing ``head`` lacks (and no other
+    worktree has it checked out); else a new name, so commits added to the branch
+    meanwhile (after `pa pr`, say) are never moved away."""
+    tip = git.rev_parse(repo_path, f"refs/heads/{branch}")
+    if tip is None:
+        return branch
+    r = git.run(["merge-base", "--is-ancestor", tip, head], repo_path, check=False)
+    if r.returncode == 0 and branch not in worktrees.registered_worktrees(repo_path).values():
+        return branch
+    for n in range(1, 100):
+        name = f"{branch}-restored{'' if n == 1 else f'-{n}'}"
+        if not git.ref_exists(repo_path, f"refs/heads/{name}"):
+            return name
+    raise Conflict(f"branch {branch} exists with other commits", hint="rename it, then restore")
+
+
+def _checkout_tree(wt: Path, commit: str) -> None:
+    """Write a parentless archive's files (doctor's archive of a bare folder) into ``wt``."""
+    with tempfile.TemporaryDirectory(prefix="pa-restore-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git.run(["read-tree", commit], wt, env=env)
+        git.run(["checkout-index", "-a", "-f"], wt, env=env)
 
 
 def _exists(p: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -16,6 +17,14 @@ from .errors import NotFound, PAError, UsageError
 from .models import Event, Repo, Session, Status, Turn, check_transition
 
 BUSY_TIMEOUT_MS = 60_000
+DB_FILE = "pa.db"
+BACKUP_DIR = "backups"
+BACKUPS_KEPT = 3  # daily copies kept (copies made before a migration are kept as well)
+# Only the owner may read what pa keeps: prompts, agent output, the token.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+# SQLite result codes (low byte) that mean the file itself is damaged or not a database.
+_DAMAGED_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
@@ -139,8 +148,109 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
 ]
 
 
+class DatabaseDamaged(PAError):
+    """``pa.db`` is not a readable SQLite database (truncated, overwritten)."""
+
+
+class DatabaseTooNew(PAError):
+    """``pa.db`` was migrated by a newer pa: reading or writing it could corrupt it."""
+
+
+def _damaged(e: sqlite3.DatabaseError) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _DAMAGED_CODES
+    # Older SQLite builds without error codes: a plain DatabaseError is corruption.
+    return type(e) is sqlite3.DatabaseError
+
+
+def damaged_error(path: Path, e: Exception) -> DatabaseDamaged:
+    """The clear error for a damaged ``pa.db``: which file, what to do, the newest backup."""
+    backup = newest_backup(path.parent)
+    restore = (
+        f"restore the backup: cp {backup} {path}"
+        if backup is not None
+        else "start afresh (no backup exists yet): the worktrees and branches stay, and"
+        " `pa doctor` then counts the sessions' folders, worktrees and refs"
+    )
+    aside = path.parent / "damaged"
+    return DatabaseDamaged(
+        f"the state database {path} is damaged ({e})",
+        hint=(
+            f"stop pa (pa server stop), move the database aside with its -wal and -shm files"
+            f" (mkdir {aside} && mv {path}* {aside}/), then {restore}"
+        ),
+    )
+
+
+class _Cursor(sqlite3.Cursor):
+    """Rows read later than ``execute`` may hit a damaged page too: same clear error."""
+
+    def _fail(self, e: sqlite3.DatabaseError) -> Exception:
+        conn = self.connection
+        if _damaged(e) and isinstance(conn, _Connection):
+            return damaged_error(conn.pa_path, e)
+        return e
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as e:
+            raise self._fail(e) from e
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as e:
+            raise self._fail(e) from e
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._fail(e) from e
+
+
+class _Connection(sqlite3.Connection):
+    pa_path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        cur = self.cursor(_Cursor)
+        try:
+            return cur.execute(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            if _damaged(e):
+                raise damaged_error(self.pa_path, e) from e
+            raise
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        cur = self.cursor(_Cursor)
+        try:
+            return cur.executemany(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            if _damaged(e):
+                raise damaged_error(self.pa_path, e) from e
+            raise
+
+
+def _private(path: Path) -> None:
+    """Create ``path`` (an empty file SQLite takes as a new database) readable by the owner
+    only, or tighten it when an older pa made it 0644; likewise its -wal and -shm files
+    (SQLite gives those the database file's mode)."""
+    with contextlib.suppress(FileExistsError, OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            if p.stat().st_mode & 0o077:
+                os.chmod(p, PRIVATE_FILE)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    db = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, factory=_Connection
+    )
+    assert isinstance(db, _Connection)
+    db.pa_path = path
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     # Switching the journal mode takes a lock without waiting on the busy handler, so
@@ -172,8 +282,12 @@ def _translate(e: sqlite3.OperationalError, path: Path) -> Exception:
 
 
 def ensure_home(home: Path) -> Path:
+    """Create PA_HOME (0700) or tighten one an older pa made 0755; check it is writable."""
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # not ours to change (another user's folder)
+            if home.stat().st_mode & 0o077:
+                os.chmod(home, PRIVATE_DIR)
         probe = home / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
         probe.write_bytes(b"")
         probe.unlink()
@@ -185,15 +299,72 @@ def ensure_home(home: Path) -> Path:
     return home
 
 
+def backup_dir(home: Path) -> Path:
+    return home / BACKUP_DIR
+
+
+def newest_backup(home: Path) -> Path | None:
+    """The most recent copy made by ``Store`` (daily, or before a migration), if any."""
+    try:
+        found = [p for p in backup_dir(home).glob("pa-*.db") if p.is_file()]
+    except OSError:
+        return None
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def backup_db(db: sqlite3.Connection, home: Path, name: str) -> Path | None:
+    """Copy the open database to ``backups/<name>`` with SQLite's online backup (a
+    consistent snapshot while others keep writing). None when another process is making
+    one right now; the copy appears atomically, so a half-written backup never exists."""
+    import fcntl
+
+    d = backup_dir(home)
+    d.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    lock = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        dest = d / name
+        tmp = d / f".{name}.{os.getpid()}.tmp"
+        _private(tmp)
+        try:
+            out = sqlite3.connect(str(tmp))
+            try:
+                db.backup(out)
+            finally:
+                out.close()
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        daily = sorted(d.glob("pa-daily-*.db"))
+        for old in daily[:-BACKUPS_KEPT]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+        return dest
+    finally:
+        os.close(lock)
+
+
 class Store:
     def __init__(self, home: Path) -> None:
         self.home = ensure_home(home)
-        self.path = home / "pa.db"
+        self.path = home / DB_FILE
         try:
+            _private(self.path)
             self.db = _connect(self.path)
             self._migrate()
+            self._daily_backup()
         except sqlite3.OperationalError as e:
             raise PAError(f"cannot open the state database {self.path}: {e}") from e
+        except sqlite3.DatabaseError as e:
+            raise damaged_error(self.path, e) from e
+        except PAError:
+            with contextlib.suppress(AttributeError):
+                self.db.close()
+            raise
 
     # -- plumbing -------------------------------------------------------------------
     def close(self) -> None:
@@ -218,15 +389,53 @@ class Store:
             raise _translate(e, self.path) from e
 
     def _migrate(self) -> None:
+        done = self._applied_or_refuse()
+        todo = [name for name, _ in MIGRATIONS if name not in done]
+        if done and todo:
+            # The last state this pa version could still read, should a migration go wrong.
+            backup_db(self.db, self.home, f"pa-before-{todo[0]}.db")
         with self.tx() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)"
             )
-            done = {r[0] for r in db.execute("SELECT name FROM migrations")}
+            done = self._applied_or_refuse(db)
             for name, fn in MIGRATIONS:
                 if name not in done:
                     fn(db)
                     db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+
+    def _applied_or_refuse(self, db: sqlite3.Connection | None = None) -> set[str]:
+        """Migrations recorded in the file; refuses one written by a newer pa (it may have
+        renamed or dropped columns this version would misread or overwrite)."""
+        db = db or self.db
+        has = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+        ).fetchone()
+        if not has:
+            return set()
+        done = {str(r[0]) for r in db.execute("SELECT name FROM migrations")}
+        unknown = sorted(done - {name for name, _ in MIGRATIONS})
+        if unknown:
+            from . import __version__
+
+            raise DatabaseTooNew(
+                f"the state database {self.path} was written by a newer pa"
+                f" (migration {', '.join(unknown)} is unknown to pa {__version__});"
+                " nothing was read or written",
+                hint="upgrade pa (pip install -U parallel-agents), or use another PA_HOME",
+            )
+        return done
+
+    def _daily_backup(self) -> None:
+        """At most one copy a day, taken on open, so "restore the backup" is real advice."""
+        if not self.db.execute("SELECT 1 FROM sessions LIMIT 1").fetchone():
+            return  # nothing worth keeping yet
+        name = time.strftime("pa-daily-%Y-%m-%d.db", time.gmtime())
+        if (backup_dir(self.home) / name).exists():
+            return
+        # A full disk must not stop pa from opening; the newest older copy stays.
+        with contextlib.suppress(OSError, sqlite3.OperationalError):
+            backup_db(self.db, self.home, name)
 
     def applied_migrations(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM migrations ORDER BY name")]

@@ -65,7 +65,7 @@ class Supervisor:
 
     def write_session_env(self, sid: str, env: dict[str, str]) -> None:
         d = self.session_dir(sid)
-        d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(d / "env.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(env, f)

@@ -24,19 +24,26 @@ from typing import Any
 from . import git
 from .errors import PAError, UsageError
 
+OWNER_FILE = "pa-owner"  # in the worktree's git dir: the PA_HOME whose session it is
+
 _thread_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
 
 @contextlib.contextmanager
-def repo_lock(repo: Path) -> Iterator[None]:
-    """Exclusive per-repository lock across threads and processes."""
+def repo_lock(repo: Path, name: str = "pa-worktree.lock") -> Iterator[None]:
+    """Exclusive per-repository lock across threads and processes.
+
+    ``name`` picks the lock file under the common git dir: merges hold their own lock
+    (``pa-merge.lock``) for as long as a whole queue with its checks runs, which must not
+    block ``pa new`` nor the check worktrees that take the worktree lock inside it.
+    """
     common = git.common_dir(repo)
-    key = str(common)
+    key = f"{common}\0{name}"
     with _guard:
         tlock = _thread_locks.setdefault(key, threading.Lock())
     with tlock:
-        lock_path = common / "pa-worktree.lock"
+        lock_path = common / name
         try:
             fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as e:
@@ -146,11 +153,13 @@ def copy_untracked(
     ``missing_only`` (a restored worktree) paths that exist already are left alone.
     """
     copied: list[str] = []
+    existing: list[str] = []  # there already (restored): watched, not overwritten
     dst_real = dst_root.resolve()
     for match in plan_copy(src_root, patterns):
         src = src_root / match
         dst = dst_root / match
         if missing_only and os.path.lexists(dst):
+            existing.append(match)
             continue
         # The destination must not lead out of the worktree either (a committed symlink).
         parent = dst.parent.resolve()
@@ -165,8 +174,8 @@ def copy_untracked(
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
         copied.append(match)
-    if copied:
-        _record_copied(dst_root, copied)
+    if copied or existing:
+        _record_copied(dst_root, copied, src_root, existing)
     return copied
 
 
@@ -211,8 +220,14 @@ def _record_path(worktree: Path) -> Path:
     return p if p.is_absolute() else worktree / p
 
 
-def _record_copied(worktree: Path, copied: list[str]) -> None:
-    files = _copied_files(worktree, copied)
+def _record_copied(worktree: Path, copied: list[str], src_root: Path, existing: list[str]) -> None:
+    """Record the fingerprints of the copied files; for ``existing`` ones (a restored
+    worktree) those of the main checkout's version, so a file the agent had changed
+    counts as changed (merged with a warning) and an unchanged one stays out."""
+    origin = {f: worktree / f for f in _copied_files(worktree, copied)}
+    for f in _copied_files(src_root, existing):
+        origin.setdefault(f, src_root / f)
+    files = sorted(origin)
     if files:
         # Ignored files never reach a commit anyway: no need to watch them.
         r = git.run(
@@ -220,7 +235,7 @@ def _record_copied(worktree: Path, copied: list[str]) -> None:
         )
         ignored = set(r.stdout.split("\0")) if r.returncode == 0 else set()
         files = [f for f in files if f not in ignored]
-    record = {f: fp for f in files if (fp := _fingerprint(worktree / f)) is not None}
+    record = {f: fp for f in files if (fp := _fingerprint(origin[f])) is not None}
     path = _record_path(worktree)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"files": record}), encoding="utf-8")
@@ -289,3 +304,64 @@ def attach(repo: Path, path: Path, branch: str, commit: str) -> None:
                 repo,
             )
     git.run(["reset", "--hard", "--quiet"], path)
+
+
+# -- ownership ---------------------------------------------------------------------------
+# Every PA_HOME may share one worktree root (config.toml is per user, not per home): a
+# worktree records which home made it, so one home's doctor or pool never removes
+# another's. The mark lives in git's private folder of the worktree
+# (.git/worktrees/<name>/pa-owner): it moves with a pool claim and never shows in
+# ``git status``.
+def _admin(wt: Path) -> Path | None:
+    from .pool import admin_dir  # pool imports this module
+
+    return admin_dir(wt)
+
+
+def mark_owner(wt: Path, home: Path) -> None:
+    """Record ``home`` as the owner of worktree ``wt`` (atomically; no-op if not one)."""
+    adm = _admin(wt)
+    if adm is None or not adm.is_dir():
+        return
+    tmp = adm / f"{OWNER_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(os.path.realpath(home) + "\n", encoding="utf-8")
+    os.replace(tmp, adm / OWNER_FILE)
+
+
+def owner(admin: Path | None) -> str | None:
+    """The PA_HOME recorded in a worktree's git dir; None when unmarked (an older pa, or a
+    worktree pa did not make)."""
+    if admin is None:
+        return None
+    try:
+        text = (admin / OWNER_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
+def foreign_owner(admin: Path | None, home: Path) -> str | None:
+    """The other PA_HOME that owns this worktree, or None when it is ours or unmarked."""
+    o = owner(admin)
+    if o is None or o == os.path.realpath(home):
+        return None
+    return o
+
+
+def cwd_users(path: Path) -> list[int]:
+    """Pids of live processes whose working directory is ``path`` or below it."""
+    root = os.path.realpath(path)
+    found: list[int] = []
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        cwd = cwd.removesuffix(" (deleted)")
+        if cwd == root or cwd.startswith(root + os.sep):
+            found.append(pid)
+    return found

@@ -56,10 +56,12 @@ def test_merge_includes_uncommitted_and_respects_dirty_checkout(tmp_path: Path) 
     p = pa("merge", sid, "--strategy", "squash")
     assert p.returncode == 0, p.stderr
     assert "uncommitted changes in the worktree were checkpointed" in p.stdout
-    assert "left its files alone" in p.stdout
+    # issue 11 A: the checkout moves with the branch, keeping the unrelated local edit.
+    assert "updated the files in" in p.stdout
     assert git(repo, "show", "main:new.txt") == "n"
     assert (repo / "a.txt").read_text() == "my local edit\n"
-    assert not (repo / "new.txt").exists()
+    assert (repo / "new.txt").read_text() == "n"
+    assert git(repo, "status", "--porcelain") == " M a.txt\n"
     assert "x" in git(repo, "log", "-1", "--format=%B", "main")
 
 

@@ -26,14 +26,16 @@ def test_start_status_stop(start_server: Callable[..., Srv], pa_home: Path) -> N
     token = (pa_home / "token").read_text().strip()
     assert len(token) >= 40
     assert stat.S_IMODE((pa_home / "token").stat().st_mode) == 0o600
-    assert info["login_url"] == f"{info['url']}/login?token={token}"
+    assert info["login_url"].startswith(f"{info['url']}/login/once?code=")
+    assert token not in info["login_url"]
     on_disk = json.loads((pa_home / "server.json").read_text())
     assert on_disk["pid"] == info["pid"] and on_disk["port"] == info["port"]
 
     p = pa_cli("server", "status")
     assert p.returncode == 0, p.stderr
-    for text in (str(info["pid"]), info["url"], "uptime", info["version"], "login", token):
+    for text in (str(info["pid"]), info["url"], "uptime", info["version"], "login/once"):
         assert text in p.stdout
+    assert token not in p.stdout
     st = json.loads(pa_cli("server", "status", "--json").stdout)
     assert st["running"] is True and st["pid"] == info["pid"] and st["healthy"] is True
 

@@ -77,6 +77,16 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def _private_dirs(d: Path) -> None:
+    """``mkdir -p`` with every folder it creates readable by the owner only (the session
+    folders hold prompts, output and the agent's environment)."""
+    if d.is_dir():
+        return
+    _private_dirs(d.parent)
+    with contextlib.suppress(FileExistsError):
+        d.mkdir(mode=0o700)
+
+
 def _read_int(p: Path) -> int | None:
     try:
         return int(p.read_text().strip())
@@ -94,7 +104,7 @@ def spawn(
     setup: list[str] | None = None,
 ) -> int:
     """Start the wrapper detached from this process; returns the wrapper's pid."""
-    turn_dir.mkdir(parents=True, exist_ok=True)
+    _private_dirs(turn_dir)
     if stdin is not None:
         _write_private(turn_dir / "stdin", stdin)
     spec = {"argv": list(argv), "cwd": str(cwd), "env": dict(env), "setup": setup}
@@ -102,8 +112,9 @@ def spawn(
     # marshal, not JSON: the wrapper (same interpreter) reads it without importing json.
     _write_private(turn_dir / LAUNCH, marshal.dumps(spec))
     for name in ("stdout", "stderr"):
-        (turn_dir / name).touch()
-    with open(turn_dir / "wrapper.log", "wb") as log:
+        (turn_dir / name).touch(mode=0o600)
+    log_fd = os.open(turn_dir / "wrapper.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(log_fd, "wb") as log:
         # -I: the wrapper needs nothing but built-in modules, so it is run by file name
         # and ignores PYTHONPATH; the agent inherits our environment untouched.
         proc = Detached(

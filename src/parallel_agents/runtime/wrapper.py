@@ -32,7 +32,7 @@ _RESTORE = tuple(
 
 def _write_atomic(path: str, text: str, *, durable: bool = False) -> None:
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, text.encode("utf-8"))
         if durable:
@@ -95,7 +95,8 @@ def _run_setup(turn_dir: str, spec: dict[str, Any], env: dict[str, str]) -> int:
     setup = spec.get("setup")
     if not setup:
         return 0
-    log = os.open(os.path.join(turn_dir, "setup.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    log = os.open(os.path.join(turn_dir, "setup.log"), flags, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     try:
         rc = _run(
@@ -143,8 +144,9 @@ def main(turn_dir: str) -> int:
         stdin_path = os.devnull
     started = time.time()
     append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    out = os.open(os.path.join(turn_dir, "stdout"), append, 0o644)
-    err = os.open(os.path.join(turn_dir, "stderr"), append, 0o644)
+    # The agent's output holds the prompt's answers and the code: the owner's only.
+    out = os.open(os.path.join(turn_dir, "stdout"), append, 0o600)
+    err = os.open(os.path.join(turn_dir, "stderr"), append, 0o600)
     inp = os.open(stdin_path, os.O_RDONLY)
     try:
         argv = spec["argv"]

@@ -371,9 +371,19 @@ def discard(request: Request, sid: str) -> dict[str, Any]:
     return d
 
 
+class RestoreBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    archive: str | None = Field(
+        None, description="Archive ref to restore from (e.g. refs/pa/archive/orphan-…)."
+    )
+
+
 @router.post("/sessions/{sid}/restore")
-def restore(request: Request, sid: str) -> dict[str, Any]:
-    return session_json(_app(request).restore(sid))
+def restore(request: Request, sid: str, body: RestoreBody | None = None) -> dict[str, Any]:
+    s = _app(request).restore(sid, body.archive if body else None)
+    d = session_json(s)
+    d["notes"] = list(s.options.get("restore_notes") or [])
+    return d
 
 
 @router.post("/sessions/{sid}/read")

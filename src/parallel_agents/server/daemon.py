@@ -188,7 +188,12 @@ def _setup_logging(token: str, level: str, log_file: Path | None = None) -> None
     if log_file is not None:
         from logging.handlers import RotatingFileHandler
 
-        handler = RotatingFileHandler(log_file, maxBytes=LOG_MAX, backupCount=2, encoding="utf-8")
+        class _Private(RotatingFileHandler):
+            def _open(self) -> Any:  # a rotated-in file is private too
+                private_log(Path(self.baseFilename))
+                return super()._open()
+
+        handler = _Private(log_file, maxBytes=LOG_MAX, backupCount=2, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -198,6 +203,16 @@ def _setup_logging(token: str, level: str, log_file: Path | None = None) -> None
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def private_log(path: Path) -> None:
+    """Create ``path`` readable by the owner only, or tighten it (older pa made it 0644):
+    the log shows session ids, paths and errors."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
 
 
 def _acquire_lock(home: Path) -> int:
@@ -411,6 +426,7 @@ def start_background(
     env["PA_HOME"] = str(h)
     from ..runtime.local import Detached
 
+    private_log(log_path)
     with open(log_path, "ab") as out:
         proc = Detached(
             argv,

@@ -24,6 +24,7 @@ class MergeBody(_Body):
     into: str | None = Field(default=None, max_length=255)
     message: str | None = Field(default=None, max_length=100_000)
     fix_conflicts: bool = False
+    force: bool = False
 
 
 class QueueBody(MergeBody):
@@ -105,6 +106,7 @@ def merge_one(request: Request, sid: str, body: MergeBody | None = None) -> dict
         into=b.into,
         message=b.message,
         fix_conflicts=b.fix_conflicts,
+        force=b.force,
     )
 
 
@@ -117,6 +119,7 @@ def merge_queue(request: Request, body: QueueBody) -> dict[str, Any]:
         into=body.into,
         message=body.message,
         fix_conflicts=body.fix_conflicts,
+        force=body.force,
     )
 
 

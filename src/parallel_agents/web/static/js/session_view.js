@@ -281,7 +281,7 @@ export class SessionView {
     const active = ACTIVE.has(s.status);
     const ok = await confirmDialog({
       title: "Discard this session?",
-      body: `${active ? "The agent is stopped, then t" : "T"}he worktree and branch of “${s.title}” are removed. Its final state is archived first; Restore brings it back.`,
+      body: `${active ? "The agent is stopped, then t" : "T"}he worktree and branch of “${s.title}” are removed. Its final state is archived first (commits, uncommitted, untracked and ignored files, the staging area, empty folders and nested repos; caches such as node_modules are not kept); Restore brings it back.`,
       ok: "Discard",
       danger: true,
     });
