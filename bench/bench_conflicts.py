@@ -6,7 +6,12 @@ N sessions, each one commit off the base that changes a few files. Some sessions
 - every 10th session and the next one edit the same line of one file (a real conflict);
 - every 10th + 5 session and the next one edit the same file far apart (overlapping paths
   that merge cleanly: the prefilter lets them through, merge-tree clears them);
-- the base moves after the sessions forked, touching a file one session also edits.
+- the base moves after the sessions forked, touching a file one session also edits;
+- then s000 is merged into the base (a merge commit) and leaves the forecast, and two
+  sessions fork from the merged base: one that changed nothing, one with files of its
+  own. Neither may be reported conflicting with s001, whose edit clashes with s000's
+  (that is s001's conflict with the base): the correctness check wants exactly the
+  planted pairs (issue 11 F.6).
 
 For each N it times ``review.forecast`` (cold caches, batched through
 ``merge-tree --stdin`` when git has it and through the thread-pool fallback), a warm rerun
@@ -77,6 +82,7 @@ def build_repo(root: Path, n_files: int, n_sessions: int, seed: int = 7) -> dict
     free = [i for i in range(n_files) if i not in set(hot)]
     rng.shuffle(free)
     expected_pairs: set[frozenset[str]] = set()
+    session_edits: dict[str, dict[int, dict[int, str]]] = {}
     for s in range(n_sessions):
         sid = f"s{s:03d}"
         edits: dict[int, dict[int, str]] = {}
@@ -91,8 +97,9 @@ def build_repo(root: Path, n_files: int, n_sessions: int, seed: int = 7) -> dict
             edits[hot[(s // 10 * 2 + 1) % len(hot)]] = {0: f"# {sid} top"}
         if s % 10 == 6:
             edits[hot[((s - 1) // 10 * 2 + 1) % len(hot)]] = {LINES - 1: f"# {sid} bottom"}
-        out.append(f"commit refs/heads/pa/{sid}\ncommitter ".encode() + ident + b"\n")
-        out.append(_data(f"session {sid}".encode()))
+        session_edits[sid] = edits
+        out.append(f"commit refs/heads/pa/{sid}\nmark :{1000 + s}\ncommitter ".encode() + ident)
+        out.append(b"\n" + _data(f"session {sid}".encode()))
         out.append(b"from :1\n")
         for i, ch in edits.items():
             out.append(b"M 100644 inline " + _path(i).encode() + b"\n" + _data(_content(i, ch)))
@@ -107,6 +114,28 @@ def build_repo(root: Path, n_files: int, n_sessions: int, seed: int = 7) -> dict
     if clash is not None:
         out.append(clash)
     out.append(b"\n")
+    # s000 is merged into the base (a merge commit carrying its edits), then two sessions
+    # fork from there: one changed nothing, one changed files nobody else touches.
+    merged = "s000" if n_sessions >= 2 else None
+    late: list[str] = []
+    if merged is not None:
+        out.append(b"commit refs/heads/main\nmark :3\ncommitter " + ident + b"\n")
+        out.append(_data(b"merge session s000"))
+        out.append(b"from :2\nmerge :1000\n")
+        for i, ch in session_edits[merged].items():
+            out.append(b"M 100644 inline " + _path(i).encode() + b"\n" + _data(_content(i, ch)))
+        out.append(b"\n")
+        late = ["t000", "t001"]
+        out.append(b"commit refs/heads/pa/t000\ncommitter " + ident + b"\n")
+        out.append(_data(b"a turn that changed nothing") + b"from :3\n\n")
+        out.append(b"commit refs/heads/pa/t001\ncommitter " + ident + b"\n")
+        out.append(_data(b"files of its own") + b"from :3\n")
+        for i in free[5:8]:
+            out.append(
+                b"M 100644 inline " + _path(i).encode() + b"\n" + _data(_content(i, {2: "t"}))
+            )
+        out.append(b"\n")
+        expected_pairs = {p for p in expected_pairs if merged not in p}
     subprocess.run(["git", "fast-import", "--quiet"], cwd=root, input=b"".join(out), check=True)
     heads = {}
     for line in subprocess.run(
@@ -117,9 +146,10 @@ def build_repo(root: Path, n_files: int, n_sessions: int, seed: int = 7) -> dict
         check=True,
     ).stdout.splitlines():
         sid, oid = line.split()
-        heads[sid] = oid
+        if sid != merged:  # merged sessions leave the forecast, as in `pa conflicts`
+            heads[sid] = oid
     base = _git(root, "rev-parse", "main")
-    return {"heads": heads, "base": base, "expected_pairs": expected_pairs}
+    return {"heads": heads, "base": base, "expected_pairs": expected_pairs, "late": late}
 
 
 def _session_files(stream: list[bytes], sid: str) -> list[bytes]:
@@ -194,6 +224,14 @@ def bench_one(root: Path, n_files: int, n_sessions: int, measure_naive: bool) ->
     row["conflicting_pairs"] = len(best.conflicts)
     row["base_conflicts"] = sum(not s.clean_with_base for s in best.sessions.values())
     row["expected_pairs_found"] = info["expected_pairs"] <= best.pairs()
+    # Correctness: exactly the planted pairs; none blames the sessions forked after the
+    # merge for the merged session's changes (issue 11 F.6).
+    row["false_pairs"] = len(best.pairs() - info["expected_pairs"])
+    assert best.pairs() == info["expected_pairs"], (
+        f"forecast pairs {sorted(map(sorted, best.pairs()))} != planted "
+        f"{sorted(map(sorted, info['expected_pairs']))}"
+    )
+    assert not any(c.a in info["late"] or c.b in info["late"] for c in best.conflicts)
     row["batched"] = best.stats.batched
 
     # Warm: same commits, persisted cache; then one session moves to a new checkpoint.

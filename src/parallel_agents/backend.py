@@ -37,6 +37,7 @@ class Backend(Protocol):
     def repo_add(self, path: str, name: str | None, base: str | None) -> dict[str, Any]: ...
     def repo_ls(self) -> list[dict[str, Any]]: ...
     def repo_rm(self, name: str) -> dict[str, Any]: ...
+    def repo_move(self, name: str, path: str) -> dict[str, Any]: ...
 
     # sessions
     def new(self, prompt: str, **kw: Any) -> dict[str, Any]: ...
@@ -88,6 +89,9 @@ class LocalBackend(Backend):
 
     def repo_rm(self, name: str) -> dict[str, Any]:
         return dict(self.app.remove_repo(name).__dict__)
+
+    def repo_move(self, name: str, path: str) -> dict[str, Any]:
+        return self.app.move_repo(name, path)
 
     def new(self, prompt: str, **kw: Any) -> dict[str, Any]:
         s = self.app.new_session(prompt, **kw)
@@ -216,6 +220,10 @@ class RemoteBackend(Backend):
 
     def repo_rm(self, name: str) -> dict[str, Any]:
         return self.c.remove_repo(name)
+
+    def repo_move(self, name: str, path: str) -> dict[str, Any]:
+        body = {"path": str(Path(path).expanduser().absolute())}
+        return dict(self.c.request("POST", f"/repos/{name}/move", json_body=body))
 
     def new(self, prompt: str, **kw: Any) -> dict[str, Any]:
         repo = kw.pop("repo", None)

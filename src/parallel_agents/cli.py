@@ -161,7 +161,13 @@ def repo() -> None:
 @click.option("--base", help="Default base branch for new sessions (default: current branch).")
 @click.option("--json", "as_json", is_flag=True, help="Print the repo as JSON.")
 def repo_add(path: str, name: str | None, base: str | None, as_json: bool) -> None:
-    """Register the git repository at PATH (default: current directory)."""
+    """Register the git repository at PATH (default: current directory).
+
+    A registered repository that was moved to PATH is recognised (by the id pa keeps in
+    its .git/pa-repo-id, or by its links to known sessions' worktrees) and refused, with
+    the `pa repo move NAME PATH` to run instead; a copy whose original is still in place
+    is registered as a repository of its own.
+    """
     r = _backend().repo_add(path, name, base)
     if as_json:
         _emit_json(r)
@@ -181,15 +187,56 @@ def repo_ls(as_json: bool) -> None:
         click.echo("no repos registered; add one with `pa repo add PATH`")
         return
     _table(
-        ["NAME", "PATH", "BASE"], ([r["name"], r["path"], r["base"] or "(current)"] for r in repos)
+        ["NAME", "PATH", "BASE"],
+        (
+            [r["name"], r["path"] + _missing_mark(r["name"], r["path"]), r["base"] or "(current)"]
+            for r in repos
+        ),
     )
+
+
+def _missing_mark(name: str, path: str) -> str:
+    if (Path(path) / ".git").exists():
+        return ""
+    return f"  [MISSING: if moved, pa repo move {name} NEWPATH]"
+
+
+@repo.command("move")
+@click.argument("name")
+@click.argument("new_path", metavar="NEWPATH")
+@click.option("--json", "as_json", is_flag=True, help="Print what was re-pointed as JSON.")
+def repo_move(name: str, new_path: str, as_json: bool) -> None:
+    """Point repo NAME at NEWPATH, the folder you moved the repository to.
+
+    Runs `git worktree repair` so the sessions' worktrees (and git's records of them)
+    link to the moved repository again; files, branches and sessions are kept as they
+    are. Refuses (changing nothing) when NEWPATH is another repository, is registered
+    already, or when the old path still holds the repository (a copy, not a move:
+    register it with `pa repo add NEWPATH --name OTHER`).
+    """
+    res = _backend().repo_move(name, new_path)
+    if as_json:
+        _emit_json(res)
+        return
+    click.echo(f"{name}: {res['from']} → {res['to']}")
+    if res["relinked"]:
+        click.echo(f"re-linked the worktrees of {len(res['relinked'])} session(s)")
+    for u in res["unlinked"]:
+        click.echo(f"warning: {u['worktree']} (session {u['session']}) is not linked", err=True)
+    if res["unlinked"]:
+        click.echo("hint: see `pa doctor` for what is wrong with them", err=True)
 
 
 @repo.command("rm")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 def repo_rm(name: str, as_json: bool) -> None:
-    """Unregister a repository (its files are not touched)."""
+    """Unregister a repository (its files are not touched).
+
+    Refused while it has live sessions. Works for a repository whose folder is gone: then
+    only sessions whose agent is still at work hold it up (pa stop ID), and the worktree
+    folders of its sessions are left exactly as they are (copy out what you need).
+    """
     r = _backend().repo_rm(name)
     if as_json:
         _emit_json(r)
@@ -240,7 +287,11 @@ def new(
     interactive: bool,
     as_json: bool,
 ) -> None:
-    """Start a session: a new worktree and branch, and an agent working on PROMPT."""
+    """Start a session: a new worktree and branch, and an agent working on PROMPT.
+
+    Refused, registering nothing, inside a registered repository that was moved (run the
+    `pa repo move` it names) and for a registered repo whose folder is missing.
+    """
     from .cmdline import split_cmd
     from .errors import UsageError
 
@@ -303,7 +354,8 @@ def _check_cell(chk: dict[str, Any] | None) -> str:
 @click.option("--status", "status", help="Only sessions with this status.")
 @click.option("--json", "as_json", is_flag=True)
 def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
-    """List sessions (● marks unread results)."""
+    """List live sessions: all but merged and discarded ones, the same set as the
+    dashboard's "live" filter (● marks unread results)."""
     from .errors import NotFound, UsageError
     from .models import Status
 
@@ -402,6 +454,11 @@ def format_event(e: dict[str, Any]) -> str:
         cost = p.get("cost_usd")
         c = f", ${cost:.4f}" if isinstance(cost, int | float) else ""
         return f"· tokens in {p.get('input_tokens')} out {p.get('output_tokens')}{c}"
+    if k == "rollback" or (k == "status" and "rollback_to_turn" in p):
+        return (
+            f"↺ rolled back to turn {p.get('rollback_to_turn')}"
+            f" (the state before is kept at {p.get('undo_ref')})"
+        )
     if k == "status":
         if "from" not in p:
             return ""
@@ -417,6 +474,8 @@ def format_event(e: dict[str, Any]) -> str:
 
 
 _WORKING = ("queued", "starting", "running")
+# What `pa wait` counts as failed (exit 1). A stop is the person's choice, not a failure.
+_WAIT_FAILED = ("failed", "interrupted")
 
 
 @main.command()
@@ -425,7 +484,8 @@ _WORKING = ("queued", "starting", "running")
 @click.option("--raw", is_flag=True, help="Print the agent's raw output lines.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
-    """Print a session's events (its output)."""
+    """Print a session's events (its output): all of them, page by page, up to its result
+    and final status; with -f, then keep following until it stops working."""
     be = _backend()
     be.refresh()
     sid = be.session(session_id)["id"]
@@ -446,6 +506,8 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 if text:
                     click.echo(text)
         if not follow:
+            if batch:  # a page (the server sends up to 1000 events): ask for the next one
+                continue
             break
         ended = not batch and be.session(sid)["status"] not in _WORKING
         if ended and not be.events(sid, after_seq=last):
@@ -460,9 +522,17 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
 @click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
 @click.option("--json", "as_json", is_flag=True)
 def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """Wait until each session stops working; non-zero exit if any failed.
+    """Wait until each session stops working (queued, starting or running).
 
     Also returns when a session needs input: it is waiting for you, not working.
+
+    \b
+    Exit codes:
+      0    none failed: each is idle, needs_input, stopped (by you, also before it
+           started), merged or discarded
+      1    at least one failed (also a turn timeout) or was interrupted (its agent
+           died with pa, e.g. a reboot)
+      124  --timeout passed while one was still working (listed on stderr)
     """
     be = _backend()
     ids = [be.session(x)["id"] for x in session_ids]
@@ -481,7 +551,7 @@ def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> 
             sys.exit(124)
         time.sleep(delay)
         delay = min(0.5, delay * 1.5)
-    bad = [s for s in sessions if s["status"] in ("failed", "interrupted", "stopped")]
+    bad = [s for s in sessions if s["status"] in _WAIT_FAILED]
     if as_json:
         _emit_json(sessions)
     else:
@@ -515,7 +585,11 @@ def _simple(
 @click.argument("prompt", required=False)
 @click.option("--json", "as_json", is_flag=True)
 def send(session_id: str, prompt: str | None, as_json: bool) -> None:
-    """Send a follow-up: the next turn, in the same worktree and conversation."""
+    """Send a follow-up: the next turn, in the same worktree and conversation.
+
+    Refused up front (nothing is queued) when the session's repository is missing or its
+    worktree lost its link to it: `pa repo move NAME NEWPATH` re-links a moved repository.
+    """
     be = _backend()
     be.refresh()
     s = be.send(session_id, _read_prompt(prompt))
@@ -597,7 +671,11 @@ def restore(session_id: str, archive_ref: str | None, as_json: bool) -> None:
 @click.argument("session_id")
 @click.option("--stat", is_flag=True, help="Summary of changed files and lines.")
 @click.option("--name-only", is_flag=True, help="Only the changed paths.")
-@click.option("--turn", type=int, help="Only what this turn changed.")
+@click.option(
+    "--turn",
+    type=int,
+    help="Only what this turn changed, from where it started (after a rollback: its target).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Changed files with counts as JSON.")
 def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json: bool) -> None:
     """What the session changed against its base: commits, uncommitted and untracked files."""
@@ -619,7 +697,12 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
     """Restore the worktree to the end of a turn (the present is checkpointed first, staging
     area included, under refs/pa/sessions/ID/before-rollback/…). Ignored files are left as
     they are. Turn checkpoints do not record the staging area: afterwards nothing is staged
-    (the index matches the turn's HEAD), and the output says so."""
+    (the index matches the turn's HEAD), and the output says so.
+
+    The next turn starts from there (its `pa diff --turn` shows only its own changes) and
+    the conversation shows "rolled back to turn N". Refused while the agent works or when
+    the session's repository is missing.
+    """
     be = _backend()
     be.refresh()
     res = be.rollback(session_id, turn)
@@ -669,20 +752,29 @@ def check(
 @click.option("--repo", "repo_ref", help="Only this repo.")
 @click.option("--json", "as_json", is_flag=True)
 def conflicts(repo_ref: str | None, as_json: bool) -> None:
-    """Forecast: does each live session merge cleanly, and which pairs conflict?"""
+    """Forecast: does each live session merge cleanly, and which pairs conflict?
+
+    A repository that is missing (moved or deleted) is skipped and flagged; the others are
+    still forecast.
+    """
     be = _backend()
     be.refresh()
     fc = be.conflicts(repo_ref)
     if as_json:
         _emit_json(fc)
         return
+    for sk in fc.get("skipped") or []:
+        click.echo(f"warning: repo {sk['repo']} not forecast: {sk['reason']}", err=True)
+        click.echo(f"hint: {sk['hint']}", err=True)
     if not fc["sessions"]:
         click.echo("no live sessions")
         return
     rows = []
     for sid, info in fc["sessions"].items():
         base = (
-            "clean"
+            f"SKIPPED: {info['skipped']}"
+            if info.get("skipped")
+            else "clean"
             if info["clean_with_base"]
             else "CONFLICT: " + ", ".join(info["base_conflict_paths"][:5])
         )

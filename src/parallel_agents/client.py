@@ -455,8 +455,8 @@ class Client:
                     for msg in parse_sse(lines):
                         if msg["id"] is not None:
                             last = msg["id"]
-                        if msg["data"] is None:
-                            continue
+                        if msg["data"] is None or msg["event"] == "reset":
+                            continue  # a reset only moves the resume point (server/sse.py)
                         yield json.loads(msg["data"])
                 except (OSError, HTTPException) as e:
                     raise _Unreachable(e) from e

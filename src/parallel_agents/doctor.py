@@ -16,7 +16,10 @@ Checks, in order:
 Nothing that may hold work is deleted before it is archived: a dirty orphan worktree is
 snapshotted (untracked files included) and a commit no other branch, tag or archive
 reaches is kept, under ``refs/pa/archive/orphan-<name>``. Worktrees outside the
-worktree root on non-``pa/`` branches are the user's own and only reported.
+worktree root on non-``pa/`` branches are the user's own and only reported. A worktree
+or branch that a known session of another registration owns (by worktree path or by
+branch, e.g. a moved repository registered a second time) is never touched: it is
+reported with the ``pa repo move`` that fixes the registration.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
                     repo.path,
                     "the registered repository is gone; its sessions cannot be checked",
                     repo=repo.name,
-                    fix=f"pa repo rm {repo.name} (after discarding its sessions)",
+                    fix=f"if it was moved: pa repo move {repo.name} NEWPATH; else pa repo rm "
+                    f"{repo.name} (after discarding its sessions)",
                 )
             )
             continue
@@ -407,6 +411,8 @@ class _RepoCheck:
             ]
             known = {_real(s.worktree): s for s in sessions}
             self._adopt(admins, known)
+            self._others_by_path, self._others_by_branch = self._other_sessions()
+            self._reported: set[str] = set()
             self._stale_locks(admins)
             admins = self._not_foreign(admins)
             admins = self._prunable(admins, known)
@@ -415,6 +421,40 @@ class _RepoCheck:
             self._orphan_branches(branches, sessions)
         pool.empty_trash(self.trash)
         self._pool()
+
+    def _other_sessions(self) -> tuple[dict[str, Session], dict[str, Session]]:
+        """Known sessions of other registrations, by worktree path and by branch: this
+        repository may be one of them, moved (its worktrees are never orphans here)."""
+        by_path: dict[str, Session] = {}
+        by_branch: dict[str, Session] = {}
+        for s in self.app.store.sessions():
+            if s.repo_id != self.repo.id and s.status != Status.DISCARDED:
+                by_path[_real(s.worktree)] = s
+                by_branch[s.branch] = s
+        return by_path, by_branch
+
+    def _other_session(self, wt: Path | None, head: str) -> Session | None:
+        s = self._others_by_path.get(_real(str(wt))) if wt is not None else None
+        if s is None and head.startswith("ref: refs/heads/"):
+            s = self._others_by_branch.get(head.removeprefix("ref: refs/heads/").strip())
+        return s
+
+    def _owned_elsewhere(self, subject: str, s: Session) -> None:
+        """Report, never touch, what a known session of another registration owns."""
+        if s.id in self._reported:  # its worktree and its branch: one finding
+            return
+        self._reported.add(s.id)
+        other = self.app.store.repo(s.repo_id)
+        moved = not (Path(other.path) / ".git").exists()
+        f = self.finding(
+            "other_repo_session",
+            subject,
+            f"belongs to session {s.id} of repo {other.name!r} (registered at {other.path}"
+            + (", which is gone: was it moved here?)" if moved else ")")
+            + "; left alone",
+            f"pa repo move {other.name} {self.path}" if moved else None,
+        )
+        f.problem = moved
 
     # listing
     def _admins(self) -> list[_Admin]:
@@ -623,6 +663,10 @@ class _RepoCheck:
                 continue
             if _real(str(wt)) in known:
                 continue
+            elsewhere = self._other_session(wt, a.head)
+            if elsewhere is not None:
+                self._owned_elsewhere(str(wt), elsewhere)
+                continue
             if not self._ours(wt, a.head):
                 f = self.finding(
                     "foreign_worktree",
@@ -787,6 +831,9 @@ class _RepoCheck:
                 continue
             if name in self._foreign_heads:
                 continue  # another PA_HOME's session branch (reported with its worktree)
+            if name in self._others_by_branch:
+                self._owned_elsewhere(name, self._others_by_branch[name])
+                continue
             if name in checked_out:
                 f = self.finding(
                     "orphan_branch",

@@ -101,6 +101,7 @@ def merge_sessions(
     merge finds its work already merged: nothing is merged twice.
     """
     from . import merge
+    from .repo_identity import require_repo
 
     if not ids:
         raise UsageError("name at least one session to merge")
@@ -112,8 +113,7 @@ def merge_sessions(
     repos = {s.repo_id for s in sessions}
     if len(repos) != 1:
         raise UsageError("sessions of different repos cannot be merged in one queue")
-    repo = app.store.repo(sessions[0].repo_id)
-    repo_path = Path(repo.path)
+    repo_path = require_repo(app.store, sessions[0])  # a clear error when it is gone
     target = into or sessions[0].base_ref
     if target == "HEAD" or git.rev_parse(repo_path, f"refs/heads/{target}") is None:
         if into is None:

@@ -23,7 +23,10 @@ class Status(enum.StrEnum):
 
     @property
     def live(self) -> bool:
-        """Still owns a worktree the person may want to review or continue."""
+        """Still owns a worktree the person may want to review or continue.
+
+        The one definition of a live session: `pa ls`, GET /api/v1/sessions (without
+        ``all``) and the dashboard's "live" filter (through GET /api/v1/statuses)."""
         return self not in (Status.MERGED, Status.DISCARDED)
 
     @property
@@ -70,6 +73,7 @@ class EventKind(enum.StrEnum):
     ATTENTION = "attention"
     CHECK = "check"
     CONFLICT = "conflict"
+    ROLLBACK = "rollback"  # the worktree was put back to an earlier turn's checkpoint
 
 
 @dataclass

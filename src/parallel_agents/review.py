@@ -732,7 +732,9 @@ class ConflictForecast:
 
     ``cache`` maps a sorted pair of commit ids to the conflicted paths of their merge
     (an empty list: the merge is clean). Commits are immutable, so the caller may keep
-    the mapping across calls and processes.
+    the mapping across calls and processes. A side may also be ``head@base`` (see
+    ``projected``): sessions forked from different base commits are compared on their
+    own changes only, each as if merged into the current base first.
     """
 
     def __init__(
@@ -779,11 +781,77 @@ class ConflictForecast:
                     "GIT_OBJECT_DIRECTORY": tmp,
                     "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects),
                 }
-                computed = self._run_merges(todo, env)
+                sides = sorted({x for pair in todo for x in pair})
+                if any(PROJECTED in x for x in sides):
+                    real = self._project(sides, env)
+                    merged = self._run_merges([(real[a], real[b]) for a, b in todo], env)
+                    computed = {k: merged[(real[k[0]], real[k[1]])] for k in todo}
+                else:
+                    computed = self._run_merges(todo, env)
             for key, paths in computed.items():
                 self.cache[key] = list(paths)
                 result[key] = paths
         return result, hits, len(todo)
+
+    def _project(self, sides: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+        """Commit ids for merge sides: a plain commit stands for itself; ``head@base`` (see
+        ``projected``) becomes a commit, written to ``env``'s object directory, whose
+        parent is ``base`` and whose tree is ``head`` merged into ``base`` (with conflict
+        markers where they conflict). Merging two such commits merges only what each
+        head itself changed: their merge base is ``base``.
+        """
+        real: dict[str, str] = {}
+        todo: list[tuple[str, str]] = []  # (base, head)
+        for side in sides:
+            head, sep, base = side.partition(PROJECTED)
+            if sep:
+                todo.append((base, head))
+            else:
+                real[side] = side
+        if not todo:
+            return real
+        trees = self._merge_trees(todo, env)
+        with tempfile.TemporaryDirectory(prefix="pa-forecast-commits-") as tmp:
+            files = []
+            for k, (base, head) in enumerate(todo):
+                f = Path(tmp) / str(k)
+                # Fixed identity and date: the same inputs always give the same commit id,
+                # so results cached under ``head@base`` keys stay valid across processes.
+                f.write_text(
+                    f"tree {trees[k]}\nparent {base}\n"
+                    f"author pa <pa@localhost> 0 +0000\ncommitter pa <pa@localhost> 0 +0000\n"
+                    f"\npa forecast: {head} onto {base}\n"
+                )
+                files.append(str(f))
+            ids = _git(
+                ["hash-object", "-t", "commit", "-w", "--stdin-paths"],
+                self.repo,
+                input="".join(f"{f}\n" for f in files).encode(),
+                env=env,
+            ).text.split()
+        for (base, head), oid in zip(todo, ids, strict=True):
+            real[projected(head, base)] = oid
+        return real
+
+    def _merge_trees(self, todo: list[tuple[str, str]], env: Mapping[str, str]) -> list[str]:
+        """The tree of each (a, b) merge, conflicted or not, in ``todo``'s order."""
+        if self.use_stdin and len(todo) > 1:
+            data = "".join(f"{a} {b}\n" for a, b in todo).encode()
+            out = _git(
+                ["merge-tree", "--stdin", "--write-tree", "-z", "--name-only", "--no-messages"],
+                self.repo,
+                input=data,
+                env=env,
+            )
+            tokens = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+            trees: list[str] = []
+            i = 0
+            for _ in todo:
+                trees.append(tokens[i + 1])
+                _, _, i = _parse_merge_tree(tokens, i)
+            return trees
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(lambda p: merge_tree(self.repo, p[0], p[1], env=env)[0], todo))
 
     def _run_merges(
         self, todo: list[tuple[str, str]], env: Mapping[str, str]
@@ -870,16 +938,19 @@ class ConflictForecast:
                     continue
                 if self._pair_candidate(ha, hb, mbs, changes, base):
                     candidates.append((a, b))
-                    merges.append((ha, hb))
+                    merges.append(self._pair_sides(ha, hb, mbs, base))
         results, hits, run = self._merge_paths(merges)
 
         def paths_of(a: str, b: str) -> list[str]:
             return results[(a, b) if a <= b else (b, a)]
 
+        def pair_paths(ha: str, hb: str) -> list[str]:
+            return paths_of(*self._pair_sides(ha, hb, mbs, base))
+
         conflicts: list[PairConflict] = []
         partners: dict[str, list[str]] = {sid: [] for sid in ids}
         for a, b in candidates:
-            p = paths_of(resolved[a], resolved[b])
+            p = pair_paths(resolved[a], resolved[b])
             if p:
                 conflicts.append(PairConflict(a, b, p))
                 partners[a].append(b)
@@ -919,13 +990,34 @@ class ConflictForecast:
     ) -> bool:
         ma, mb = mbs[ha], mbs[hb]
         assert ma is not None and mb is not None
-        ca, cb = changes[(ma, ha)], changes[(mb, hb)]
-        if ma == mb:
-            return ca.may_conflict(cb)
-        # Forked from different base commits: what separates the two forks is inside
-        # what the base changed since either of them, so count that on both sides.
-        moved = changes[(ma, base)] | changes[(mb, base)]
-        return ca.may_conflict(cb | moved) or cb.may_conflict(ca | moved)
+        # Only what each session itself changed counts (issue 11 F.6): what the base
+        # changed since either forked is between that session and the base (the base
+        # check), never the other session's doing.
+        return changes[(ma, ha)].may_conflict(changes[(mb, hb)])
+
+    @staticmethod
+    def _pair_sides(
+        ha: str, hb: str, mbs: Mapping[str, str | None], base: str
+    ) -> tuple[str, str]:
+        """What to merge to compare two sessions' own changes. Forked from the same commit:
+        the heads themselves (their merge base is that commit). Otherwise each head that
+        is behind the base is taken as merged into the base first (``projected``), so
+        changes the base made since an older fork (e.g. a merged session's) do not count
+        against the newer session."""
+        if mbs[ha] == mbs[hb]:
+            return ha, hb
+        sa = ha if mbs[ha] == base else projected(ha, base)
+        sb = hb if mbs[hb] == base else projected(hb, base)
+        return sa, sb
+
+
+PROJECTED = "@"  # in a merge side: ``head@base``, ``head`` as merged into ``base``
+
+
+def projected(head: str, base: str) -> str:
+    """The merge side standing for ``head`` merged into ``base`` (a cache key as well:
+    the merge it stands for depends on nothing else)."""
+    return f"{head}{PROJECTED}{base}"
 
 
 def merge_tree(

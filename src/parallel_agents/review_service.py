@@ -12,8 +12,8 @@ from typing import Any
 
 from . import git
 from .config import Settings, load_repo_config
-from .errors import Conflict, NotFound, UsageError
-from .models import Session, Status
+from .errors import Conflict, NotFound, PAError, UsageError
+from .models import EventKind, Session, Status
 from .store import Store
 
 ACTIVE = (Status.QUEUED, Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
@@ -25,6 +25,11 @@ def turn_ref(sid: str, n: int) -> str:
 
 def live_ref(sid: str) -> str:
     return f"refs/pa/sessions/{sid}/live"
+
+
+def turn_start_ref(sid: str, n: int) -> str:
+    """Where turn ``n`` started when that is not turn ``n - 1``'s end (after a rollback)."""
+    return f"refs/pa/sessions/{sid}/turn-starts/{n}"
 
 
 def _worktree_ok(s: Session) -> bool:
@@ -67,7 +72,9 @@ def snapshot(store: Store, s: Session) -> tuple[str, str | None]:
 
 def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, str | None]:
     """(base, target, note) of what the session (or one turn) changed."""
-    repo_path = Path(store.repo(s.repo_id).path)
+    from .repo_identity import require_repo
+
+    repo_path = require_repo(store, s)
     if turn is None:
         target, note = snapshot(store, s)
         return s.base_commit, target, _with_nested_note(s, note)
@@ -82,7 +89,10 @@ def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, st
         if turn != n_turns:
             raise UsageError(f"session {s.id} has no checkpoint for turn {turn}")
         end, note = snapshot(store, s)  # the turn is still running: show it so far
-    start = s.base_commit if turn == 1 else git.rev_parse(repo_path, turn_ref(s.id, turn - 1))
+    # A turn's diff is its own: after a rollback it starts from the rollback's target.
+    start = git.rev_parse(repo_path, turn_start_ref(s.id, turn))
+    if start is None:
+        start = s.base_commit if turn == 1 else git.rev_parse(repo_path, turn_ref(s.id, turn - 1))
     if start is None:
         raise UsageError(f"session {s.id} has no checkpoint for turn {turn - 1}")
     return start, end, note
@@ -120,9 +130,11 @@ def run_check(
 ) -> dict[str, Any]:
     """Run the repo's check in the session's worktree and store the result."""
     from . import review
+    from .repo_identity import require_usable
 
     if not _worktree_ok(s):
         raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
+    require_usable(store, s)
     cmd = check_command(store, s, command)
     commit, _ = snapshot(store, s)
     limit = float(timeout or settings.get("check.timeout") or 600)
@@ -215,7 +227,9 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
         raise Conflict(f"session {s.id} is {s.status.value}", hint=f"pa stop {s.id} first")
     if not _worktree_ok(s):
         raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
-    repo_path = Path(store.repo(s.repo_id).path)
+    from .repo_identity import require_usable
+
+    repo_path = require_usable(store, s)
     wait_for_index_lock(Path(s.worktree))
     target = git.rev_parse(repo_path, turn_ref(s.id, turn))
     if target is None:
@@ -237,7 +251,14 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     undo = archive.snapshot(Path(s.worktree), f"pa: state before rollback to {turn}").commit
     undo_ref = archive.write_new_ref(repo_path, undo_ref, undo, "pa checkpoint")
     review.restore(Path(s.worktree), target)
-    store.add_event(s.id, "status", {"rollback_to_turn": turn, "undo_ref": undo_ref})
+    # The next turn starts from the rollback's target, not from the last turn's end.
+    next_turn = len(store.turns(s.id)) + 1
+    git.run(["update-ref", turn_start_ref(s.id, next_turn), target], repo_path)
+    store.add_event(
+        s.id,
+        EventKind.ROLLBACK.value,
+        {"rollback_to_turn": turn, "commit": target, "undo_ref": undo_ref, "next_turn": next_turn},
+    )
     note = (
         "turn checkpoints do not record the staging area: nothing is staged now (the index "
         f"matches HEAD); the staging area from before is kept in {undo_ref}"
@@ -279,8 +300,13 @@ def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
         groups.setdefault((s.repo_id, s.base_ref), []).append(s)
     out_sessions: dict[str, Any] = {}
     pairs: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"sessions": out_sessions, "pairs": pairs, "skipped": []}
     for (rid, base_ref), members in groups.items():
         repo_path = Path(store.repo(rid).path)
+        if not (repo_path / ".git").exists():
+            # One missing repository must not take the forecast of the others down.
+            _skip(store, rid, base_ref, members, f"the repository is missing ({repo_path})", result)
+            continue
         base = git.rev_parse(repo_path, base_ref) or members[0].base_commit
         heads = {s.id: h for s in members if (h := session_head(store, s))}
         cache_key = f"conflict-cache:{rid}"
@@ -288,7 +314,11 @@ def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
         cache: dict[tuple[str, str], list[str]] = {
             tuple(k.split(":", 1)): v for k, v in raw.items()
         }
-        fc = review.forecast(repo_path, base, heads, cache)
+        try:
+            fc = review.forecast(repo_path, base, heads, cache)
+        except PAError as e:
+            _skip(store, rid, base_ref, members, e.message, result)
+            continue
         if len(cache) > 5000:
             cache = dict(list(cache.items())[-5000:])
         store.kv_set(cache_key, {f"{a}:{b}": v for (a, b), v in cache.items()})
@@ -303,7 +333,39 @@ def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
             }
         pairs.extend({"a": c.a, "b": c.b, "paths": c.paths} for c in fc.conflicts)
     _announce_new_conflicts(store, pairs)
-    return {"sessions": out_sessions, "pairs": pairs}
+    return result
+
+
+def _skip(
+    store: Store,
+    rid: int,
+    base_ref: str,
+    members: list[Session],
+    reason: str,
+    out: dict[str, Any],
+) -> None:
+    """Flag a repo group the forecast could not cover (in ``skipped`` and per session)."""
+    repo = store.repo(rid)
+    out["skipped"].append(
+        {
+            "repo": repo.name,
+            "path": repo.path,
+            "base": base_ref,
+            "reason": reason,
+            "sessions": [s.id for s in members],
+            "hint": f"if you moved it: pa repo move {repo.name} NEWPATH",
+        }
+    )
+    for s in members:
+        out["sessions"][s.id] = {
+            "repo": repo.name,
+            "base": base_ref,
+            "head": None,
+            "clean_with_base": None,
+            "base_conflict_paths": [],
+            "conflicts_with": [],
+            "skipped": reason,
+        }
 
 
 def _announce_new_conflicts(store: Store, pairs: list[dict[str, Any]]) -> None:

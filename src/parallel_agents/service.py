@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import git, pool, worktrees
+from . import git, pool, repo_identity, worktrees
 from .agents import get_agent
 from .config import Settings, load_repo_config, load_settings
 from .errors import Conflict, NotFound, PAError, UsageError
@@ -94,12 +94,21 @@ class App:
         existing = self.store.repo_by_path(str(top))
         if existing is not None:
             raise UsageError(f"{top} is already registered as {existing.name!r}")
+        moved = repo_identity.find_moved(self.store, top)
+        if moved is not None:
+            raise repo_identity.moved_error(moved[0], top, moved[1])
         name = name or top.name
         if not _REPO_NAME.fullmatch(name) or name in (".", ".."):
             raise UsageError(
                 f"repo name {name!r} may only contain letters, digits, '.', '_' and '-'"
             )
-        return self.store.add_repo(name, str(top), base)
+        r = self.store.add_repo(name, str(top), base)
+        repo_identity.claim(self.store, r)
+        return r
+
+    def move_repo(self, name: str, path: str | Path) -> dict[str, Any]:
+        """Re-point repo ``name`` at the folder it was moved to; repair worktree links."""
+        return repo_identity.move(self.store, name, Path(path))
 
     def find_repo(self, ref: str | None, cwd: Path | None = None, *, register: bool = True) -> Repo:
         """A repo by name or path; with no ref, the git repo around ``cwd``."""
@@ -118,7 +127,13 @@ class App:
         top = validate_repo_path(p)
         found = self.store.repo_by_path(str(top))
         if found:
+            if self.store.repo_uid(found.id) is None:  # registered before repo ids existed
+                repo_identity.claim(self.store, found)
             return found
+        # Never a second registration of a registered repository that was moved here.
+        moved = repo_identity.find_moved(self.store, top)
+        if moved is not None:
+            raise repo_identity.moved_error(moved[0], top, moved[1])
         if not register:
             raise NotFound(f"{top} is not a registered repo", hint="pa repo add " + str(top))
         # The same names `pa repo add` accepts: the name travels in URLs and commands.
@@ -128,18 +143,27 @@ class App:
             if self.store.repo_by_name(base_name) is None
             else f"{base_name}-{secrets.token_hex(2)}"
         )
-        return self.store.add_repo(name, str(top), None)
+        r = self.store.add_repo(name, str(top), None)
+        repo_identity.claim(self.store, r)
+        return r
 
     def remove_repo(self, name: str) -> Repo:
         repo = self.store.repo_by_name(name)
         if repo is None:
             raise NotFound(f"no registered repo named {name!r}", hint="see `pa repo ls`")
+        gone = not (Path(repo.path) / ".git").exists()
         live = [s for s in self.store.sessions(repo_id=repo.id) if s.status.live]
-        if live:
+        # A deleted repository's sessions cannot be merged or discarded any more (there is no
+        # git to archive into); their worktree folders are left exactly as they are, so
+        # unregistering loses no file. Only an agent still at work holds it up.
+        blocking = [s for s in live if s.status.active] if gone else live
+        if blocking:
             raise Conflict(
-                f"repo {name!r} still has {len(live)} live session(s): "
-                + ", ".join(s.id for s in live[:10]),
-                hint="merge or discard them first (pa discard ID)",
+                f"repo {name!r} still has {len(blocking)} live session(s): "
+                + ", ".join(s.id for s in blocking[:10]),
+                hint="stop them first (pa stop ID)"
+                if gone
+                else "merge or discard them first (pa discard ID)",
             )
         old = self.store.sessions(repo_id=repo.id)
         if old:
@@ -149,7 +173,8 @@ class App:
                     db.execute("DELETE FROM turns WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM checkpoints WHERE session_id = ?", (s.id,))
                     db.execute("DELETE FROM sessions WHERE id = ?", (s.id,))
-        pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
+        if (Path(repo.path) / ".git").exists():  # a deleted repo has no git to clean up
+            pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
         self.store.remove_repo(repo.id)
         return repo
 
@@ -195,6 +220,8 @@ class App:
         model = model or settings.get("model")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
+        if not (repo_path / ".git").exists():
+            raise repo_identity.missing_repo_error(r)
         base_ref, base_commit = _start_point(repo_path, base or r.base)
         if base_commit is None:
             raise UsageError(
@@ -267,6 +294,8 @@ class App:
         if s.interactive and s.status != Status.DISCARDED:
             from .runtime import tmux
 
+            repo_identity.require_usable(self.store, s)
+
             # Types into the live TUI, or restarts it (resuming the agent's own session).
             tmux.send_text(self, s, prompt)
             return self.store.session(s.id)
@@ -284,6 +313,8 @@ class App:
                 f"the worktree of session {s.id} is gone ({s.worktree})",
                 hint=f"pa discard {s.id} to clean up",
             )
+        # An agent in a worktree cut off from its repository works blind (no checkpoints).
+        repo_identity.require_usable(self.store, s)
         with self.store.tx() as db:
             self.store.add_turn(db, s.id, prompt, {})
             self.store.set_status(s.id, Status.QUEUED, db=db, error=None)

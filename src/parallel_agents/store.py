@@ -141,10 +141,17 @@ def _m003_checks(db: sqlite3.Connection) -> None:
     )
 
 
+def _m004_repo_uid(db: sqlite3.Connection) -> None:
+    # The identity pa wrote into the repository's .git/pa-repo-id at registration: it
+    # travels with the repository when it is moved, so a moved repo is recognised.
+    db.execute("ALTER TABLE repos ADD COLUMN uid TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_checkpoints", _m002_checkpoints),
     ("003_checks", _m003_checks),
+    ("004_repo_uid", _m004_repo_uid),
 ]
 
 
@@ -478,6 +485,29 @@ class Store:
     def remove_repo(self, rid: int) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM repos WHERE id = ?", (rid,))
+
+    def repo_uid(self, rid: int) -> str | None:
+        r = self.db.execute("SELECT uid FROM repos WHERE id = ?", (rid,)).fetchone()
+        return str(r[0]) if r and r[0] else None
+
+    def repo_by_uid(self, uid: str) -> Repo | None:
+        r = self.db.execute("SELECT * FROM repos WHERE uid = ?", (uid,)).fetchone()
+        return _repo(r) if r else None
+
+    def set_repo_uid(self, rid: int, uid: str | None) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE repos SET uid = ? WHERE id = ?", (uid, rid))
+
+    def set_repo_path(self, rid: int, path: str) -> Repo:
+        """Point a registration at the folder its repository was moved to."""
+        with self.tx() as db:
+            row = db.execute(
+                "SELECT name FROM repos WHERE path = ? AND id != ?", (path, rid)
+            ).fetchone()
+            if row:
+                raise UsageError(f"{path} is already registered as {row[0]!r}")
+            db.execute("UPDATE repos SET path = ? WHERE id = ?", (path, rid))
+        return self.repo(rid)
 
     # -- sessions -------------------------------------------------------------------
     def insert_session(self, s: Session) -> None:

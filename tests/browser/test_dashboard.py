@@ -258,6 +258,9 @@ def test_filters_search_and_keyboard(server: Server, page: Any, four: dict[str, 
     assert page.evaluate(visible) == [ids[1]]
     page.fill("#f-search", "")
     page.select_option("#f-repo", "tools")
+    # ids[3] was discarded: "live" hides it, as `pa ls` does; "all" shows it (issue 11 F.7).
+    js_wait(page, f"() => ({visible})().length === 0")
+    page.select_option("#f-status", "*")
     js_wait(page, f"() => ({visible})().length === 1")
     assert page.evaluate(visible) == [ids[3]]
     page.select_option("#f-repo", "")

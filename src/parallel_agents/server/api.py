@@ -183,6 +183,17 @@ def remove_repo(request: Request, name: str) -> dict[str, Any]:
     return {"removed": r.__dict__}
 
 
+class MovedRepo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="Where the repository is now (on the server's machine).")
+
+
+@router.post("/repos/{name}/move")
+def move_repo(request: Request, name: str, body: MovedRepo) -> dict[str, Any]:
+    """Re-point a registered repo at the folder it was moved to; repair worktree links."""
+    return _app(request).move_repo(name, body.path)
+
+
 # -- sessions --------------------------------------------------------------------------
 class NewSessions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -421,6 +432,13 @@ def _stream(
 ) -> StreamingResponse:
     st = _state(request)
     resume = parse_last_event_id(request.headers.get("last-event-id"), last_event_id)
+    reset_from: int | None = None
+    if resume is not None:
+        # Above the newest stored id (the database was reset): waiting for that id would
+        # keep the stream silent for ever, so resume at the newest and say so.
+        latest = st.app_latest_id()
+        if resume > latest:
+            reset_from, resume = resume, latest
     gen = event_stream(
         st.query_events,
         st.notifier,
@@ -429,6 +447,7 @@ def _stream(
         kinds=_kinds(kinds),
         heartbeat=st.heartbeat,
         is_disconnected=request.is_disconnected,
+        reset_from=reset_from,
     )
     return StreamingResponse(
         gen,
@@ -439,7 +458,10 @@ def _stream(
 
 _STREAM_DOC = (
     "Server-sent events. Resume with the `Last-Event-ID` header or `?last_event_id=`; "
-    "`?after_id=` sets the start otherwise. `?token=` is accepted here."
+    "`?after_id=` sets the start otherwise. `?token=` is accepted here. A resume id above "
+    "the newest stored one (a reset database) resumes at the newest and first sends an "
+    "`event: reset` message (data: `last_id`, `requested`). Events of kind `error` are "
+    "named `agent_error` on the wire (EventSource reserves `error`)."
 )
 
 
@@ -466,3 +488,26 @@ def stream_session(
 ) -> StreamingResponse:
     s = _app(request).store.resolve_session(sid)
     return _stream(request, s.id, after_id, last_event_id, kinds)
+
+
+# -- vocabulary ------------------------------------------------------------------------
+@router.get("/statuses")
+def statuses() -> dict[str, Any]:
+    """The session statuses and what they mean, from ``models.Status``: ``live`` is the one
+    definition of a live session (`pa ls`, GET /sessions without `all`, the dashboard's
+    "live" filter); ``active`` means an agent is (about to be) working."""
+    return {"statuses": [{"name": s.value, "live": s.live, "active": s.active} for s in Status]}
+
+
+@router.get("/agents")
+def agents(request: Request) -> dict[str, Any]:
+    """The agents this server can run (built-in and plug-ins), the default one first."""
+    from ..agents.registry import available
+
+    default = str(_state(request).settings.default_agent)
+    names = available()
+    ordered = ([default] if default in names else []) + [n for n in names if n != default]
+    return {
+        "agents": [{"name": n, "default": n == default} for n in ordered],
+        "default": default,
+    }

@@ -3,14 +3,18 @@
 Each message is::
 
     id: <global event id>
-    event: <kind>
+    event: <kind>   (``agent_error`` for kind ``error``, see WIRE_NAMES)
     data: <event JSON: id, session_id, seq, turn, kind, payload, ts>
 
 A stream first sends ``retry:`` and an id-only message naming where it starts, so a
 client that reconnects before any event arrived still resumes at the right place
 (browsers' EventSource take the id from such a message too). Comments (``: ping``) keep
-idle connections alive. Event ids are assigned inside SQLite write transactions, which
-are serialised, so "everything after id N" is exact: nothing missed, nothing doubled.
+idle connections alive. A resume point above the newest stored id (the database was
+reset since the client last saw an event) is clamped to the newest id, and the stream then
+first sends ``event: reset`` with ``{"last_id": <newest id>, "requested": <asked id>}``,
+so a client drops the ids it remembered and loads its state again. Event ids are
+assigned inside SQLite write transactions, which are serialised, so "everything after
+id N" is exact: nothing missed, nothing doubled.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 BATCH = 200  # events per query: bounds memory per stream (payloads reach 64 KB)
+
+# Event names on the wire that differ from the event's kind. A message named ``error`` is
+# what EventSource fires for a broken connection, so a browser would take an agent's
+# error event for a lost stream (issue 11 F.4); the JSON ``kind`` stays ``error``.
+WIRE_NAMES = {"error": "agent_error"}
 
 # (session id or None, after id, limit, kinds) -> events as JSON dicts
 Query = Callable[[str | None, int, int, Sequence[str] | None], list[dict[str, Any]]]
@@ -66,7 +75,14 @@ class Notifier:
 
 def format_event(e: dict[str, Any]) -> bytes:
     data = json.dumps(e, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {e['id']}\nevent: {e['kind']}\ndata: {data}\n\n".encode()
+    name = WIRE_NAMES.get(e["kind"], e["kind"])
+    return f"id: {e['id']}\nevent: {name}\ndata: {data}\n\n".encode()
+
+
+def format_reset(last_id: int, requested: int) -> bytes:
+    """The message telling a client its resume point is gone (see the module docstring)."""
+    data = json.dumps({"last_id": last_id, "requested": requested}, separators=(",", ":"))
+    return f"id: {last_id}\nevent: reset\ndata: {data}\n\n".encode()
 
 
 def parse_last_event_id(header: str | None, query: str | None) -> int | None:
@@ -94,11 +110,16 @@ async def event_stream(
     kinds: Sequence[str] | None,
     heartbeat: float,
     is_disconnected: Callable[[], Any] | None = None,
+    reset_from: int | None = None,
 ) -> AsyncIterator[bytes]:
+    """The stream's bytes; ``reset_from`` (the id the client asked for, when it was above
+    the newest one and ``after_id`` is that newest id) sends a ``reset`` message first."""
     from anyio import to_thread
 
     cursor = after_id
     yield f"retry: 2000\nid: {cursor}\n\n".encode()
+    if reset_from is not None:
+        yield format_reset(cursor, reset_from)
     last_write = time.monotonic()
     while True:
         mark = notifier.latest

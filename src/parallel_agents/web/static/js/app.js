@@ -3,7 +3,7 @@ import { setUnauthorizedHandler } from "./api.js";
 import { initAttention } from "./attention.js";
 import { helpDialog, newSessionDialog } from "./dialogs.js";
 import { Sidebar } from "./sidebar.js";
-import { ATTENTION, emit, loadChecks, loadConflicts, loadRepos, loadSessions, on, refreshFiles, state } from "./state.js";
+import { ATTENTION, emit, loadChecks, loadConflicts, loadRepos, loadSessions, loadStatuses, on, refreshFiles, state } from "./state.js";
 import * as stream from "./stream.js";
 import { $, $$, h, isTyping } from "./util.js";
 
@@ -123,7 +123,7 @@ async function boot() {
   sidebar = new Sidebar($("#session-list"), { onOpen: openSession });
   stream.start(); // events are held until the first load is on screen
   try {
-    await Promise.all([loadSessions(), loadRepos()]);
+    await Promise.all([loadSessions(), loadRepos(), loadStatuses()]);
   } catch (e) {
     $("#session-list").replaceChildren(h("div.ev.error", null, `could not load sessions: ${e.message}`));
   }

@@ -69,6 +69,10 @@ export class ConflictsView {
       tables.push(h("h3", null, repo), h("table.matrix", null, thead, h("tbody", null, ...rows)));
     }
     if (!tables.length) tables.push(h("p.muted", null, "No live sessions with changes."));
+    // A repository that is missing (moved or deleted) is left out, not silently clean.
+    for (const sk of data.skipped || []) {
+      tables.push(h("p.ev.error", null, `repo ${sk.repo} not forecast: ${sk.reason}. ${sk.hint || ""}`));
+    }
     this.body.replaceChildren(head, ...tables, this.detail);
   }
 

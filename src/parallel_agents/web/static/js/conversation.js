@@ -295,6 +295,7 @@ export class ConversationView {
         if (p.merged_into) {
           return h("div.ev.status.merged", null, `✓ merged into ${p.merged_into}${p.commit ? ` as ${String(p.commit).slice(0, 10)}` : ""}`);
         }
+        if (p.rollback_to_turn !== undefined) return this.render({ ...ev, kind: "rollback" }, t);
         if (!p.to) {
           // An agent's own status line (e.g. its init message): say which model, if any.
           return p.model ? h("div.ev.status", null, `${p.state || "started"} · model ${p.model}`) : null;
@@ -324,6 +325,11 @@ export class ConversationView {
             h("div.body", null, h("pre", null, clip(p.output_tail ?? p.output ?? jsonText(p), 20000))),
           ),
         );
+      }
+      case "rollback": {
+        // The worktree went back to an earlier turn: the next turn starts from there.
+        const undo = p.undo_ref ? ` (the state before is kept at ${p.undo_ref})` : "";
+        return h("div.ev.status.rollback", null, `↺ rolled back to turn ${p.rollback_to_turn ?? "?"}${undo}`);
       }
       case "conflict": {
         const other = p.with ? state.sessions.get(p.with) : null;

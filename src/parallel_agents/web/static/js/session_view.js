@@ -74,7 +74,7 @@ export class SessionView {
     this.offs.push(
       on("event", (ev) => {
         if (ev.session_id !== this.sid) return;
-        if (ev.kind === "file_change" || (ev.kind === "status" && !ACTIVE.has(ev.payload?.to))) this.diffStale = true;
+        if (ev.kind === "file_change" || ev.kind === "rollback" || (ev.kind === "status" && !ACTIVE.has(ev.payload?.to))) this.diffStale = true;
       }),
     );
     this.offs.push(on("resync", () => this.conv.load()));

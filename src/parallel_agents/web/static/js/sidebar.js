@@ -1,8 +1,7 @@
 // The session list: grouped by repo, filtered and searched, patched in place on every change.
-import { ACTIVE, ENDED, extraOf, on, state } from "./state.js";
+import { ACTIVE, ENDED, LIVE, extraOf, on, state } from "./state.js";
 import { $, cost, duration, frameBatcher, h, storeGet, storeSet } from "./util.js";
 
-const RECENT_S = 2 * 3600; // ended sessions stay in the default view this long
 const STATUS_LABEL = { needs_input: "needs input" };
 
 export class Sidebar {
@@ -82,8 +81,8 @@ export class Sidebar {
       /* everything */
     } else if (f.status) {
       if (f.status === "running" ? !(s.status === "running" || s.status === "starting") : s.status !== f.status) return false;
-    } else if (ENDED.has(s.status) && Date.now() / 1000 - (s.updated_at || 0) > RECENT_S) {
-      return false;
+    } else if (!LIVE.has(s.status)) {
+      return false; // "live": the same sessions as `pa ls` (models.Status.live)
     }
     if (f.repo && s.repo_name !== f.repo) return false;
     if (f.agent && s.agent !== f.agent) return false;
@@ -98,6 +97,9 @@ export class Sidebar {
   apply() {
     const agents = new Set();
     let newAgents = false;
+    // Groups are counted once all items are placed: counting while a repo's first items are
+    // hidden and its visible ones not created yet would hide the whole group.
+    const recount = new Set();
     for (const id of this.dirty) {
       const s = state.sessions.get(id);
       if (!s) continue;
@@ -105,14 +107,16 @@ export class Sidebar {
       if (!it) {
         it = this.create(s);
         newAgents = true;
+        recount.add(it.repo);
       }
       this.patch(it, s);
       const show = this.matches(s);
       if (it.el.hidden === show) {
         it.el.hidden = !show;
-        this.groupCount(it.repo);
+        recount.add(it.repo);
       }
     }
+    for (const repo of recount) this.groupCount(repo);
     this.dirty.clear();
     if (newAgents) {
       for (const s of state.sessions.values()) agents.add(s.agent);

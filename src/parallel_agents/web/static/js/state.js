@@ -3,6 +3,9 @@ import { api, listOf } from "./api.js";
 
 export const ACTIVE = new Set(["queued", "starting", "running", "needs_input"]);
 export const ENDED = new Set(["merged", "discarded"]);
+// "live" is the server's definition (models.Status.live, GET /api/v1/statuses), shared with
+// `pa ls` and GET /api/v1/sessions; this copy only serves until loadStatuses() answers.
+export const LIVE = new Set(["queued", "starting", "running", "needs_input", "idle", "failed", "stopped", "interrupted"]);
 export const ATTENTION = new Set(["needs_input", "idle", "failed", "interrupted"]);
 export const DEFAULT_AGENTS = ["claude", "codex", "gemini", "opencode", "aider", "mini", "command"];
 
@@ -100,6 +103,21 @@ export async function loadAgents() {
     /* no /agents route: keep the built-in list */
   }
   return state.agents;
+}
+
+/** The status vocabulary from the server: which statuses are live and which active. */
+export async function loadStatuses() {
+  try {
+    const data = await api("/statuses");
+    const live = listOf(data, "statuses").filter((x) => x && x.live).map((x) => x.name);
+    if (live.length) {
+      LIVE.clear();
+      for (const name of live) LIVE.add(name);
+    }
+  } catch {
+    /* an older server: keep the built-in copy */
+  }
+  return LIVE;
 }
 
 // Debounced per-session refresh from the API: events say *that* something changed,

@@ -15,8 +15,11 @@ import {
 
 export const KINDS = [
   "message", "tool_call", "tool_result", "command", "file_change", "usage", "status", "error",
-  "result", "output", "raw", "attention", "check", "conflict",
+  "result", "output", "raw", "attention", "check", "conflict", "rollback",
 ];
+// Event names on the wire that differ from the kind (server/sse.py WIRE_NAMES): a message
+// named "error" would reach es.onerror and read as a lost connection.
+const WIRE = { error: "agent_error" };
 
 let es = null;
 let lastId = 0;
@@ -103,6 +106,10 @@ function apply(ev) {
     case "conflict":
       conflictsSoon(300);
       break;
+    case "rollback": // the worktree's files changed under the session
+      refreshFiles(sid, true);
+      conflictsSoon();
+      break;
     default:
       break;
   }
@@ -141,7 +148,17 @@ function connect() {
     }
   };
   es.onmessage = (m) => handle(m, "message");
-  for (const k of KINDS) if (k !== "message") es.addEventListener(k, (m) => handle(m, k));
+  for (const k of KINDS) if (k !== "message") es.addEventListener(WIRE[k] || k, (m) => handle(m, k));
+  es.addEventListener("reset", onReset);
+}
+
+/** The server no longer has the events we resumed from (its database was reset, see
+ *  server/sse.py): ids and sessions held here mean nothing there any more, so start over
+ *  from a fresh page (filters and layout are kept in localStorage). */
+function onReset() {
+  if (es) es.close();
+  setConn("reloading…", "down");
+  location.reload();
 }
 
 async function resync() {
