@@ -355,7 +355,14 @@ class Supervisor:
         stop_reason = opts.pop("stop_reason", None)
         if exit_info.get("setup_failed"):
             out = _tail(files.setup_log)
-            msg = f"setup command failed (exit code {exit_code}): {out}".strip()
+            tail = f": {out}" if out else ""
+            if stop_reason == "timeout":
+                # Stopped by the turn's --timeout: the setup hung, it did not fail by itself.
+                msg = f"setup command timed out after {self._timeout(s):g} s and was stopped{tail}"
+            elif stop_reason == "stop":
+                msg = f"stopped during the setup command{tail}"
+            else:
+                msg = f"setup command failed (exit code {exit_code}): {out}".strip()
             items.append((EventKind.ERROR.value, {"message": msg, "setup_output": out}, None))
             self.store.append_events(db, sid, n, items)
             self.store.update_turn(
