@@ -4,6 +4,8 @@
 #
 #   scripts/install-agents.sh            install what is missing or at the wrong version
 #   scripts/install-agents.sh --check    only report; exit 1 if anything is missing
+#   scripts/install-agents.sh mini ...   only these agents (also with --check); names:
+#                                        claude codex gemini opencode mini claude-oldest codex-oldest
 #
 # Everything comes from the package registries (npm, PyPI); nothing else is downloaded.
 # The result is <prefix>/bin/{claude,codex,gemini,opencode,mini}, plus claude-oldest and
@@ -23,12 +25,19 @@ CODEX_OLDEST_VERSION=0.95.0
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prefix=${PA_AGENTS_PREFIX:-$repo/.agents}
+all_agents=(claude codex gemini opencode mini claude-oldest codex-oldest)
 check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
-esac
+only=()
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    claude | codex | gemini | opencode | mini | claude-oldest | codex-oldest) only+=("$arg") ;;
+    *) echo "usage: $0 [--check] [${all_agents[*]}]..." >&2; exit 2 ;;
+  esac
+done
+# No names: every agent. `pa demo` needs only the one it runs (mini by default).
+((${#only[@]})) || only=("${all_agents[@]}")
+wanted() { [[ " ${only[*]} " == *" $1 "* ]]; }
 
 log() { printf 'install-agents: %s\n' "$*"; }
 die() { printf 'install-agents: error: %s\n' "$*" >&2; exit 1; }
@@ -80,6 +89,7 @@ kept=()
 # npm_tool NAME PACKAGE VERSION BIN_IN_NODE_MODULES
 npm_tool() {
   local name=$1 package=$2 version=$3 bin=$4
+  wanted "$name" || return 0
   local dir=$prefix/npm/$name
   local manifest=$dir/node_modules/$package/package.json
   local have=""
@@ -114,6 +124,7 @@ npm_tool() {
 }
 
 mini_tool() {
+  wanted mini || return 0
   local venv=$prefix/venvs/mini have=""
   if [[ -x $venv/bin/python ]]; then
     have=$("$venv/bin/python" -c \
@@ -151,13 +162,13 @@ mini_tool
 
 if ((check_only)); then
   ((missing)) && exit 1
-  log "all agents present in $prefix/bin"
+  log "all agents present in $prefix/bin: ${only[*]}"
   exit 0
 fi
 
 for item in "${kept[@]}"; do log "already installed: $item"; done
 for item in "${installed[@]}"; do log "installed: $item"; done
 log "agents in $prefix/bin ($((SECONDS - started))s):"
-for name in claude codex gemini opencode mini claude-oldest codex-oldest; do
+for name in "${only[@]}"; do
   printf '  %-13s -> %s\n' "$name" "$(readlink "$prefix/bin/$name")"
 done
