@@ -181,7 +181,7 @@ def run_demo(
     if binary is None:
         raise PAError(
             f"the {agent!r} agent CLI is not installed",
-            hint="run scripts/install-agents.sh (installs the pinned CLIs into .agents/bin)",
+            hint=f"run scripts/install-agents.sh {agent} (installs the pinned CLI in .agents/bin)",
         )
     bin_dir = str(Path(binary).parent)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
@@ -225,10 +225,27 @@ def run_demo(
         echo(diff.stdout.rstrip() or "(no changes)")
     echo("\nNext: pa ls · pa show ID · pa diff ID · pa conflicts · pa merge ID")
     echo("Open the dashboard on these sessions with: pa up")
+    server_info = _server_note(app, echo)
     return {
         "repo": str(repo),
         "sessions": [s.to_json() for s in sessions],
+        "server": server_info,
     }
+
+
+def _server_note(app: App, echo: Callable[[str], None]) -> dict[str, Any] | None:
+    """Say so when a background server runs (the demo's `pa diff` starts one): it outlives
+    the demo, and nothing else would tell the user it is there or how to stop it."""
+    from .server import daemon
+
+    info = daemon.status(app.store.home)
+    if info is None:
+        return None
+    echo(
+        f"A pa server keeps running in the background (pid {info.pid}, {info.url});"
+        " stop it with: pa server stop"
+    )
+    return {"pid": info.pid, "url": info.url}
 
 
 def _describe(kind: str, p: dict[str, Any]) -> str:
