@@ -56,7 +56,7 @@ def vendor_state(root: Path) -> str:
     return "ok" if built == lock_versions(root) else "stale"
 
 
-class WebAssetsHook(BuildHookInterface):  # type: ignore[type-arg]
+class WebAssetsHook(BuildHookInterface):  # type: ignore[type-arg,misc,unused-ignore]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
