@@ -202,7 +202,10 @@ def test_sdist_carries_the_assets_so_its_wheel_needs_no_node(tmp_path: Path) -> 
     assert r.returncode == 0, r.stdout + r.stderr
     (sdist,) = (tmp_path / "sdist").glob("parallel_agents-*.tar.gz")
     with tarfile.open(sdist) as tar:
-        tar.extractall(tmp_path / "unpacked", filter="data")
+        if hasattr(tarfile, "data_filter"):  # 3.11.4+; later versions warn without it
+            tar.extractall(tmp_path / "unpacked", filter="data")
+        else:
+            tar.extractall(tmp_path / "unpacked")
         names = tar.getnames()
     assert not any("/node_modules/" in n for n in names)
     (src,) = (tmp_path / "unpacked").iterdir()
