@@ -236,6 +236,20 @@ def test_wheel_without_npm_or_assets_fails_with_a_clear_message(tmp_path: Path) 
     assert not list((tmp_path / "dist").glob("*.whl"))
 
 
+@needs_npm
+def test_editable_install_builds_the_assets_in_the_checkout(tmp_path: Path) -> None:
+    """Issue 12.1: `pip install -e .` in a fresh clone with npm builds the vendor files in
+    place (the editable package serves them from the checkout), pinned by the lock."""
+    clone = fresh_clone(tmp_path / "clone")
+    venv = fresh_venv(tmp_path / "venv")
+    pip_into(venv, "-e", str(clone))
+    built = {p.relative_to(clone / VENDOR).as_posix() for p in (clone / VENDOR).rglob("*")}
+    assert {u.removeprefix("/static/vendor/") for u in VENDOR_USED} <= built, built
+    lock = json.loads((clone / "package-lock.json").read_text())["packages"]
+    versions = json.loads((clone / VENDOR / "versions.json").read_text())
+    assert versions["marked"] == lock["node_modules/marked"]["version"]
+
+
 def test_editable_install_without_npm_succeeds_and_says_how(tmp_path: Path) -> None:
     """Issue 12.1: `pip install -e .` where npm is missing still installs (the CLI and
     server work) and prints one line naming scripts/build-web.sh."""
