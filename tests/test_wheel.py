@@ -267,3 +267,25 @@ def test_banner_in_a_checkout_names_the_script() -> None:
     """Issue 12.1: running from a source checkout, the missing-files hint names
     scripts/build-web.sh in that checkout (a wheel user gets the reinstall hint above)."""
     assert web.vendor_hint().startswith(f"run scripts/build-web.sh in {ROOT} ")
+
+
+@needs_npm
+def test_build_web_leaves_a_symlinked_node_modules_alone(tmp_path: Path) -> None:
+    """Issue 12.1 (found while testing it): scripts/build-web.sh, which builds now run,
+    used `npm ci` through a node_modules symlink and so emptied the checkout it points
+    to; it now copies from the linked folder and leaves it as it was."""
+    shared = fresh_clone(tmp_path / "shared")
+    r = run(["bash", str(shared / "scripts" / "build-web.sh")])
+    assert r.returncode == 0, r.stdout + r.stderr
+    sentinel = shared / "node_modules" / "kept-by-build-web"
+    sentinel.write_text("mine\n")
+
+    other = fresh_clone(tmp_path / "other")
+    (other / "node_modules").symlink_to(shared / "node_modules")
+    r = run(["bash", str(other / "scripts" / "build-web.sh")])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sentinel.read_text() == "mine\n"
+    assert (other / "node_modules").is_symlink()
+    assert (other / VENDOR / "versions.json").read_text() == (
+        shared / VENDOR / "versions.json"
+    ).read_text()
