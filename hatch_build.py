@@ -85,8 +85,15 @@ class WebAssetsHook(BuildHookInterface):  # type: ignore[type-arg,misc,unused-ig
             )
             if proc.returncode == 0 and vendor_state(root) == "ok":
                 return
-            tools = []
             problem += f" and scripts/build-web.sh failed (exit {proc.returncode})"
+            hint = "see its output above (npm ci needs the npm registry or its cache)"
+        elif not script.is_file():
+            hint = "build from a git clone, or from an sdist made where npm was installed"
+        else:
+            hint = (
+                f"install {NEED} and build again: the build runs scripts/build-web.sh,"
+                " which installs the versions pinned in package-lock.json"
+            )
         missing = f" ({', '.join(tools)} not found)" if tools else ""
         if editable:
             # The install still works (CLI, server); the dashboard shows a banner until then.
@@ -98,8 +105,7 @@ class WebAssetsHook(BuildHookInterface):  # type: ignore[type-arg,misc,unused-ig
             return
         print(
             f"error: cannot build parallel-agents: {problem}{missing}.\n"
-            f"hint: install {NEED} and build again: the build runs scripts/build-web.sh,"
-            " which installs the versions pinned in package-lock.json.",
+            f"hint: {hint}.",
             file=sys.stderr,
         )
         raise SystemExit(1)
