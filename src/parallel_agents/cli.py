@@ -500,11 +500,13 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 click.echo(json.dumps(e, ensure_ascii=False))
             elif raw:
                 if e.get("raw") is not None:
-                    click.echo(e["raw"])
+                    # An agent's output may carry OSC/BEL sequences that retitle the window
+                    # or worse: shown as escapes, like titles in `pa ls`.
+                    click.echo(printable(e["raw"], keep_newlines=True))
             else:
                 text = format_event(e)
                 if text:
-                    click.echo(text)
+                    click.echo(printable(text, keep_newlines=True))
         if not follow:
             if batch:  # a page (the server sends up to 1000 events): ask for the next one
                 continue

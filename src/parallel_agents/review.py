@@ -833,17 +833,21 @@ class ConflictForecast:
             real[projected(head, base)] = oid
         return real
 
+    def _stdin_tokens(self, todo: list[tuple[str, str]], env: Mapping[str, str]) -> list[str]:
+        """All of ``todo``'s merges through one ``git merge-tree --stdin``, as NUL tokens."""
+        data = "".join(f"{a} {b}\n" for a, b in todo).encode()
+        out = _git(
+            ["merge-tree", "--stdin", "--write-tree", "-z", "--name-only", "--no-messages"],
+            self.repo,
+            input=data,
+            env=env,
+        )
+        return out.stdout.decode("utf-8", "surrogateescape").split("\0")
+
     def _merge_trees(self, todo: list[tuple[str, str]], env: Mapping[str, str]) -> list[str]:
         """The tree of each (a, b) merge, conflicted or not, in ``todo``'s order."""
         if self.use_stdin and len(todo) > 1:
-            data = "".join(f"{a} {b}\n" for a, b in todo).encode()
-            out = _git(
-                ["merge-tree", "--stdin", "--write-tree", "-z", "--name-only", "--no-messages"],
-                self.repo,
-                input=data,
-                env=env,
-            )
-            tokens = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+            tokens = self._stdin_tokens(todo, env)
             trees: list[str] = []
             i = 0
             for _ in todo:
@@ -870,14 +874,7 @@ class ConflictForecast:
     def _merges_stdin(
         self, todo: list[tuple[str, str]], env: Mapping[str, str]
     ) -> dict[tuple[str, str], list[str]]:
-        data = "".join(f"{a} {b}\n" for a, b in todo).encode()
-        out = _git(
-            ["merge-tree", "--stdin", "--write-tree", "-z", "--name-only", "--no-messages"],
-            self.repo,
-            input=data,
-            env=env,
-        )
-        tokens = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+        tokens = self._stdin_tokens(todo, env)
         result: dict[tuple[str, str], list[str]] = {}
         i = 0
         for key in todo:
