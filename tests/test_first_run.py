@@ -34,13 +34,22 @@ fi
 
 
 def clone_copy(dest: Path) -> Path:
-    """This checkout's tracked sources, without its .venv, .agents or caches."""
-    dest.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("src", "scripts"):
-        shutil.copytree(ROOT / name, dest / name, ignore=ignore, symlinks=True)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, dest / name)
+    """What a clone holds (the tracked files as they are in this worktree; tests, docs and
+    bench left out), plus the dashboard's built vendor files, which a checkout builds once."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for rel in tracked:
+        if not rel or rel.split("/")[0] in ("tests", "docs", "bench"):
+            continue
+        src = ROOT / rel
+        if not src.exists():
+            continue  # deleted in the worktree, not yet committed
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel, follow_symlinks=False)
+    vendor = Path("src/parallel_agents/web/static/vendor")
+    if (ROOT / vendor).is_dir():
+        shutil.copytree(ROOT / vendor, dest / vendor, dirs_exist_ok=True)
     return dest
 
 
