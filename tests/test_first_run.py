@@ -23,6 +23,8 @@ from parallel_agents.testing import agents_prefix, find_agent
 
 from .conftest import ROOT, _stop_leftover_server
 
+pytestmark = pytest.mark.e2e  # real agent CLIs on the scripted model server
+
 # The stock ~/.profile lines of Debian and Ubuntu (/etc/skel/.profile), which useradd copies
 # into every new home there. Written here, so the test does not depend on this machine's skel.
 DEBIAN_PROFILE = """\

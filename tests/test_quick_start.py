@@ -25,6 +25,8 @@ from parallel_agents.testing.agent_env import claude_env, codex_env
 from .conftest import ROOT, _stop_leftover_server, make_repo
 from .test_first_run import clone_copy, user_environ
 
+pytestmark = pytest.mark.e2e  # real agent CLIs on the scripted model server
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 LINE_TIMEOUT = 180.0
 
