@@ -436,6 +436,8 @@ def format_event(e: dict[str, Any]) -> str:
             f"↺ rolled back to turn {p.get('rollback_to_turn')}"
             f" (the state before is kept at {p.get('undo_ref')})"
         )
+    if k in ("conflict", "check") or (k == "status" and ("merged_into" in p or "pr" in p)):
+        return _event_sentence(k, p)
     if k == "status":
         if "from" not in p:
             return ""
@@ -448,6 +450,34 @@ def format_event(e: dict[str, Any]) -> str:
     if k == "attention":
         return ""
     return f"{k}: {json.dumps(p, ensure_ascii=False)[:200]}"
+
+
+def _event_sentence(k: str, p: dict[str, Any]) -> str:
+    """Review events (conflicts, checks, merges, pull requests) as what they mean."""
+    if k == "conflict":
+        paths = [str(x) for x in p.get("paths") or []]
+        where = f" in {', '.join(paths[:5])}" + (" …" if len(paths) > 5 else "") if paths else ""
+        return (
+            f"⚠ conflicts with session {p.get('with')}{where}: whichever merges second will"
+            f" need those files resolved (pa conflicts; pa merge ID --fix-conflicts)"
+        )
+    if k == "check":
+        verdict = "passed" if p.get("ok") else ("timed out" if p.get("timed_out") else "failed")
+        took = p.get("duration_s")
+        took_s = f" in {took:.1f}s" if isinstance(took, int | float) else ""
+        return f"check {verdict}{took_s}: {p.get('command')}"
+    if "merged_into" in p:
+        commit = str(p.get("commit") or "")[:10]
+        return f"merged into {p['merged_into']}" + (f" at {commit}" if commit else "")
+    return f"pull request: {p.get('pr')}"
+
+
+def _repeats_message(e: dict[str, Any], last_message: str | None) -> bool:
+    """The result an agent ends with usually repeats its last message word for word:
+    print it once (the dashboard shows it once too)."""
+    if e["kind"] != "result" or e["payload"].get("ok") is False:
+        return False
+    return str(e["payload"].get("text") or "").strip() == last_message
 
 
 _WORKING = ("queued", "starting", "running")
@@ -468,6 +498,7 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
     sid = be.session(session_id)["id"]
     be.mark_read(sid)
     last = 0
+    last_message: str | None = None
     delay = 0.05
     while True:
         batch = be.events(sid, after_seq=last)
@@ -478,10 +509,14 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
             elif raw:
                 if e.get("raw") is not None:
                     click.echo(e["raw"])
-            else:
+            elif not _repeats_message(e, last_message):
                 text = format_event(e)
                 if text:
                     click.echo(text)
+            if e["kind"] in ("message", "output"):
+                last_message = str(e["payload"].get("text") or "").strip()
+            elif e["kind"] == "result":
+                last_message = None
         if not follow:
             if batch:  # a page (the server sends up to 1000 events): ask for the next one
                 continue
@@ -837,8 +872,35 @@ def merge(
                 click.echo(it["check"]["output_tail"].rstrip()[-1500:])
         for note in rep["notes"]:
             click.echo(f"note: {note}")
+        for hint in _merge_hints(rep, fix_conflicts):
+            click.echo(f"hint: {hint}", err=True)
     if not rep["ok"] or rep.get("checkouts_behind"):
         sys.exit(1)
+
+
+def _merge_hints(rep: dict[str, Any], fixing: bool) -> list[str]:
+    """What to do next when the queue stopped: each way out, as a command to run."""
+    target = rep.get("target_branch") or "the target branch"
+    out: list[str] = []
+    for it in rep["items"]:
+        sid = it["session_id"]
+        if it["status"] == "conflict" and fixing:
+            out.append(f"when the agent is done (pa wait {sid}), run `pa merge {sid}` again")
+        elif it["status"] == "conflict":
+            out.append(
+                f"`pa merge {sid} --fix-conflicts` has the agent bring {target} into its"
+                f" branch and resolve the conflicts; or see its changes with `pa diff {sid}`"
+                f" and resolve them yourself in its worktree, then run `pa merge {sid}` again"
+            )
+        elif it["status"] == "check_failed":
+            out.append(
+                f"ask the agent to fix it (pa send {sid} 'make the check pass'), or run the"
+                f" check yourself with `pa check {sid}`; then `pa merge {sid}` again"
+            )
+    skipped = [it["session_id"] for it in rep["items"] if it["status"] == "skipped"]
+    if skipped:
+        out.append(f"not tried yet: {' '.join(skipped)} (pa merge {' '.join(skipped)})")
+    return out
 
 
 @main.command()

@@ -28,6 +28,17 @@ from .store import Store
 # How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
 CHUNK = 4 * 1024 * 1024
 ACTIVE = (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
+# In an agent's environment (`pa demo` puts it there) when the model answering it is pa's
+# scripted model server. The CLIs price the scripted tokens as if the model they were
+# told (e.g. gpt-4o) had answered; that cost was never spent, so pa records none for such
+# a turn (its tokens are kept).
+SCRIPTED_MODEL_ENV = "PA_SCRIPTED_MODEL"
+
+
+def _unpriced(payload: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    if not state.get("scripted_model") or "cost_usd" not in payload:
+        return payload
+    return {k: v for k, v in payload.items() if k != "cost_usd"}
 
 
 @dataclass
@@ -159,6 +170,8 @@ class Supervisor:
         }
         files = self.turn_files(sid, turn.n)
         state: dict[str, Any] = {}
+        if ctx.env.get(SCRIPTED_MODEL_ENV) == "1":
+            state["scripted_model"] = True
         prev = self.store.turn(sid, turn.n - 1) if turn.n > 1 else None
         if prev is not None:
             with self.store.tx() as db:
@@ -303,7 +316,7 @@ class Supervisor:
                 if not line.strip():
                     continue
                 for ev in _safe_parse(agent, line, state):
-                    items.append((ev.kind.value, ev.payload, line[:MAX_RAW]))
+                    items.append((ev.kind.value, _unpriced(ev.payload, state), line[:MAX_RAW]))
             new_offset = offset + len(data)
             if items:
                 self.store.append_events(db, sid, turn.n, items)
@@ -365,7 +378,7 @@ class Supervisor:
         ctx = self.context(s, n, "")
         try:
             for ev in agent.after_exit(ctx, state):
-                items.append((ev.kind.value, ev.payload, None))
+                items.append((ev.kind.value, _unpriced(ev.payload, state), None))
             end = agent.finish(exit_code, stderr_tail, state)
         except Exception as e:  # an adapter bug must not wedge the session
             end_ok, end_err = False, f"pa could not read the agent's output: {e!r}"
@@ -399,7 +412,7 @@ class Supervisor:
             input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
             cached_tokens=int(usage.get("cached_tokens") or 0),
-            cost_usd=usage.get("cost_usd"),
+            cost_usd=None if state.get("scripted_model") else usage.get("cost_usd"),
             state=state,
         )
         new = (
