@@ -111,7 +111,19 @@ class PAGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=PAGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class _MainGroup(PAGroup):
+    """`pa` itself: its help lists the commands by purpose (see cli_help)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from .cli_help import format_sections
+
+        format_sections(self, ctx, formatter)
+
+
+@click.group(
+    cls=_MainGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="parallel-agents", prog_name="pa")
 def main() -> None:
     """Run many AI coding agents in parallel, each in its own git worktree.
@@ -235,13 +247,23 @@ def _read_prompt(prompt: str | None) -> str:
 @click.argument("prompt", required=False)
 @click.option("--repo", "repo_ref", help="Repo name or path (default: the repo around cwd).")
 @click.option(
-    "--agent", help="Agent to run: claude, codex, gemini, opencode, aider, mini, command…"
+    "--agent",
+    help="Agent to run: claude, codex, gemini, opencode, aider, mini, command… (default:"
+    " the default_agent setting, `command` unless you set it; `command` with --cmd).",
 )
 @click.option("--cmd", help="Program for the command agent, split like a shell would.")
-@click.option("--model", help="Model name passed to the agent.")
+@click.option(
+    "--model",
+    help="Model name passed to the agent (default: setting agents.<agent>.model, else the"
+    " agent CLI's own default).",
+)
 @click.option("--base", help="Branch, tag or commit to start from (default: current branch).")
 @click.option("--title", help="Short title (default: first line of the prompt).")
-@click.option("--timeout", type=float, help="Stop the turn after this many seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Stop the turn after this many seconds (default: setting timeout; 0: none).",
+)
 @click.option(
     "--env",
     "env_pairs",
@@ -531,7 +553,11 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
 
 @main.command()
 @click.argument("session_ids", nargs=-1, required=True)
-@click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Give up after this many seconds and exit 124 (default: no limit).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
     """Wait until each session stops working (queued, starting or running).
@@ -733,7 +759,11 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
 @main.command()
 @click.argument("session_ids", nargs=-1, required=True)
 @click.option("--check", "command", help="Command to run instead of the repo's `check`.")
-@click.option("--timeout", type=float, help="Seconds before the check is killed.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Seconds before the check is killed (default: setting check.timeout, 600).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def check(
     session_ids: tuple[str, ...], command: str | None, timeout: float | None, as_json: bool
@@ -990,6 +1020,9 @@ def _register_extras() -> None:
 
     for mod in (cli_server, cli_web, cli_interactive, cli_ops):
         mod.register(main)
+    from . import cli_help
+
+    cli_help.apply(main)
 
 
 _register_extras()
