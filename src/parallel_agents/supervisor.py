@@ -132,12 +132,59 @@ class Supervisor:
                 by_agent[s.agent] = by_agent.get(s.agent, 0) + 1
         return started
 
-    def start(self, sid: str) -> bool:
-        """Claim a queued session and launch its pending turn. False if someone else did."""
-        try:
-            self.store.set_status(sid, Status.STARTING, expect=[Status.QUEUED])
-        except PAError:
-            return False
+    def fits_now(self, db: Any, sid: str) -> bool:
+        """Can ``sid`` start at once: within the limits, with no queued session ahead of it
+        that waits for the same room? Asked in the caller's write transaction ``db`` (so
+        two new sessions cannot both take the last place): a session that can start goes
+        straight from ``starting`` to ``running``, never through ``queued`` when nothing
+        waits."""
+        assert db is self.store.db  # the reads below must see (and hold) the transaction
+        limits = self.settings.limits()
+        max_running = int(limits.get("max_running") or 0)
+        per_repo = int(limits.get("per_repo") or 0)
+        per_agent = {str(k): int(v) for k, v in (limits.get("per_agent") or {}).items()}
+        me = self.store.session(sid)
+        n_all = 0
+        by_repo: dict[int, int] = {}
+        by_agent: dict[str, int] = {}
+        for x in self.store.sessions(statuses=list(ACTIVE)):
+            if x.id != sid:
+                n_all += 1
+                by_repo[x.repo_id] = by_repo.get(x.repo_id, 0) + 1
+                by_agent[x.agent] = by_agent.get(x.agent, 0) + 1
+        # The scheduler starts queued sessions oldest first: the ones it would start take
+        # their places before this one (one it skips for its repo's or agent's limit not).
+        queued = [q for q in self.store.sessions(statuses=[Status.QUEUED]) if q.id != sid]
+        queued.sort(key=lambda q: (q.updated_at, q.id))
+        for q in [*queued, me]:
+            if max_running and n_all >= max_running:
+                return False
+            if per_repo and by_repo.get(q.repo_id, 0) >= per_repo:
+                if q is me:
+                    return False
+                continue
+            cap = per_agent.get(q.agent, 0)
+            if cap and by_agent.get(q.agent, 0) >= cap:
+                if q is me:
+                    return False
+                continue
+            n_all += 1
+            by_repo[q.repo_id] = by_repo.get(q.repo_id, 0) + 1
+            by_agent[q.agent] = by_agent.get(q.agent, 0) + 1
+        return True
+
+    def start(self, sid: str, claimed: bool = False) -> bool:
+        """Claim a queued session and launch its pending turn. False if someone else did.
+
+        ``claimed``: the caller already moved it to ``starting`` (see ``fits_now``)."""
+        if claimed:
+            if self.store.session(sid).status != Status.STARTING:
+                return False  # stopped (or failed) before it could start
+        else:
+            try:
+                self.store.set_status(sid, Status.STARTING, expect=[Status.QUEUED])
+            except PAError:
+                return False
         s = self.store.session(sid)
         turn = self.store.last_turn(sid)
         if turn is None:
