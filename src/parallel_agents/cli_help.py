@@ -12,7 +12,7 @@ import click
 # Sections of `pa --help`, in reading order: (title, commands, an example for the section).
 # A command missing here is listed under "Other commands" rather than hidden.
 SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
-    ("Start here", ("demo", "repo"), "pa demo            # three agents fix a sample repo, offline"),
+    ("Start here", ("demo", "repo"), "pa demo      # three agents fix a sample repo, offline"),
     (
         "Sessions",
         ("new", "ls", "show", "logs", "wait", "send", "stop", "attach"),
@@ -23,7 +23,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         ("diff", "check", "conflicts", "rollback", "merge", "pr", "discard", "restore"),
         "pa diff ID --stat && pa merge ID",
     ),
-    ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up             # open the dashboard"),
+    ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
 ]
 
@@ -162,9 +162,9 @@ def format_sections(group: click.Group, ctx: click.Context, formatter: click.Hel
     rest = [n for n in visible if n not in placed]
     if rest:
         sections.append(("Other commands", rest, None))
-    for title, names, example in sections:
-        rows = [(n, visible[n].get_short_help_str(limit=200)) for n in names]
-        with formatter.section(title):
+    for heading, listed, eg in sections:
+        rows = [(n, visible[n].get_short_help_str(limit=200)) for n in listed]
+        with formatter.section(heading):
             formatter.write_dl(rows)
-            if example:  # written as is: wrapping would eat the example's spacing
-                formatter.write(f"{'':>{formatter.current_indent}}e.g. {example}\n")
+            if eg:  # written as is: wrapping would eat the example's spacing
+                formatter.write(f"{'':>{formatter.current_indent}}e.g. {eg}\n")
