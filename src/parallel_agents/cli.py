@@ -123,6 +123,7 @@ class _MainGroup(PAGroup):
 @click.group(
     cls=_MainGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="`pa COMMAND --help` shows a command's options, their defaults and an example.",
 )
 @click.version_option(package_name="parallel-agents", prog_name="pa")
 def main() -> None:
