@@ -6,7 +6,8 @@
 #   scripts/install-agents.sh --check    only report; exit 1 if anything is missing
 #
 # Everything comes from the package registries (npm, PyPI); nothing else is downloaded.
-# The result is <prefix>/bin/{claude,codex,gemini,opencode,mini}. Idempotent: a tool already
+# The result is <prefix>/bin/{claude,codex,gemini,opencode,mini}, plus claude-oldest and
+# codex-oldest (the oldest supported releases). Idempotent: a tool already
 # installed at its pinned version is left alone. Needs node >= 20 with npm, and python >= 3.11.
 set -euo pipefail
 
@@ -15,6 +16,10 @@ CODEX_VERSION=0.171.0     # npm @openai/codex
 GEMINI_VERSION=0.61.0     # npm @google/gemini-cli
 OPENCODE_VERSION=1.18.33  # npm opencode-ai
 MINI_VERSION=2.4.6        # PyPI mini-swe-agent
+# The oldest releases pa supports (ClaudeAgent/CodexAgent.supported_versions), installed
+# side by side as claude-oldest and codex-oldest so the e2e tests run both ends of the range.
+CLAUDE_OLDEST_VERSION=2.1.197
+CODEX_OLDEST_VERSION=0.95.0
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prefix=${PA_AGENTS_PREFIX:-$repo/.agents}
@@ -140,6 +145,8 @@ npm_tool claude @anthropic-ai/claude-code "$CLAUDE_VERSION" claude
 npm_tool codex @openai/codex "$CODEX_VERSION" codex
 npm_tool gemini @google/gemini-cli "$GEMINI_VERSION" gemini
 npm_tool opencode opencode-ai "$OPENCODE_VERSION" opencode
+npm_tool claude-oldest @anthropic-ai/claude-code "$CLAUDE_OLDEST_VERSION" claude
+npm_tool codex-oldest @openai/codex "$CODEX_OLDEST_VERSION" codex
 mini_tool
 
 if ((check_only)); then
@@ -151,6 +158,6 @@ fi
 for item in "${kept[@]}"; do log "already installed: $item"; done
 for item in "${installed[@]}"; do log "installed: $item"; done
 log "agents in $prefix/bin ($((SECONDS - started))s):"
-for name in claude codex gemini opencode mini; do
-  printf '  %-9s -> %s\n' "$name" "$(readlink "$prefix/bin/$name")"
+for name in claude codex gemini opencode mini claude-oldest codex-oldest; do
+  printf '  %-13s -> %s\n' "$name" "$(readlink "$prefix/bin/$name")"
 done

@@ -7,6 +7,7 @@ that need them so `pa ls` starts fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -67,6 +68,27 @@ _STATUS_STYLE = {
     "merged": "blue",
     "discarded": "dim",
 }
+
+
+# C0 controls but tab and newline, DEL, and C1 controls: a terminal acts on these.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with terminal control characters shown as escapes (``\\x1b``), so a
+    title or prompt can never move the cursor, retitle the window or change colours."""
+    out = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return out if keep_newlines else out.replace("\n", "\\n")
+
+
+def _text_cell(text: str) -> str:
+    """A table cell of user text: escaped for the terminal, and for rich's markup on a tty."""
+    safe = printable(text)
+    if _tty():
+        from rich.markup import escape
+
+        return escape(safe)
+    return safe
 
 
 def _status_cell(status: str) -> str:
@@ -270,7 +292,8 @@ def _read_prompt(prompt: str | None) -> str:
     "env_pairs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Extra environment for the agent (repeatable); kept out of logs and events.",
+    help="Extra environment for the agent (repeatable); kept out of logs and events. "
+    "KEY is letters, digits and '_' (not starting with a digit).",
 )
 @click.option("--interactive", is_flag=True, help="Run the agent's own TUI in tmux (pa attach).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
@@ -328,9 +351,9 @@ def _session_row(s: dict[str, Any]) -> list[str]:
     mark = "●" if s["unread"] else " "
     return [
         f"{mark} {s['id']}",
-        s["repo_name"],
-        s["title"][:40],
-        s["agent"],
+        _text_cell(s["repo_name"]),
+        _text_cell(s["title"][:40]),
+        _text_cell(s["agent"]),
         _status_cell(s["status"]),
         str(s["turns"]),
         f"${s['cost_usd']:.2f}" if s["cost_usd"] else "-",
@@ -426,14 +449,14 @@ def show(session_id: str, as_json: bool) -> None:
             ("check", f"{verdict} ({chk['command']}, {chk['duration_s']:.1f}s, turn {chk['turn']})")
         )
     for k, v in lines:
-        click.echo(f"{k:>14}: {v}")
+        click.echo(f"{k:>14}: {printable(v)}")
     for t in s["turns"]:
         state = t["status"] + (f" (exit {t['exit_code']})" if t["exit_code"] is not None else "")
         first = t["prompt"].strip().splitlines()[0][:60] if t["prompt"].strip() else ""
         tokens = f" {t['input_tokens']}/{t['output_tokens']} tok" if t["input_tokens"] else ""
-        click.echo(f"{'turn ' + str(t['n']):>14}: {state}{tokens}  {first}")
+        click.echo(f"{'turn ' + str(t['n']):>14}: {state}{tokens}  {printable(first)}")
         if t["error"]:
-            click.echo(f"{'':>14}  {t['error'].strip()[-400:]}")
+            click.echo(f"{'':>14}  {printable(t['error'].strip()[-400:], keep_newlines=True)}")
 
 
 def format_event(e: dict[str, Any]) -> str:
@@ -531,11 +554,13 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 click.echo(json.dumps(e, ensure_ascii=False))
             elif raw:
                 if e.get("raw") is not None:
-                    click.echo(e["raw"])
+                    # An agent's output may carry OSC/BEL sequences that retitle the window
+                    # or worse: shown as escapes, like titles in `pa ls`.
+                    click.echo(printable(e["raw"], keep_newlines=True))
             elif not _repeats_message(e, last_message):
                 text = format_event(e)
                 if text:
-                    click.echo(text)
+                    click.echo(printable(text, keep_newlines=True))
             if e["kind"] in ("message", "output"):
                 last_message = str(e["payload"].get("text") or "").strip()
             elif e["kind"] == "result":
@@ -640,7 +665,10 @@ def send(session_id: str, prompt: str | None, as_json: bool) -> None:
 
 _simple(
     "stop",
-    "Stop a session's agent (interrupt, terminate, then kill).",
+    "Stop a session's agent (interrupt, terminate, then kill) and everything it started, "
+    "background processes and daemons included. Keeps the worktree and branch, and "
+    "checkpoints the stopped turn (interactive sessions too): see it with "
+    "`pa diff --turn N`, go on with `pa send`.",
     lambda be, sid: be.stop(sid),
     lambda d: f"{d['id']}  {d['status']}",
 )
@@ -862,6 +890,8 @@ def merge(
     Keeps: the agent's own commits; uncommitted work in a worktree becomes one commit
     whose message is the session's title and prompts (none when there is nothing
     uncommitted, and no empty commits). The result is computed without a working tree.
+    Files put into the worktree by `copy = [...]` (a .env) are never merged unless the
+    agent changed them; then they are, and a WARNING note names each one.
 
     Wherever the target branch is checked out (your main checkout or a linked
     worktree) its index and files move with the branch, under one per-repo lock, keeping
@@ -939,7 +969,16 @@ def _merge_hints(rep: dict[str, Any], fixing: bool) -> list[str]:
 @click.option("--draft", is_flag=True, help="Open the pull request as a draft.")
 @click.option("--json", "as_json", is_flag=True)
 def pr(session_id: str, draft: bool, as_json: bool) -> None:
-    """Push the session's branch and open a pull request with the `gh` CLI."""
+    """Commit the session's work, push its branch to origin and open a pull request.
+
+    Uncommitted changes in the worktree are committed onto the session's branch first, as
+    one commit with the merge's message (title and prompts); files put there by `copy =
+    [...]` stay out unless the agent changed them (then a WARNING note names them). The
+    worktree's files are not touched. Refuses, before committing or pushing anything, while
+    the agent is working, when there is no `origin` remote, or when the GitHub CLI (`gh`)
+    is missing or not logged in (`gh auth login`). If gh fails after the push, the pushed
+    branch stays; fix what gh says and run pa pr again.
+    """
     be = _backend()
     res = be.pr(session_id, draft)
     if as_json:

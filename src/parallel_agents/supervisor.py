@@ -214,6 +214,7 @@ class Supervisor:
             "PA_SESSION_ID": s.id,
             "PA_HOME": str(self.store.home),
             "PA_WORKTREE": s.worktree,
+            local.TAG: s.id,
         }
         files = self.turn_files(sid, turn.n)
         state: dict[str, Any] = {}
@@ -414,7 +415,14 @@ class Supervisor:
         stop_reason = opts.pop("stop_reason", None)
         if exit_info.get("setup_failed"):
             out = _tail(files.setup_log)
-            msg = f"setup command failed (exit code {exit_code}): {out}".strip()
+            tail = f": {out}" if out else ""
+            if stop_reason == "timeout":
+                # Stopped by the turn's --timeout: the setup hung, it did not fail by itself.
+                msg = f"setup command timed out after {self._timeout(s):g} s and was stopped{tail}"
+            elif stop_reason == "stop":
+                msg = f"stopped during the setup command{tail}"
+            else:
+                msg = f"setup command failed (exit code {exit_code}): {out}".strip()
             items.append((EventKind.ERROR.value, {"message": msg, "setup_output": out}, None))
             self.store.append_events(db, sid, n, items)
             self.store.update_turn(
@@ -439,6 +447,8 @@ class Supervisor:
             end.ok, end.error = False, f"timed out after {self._timeout(s):g} s and was stopped"
         elif stop_reason == "stop":
             end.ok = False
+            if end.reason == "no_result":  # no record because we stopped it: not a fault
+                end.error, end.reason = None, None
             end.error = end.error or "stopped by the user"
         if not end.ok and end.error:
             items.append(
@@ -484,6 +494,7 @@ class Supervisor:
         _, state = self.store.turn_progress(db, sid, n)
         # Its pid file went with the folder: find the agent through the wrapper's session.
         local.kill_session(state.get("wrapper_pid"))
+        local.end_tagged(sid)  # and what the agent started outside that session
         self.store.update_turn(db, sid, n, status="failed", ended_at=time.time(), error=msg)
         self.store.set_status(sid, Status.FAILED, db=db, error=msg)
 
