@@ -134,6 +134,8 @@ def apply(main: click.Group) -> None:
             block = "\b\n" + title + "\n" + "\n".join(f"  {line}" for line in lines)
             cmd.epilog = f"{cmd.epilog}\n\n{block}" if cmd.epilog else block
         for p in cmd.params:
+            if isinstance(p, click.Option) and p.name == "as_json" and not p.help:
+                p.help = "Print the result as JSON."
             # An option with a real default says what it is (flags say it by being off).
             if (
                 isinstance(p, click.Option)
