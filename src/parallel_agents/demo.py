@@ -20,6 +20,7 @@ from . import git
 from .errors import PAError, UsageError
 from .models import Status
 from .service import App
+from .supervisor import SCRIPTED_MODEL_ENV
 
 SAMPLE_FILES: dict[str, str] = {
     "README.md": "# calc\n\nA tiny calculator library.\n",
@@ -205,6 +206,7 @@ def run_demo(
                 workdir=None,
             )
             env["PATH"] = bin_dir + ":" + env.get("PATH", "/usr/bin:/bin")
+            env[SCRIPTED_MODEL_ENV] = "1"  # no AI answered: pa shows no cost for it
             app.settings.data.setdefault("agents", {}).setdefault(agent, {})["binary"] = binary
             s = app.new_session(t.prompt, repo=r.name, agent=agent, title=t.title, env=env)
             ids.append(s.id)
@@ -272,6 +274,7 @@ def _watch(
     """Print what each agent does as it happens, until all of them stop working."""
     deadline = time.monotonic() + timeout
     seen: dict[str, int] = dict.fromkeys(ids, 0)
+    said: dict[str, str] = {}  # each agent's last message: its result usually repeats it
     kinds = ["message", "tool_call", "command", "file_change", "result", "error", "status"]
     while True:
         app.refresh()
@@ -283,6 +286,10 @@ def _watch(
                         echo(f"  {sid}  [{e.payload['to']}]")
                     continue
                 text = _describe(e.kind, e.payload).strip().replace("\n", " ")
+                if e.kind == "message":
+                    said[sid] = text
+                elif e.kind == "result" and said.pop(sid, None) == text:
+                    continue
                 if text:
                     echo(f"  {sid}  {text[:100]}")
         sessions = [app.store.session(i) for i in ids]

@@ -278,11 +278,16 @@ class App:
                 raise PAError(msg, hint="fix copy = [...] in .parallel-agents.toml") from e
         with self.store.tx() as db:
             self.store.add_turn(db, sid, prompt, {})
-            self.store.set_status(sid, Status.QUEUED, db=db)
+            # Queued only when it has to wait: otherwise it stays `starting` till it runs.
+            now = not interactive and self.sup.fits_now(db, sid)
+            if not now:
+                self.store.set_status(sid, Status.QUEUED, db=db)
         if interactive:
             from .runtime import tmux
 
             tmux.start_interactive(self, sid)
+        elif now:
+            self.sup.start(sid, claimed=True)
         else:
             self.sup.schedule()
         return self.store.session(sid)
@@ -318,8 +323,13 @@ class App:
         repo_identity.require_usable(self.store, s)
         with self.store.tx() as db:
             self.store.add_turn(db, s.id, prompt, {})
-            self.store.set_status(s.id, Status.QUEUED, db=db, error=None)
-        self.sup.schedule()
+            now = self.sup.fits_now(db, s.id)
+            status = Status.STARTING if now else Status.QUEUED
+            self.store.set_status(s.id, status, db=db, error=None)
+        if now:
+            self.sup.start(s.id, claimed=True)
+        else:
+            self.sup.schedule()
         return self.store.session(s.id)
 
     def stop(self, sid: str) -> Session:
