@@ -24,7 +24,7 @@ from parallel_agents.service import App
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FAKE_TUI = HERE / "fake_tui.py"
-CAPTURES = HERE / "captures"
+CAPTURES = ROOT / "tests" / "fixtures" / "captures" / "tui"  # scripts/record-captures
 BANNER = "FAKE-TUI READY"
 # `pa` with the interactive commands registered, whatever cli.py does.
 PA = [sys.executable, "-m", "parallel_agents.cli_interactive"]

@@ -1,0 +1,623 @@
+"""Record the agent captures that the adapter tests replay (``tests/fixtures/captures``).
+
+Each recording runs a real, pinned agent CLI (``.agents/bin``, installed by
+``scripts/install-agents.sh``) against the :class:`ScriptedModelServer` on 127.0.0.1, in a
+fresh git repository and a private home, and stores what the CLI printed. Machine-specific
+details (temp paths, ports, random ids, clocks, pids) are rewritten to stable placeholders,
+so two recordings on different machines give the same files and the tests can name values.
+
+    scripts/record-captures                     # every agent, into tests/fixtures/captures
+    scripts/record-captures claude codex        # only these agents
+    python -m parallel_agents.testing.record_captures --out DIR [AGENT...]
+
+``manifest.json`` beside the captures lists, per file, the CLI version, the argv (normalized)
+and the exit code, so a reader can tell how each capture was produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .agent_env import agent_env, agents_prefix, base_environ, codex_env, find_agent
+from .model_server import ScriptedModelServer
+
+__all__ = ["RECORDINGS", "Recording", "Normalizer", "main", "record_agent"]
+
+# Stable names that replace the machine's own.
+WORK = "/tmp/example/work"
+HOME = "/tmp/example/home"
+PORT = "18081"
+STAMP = "2026-01-01T00:00:00.000Z"
+EPOCH_MS = "1767225600000"
+TIMEOUT = 180.0
+
+# Every session of every agent's script; a recording picks its session with the API key.
+USAGE = {"input_tokens": 1200, "output_tokens": 42}
+
+
+def _sessions() -> list[dict[str, Any]]:
+    write = {
+        "say": "I'll create the file.",
+        "write": {"path": "hello.txt", "content": "hello\n"},
+        "usage": USAGE,
+    }
+    done = {"text": "Done. Created hello.txt.", "usage": USAGE}
+    return [
+        # A file edit with its tool result, a final message, then a resumed follow-up.
+        {"match": "rec-write", "turns": [write, done, {"text": "Follow-up done.", "usage": USAGE}]},
+        # A shell command, a file edit, a final message (Codex's full turn).
+        {
+            "match": "rec-full",
+            "turns": [
+                {"say": "I'll look around first.", "run": "cat README.md", "usage": USAGE},
+                write,
+                {"text": "Created hello.txt.", "usage": USAGE},
+                {"text": "Follow-up done.", "usage": USAGE},
+            ],
+        },
+        # A command the CLI's default permission mode refuses (output redirection).
+        {
+            "match": "rec-deny",
+            "turns": [
+                {"say": "Creating it.", "run": "echo hello > hello.txt", "usage": USAGE},
+                {"text": "I could not run the command.", "usage": USAGE},
+            ],
+        },
+        # Two tool calls in a row: --max-turns 1 stops after the first.
+        {
+            "match": "rec-turns",
+            "turns": [
+                {"say": "Step one.", "run": "echo one", "usage": USAGE},
+                {"say": "Step two.", "run": "echo two", "usage": USAGE},
+                {"text": "Done.", "usage": USAGE},
+            ],
+        },
+        # mini-swe-agent: two commands, the second one submits.
+        {
+            "match": "rec-mini",
+            "turns": [
+                {"say": "Creating the file.", "run": "echo hello > hello.txt && cat hello.txt"},
+                {
+                    "say": "Submitting.",
+                    "run": "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git status --short",
+                },
+            ],
+        },
+        {"match": "rec-401", "turns": [{"error": {"status": 401, "message": "invalid x-api-key"}}]},
+        {
+            "match": "rec-400",
+            "turns": [
+                {
+                    "error": {
+                        "status": 400,
+                        "message": "API key not valid. Please pass a valid API key.",
+                    }
+                }
+            ],
+        },
+    ]
+
+
+@dataclass
+class Ctx:
+    """One recording's world: its repository, its home, and what earlier recordings learned."""
+
+    work: Path
+    home: Path
+    learned: dict[str, str]
+
+
+ArgsFn = Callable[[Ctx], list[str]]
+
+
+@dataclass(frozen=True)
+class Recording:
+    agent: str
+    name: str  # file name under <out>/<agent>/
+    args: ArgsFn  # argv after the binary
+    key: str = ""  # API key; selects the script session ("" = help texts, no server use)
+    group: str = ""  # recordings of one group share repo and home (a resumed session)
+    stdin: str | None = None
+    stop_at: str | None = None  # end the CLI once a stdout line contains this
+    output: str | None = None  # record this file (relative to the group dir) instead of stdout
+    learn: Callable[[str], dict[str, str]] | None = None  # remember ids for later recordings
+    show_input: bool = False  # prefix the output with the stdin lines (">>> ...")
+    env: dict[str, str] = field(default_factory=dict)
+    retries: int = 0  # Codex: how often it retries a failed request (its "Reconnecting" lines)
+    notify: bool = False  # Codex: record its notify program's payloads into notify.jsonl
+
+
+def _first_json(stdout: str, pick: Callable[[dict[str, Any]], str | None]) -> dict[str, str]:
+    for line in stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            found = pick(obj)
+            if found:
+                return {"session": found}
+    return {}
+
+
+def _claude_sid(stdout: str) -> dict[str, str]:
+    return _first_json(
+        stdout, lambda o: o.get("session_id") if o.get("subtype") == "init" else None
+    )
+
+
+def _codex_thread(stdout: str) -> dict[str, str]:
+    return _first_json(
+        stdout, lambda o: o.get("thread_id") if o.get("type") == "thread.started" else None
+    )
+
+
+def _gemini_sid(stdout: str) -> dict[str, str]:
+    return _first_json(stdout, lambda o: o.get("session_id") if o.get("type") == "init" else None)
+
+
+def _opencode_sid(stdout: str) -> dict[str, str]:
+    return _first_json(stdout, lambda o: o.get("sessionID"))
+
+
+CLAUDE = ["--output-format", "stream-json", "--verbose", "--model", "claude-sonnet-4-5"]
+CODEX = [
+    "--json",
+    "--skip-git-repo-check",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "-m",
+    "gpt-5.5",
+]
+GEMINI = ["--yolo", "--skip-trust", "-m", "gemini-2.5-pro"]
+OPENCODE = ["--format", "json", "-m", "anthropic/claude-sonnet-4-5", "--auto"]
+PROMPT = "create hello.txt"
+FOLLOW_UP = "now say something"
+_USER_LINE = json.dumps(
+    {
+        "type": "user",
+        "message": {"role": "user", "content": PROMPT},
+        "parent_tool_use_id": None,
+        "session_id": "",
+    }
+)
+
+
+def _hook_settings(ctx: Ctx) -> str:
+    from parallel_agents.agents.claude import HOOK_EVENTS
+
+    log = ctx.work.parent / "hooks.jsonl"
+    # Each payload on its own line; the hook prints nothing so it never alters the turn.
+    command = f"cat >> '{log}'; echo >> '{log}'"
+    hooks = {ev: [{"hooks": [{"type": "command", "command": command}]}] for ev in HOOK_EVENTS}
+    return json.dumps({"hooks": hooks})
+
+
+RECORDINGS: tuple[Recording, ...] = (
+    # -- Claude Code ------------------------------------------------------------------------
+    Recording("claude", "help.txt", lambda c: ["--help"]),
+    Recording(
+        "claude",
+        "stream_write_acceptEdits.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"],
+        key="rec-write",
+        group="write",
+        learn=_claude_sid,
+    ),
+    Recording(
+        "claude",
+        "stream_resume.jsonl",
+        lambda c: ["-p", FOLLOW_UP, *CLAUDE, f"--resume={c.learned['session']}"],
+        key="rec-write",
+        group="write",
+    ),
+    Recording(
+        "claude",
+        "json_output.json",
+        lambda c: ["-p", PROMPT, "--output-format", "json", "--model", "claude-sonnet-4-5"]
+        + ["--permission-mode", "acceptEdits"],
+        key="rec-write",
+    ),
+    Recording(
+        "claude",
+        "stream_api_error_401.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE],
+        key="rec-401",
+    ),
+    Recording(
+        "claude",
+        "stream_error_max_turns.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "bypassPermissions"]
+        + ["--max-turns", "1"],
+        key="rec-turns",
+    ),
+    Recording(
+        "claude",
+        "stream_permission_denied.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE],
+        key="rec-deny",
+    ),
+    Recording(
+        "claude",
+        "stream_include_hook_events.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
+        + ["--include-hook-events", "--settings", _hook_settings(c)],
+        key="rec-write",
+    ),
+    Recording(
+        "claude",
+        "hook_stdin_payloads.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
+        + ["--settings", _hook_settings(c)],
+        key="rec-write",
+        output="hooks.jsonl",
+    ),
+    Recording(
+        "claude",
+        "stream_partial_messages.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
+        + ["--include-partial-messages"],
+        key="rec-write",
+    ),
+    Recording(
+        "claude",
+        "stream_session_id_bypass.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "bypassPermissions"]
+        + ["--session-id", "0b9e5b4e-5d1c-4a57-9a58-1f6f0c1f2a3b"],
+        key="rec-write",
+    ),
+    Recording(
+        "claude",
+        "stream_stdin_input.jsonl",
+        lambda c: ["-p", "--input-format", "stream-json", *CLAUDE]
+        + ["--permission-mode", "acceptEdits"],
+        key="rec-write",
+        stdin=_USER_LINE + "\n",
+    ),
+    Recording(
+        "claude",
+        "stream_worktree.jsonl",
+        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
+        + ["--worktree", "feat-x"],
+        key="rec-write",
+    ),
+    Recording(
+        "claude",
+        "stream_control_request_can_use_tool.txt",
+        lambda c: ["-p", "--input-format", "stream-json", *CLAUDE]
+        + ["--permission-prompt-tool", "stdio"],
+        key="rec-deny",
+        stdin=_USER_LINE + "\n",
+        stop_at='"control_request"',
+        show_input=True,
+    ),
+    # -- Codex ------------------------------------------------------------------------------
+    Recording("codex", "exec_help.txt", lambda c: ["exec", "--help"]),
+    Recording(
+        "codex",
+        "exec_json_full.jsonl",
+        lambda c: ["exec", *CODEX, PROMPT],
+        key="rec-full",
+        group="full",
+        learn=_codex_thread,
+    ),
+    Recording(
+        "codex",
+        "exec_resume.jsonl",
+        lambda c: ["exec", "resume", c.learned["session"], FOLLOW_UP, *CODEX],
+        key="rec-full",
+        group="full",
+    ),
+    Recording(
+        "codex",
+        "exec_json_401.jsonl",
+        lambda c: ["exec", *CODEX, PROMPT],
+        key="rec-401",
+        retries=5,
+    ),
+    Recording(
+        "codex",
+        "notify_payloads.jsonl",
+        lambda c: ["exec", *CODEX, PROMPT],
+        key="rec-write",
+        notify=True,
+        output="notify.jsonl",
+    ),
+    Recording(
+        "codex",
+        "exec_json_unknown_model_warning.jsonl",
+        lambda c: ["exec", *CODEX[:-1], "gpt-5-codex", PROMPT],
+        key="rec-full",
+    ),
+    # -- Gemini CLI -------------------------------------------------------------------------
+    Recording("gemini", "help.txt", lambda c: ["--help"]),
+    Recording(
+        "gemini",
+        "stream_json_tool.jsonl",
+        lambda c: ["-p", PROMPT, "--output-format", "stream-json", *GEMINI],
+        key="rec-write",
+        group="write",
+        learn=_gemini_sid,
+    ),
+    Recording(
+        "gemini",
+        "json_output_resume.json",
+        lambda c: ["-p", FOLLOW_UP, "--output-format", "json", *GEMINI]
+        + ["--resume", c.learned["session"]],
+        key="rec-write",
+        group="write",
+    ),
+    Recording(
+        "gemini",
+        "stream_json_error.jsonl",
+        lambda c: ["-p", PROMPT, "--output-format", "stream-json", *GEMINI],
+        key="rec-400",
+    ),
+    # -- OpenCode ---------------------------------------------------------------------------
+    Recording(
+        "opencode",
+        "run_json_tool.jsonl",
+        lambda c: ["run", *OPENCODE, "--dir", str(c.work), PROMPT],
+        key="rec-write",
+        group="write",
+        learn=_opencode_sid,
+    ),
+    Recording(
+        "opencode",
+        "run_json_resume.jsonl",
+        lambda c: ["run", *OPENCODE, "--dir", str(c.work), "--session", c.learned["session"]]
+        + [FOLLOW_UP],
+        key="rec-write",
+        group="write",
+    ),
+    Recording(
+        "opencode",
+        "run_json_401.jsonl",
+        lambda c: ["run", *OPENCODE, "--dir", str(c.work), PROMPT],
+        key="rec-401",
+    ),
+    # -- mini-swe-agent ---------------------------------------------------------------------
+    Recording(
+        "mini",
+        "out.traj.json",
+        lambda c: ["-t", "Create hello.txt containing hello", "-y", "--exit-immediately"]
+        + ["-m", "openai/gpt-4o", "-o", str(c.work.parent / "out.traj.json")],
+        key="rec-mini",
+        output="out.traj.json",
+    ),
+)
+
+
+class Normalizer:
+    """Rewrites one agent's machine-specific details to stable placeholders.
+
+    Ids are numbered in order of first appearance across all of the agent's files, so a
+    session id that a resumed run repeats keeps the same placeholder in both files.
+    """
+
+    _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+    _OPENCODE_ID = re.compile(r"\b(ses|msg|prt)_[0-9a-zA-Z]{20,}\b")
+    _ISO = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\b")
+    _EPOCH_MS = re.compile(r"(?<![\d.])1[6-9]\d{11}(?![\d.])")
+    _DURATION = re.compile(r'"(duration_ms|duration_api_ms|durationMs|duration)":\s*\d+(\.\d+)?')
+    _SOCKET = re.compile(r"/tmp/cc-socks/\d+\.sock")
+
+    def __init__(self) -> None:
+        self.paths: list[tuple[str, str]] = []
+        self.ids: dict[str, str] = {}
+
+    def add_path(self, real: Path, placeholder: str) -> None:
+        for variant in {str(real), str(real.resolve())}:
+            self.paths.append((variant, placeholder))
+            # Claude names its per-project folders after the path, every other char a dash.
+            slug = re.sub(r"[^A-Za-z0-9]", "-", variant)
+            self.paths.append((slug, re.sub(r"[^A-Za-z0-9]", "-", placeholder)))
+        self.paths.sort(key=lambda p: -len(p[0]))
+
+    def _id(self, kind: str, value: str, make: Callable[[int], str]) -> str:
+        key = f"{kind}:{value}"
+        if key not in self.ids:
+            self.ids[key] = make(sum(1 for k in self.ids if k.startswith(f"{kind}:")) + 1)
+        return self.ids[key]
+
+    def __call__(self, text: str) -> str:
+        for real, placeholder in self.paths:
+            text = text.replace(real, placeholder)
+        text = self._UUID.sub(
+            lambda m: self._id("uuid", m[0], lambda n: f"00000000-0000-4000-8000-{n:012d}"), text
+        )
+        text = self._OPENCODE_ID.sub(
+            lambda m: self._id(m[1], m[0], lambda n: f"{m[1]}_example{n:04d}"), text
+        )
+        text = self._ISO.sub(STAMP, text)
+        text = self._EPOCH_MS.sub(EPOCH_MS, text)
+        text = self._DURATION.sub(lambda m: f'"{m[1]}":0', text)
+        return self._SOCKET.sub("/tmp/cc-socks/1000.sock", text)
+
+
+def _git_repo(path: Path) -> None:
+    path.mkdir(parents=True)
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
+    for argv in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.email", "captures@example.com"],
+        ["git", "config", "user.name", "captures"],
+    ):
+        subprocess.run(argv, cwd=path, check=True, env=env)
+    (path / "README.md").write_text("# example\n", encoding="utf-8")
+    subprocess.run(["git", "add", "-A"], cwd=path, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", "initial"], cwd=path, check=True, env=env)
+
+
+def _run(argv: list[str], rec: Recording, ctx: Ctx, env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI; with ``stop_at``, end it once it prints that (it would wait forever)."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=ctx.work,
+        env=env,
+        stdin=subprocess.PIPE if rec.stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if rec.stop_at is None:
+        try:
+            out, _err = proc.communicate(rec.stdin, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _err = proc.communicate()
+            raise RuntimeError(f"{rec.agent}/{rec.name}: no exit within {TIMEOUT:.0f}s") from None
+        return proc.returncode, out
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(rec.stdin or "")
+    proc.stdin.flush()
+    lines: list[str] = []
+    deadline = time.monotonic() + TIMEOUT
+    for line in proc.stdout:  # the CLI flushes per line; the deadline bounds a silent CLI
+        lines.append(line)
+        if rec.stop_at in line or time.monotonic() > deadline:
+            break
+    proc.kill()
+    proc.wait()
+    return proc.returncode, "".join(lines)
+
+
+def _version(binary: Path, agent: str) -> str:
+    proc = subprocess.run(
+        [str(binary), "--version"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        env={**base_environ(), "HOME": tempfile.gettempdir()},
+    )
+    match = re.search(r"\d+\.\d+\.\d+", proc.stdout + proc.stderr)
+    return match[0] if match else "unknown"
+
+
+def record_agent(agent: str, out: Path, binary: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Record every capture of ``agent`` into ``out/agent``; returns the manifest entries."""
+    version = _version(binary, agent)
+    target = out / agent
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    norm = Normalizer()
+    entries: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix=f"pa-captures-{agent}-") as tmp, ScriptedModelServer(
+        _sessions()
+    ) as server:
+        root = Path(tmp)
+        norm.add_path(root, "/tmp/example")
+        host = server.url.rstrip("/").split("://", 1)[1]
+        norm.paths.insert(0, (host, f"127.0.0.1:{PORT}"))
+        learned: dict[str, dict[str, str]] = {}
+        for index, rec in enumerate(r for r in RECORDINGS if r.agent == agent):
+            group = rec.group or f"solo{index}"
+            base = root / group
+            ctx = Ctx(work=base / "work", home=base / "home", learned=learned.get(group, {}))
+            if not ctx.work.exists():
+                _git_repo(ctx.work)
+            norm.add_path(ctx.work, WORK)
+            norm.add_path(ctx.home, HOME)
+            env = {**base_environ(), "HOME": str(ctx.home)}
+            if rec.key:
+                env.update(
+                    agent_env(agent, ctx.home, server_url=server.url, api_key=rec.key, workdir=ctx.work)
+                )
+            if rec.retries or rec.notify:
+                notify = None
+                if rec.notify:
+                    # Codex passes the payload as argv[1]; one JSON object per line.
+                    notify = ["/bin/sh", "-c", f"printf '%s\\n' \"$1\" >> '{base}/notify.jsonl'", "notify"]
+                env.update(
+                    codex_env(
+                        ctx.home,
+                        base_url=f"{server.url.rstrip('/')}/v1",
+                        api_key=rec.key,
+                        workdir=ctx.work,
+                        retries=rec.retries,
+                        notify=notify,
+                    )
+                )
+            env.update(rec.env)
+            argv = [str(binary), *rec.args(ctx)]
+            log(f"{agent}/{rec.name}")
+            code, stdout = _run(argv, rec, ctx, env)
+            if rec.learn is not None:
+                learned[group] = rec.learn(stdout)
+            text = stdout
+            if rec.output is not None:
+                text = (base / rec.output).read_text(encoding="utf-8")
+            if rec.name.endswith(".jsonl"):
+                text = "".join(f"{ln}\n" for ln in text.splitlines() if ln.strip())
+            if rec.show_input and rec.stdin:
+                text = "".join(f">>> {ln}\n" for ln in rec.stdin.splitlines()) + text
+            if not text.strip():
+                raise RuntimeError(f"{agent}/{rec.name}: the CLI printed nothing (exit {code})")
+            name = rec.name.replace("help.txt", f"help_{version}.txt")
+            (target / name).write_text(norm(text), encoding="utf-8")
+            entries.append(
+                {
+                    "file": f"{agent}/{name}",
+                    "version": version,
+                    "argv": [agent, *(norm(a) for a in argv[1:])],
+                    "exit_code": code,
+                }
+            )
+    return entries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    agents = sorted({r.agent for r in RECORDINGS})
+    parser = argparse.ArgumentParser(
+        prog="record-captures",
+        description="Re-record the agent captures the adapter tests replay, from the real "
+        "pinned CLIs against the scripted model server (127.0.0.1 only).",
+    )
+    parser.add_argument("agents", nargs="*", metavar="AGENT", help=f"any of {', '.join(agents)}")
+    parser.add_argument("--out", type=Path, required=True, help="the captures folder")
+    parser.add_argument("--prefix", type=Path, default=None, help="where the CLIs are installed")
+    args = parser.parse_args(argv)
+    chosen = args.agents or agents
+    unknown = [a for a in chosen if a not in agents]
+    if unknown:
+        parser.error(f"unknown agent(s) {', '.join(unknown)}; known: {', '.join(agents)}")
+    prefix = args.prefix or agents_prefix()
+    missing = [a for a in chosen if find_agent(a, prefix) is None]
+    if missing:
+        print(f"error: {', '.join(missing)} not installed in {prefix / 'bin'}", file=sys.stderr)
+        print("hint: run scripts/install-agents.sh first", file=sys.stderr)
+        return 1
+    out: Path = args.out
+    manifest_path = out / "manifest.json"
+    manifest: dict[str, Any] = {}
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for agent in chosen:
+        binary = find_agent(agent, prefix)
+        assert binary is not None
+        entries = record_agent(agent, out, binary, lambda m: print(f"recording {m}", flush=True))
+        manifest = {k: v for k, v in manifest.items() if not k.startswith(f"{agent}/")}
+        manifest.update({e.pop("file"): e for e in entries})
+    manifest_path.write_text(
+        json.dumps(dict(sorted(manifest.items())), indent=2) + "\n", encoding="utf-8"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
