@@ -88,10 +88,15 @@ def _sessions() -> list[dict[str, Any]]:
         {
             "match": "rec-mini",
             "turns": [
-                {"say": "Creating the file.", "run": "echo hello > hello.txt && cat hello.txt"},
+                {
+                    "say": "Creating the file.",
+                    "run": "echo hello > hello.txt && cat hello.txt",
+                    "usage": USAGE,
+                },
                 {
                     "say": "Submitting.",
                     "run": "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git status --short",
+                    "usage": USAGE,
                 },
             ],
         },
