@@ -156,6 +156,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
     if MISSING_FIXTURES.search(reason):
         _fixture_skips.append(f"{report.nodeid}: {reason}")
 
