@@ -84,8 +84,21 @@ def _run_sample(tmp_path: Path, reason: str) -> subprocess.CompletedProcess[str]
     sample.write_text(SAMPLE.format(reason=reason), encoding="utf-8")
     # The suite's own conftest as a plugin, so its skip policy applies to the sample.
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider"]
-        + ["--rootdir", str(tmp_path), "-c", os.devnull, str(sample)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.conftest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            str(sample),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

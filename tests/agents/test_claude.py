@@ -115,7 +115,7 @@ def test_user_env_is_not_overridden(
     assert A.build(_ctx(make_ctx, fake_bin, env={"DISABLE_AUTOUPDATER": "0"})).env == {}
 
 
-@pytest.mark.skipif(not is_root(), reason="the refusal only applies to root")
+@pytest.mark.skipif(not is_root(), reason="the refusal only applies to root: run the suite as root to cover it")
 def test_bypass_permissions_as_root_is_refused_clearly(
     make_ctx: MakeCtx, fake_bin: FakeBin, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -228,7 +228,7 @@ def test_stdout_lines() -> None:
     assert events[0].payload == {"state": "running", "step": 3, "cost_usd": 0.12}
 
 
-@pytest.mark.skipif(not REAL_MINI.exists(), reason="mini not installed (scripts/install-agents.sh)")
+@pytest.mark.skipif(not REAL_MINI.exists(), reason="mini not installed: run scripts/install-agents.sh")
 def test_real_mini_with_its_deterministic_model(make_ctx: MakeCtx, tmp_path: Path) -> None:
     """The real `mini` binary runs our argv offline (its deterministic tool-call model)."""
     outputs = [

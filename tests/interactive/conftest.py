@@ -36,7 +36,7 @@ T = TypeVar("T")
 def tmux_server(pa_home: Path) -> Iterator[None]:
     """Skip without tmux; kill this test's own tmux server afterwards."""
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+        pytest.skip("tmux is not installed: apt-get install tmux (scripts/test does, as root)")
     yield
     for name in tmux.panes(pa_home):  # end each TUI's process group, then the server
         tmux.kill(pa_home, name.removeprefix("pa-"), grace=2.0)

@@ -33,7 +33,7 @@ from typing import Any
 from .agent_env import agent_env, agents_prefix, base_environ, codex_env, find_agent
 from .model_server import ScriptedModelServer
 
-__all__ = ["RECORDINGS", "Recording", "Normalizer", "main", "record_agent"]
+__all__ = ["RECORDINGS", "Normalizer", "Recording", "main", "record_agent"]
 
 # Stable names that replace the machine's own.
 WORK = "/tmp/example/work"
@@ -232,8 +232,16 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording(
         "claude",
         "json_output.json",
-        lambda c: ["-p", PROMPT, "--output-format", "json", "--model", "claude-sonnet-4-5"]
-        + ["--permission-mode", "acceptEdits"],
+        lambda c: [
+            "-p",
+            PROMPT,
+            "--output-format",
+            "json",
+            "--model",
+            "claude-sonnet-4-5",
+            "--permission-mode",
+            "acceptEdits",
+        ],
         key="rec-write",
     ),
     Recording(
@@ -245,8 +253,15 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording(
         "claude",
         "stream_error_max_turns.jsonl",
-        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "bypassPermissions"]
-        + ["--max-turns", "1"],
+        lambda c: [
+            "-p",
+            PROMPT,
+            *CLAUDE,
+            "--permission-mode",
+            "bypassPermissions",
+            "--max-turns",
+            "1",
+        ],
         key="rec-turns",
     ),
     Recording(
@@ -258,52 +273,99 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording(
         "claude",
         "stream_include_hook_events.jsonl",
-        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
-        + ["--include-hook-events", "--settings", _hook_settings(c)],
+        lambda c: [
+            "-p",
+            PROMPT,
+            *CLAUDE,
+            "--permission-mode",
+            "acceptEdits",
+            "--include-hook-events",
+            "--settings",
+            _hook_settings(c),
+        ],
         key="rec-write",
     ),
     Recording(
         "claude",
         "hook_stdin_payloads.jsonl",
-        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
-        + ["--settings", _hook_settings(c)],
+        lambda c: [
+            "-p",
+            PROMPT,
+            *CLAUDE,
+            "--permission-mode",
+            "acceptEdits",
+            "--settings",
+            _hook_settings(c),
+        ],
         key="rec-write",
         output="hooks.jsonl",
     ),
     Recording(
         "claude",
         "stream_partial_messages.jsonl",
-        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
-        + ["--include-partial-messages"],
+        lambda c: [
+            "-p",
+            PROMPT,
+            *CLAUDE,
+            "--permission-mode",
+            "acceptEdits",
+            "--include-partial-messages",
+        ],
         key="rec-write",
     ),
     Recording(
         "claude",
         "stream_session_id_bypass.jsonl",
-        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "bypassPermissions"]
-        + ["--session-id", "0b9e5b4e-5d1c-4a57-9a58-1f6f0c1f2a3b"],
+        lambda c: [
+            "-p",
+            PROMPT,
+            *CLAUDE,
+            "--permission-mode",
+            "bypassPermissions",
+            "--session-id",
+            "0b9e5b4e-5d1c-4a57-9a58-1f6f0c1f2a3b",
+        ],
         key="rec-write",
     ),
     Recording(
         "claude",
         "stream_stdin_input.jsonl",
-        lambda c: ["-p", "--input-format", "stream-json", *CLAUDE]
-        + ["--permission-mode", "acceptEdits"],
+        lambda c: [
+            "-p",
+            "--input-format",
+            "stream-json",
+            *CLAUDE,
+            "--permission-mode",
+            "acceptEdits",
+        ],
         key="rec-write",
         stdin=_USER_LINE + "\n",
     ),
     Recording(
         "claude",
         "stream_worktree.jsonl",
-        lambda c: ["-p", PROMPT, *CLAUDE, "--permission-mode", "acceptEdits"]
-        + ["--worktree", "feat-x"],
+        lambda c: [
+            "-p",
+            PROMPT,
+            *CLAUDE,
+            "--permission-mode",
+            "acceptEdits",
+            "--worktree",
+            "feat-x",
+        ],
         key="rec-write",
     ),
     Recording(
         "claude",
         "stream_control_request_can_use_tool.txt",
-        lambda c: ["-p", "--input-format", "stream-json", *CLAUDE]
-        + ["--permission-prompt-tool", "stdio"],
+        lambda c: [
+            "-p",
+            "--input-format",
+            "stream-json",
+            *CLAUDE,
+            "--permission-prompt-tool",
+            "stdio",
+        ],
         key="rec-deny",
         stdin=_USER_LINE + "\n",
         stop_at='"control_request"',
@@ -360,8 +422,15 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording(
         "gemini",
         "json_output_resume.json",
-        lambda c: ["-p", FOLLOW_UP, "--output-format", "json", *GEMINI]
-        + ["--resume", c.learned["session"]],
+        lambda c: [
+            "-p",
+            FOLLOW_UP,
+            "--output-format",
+            "json",
+            *GEMINI,
+            "--resume",
+            c.learned["session"],
+        ],
         key="rec-write",
         group="write",
     ),
@@ -383,8 +452,15 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording(
         "opencode",
         "run_json_resume.jsonl",
-        lambda c: ["run", *OPENCODE, "--dir", str(c.work), "--session", c.learned["session"]]
-        + [FOLLOW_UP],
+        lambda c: [
+            "run",
+            *OPENCODE,
+            "--dir",
+            str(c.work),
+            "--session",
+            c.learned["session"],
+            FOLLOW_UP,
+        ],
         key="rec-write",
         group="write",
     ),
@@ -398,8 +474,16 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording(
         "mini",
         "out.traj.json",
-        lambda c: ["-t", "Create hello.txt containing hello", "-y", "--exit-immediately"]
-        + ["-m", "openai/gpt-4o", "-o", str(c.work.parent / "out.traj.json")],
+        lambda c: [
+            "-t",
+            "Create hello.txt containing hello",
+            "-y",
+            "--exit-immediately",
+            "-m",
+            "openai/gpt-4o",
+            "-o",
+            str(c.work.parent / "out.traj.json"),
+        ],
         key="rec-mini",
         output="out.traj.json",
     ),
@@ -513,7 +597,9 @@ def _version(binary: Path, agent: str) -> str:
     return match[0] if match else "unknown"
 
 
-def record_agent(agent: str, out: Path, binary: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+def record_agent(
+    agent: str, out: Path, binary: Path, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
     """Record every capture of ``agent`` into ``out/agent``; returns the manifest entries."""
     version = _version(binary, agent)
     target = out / agent
@@ -522,9 +608,10 @@ def record_agent(agent: str, out: Path, binary: Path, log: Callable[[str], None]
     target.mkdir(parents=True)
     norm = Normalizer()
     entries: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix=f"pa-captures-{agent}-") as tmp, ScriptedModelServer(
-        _sessions()
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"pa-captures-{agent}-") as tmp,
+        ScriptedModelServer(_sessions()) as server,
+    ):
         root = Path(tmp)
         norm.add_path(root, "/tmp/example")
         host = server.url.rstrip("/").split("://", 1)[1]
@@ -541,13 +628,20 @@ def record_agent(agent: str, out: Path, binary: Path, log: Callable[[str], None]
             env = {**base_environ(), "HOME": str(ctx.home)}
             if rec.key:
                 env.update(
-                    agent_env(agent, ctx.home, server_url=server.url, api_key=rec.key, workdir=ctx.work)
+                    agent_env(
+                        agent, ctx.home, server_url=server.url, api_key=rec.key, workdir=ctx.work
+                    )
                 )
             if rec.retries or rec.notify:
                 notify = None
                 if rec.notify:
                     # Codex passes the payload as argv[1]; one JSON object per line.
-                    notify = ["/bin/sh", "-c", f"printf '%s\\n' \"$1\" >> '{base}/notify.jsonl'", "notify"]
+                    notify = [
+                        "/bin/sh",
+                        "-c",
+                        f"printf '%s\\n' \"$1\" >> '{base}/notify.jsonl'",
+                        "notify",
+                    ]
                 env.update(
                     codex_env(
                         ctx.home,
