@@ -680,8 +680,240 @@ def record_agent(
     return entries
 
 
+# -- TUI screens (tmux panes) ------------------------------------------------------------------
+TUI_SIZE = ("130", "45")
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One pane of an interactive CLI: started in tmux, optionally sent a prompt, captured once
+    ``until`` shows (then once the pane stops changing)."""
+
+    agent: str
+    name: str
+    args: tuple[str, ...] = ()
+    key: str = "rec-write"
+    trusted: bool = True  # the folder is pre-trusted (no trust dialog)
+    key_approved: bool = True  # Claude: the API key is pre-approved (no key dialog)
+    ready: str | None = None  # wait for this before typing the prompt
+    prompt: str | None = None
+    until: str = ""
+
+
+# As pa starts it (adapter defaults): a pinned model, and permission prompts shown.
+CLAUDE_TUI = ("--model", "claude-sonnet-4-5", "--permission-mode", "default")
+SCREENS: tuple[Screen, ...] = (
+    Screen(
+        "claude", "claude_trust_dialog.txt", CLAUDE_TUI, trusted=False, until="Quick safety check"
+    ),
+    Screen(
+        "claude",
+        "claude_api_key_dialog.txt",
+        CLAUDE_TUI,
+        key_approved=False,
+        until="Detected a custom",
+    ),
+    Screen("claude", "claude_idle.txt", CLAUDE_TUI, until="? for shortcuts"),
+    Screen(
+        "claude",
+        "claude_busy.txt",
+        CLAUDE_TUI,
+        key="rec-busy",
+        ready="? for shortcuts",
+        prompt="create hello",
+        until="esc to interrupt",
+    ),
+    Screen(
+        "claude",
+        "claude_write_permission.txt",
+        CLAUDE_TUI,
+        ready="? for shortcuts",
+        prompt="create hello",
+        until="Do you want to create hello.txt?",
+    ),
+    Screen(
+        "claude",
+        "claude_bash_permission.txt",
+        CLAUDE_TUI,
+        key="rec-deny",
+        ready="? for shortcuts",
+        prompt="make hello",
+        until="Do you want to proceed?",
+    ),
+    Screen("codex", "codex_trust.txt", trusted=False, until="Trust this folder?"),
+    Screen("codex", "codex_idle.txt", until="? for shortcuts"),
+    Screen(
+        "codex",
+        "codex_exec_approval.txt",
+        args=("-a", "on-request", "-s", "workspace-write"),
+        key="rec-escalate",
+        ready="? for shortcuts",
+        prompt="make a file",
+        until="Would you like to run the following command?",
+    ),
+)
+
+_TUI_SESSIONS: list[dict[str, Any]] = [
+    # The model takes its time, so the busy screen stays up while it is captured.
+    {"match": "rec-busy", "turns": [{"text": "Done.", "delay": 30}]},
+    # Codex asks before a command that the model wants to run outside its sandbox.
+    {
+        "match": "rec-escalate",
+        "turns": [
+            {
+                "say": "Creating the file.",
+                "tool": {
+                    "name": "exec_command",
+                    "arguments": {
+                        "cmd": "touch ../outside.txt",
+                        "sandbox_permissions": "require_escalated",
+                        "justification": "Need to create a file outside the workspace",
+                    },
+                },
+            },
+            {"text": "Created it."},
+        ],
+    },
+]
+
+
+def _tmux(sock: Path, *args: str) -> str:
+    argv = ["tmux", "-S", str(sock), "-f", os.devnull, *args]
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
+
+
+# Screens some CLIs show now and then before their prompt (Codex 0.171.0 offers a new model),
+# answered so the screen being recorded comes up: (text on the pane, keys to press).
+DISMISS = (("2. Use existing model", "2"),)
+
+
+def _wait_pane(sock: Path, text: str, what: str) -> str:
+    deadline = time.monotonic() + TIMEOUT
+    screen = ""
+    while time.monotonic() < deadline:
+        try:
+            screen = _tmux(sock, "capture-pane", "-p", "-t", "rec")
+        except subprocess.CalledProcessError:
+            raise RuntimeError(f"{what}: the CLI exited before {text!r} showed") from None
+        if text in screen:
+            return screen
+        for shown, keys in DISMISS:
+            if shown in screen and shown not in text:
+                _tmux(sock, "send-keys", "-t", "rec", keys)
+                time.sleep(0.3)
+                _tmux(sock, "send-keys", "-t", "rec", "Enter")
+        time.sleep(0.2)
+    raise RuntimeError(f"{what}: {text!r} never showed; the pane:\n{screen}")
+
+
+def _settled(sock: Path, text: str) -> str:
+    """The pane once it has stopped changing (animations aside, at most a few seconds)."""
+    screen = _tmux(sock, "capture-pane", "-p", "-t", "rec")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.7)
+        again = _tmux(sock, "capture-pane", "-p", "-t", "rec")
+        if again == screen:
+            break
+        if text in again:
+            screen = again
+    return screen
+
+
+def record_tui(out: Path, prefix: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Record the pane text of the interactive CLIs (Claude Code, Codex) into ``out/tui``."""
+    if shutil.which("tmux") is None:
+        raise RuntimeError("tmux is not installed: apt-get install tmux")
+    target = out / "tui"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    norm = Normalizer()
+    entries: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="pa-captures-tui-") as tmp,
+        ScriptedModelServer([*_TUI_SESSIONS, *_sessions()]) as server,
+    ):
+        root = Path(tmp)
+        norm.add_path(root, "/tmp/example")
+        for index, screen in enumerate(SCREENS):
+            binary = find_agent(screen.agent, prefix)
+            if binary is None:
+                missing = f"{screen.agent} is not installed"
+                raise RuntimeError(f"{missing}: run scripts/install-agents.sh")
+            version = _version(binary, screen.agent)
+            base = root / f"s{index}"
+            work, home = base / "work", base / "home"
+            _git_repo(work)
+            norm.add_path(work, WORK)
+            norm.add_path(home, HOME)
+            env = agent_env(
+                screen.agent,
+                home,
+                server_url=server.url,
+                api_key=screen.key,
+                workdir=work if screen.trusted else None,
+            )
+            if screen.agent == "claude" and not screen.key_approved:
+                config = home / ".claude.json"
+                data = json.loads(config.read_text(encoding="utf-8"))
+                data["customApiKeyResponses"] = {"approved": [], "rejected": []}
+                config.write_text(json.dumps(data), encoding="utf-8")
+            env = {
+                **base_environ(),
+                "TERM": "xterm-256color",
+                "LANG": "C.UTF-8",
+                "HOME": str(home),
+                **env,
+            }
+            sock = base / "tmux.sock"
+            log(f"tui/{screen.name}")
+            _tmux(
+                sock,
+                "new-session",
+                "-d",
+                "-s",
+                "rec",
+                "-x",
+                TUI_SIZE[0],
+                "-y",
+                TUI_SIZE[1],
+                "-c",
+                str(work),
+                "env",
+                "-i",
+                *(f"{k}={v}" for k, v in env.items()),
+                str(binary),
+                *screen.args,
+            )
+            try:
+                if screen.prompt is not None:
+                    _wait_pane(sock, screen.ready or "", f"tui/{screen.name}")
+                    _tmux(sock, "send-keys", "-t", "rec", "-l", screen.prompt)
+                    time.sleep(0.3)  # the TUI reads a paste burst before Enter as text
+                    _tmux(sock, "send-keys", "-t", "rec", "Enter")
+                _wait_pane(sock, screen.until, f"tui/{screen.name}")
+                text = _settled(sock, screen.until)
+            finally:
+                subprocess.run(
+                    ["tmux", "-S", str(sock), "kill-server"], capture_output=True, check=False
+                )
+            (target / screen.name).write_text(norm(text), encoding="utf-8")
+            entries.append(
+                {
+                    "file": f"tui/{screen.name}",
+                    "version": version,
+                    "argv": [screen.agent, *screen.args],
+                    "tmux": f"{TUI_SIZE[0]}x{TUI_SIZE[1]}",
+                    "prompt": screen.prompt,
+                    "exit_code": None,
+                }
+            )
+    return entries
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    agents = sorted({r.agent for r in RECORDINGS})
+    agents = [*sorted({r.agent for r in RECORDINGS}), "tui"]
     parser = argparse.ArgumentParser(
         prog="record-captures",
         description="Re-record the agent captures the adapter tests replay, from the real "
@@ -696,7 +928,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown agent(s) {', '.join(unknown)}; known: {', '.join(agents)}")
     prefix = args.prefix or agents_prefix()
-    missing = [a for a in chosen if find_agent(a, prefix) is None]
+    needed = {s.agent for s in SCREENS} if "tui" in chosen else set()
+    missing = sorted({a for a in chosen if a != "tui"} | needed)
+    missing = [a for a in missing if find_agent(a, prefix) is None]
     if missing:
         print(f"error: {', '.join(missing)} not installed in {prefix / 'bin'}", file=sys.stderr)
         print("hint: run scripts/install-agents.sh first", file=sys.stderr)
@@ -708,8 +942,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     for agent in chosen:
         binary = find_agent(agent, prefix)
-        assert binary is not None
-        entries = record_agent(agent, out, binary, lambda m: print(f"recording {m}", flush=True))
+        say = lambda m: print(f"recording {m}", flush=True)  # noqa: E731
+        if agent == "tui":
+            entries = record_tui(out, prefix, say)
+        else:
+            assert binary is not None
+            entries = record_agent(agent, out, binary, say)
         manifest = {k: v for k, v in manifest.items() if not k.startswith(f"{agent}/")}
         manifest.update({e.pop("file"): e for e in entries})
     manifest_path.write_text(
