@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from parallel_agents.testing import find_agent
-from parallel_agents.testing.record_captures import RECORDINGS, Normalizer, record_agent
+from parallel_agents.testing.record_captures import RECORDINGS, SCREENS, Normalizer, record_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "tests" / "fixtures" / "captures"
@@ -36,6 +36,9 @@ def test_every_recording_is_committed_with_its_manifest_entry() -> None:
             name = f"{rec.agent}/{rec.name}"
         assert (CAPTURES / name).is_file(), name
         assert manifest[name]["version"] != "unknown" and manifest[name]["argv"][0] == rec.agent
+    for screen in SCREENS:  # the tmux panes of the interactive CLIs
+        assert manifest[f"tui/{screen.name}"]["argv"][0] == screen.agent
+        assert (CAPTURES / "tui" / screen.name).is_file(), screen.name
     for name in manifest:
         text = (CAPTURES / name).read_text(encoding="utf-8")
         # Rewritten to placeholders: no temp folder, home or port of the recording machine.
@@ -142,6 +145,10 @@ def test_normalizer_rewrites_machine_details_to_placeholders(tmp_path: Path) -> 
             "duration_ms": 4123,
             "id": "ses_dd7f473c8ffeVbqhN9gR7Ev6M4",
             "tool": "write_file_1795968096675_0",
+            "ttft_ms": 217,
+            "totalLatencyMs": 139,
+            "created": 1796293859.9489198,
+            "date": "Thu, 03 Dec 2026 10:28:42 GMT",
         }
     )
     out = json.loads(norm(line))
@@ -153,7 +160,12 @@ def test_normalizer_rewrites_machine_details_to_placeholders(tmp_path: Path) -> 
         "duration_ms": 0,
         "id": "ses_example0001",
         "tool": "write_file_1767225600000_0",
+        "ttft_ms": 0,
+        "totalLatencyMs": 0,
+        "created": 1767225600,
+        "date": "Thu, 01 Jan 2026 00:00:00 GMT",
     }
+    assert norm("❯ create hello\n✻ Germinating…\n") == "❯ create hello\n✻ Working…\n"
     # The same id keeps its placeholder in a later file (a resumed session).
     assert json.loads(norm(json.dumps({"s": sid})))["s"] == out["session_id"]
 

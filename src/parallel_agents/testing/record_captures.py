@@ -501,7 +501,12 @@ class Normalizer:
     _OPENCODE_ID = re.compile(r"\b(ses|msg|prt)_[0-9a-zA-Z]{20,}\b")
     _ISO = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\b")
     _EPOCH_MS = re.compile(r"(?<![\d.])1[6-9]\d{11}(?![\d.])")
-    _DURATION = re.compile(r'"(duration_ms|duration_api_ms|durationMs|duration)":\s*\d+(\.\d+)?')
+    _EPOCH_S = re.compile(r"(?<![\d.])1[6-9]\d{8}(\.\d+)?(?![\d.])")
+    # Timings: duration_ms, ttft_ms, totalLatencyMs, ...
+    _DURATION = re.compile(r'"(duration|\w+_ms|\w+Ms)":\s*\d+(\.\d+)?')
+    _HTTP_DATE = re.compile(r"\b[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\b")
+    # Claude's TUI spinner picks a random verb ("✻ Germinating…").
+    _SPINNER = re.compile(r"^([✻✶✳✢·✽*]) [A-Z][a-z]+…", re.MULTILINE)
     _SOCKET = re.compile(r"/tmp/cc-socks/\d+\.sock")
 
     def __init__(self) -> None:
@@ -533,7 +538,10 @@ class Normalizer:
         )
         text = self._ISO.sub(STAMP, text)
         text = self._EPOCH_MS.sub(EPOCH_MS, text)
+        text = self._EPOCH_S.sub("1767225600", text)
         text = self._DURATION.sub(lambda m: f'"{m[1]}":0', text)
+        text = self._HTTP_DATE.sub("Thu, 01 Jan 2026 00:00:00 GMT", text)
+        text = self._SPINNER.sub(r"\1 Working…", text)
         return self._SOCKET.sub("/tmp/cc-socks/1000.sock", text)
 
 
