@@ -165,7 +165,7 @@ def test_normalizer_rewrites_machine_details_to_placeholders(tmp_path: Path) -> 
         "created": 1767225600,
         "date": "Thu, 01 Jan 2026 00:00:00 GMT",
     }
-    assert norm("❯ create hello\n✻ Germinating…\n") == "❯ create hello\n✻ Working…\n"
+    assert norm("❯ create hello\n✶ Germinating…\n") == "❯ create hello\n✻ Working…\n"
     # The same id keeps its placeholder in a later file (a resumed session).
     assert json.loads(norm(json.dumps({"s": sid})))["s"] == out["session_id"]
 

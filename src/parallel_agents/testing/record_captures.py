@@ -506,7 +506,7 @@ class Normalizer:
     _DURATION = re.compile(r'"(duration|\w+_ms|\w+Ms)":\s*\d+(\.\d+)?')
     _HTTP_DATE = re.compile(r"\b[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\b")
     # Claude's TUI spinner picks a random verb ("✻ Germinating…").
-    _SPINNER = re.compile(r"^([✻✶✳✢·✽*]) [A-Z][a-z]+…", re.MULTILINE)
+    _SPINNER = re.compile(r"^[✻✶✳✢·✽*] [A-Z][a-z]+…", re.MULTILINE)
     _SOCKET = re.compile(r"/tmp/cc-socks/\d+\.sock")
 
     def __init__(self) -> None:
@@ -541,7 +541,7 @@ class Normalizer:
         text = self._EPOCH_S.sub("1767225600", text)
         text = self._DURATION.sub(lambda m: f'"{m[1]}":0', text)
         text = self._HTTP_DATE.sub("Thu, 01 Jan 2026 00:00:00 GMT", text)
-        text = self._SPINNER.sub(r"\1 Working…", text)
+        text = self._SPINNER.sub("✻ Working…", text)
         return self._SOCKET.sub("/tmp/cc-socks/1000.sock", text)
 
 
@@ -807,9 +807,9 @@ def _wait_pane(sock: Path, text: str, what: str) -> str:
             return screen
         for shown, keys in DISMISS:
             if shown in screen and shown not in text:
+                # The digit alone answers; an Enter could confirm the next dialog too.
                 _tmux(sock, "send-keys", "-t", "rec", keys)
-                time.sleep(0.3)
-                _tmux(sock, "send-keys", "-t", "rec", "Enter")
+                time.sleep(1)
         time.sleep(0.2)
     raise RuntimeError(f"{what}: {text!r} never showed; the pane:\n{screen}")
 
