@@ -4,9 +4,12 @@
 #
 #   scripts/install-agents.sh            install what is missing or at the wrong version
 #   scripts/install-agents.sh --check    only report; exit 1 if anything is missing
+#   scripts/install-agents.sh mini ...   only these agents (also with --check); names:
+#                                        claude codex gemini opencode mini claude-oldest codex-oldest
 #
 # Everything comes from the package registries (npm, PyPI); nothing else is downloaded.
-# The result is <prefix>/bin/{claude,codex,gemini,opencode,mini}. Idempotent: a tool already
+# The result is <prefix>/bin/{claude,codex,gemini,opencode,mini}, plus claude-oldest and
+# codex-oldest (the oldest supported releases). Idempotent: a tool already
 # installed at its pinned version is left alone. Needs node >= 20 with npm, and python >= 3.11.
 set -euo pipefail
 
@@ -15,15 +18,26 @@ CODEX_VERSION=0.171.0     # npm @openai/codex
 GEMINI_VERSION=0.61.0     # npm @google/gemini-cli
 OPENCODE_VERSION=1.18.33  # npm opencode-ai
 MINI_VERSION=2.4.6        # PyPI mini-swe-agent
+# The oldest releases pa supports (ClaudeAgent/CodexAgent.supported_versions), installed
+# side by side as claude-oldest and codex-oldest so the e2e tests run both ends of the range.
+CLAUDE_OLDEST_VERSION=2.1.197
+CODEX_OLDEST_VERSION=0.95.0
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prefix=${PA_AGENTS_PREFIX:-$repo/.agents}
+all_agents=(claude codex gemini opencode mini claude-oldest codex-oldest)
 check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
-esac
+only=()
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    claude | codex | gemini | opencode | mini | claude-oldest | codex-oldest) only+=("$arg") ;;
+    *) echo "usage: $0 [--check] [${all_agents[*]}]..." >&2; exit 2 ;;
+  esac
+done
+# No names: every agent. `pa demo` needs only the one it runs (mini by default).
+((${#only[@]})) || only=("${all_agents[@]}")
+wanted() { [[ " ${only[*]} " == *" $1 "* ]]; }
 
 log() { printf 'install-agents: %s\n' "$*"; }
 die() { printf 'install-agents: error: %s\n' "$*" >&2; exit 1; }
@@ -75,6 +89,7 @@ kept=()
 # npm_tool NAME PACKAGE VERSION BIN_IN_NODE_MODULES
 npm_tool() {
   local name=$1 package=$2 version=$3 bin=$4
+  wanted "$name" || return 0
   local dir=$prefix/npm/$name
   local manifest=$dir/node_modules/$package/package.json
   local have=""
@@ -109,6 +124,7 @@ npm_tool() {
 }
 
 mini_tool() {
+  wanted mini || return 0
   local venv=$prefix/venvs/mini have=""
   if [[ -x $venv/bin/python ]]; then
     have=$("$venv/bin/python" -c \
@@ -140,17 +156,19 @@ npm_tool claude @anthropic-ai/claude-code "$CLAUDE_VERSION" claude
 npm_tool codex @openai/codex "$CODEX_VERSION" codex
 npm_tool gemini @google/gemini-cli "$GEMINI_VERSION" gemini
 npm_tool opencode opencode-ai "$OPENCODE_VERSION" opencode
+npm_tool claude-oldest @anthropic-ai/claude-code "$CLAUDE_OLDEST_VERSION" claude
+npm_tool codex-oldest @openai/codex "$CODEX_OLDEST_VERSION" codex
 mini_tool
 
 if ((check_only)); then
   ((missing)) && exit 1
-  log "all agents present in $prefix/bin"
+  log "all agents present in $prefix/bin: ${only[*]}"
   exit 0
 fi
 
 for item in "${kept[@]}"; do log "already installed: $item"; done
 for item in "${installed[@]}"; do log "installed: $item"; done
 log "agents in $prefix/bin ($((SECONDS - started))s):"
-for name in claude codex gemini opencode mini; do
-  printf '  %-9s -> %s\n' "$name" "$(readlink "$prefix/bin/$name")"
+for name in "${only[@]}"; do
+  printf '  %-13s -> %s\n' "$name" "$(readlink "$prefix/bin/$name")"
 done

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from .service import App
 
 
+def _seg(value: str) -> str:
+    """One URL path segment: an id like 'x?y' or '%' is data, never URL syntax."""
+    from .client import seg
+
+    return seg(value)
+
+
 class Backend(Protocol):
     remote: bool = False
 
@@ -233,7 +240,7 @@ class RemoteBackend(Backend):
 
     def session(self, sid: str) -> dict[str, Any]:
         d = self.c.get_session(sid)
-        d["check"] = self.c.request("GET", f"/sessions/{d['id']}/check")["check"]
+        d["check"] = self.c.request("GET", f"/sessions/{_seg(d['id'])}/check")["check"]
         return d
 
     def events(self, sid: str, after_seq: int = 0) -> list[dict[str, Any]]:
@@ -256,7 +263,9 @@ class RemoteBackend(Backend):
 
     def diff_json(self, sid: str, turn: int | None) -> dict[str, Any]:
         return dict(
-            self.c.request("GET", f"/sessions/{sid}/diff", params={"turn": turn, "format": "json"})
+            self.c.request(
+                "GET", f"/sessions/{_seg(sid)}/diff", params={"turn": turn, "format": "json"}
+            )
         )
 
     def diff_text(
@@ -266,16 +275,21 @@ class RemoteBackend(Backend):
             d = self.diff_json(sid, turn)
             return iter([f["path"] + "\n" for f in d["files"]])
         return self.c.stream_text(
-            f"/sessions/{sid}/diff", params={"turn": turn, "format": "stat" if stat else "patch"}
+            f"/sessions/{_seg(sid)}/diff",
+            params={"turn": turn, "format": "stat" if stat else "patch"},
         )
 
     def check(self, sid: str, command: str | None, timeout: float | None) -> dict[str, Any]:
         body = {k: v for k, v in {"command": command, "timeout": timeout}.items() if v}
         limit = (timeout or 600) + 60
-        return dict(self.c.request("POST", f"/sessions/{sid}/check", json_body=body, timeout=limit))
+        return dict(
+            self.c.request("POST", f"/sessions/{_seg(sid)}/check", json_body=body, timeout=limit)
+        )
 
     def rollback(self, sid: str, turn: int) -> dict[str, Any]:
-        return dict(self.c.request("POST", f"/sessions/{sid}/rollback", json_body={"turn": turn}))
+        return dict(
+            self.c.request("POST", f"/sessions/{_seg(sid)}/rollback", json_body={"turn": turn})
+        )
 
     def conflicts(self, repo: str | None) -> dict[str, Any]:
         return dict(self.c.request("GET", "/conflicts", params={"repo": repo}, timeout=600))
@@ -286,7 +300,9 @@ class RemoteBackend(Backend):
 
     def pr(self, sid: str, draft: bool) -> dict[str, Any]:
         return dict(
-            self.c.request("POST", f"/sessions/{sid}/pr", json_body={"draft": draft}, timeout=600)
+            self.c.request(
+                "POST", f"/sessions/{_seg(sid)}/pr", json_body={"draft": draft}, timeout=600
+            )
         )
 
 

@@ -7,6 +7,7 @@ that need them so `pa ls` starts fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -69,6 +70,27 @@ _STATUS_STYLE = {
 }
 
 
+# C0 controls but tab and newline, DEL, and C1 controls: a terminal acts on these.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with terminal control characters shown as escapes (``\\x1b``), so a
+    title or prompt can never move the cursor, retitle the window or change colours."""
+    out = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return out if keep_newlines else out.replace("\n", "\\n")
+
+
+def _text_cell(text: str) -> str:
+    """A table cell of user text: escaped for the terminal, and for rich's markup on a tty."""
+    safe = printable(text)
+    if _tty():
+        from rich.markup import escape
+
+        return escape(safe)
+    return safe
+
+
 def _status_cell(status: str) -> str:
     if _tty():
         return f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
@@ -111,7 +133,20 @@ class PAGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=PAGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class _MainGroup(PAGroup):
+    """`pa` itself: its help lists the commands by purpose (see cli_help)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from .cli_help import format_sections
+
+        format_sections(self, ctx, formatter)
+
+
+@click.group(
+    cls=_MainGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="`pa COMMAND --help` shows a command's options, their defaults and an example.",
+)
 @click.version_option(package_name="parallel-agents", prog_name="pa")
 def main() -> None:
     """Run many AI coding agents in parallel, each in its own git worktree.
@@ -235,19 +270,30 @@ def _read_prompt(prompt: str | None) -> str:
 @click.argument("prompt", required=False)
 @click.option("--repo", "repo_ref", help="Repo name or path (default: the repo around cwd).")
 @click.option(
-    "--agent", help="Agent to run: claude, codex, gemini, opencode, aider, mini, command…"
+    "--agent",
+    help="Agent to run: claude, codex, gemini, opencode, aider, mini, command… (default:"
+    " the default_agent setting, `command` unless you set it; `command` with --cmd).",
 )
 @click.option("--cmd", help="Program for the command agent, split like a shell would.")
-@click.option("--model", help="Model name passed to the agent.")
+@click.option(
+    "--model",
+    help="Model name passed to the agent (default: setting agents.<agent>.model, else the"
+    " agent CLI's own default).",
+)
 @click.option("--base", help="Branch, tag or commit to start from (default: current branch).")
 @click.option("--title", help="Short title (default: first line of the prompt).")
-@click.option("--timeout", type=float, help="Stop the turn after this many seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Stop the turn after this many seconds (default: setting timeout; 0: none).",
+)
 @click.option(
     "--env",
     "env_pairs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Extra environment for the agent (repeatable); kept out of logs and events.",
+    help="Extra environment for the agent (repeatable); kept out of logs and events. "
+    "KEY is letters, digits and '_' (not starting with a digit).",
 )
 @click.option("--interactive", is_flag=True, help="Run the agent's own TUI in tmux (pa attach).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
@@ -305,9 +351,9 @@ def _session_row(s: dict[str, Any]) -> list[str]:
     mark = "●" if s["unread"] else " "
     return [
         f"{mark} {s['id']}",
-        s["repo_name"],
-        s["title"][:40],
-        s["agent"],
+        _text_cell(s["repo_name"]),
+        _text_cell(s["title"][:40]),
+        _text_cell(s["agent"]),
         _status_cell(s["status"]),
         str(s["turns"]),
         f"${s['cost_usd']:.2f}" if s["cost_usd"] else "-",
@@ -403,14 +449,14 @@ def show(session_id: str, as_json: bool) -> None:
             ("check", f"{verdict} ({chk['command']}, {chk['duration_s']:.1f}s, turn {chk['turn']})")
         )
     for k, v in lines:
-        click.echo(f"{k:>14}: {v}")
+        click.echo(f"{k:>14}: {printable(v)}")
     for t in s["turns"]:
         state = t["status"] + (f" (exit {t['exit_code']})" if t["exit_code"] is not None else "")
         first = t["prompt"].strip().splitlines()[0][:60] if t["prompt"].strip() else ""
         tokens = f" {t['input_tokens']}/{t['output_tokens']} tok" if t["input_tokens"] else ""
-        click.echo(f"{'turn ' + str(t['n']):>14}: {state}{tokens}  {first}")
+        click.echo(f"{'turn ' + str(t['n']):>14}: {state}{tokens}  {printable(first)}")
         if t["error"]:
-            click.echo(f"{'':>14}  {t['error'].strip()[-400:]}")
+            click.echo(f"{'':>14}  {printable(t['error'].strip()[-400:], keep_newlines=True)}")
 
 
 def format_event(e: dict[str, Any]) -> str:
@@ -436,6 +482,8 @@ def format_event(e: dict[str, Any]) -> str:
             f"↺ rolled back to turn {p.get('rollback_to_turn')}"
             f" (the state before is kept at {p.get('undo_ref')})"
         )
+    if k in ("conflict", "check") or (k == "status" and ("merged_into" in p or "pr" in p)):
+        return _event_sentence(k, p)
     if k == "status":
         if "from" not in p:
             return ""
@@ -448,6 +496,34 @@ def format_event(e: dict[str, Any]) -> str:
     if k == "attention":
         return ""
     return f"{k}: {json.dumps(p, ensure_ascii=False)[:200]}"
+
+
+def _event_sentence(k: str, p: dict[str, Any]) -> str:
+    """Review events (conflicts, checks, merges, pull requests) as what they mean."""
+    if k == "conflict":
+        paths = [str(x) for x in p.get("paths") or []]
+        where = f" in {', '.join(paths[:5])}" + (" …" if len(paths) > 5 else "") if paths else ""
+        return (
+            f"⚠ conflicts with session {p.get('with')}{where}: whichever merges second will"
+            f" need those files resolved (pa conflicts; pa merge ID --fix-conflicts)"
+        )
+    if k == "check":
+        verdict = "passed" if p.get("ok") else ("timed out" if p.get("timed_out") else "failed")
+        took = p.get("duration_s")
+        took_s = f" in {took:.1f}s" if isinstance(took, int | float) else ""
+        return f"check {verdict}{took_s}: {p.get('command')}"
+    if "merged_into" in p:
+        commit = str(p.get("commit") or "")[:10]
+        return f"merged into {p['merged_into']}" + (f" at {commit}" if commit else "")
+    return f"pull request: {p.get('pr')}"
+
+
+def _repeats_message(e: dict[str, Any], last_message: str | None) -> bool:
+    """The result an agent ends with usually repeats its last message word for word:
+    print it once (the dashboard shows it once too)."""
+    if e["kind"] != "result" or e["payload"].get("ok") is False:
+        return False
+    return str(e["payload"].get("text") or "").strip() == last_message
 
 
 _WORKING = ("queued", "starting", "running")
@@ -468,6 +544,7 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
     sid = be.session(session_id)["id"]
     be.mark_read(sid)
     last = 0
+    last_message: str | None = None
     delay = 0.05
     while True:
         batch = be.events(sid, after_seq=last)
@@ -477,11 +554,17 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 click.echo(json.dumps(e, ensure_ascii=False))
             elif raw:
                 if e.get("raw") is not None:
-                    click.echo(e["raw"])
-            else:
+                    # An agent's output may carry OSC/BEL sequences that retitle the window
+                    # or worse: shown as escapes, like titles in `pa ls`.
+                    click.echo(printable(e["raw"], keep_newlines=True))
+            elif not _repeats_message(e, last_message):
                 text = format_event(e)
                 if text:
-                    click.echo(text)
+                    click.echo(printable(text, keep_newlines=True))
+            if e["kind"] in ("message", "output"):
+                last_message = str(e["payload"].get("text") or "").strip()
+            elif e["kind"] == "result":
+                last_message = None
         if not follow:
             if batch:  # a page (the server sends up to 1000 events): ask for the next one
                 continue
@@ -496,7 +579,11 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
 
 @main.command()
 @click.argument("session_ids", nargs=-1, required=True)
-@click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Give up after this many seconds and exit 124 (default: no limit).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
     """Wait until each session stops working (queued, starting or running).
@@ -578,7 +665,10 @@ def send(session_id: str, prompt: str | None, as_json: bool) -> None:
 
 _simple(
     "stop",
-    "Stop a session's agent (interrupt, terminate, then kill).",
+    "Stop a session's agent (interrupt, terminate, then kill) and everything it started, "
+    "background processes and daemons included. Keeps the worktree and branch, and "
+    "checkpoints the stopped turn (interactive sessions too): see it with "
+    "`pa diff --turn N`, go on with `pa send`.",
     lambda be, sid: be.stop(sid),
     lambda d: f"{d['id']}  {d['status']}",
 )
@@ -698,7 +788,11 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
 @main.command()
 @click.argument("session_ids", nargs=-1, required=True)
 @click.option("--check", "command", help="Command to run instead of the repo's `check`.")
-@click.option("--timeout", type=float, help="Seconds before the check is killed.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Seconds before the check is killed (default: setting check.timeout, 600).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def check(
     session_ids: tuple[str, ...], command: str | None, timeout: float | None, as_json: bool
@@ -796,6 +890,8 @@ def merge(
     Keeps: the agent's own commits; uncommitted work in a worktree becomes one commit
     whose message is the session's title and prompts (none when there is nothing
     uncommitted, and no empty commits). The result is computed without a working tree.
+    Files put into the worktree by `copy = [...]` (a .env) are never merged unless the
+    agent changed them; then they are, and a WARNING note names each one.
 
     Wherever the target branch is checked out (your main checkout or a linked
     worktree) its index and files move with the branch, under one per-repo lock, keeping
@@ -837,8 +933,35 @@ def merge(
                 click.echo(it["check"]["output_tail"].rstrip()[-1500:])
         for note in rep["notes"]:
             click.echo(f"note: {note}")
+        for hint in _merge_hints(rep, fix_conflicts):
+            click.echo(f"hint: {hint}", err=True)
     if not rep["ok"] or rep.get("checkouts_behind"):
         sys.exit(1)
+
+
+def _merge_hints(rep: dict[str, Any], fixing: bool) -> list[str]:
+    """What to do next when the queue stopped: each way out, as a command to run."""
+    target = rep.get("target_branch") or "the target branch"
+    out: list[str] = []
+    for it in rep["items"]:
+        sid = it["session_id"]
+        if it["status"] == "conflict" and fixing:
+            out.append(f"when the agent is done (pa wait {sid}), run `pa merge {sid}` again")
+        elif it["status"] == "conflict":
+            out.append(
+                f"`pa merge {sid} --fix-conflicts` has the agent bring {target} into its"
+                f" branch and resolve the conflicts; or see its changes with `pa diff {sid}`"
+                f" and resolve them yourself in its worktree, then run `pa merge {sid}` again"
+            )
+        elif it["status"] == "check_failed":
+            out.append(
+                f"ask the agent to fix it (pa send {sid} 'make the check pass'), or run the"
+                f" check yourself with `pa check {sid}`; then `pa merge {sid}` again"
+            )
+    skipped = [it["session_id"] for it in rep["items"] if it["status"] == "skipped"]
+    if skipped:
+        out.append(f"not tried yet: {' '.join(skipped)} (pa merge {' '.join(skipped)})")
+    return out
 
 
 @main.command()
@@ -846,7 +969,16 @@ def merge(
 @click.option("--draft", is_flag=True, help="Open the pull request as a draft.")
 @click.option("--json", "as_json", is_flag=True)
 def pr(session_id: str, draft: bool, as_json: bool) -> None:
-    """Push the session's branch and open a pull request with the `gh` CLI."""
+    """Commit the session's work, push its branch to origin and open a pull request.
+
+    Uncommitted changes in the worktree are committed onto the session's branch first, as
+    one commit with the merge's message (title and prompts); files put there by `copy =
+    [...]` stay out unless the agent changed them (then a WARNING note names them). The
+    worktree's files are not touched. Refuses, before committing or pushing anything, while
+    the agent is working, when there is no `origin` remote, or when the GitHub CLI (`gh`)
+    is missing or not logged in (`gh auth login`). If gh fails after the push, the pushed
+    branch stays; fix what gh says and run pa pr again.
+    """
     be = _backend()
     res = be.pr(session_id, draft)
     if as_json:
@@ -928,6 +1060,9 @@ def _register_extras() -> None:
 
     for mod in (cli_server, cli_web, cli_interactive, cli_ops):
         mod.register(main)
+    from . import cli_help
+
+    cli_help.apply(main)
 
 
 _register_extras()

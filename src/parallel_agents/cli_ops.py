@@ -92,6 +92,10 @@ def register(main: click.Group) -> None:
         under refs/pa/archive/orphan-NAME; `pa restore ID` (or `pa restore ID --archive
         REF`) brings such an archive back.
 
+        Processes still running for a session that is not (started by its agent, or
+        working in its worktree) are listed as stray_process; --repair ends only those
+        pa started, never someone's shell or editor.
+
         Exit code 0 when nothing is left to fix, 1 otherwise.
         """
         from . import doctor as doc

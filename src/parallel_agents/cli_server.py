@@ -99,7 +99,10 @@ def _print_status(d: dict[str, Any]) -> None:
 @click.command()
 @click.option("--host", help="Address to listen on (default: setting server.host, 127.0.0.1).")
 @click.option(
-    "--port", type=int, help="Port (default: setting server.port, 7317; 0 picks a free one)."
+    "--port",
+    type=int,
+    help="Port; busy is an error (default: setting server.port, 7317, or any free port when"
+    " that one is busy; 0 picks a free one).",
 )
 @click.option(
     "--log-level",
@@ -136,7 +139,12 @@ def server_group() -> None:
 
 @server_group.command("start")
 @click.option("--host", help="Address to listen on (default: setting server.host).")
-@click.option("--port", type=int, help="Port (default: setting server.port; 0: a free one).")
+@click.option(
+    "--port",
+    type=int,
+    help="Port; busy is an error (default: setting server.port, or any free port when that"
+    " one is busy; 0: a free one).",
+)
 @click.option(
     "--timeout",
     type=float,

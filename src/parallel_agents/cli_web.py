@@ -53,7 +53,12 @@ def open_dashboard(
 
 @click.command("up")
 @click.option("--host", help="Address for a new server (default: setting server.host).")
-@click.option("--port", type=int, help="Port for a new server (default: setting server.port).")
+@click.option(
+    "--port",
+    type=int,
+    help="Port for a new server; busy is an error (default: setting server.port, or any"
+    " free port when that one is busy).",
+)
 @click.option("--no-open", is_flag=True, help="Print the link; do not open a browser.")
 @click.option("--json", "as_json", is_flag=True, help="Print url, login_url, pid as JSON.")
 def up(host: str | None, port: int | None, no_open: bool, as_json: bool) -> None:

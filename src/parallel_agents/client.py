@@ -36,6 +36,23 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ServerNotRunning", "ensure_server", "event_from_json", "session_from_json"]
 
 
+def seg(value: str) -> str:
+    """``value`` as one URL path segment: '?', '#', '%' and spaces are data, not syntax
+    (``pa repo rm 'other?y'`` must never reach the repo ``other``).
+
+    The server decodes '%2F' before routing, so '/' (and '.', '..') cannot travel in one
+    segment at all; no repo name or session id contains them.
+    """
+    from urllib.parse import quote
+
+    if "/" in value or value in (".", ".."):
+        raise UsageError(
+            f"{value!r} is not a repo name or session id",
+            hint="see `pa repo ls` and `pa ls --all`",
+        )
+    return quote(value, safe="")
+
+
 def _raise_for(status: int, content: bytes) -> None:
     if status < 400:
         return
@@ -254,7 +271,7 @@ class Client:
         return dict(self.request("POST", "/repos", json_body=body))
 
     def remove_repo(self, name: str) -> dict[str, Any]:
-        return dict(self.request("DELETE", f"/repos/{name}")["removed"])
+        return dict(self.request("DELETE", f"/repos/{seg(name)}")["removed"])
 
     def list_sessions(
         self,
@@ -269,7 +286,7 @@ class Client:
 
     def get_session(self, sid: str) -> dict[str, Any]:
         """The session (unique id prefixes work) with its ``turns``."""
-        return dict(self.request("GET", f"/sessions/{sid}"))
+        return dict(self.request("GET", f"/sessions/{seg(sid)}"))
 
     def new_sessions(
         self,
@@ -311,26 +328,33 @@ class Client:
         return list(self.request("POST", "/sessions", json_body=body, timeout=limit)["sessions"])
 
     def send(self, sid: str, prompt: str) -> dict[str, Any]:
-        return dict(self.request("POST", f"/sessions/{sid}/send", json_body={"prompt": prompt}))
+        return dict(
+            self.request("POST", f"/sessions/{seg(sid)}/send", json_body={"prompt": prompt})
+        )
 
     def stop(self, sid: str) -> dict[str, Any]:
-        return dict(self.request("POST", f"/sessions/{sid}/stop", timeout=max(self.timeout, 120)))
+        return dict(
+            self.request("POST", f"/sessions/{seg(sid)}/stop", timeout=max(self.timeout, 120))
+        )
 
     def discard(self, sid: str) -> dict[str, Any]:
         return dict(
-            self.request("POST", f"/sessions/{sid}/discard", timeout=max(self.timeout, 120))
+            self.request("POST", f"/sessions/{seg(sid)}/discard", timeout=max(self.timeout, 120))
         )
 
     def restore(self, sid: str, archive: str | None = None) -> dict[str, Any]:
         body = {"archive": archive} if archive else None
         return dict(
             self.request(
-                "POST", f"/sessions/{sid}/restore", json_body=body, timeout=max(self.timeout, 120)
+                "POST",
+                f"/sessions/{seg(sid)}/restore",
+                json_body=body,
+                timeout=max(self.timeout, 120),
             )
         )
 
     def mark_read(self, sid: str) -> dict[str, Any]:
-        return dict(self.request("POST", f"/sessions/{sid}/read"))
+        return dict(self.request("POST", f"/sessions/{seg(sid)}/read"))
 
     def events_page(
         self,
@@ -345,7 +369,7 @@ class Client:
         k = ",".join(kinds) if kinds else None
         if sid is not None:
             params = {"after_seq": after_seq, "limit": limit, "kinds": k}
-            return dict(self.request("GET", f"/sessions/{sid}/events", params=params))
+            return dict(self.request("GET", f"/sessions/{seg(sid)}/events", params=params))
         params = {"after_id": after_id, "limit": limit, "kinds": k}
         return dict(self.request("GET", "/events", params=params))
 
@@ -405,7 +429,7 @@ class Client:
         """
         from http.client import HTTPException
 
-        path = f"/sessions/{session_id}/stream" if session_id else "/stream"
+        path = f"/sessions/{seg(session_id)}/stream" if session_id else "/stream"
         last = after_id
         delay = 0.1
         while True:

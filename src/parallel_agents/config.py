@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from .errors import PAError, UsageError
 
 APP = "parallel-agents"
 REPO_FILE = ".parallel-agents.toml"
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Every documented setting with its default; `pa config` lists these and a test
 # checks that each is documented in the README.
@@ -155,4 +157,12 @@ def load_repo_config(repo_path: Path) -> RepoConfig:
         raise UsageError(f"{path}: 'copy' must be a list of glob strings")
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise UsageError(f"{path}: 'env' must be a table of strings")
+    for key, value in env.items():
+        # Entries no process could be started with are refused here, not at the first turn.
+        if not _ENV_KEY.fullmatch(key) or "\0" in value:
+            raise UsageError(
+                f"{path}: env entry {key!r} is not a valid environment variable",
+                hint="names are letters, digits and '_' (not starting with a digit); "
+                "values contain no NUL bytes",
+            )
     return RepoConfig(setup=setup, copy=list(copy), check=check, env=dict(env))

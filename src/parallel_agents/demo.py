@@ -20,6 +20,7 @@ from . import git
 from .errors import PAError, UsageError
 from .models import Status
 from .service import App
+from .supervisor import SCRIPTED_MODEL_ENV
 
 SAMPLE_FILES: dict[str, str] = {
     "README.md": "# calc\n\nA tiny calculator library.\n",
@@ -181,7 +182,7 @@ def run_demo(
     if binary is None:
         raise PAError(
             f"the {agent!r} agent CLI is not installed",
-            hint="run scripts/install-agents.sh (installs the pinned CLIs into .agents/bin)",
+            hint=f"run scripts/install-agents.sh {agent} (installs the pinned CLI in .agents/bin)",
         )
     bin_dir = str(Path(binary).parent)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
@@ -205,6 +206,7 @@ def run_demo(
                 workdir=None,
             )
             env["PATH"] = bin_dir + ":" + env.get("PATH", "/usr/bin:/bin")
+            env[SCRIPTED_MODEL_ENV] = "1"  # no AI answered: pa shows no cost for it
             app.settings.data.setdefault("agents", {}).setdefault(agent, {})["binary"] = binary
             s = app.new_session(t.prompt, repo=r.name, agent=agent, title=t.title, env=env)
             ids.append(s.id)
@@ -225,10 +227,27 @@ def run_demo(
         echo(diff.stdout.rstrip() or "(no changes)")
     echo("\nNext: pa ls · pa show ID · pa diff ID · pa conflicts · pa merge ID")
     echo("Open the dashboard on these sessions with: pa up")
+    server_info = _server_note(app, echo)
     return {
         "repo": str(repo),
         "sessions": [s.to_json() for s in sessions],
+        "server": server_info,
     }
+
+
+def _server_note(app: App, echo: Callable[[str], None]) -> dict[str, Any] | None:
+    """Say so when a background server runs (the demo's `pa diff` starts one): it outlives
+    the demo, and nothing else would tell the user it is there or how to stop it."""
+    from .server import daemon
+
+    info = daemon.status(app.store.home)
+    if info is None:
+        return None
+    echo(
+        f"A pa server keeps running in the background (pid {info.pid}, {info.url});"
+        " stop it with: pa server stop"
+    )
+    return {"pid": info.pid, "url": info.url}
 
 
 def _describe(kind: str, p: dict[str, Any]) -> str:
@@ -255,6 +274,7 @@ def _watch(
     """Print what each agent does as it happens, until all of them stop working."""
     deadline = time.monotonic() + timeout
     seen: dict[str, int] = dict.fromkeys(ids, 0)
+    said: dict[str, str] = {}  # each agent's last message: its result usually repeats it
     kinds = ["message", "tool_call", "command", "file_change", "result", "error", "status"]
     while True:
         app.refresh()
@@ -266,6 +286,10 @@ def _watch(
                         echo(f"  {sid}  [{e.payload['to']}]")
                     continue
                 text = _describe(e.kind, e.payload).strip().replace("\n", " ")
+                if e.kind == "message":
+                    said[sid] = text
+                elif e.kind == "result" and said.pop(sid, None) == text:
+                    continue
                 if text:
                     echo(f"  {sid}  {text[:100]}")
         sessions = [app.store.session(i) for i in ids]

@@ -129,6 +129,7 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
     _check_sessions(app, rep, repair, grace)
     _check_checkpoints(app, rep, repair)
     _check_merge_checkouts(app, rep, repair)
+    _check_stray_processes(app, rep, repair)
     if repair:
         for _ in range(20):  # the supervisor decides about dead or finished processes
             if not app.sup.tick().pending:
@@ -1218,6 +1219,70 @@ def _check_checkpoints(app: App, rep: Report, repair: bool) -> None:
                             f.error = "the worktree is gone"
                     except PAError as e:
                         f.error = e.message
+
+
+def _check_stray_processes(app: App, rep: Report, repair: bool) -> None:
+    """Processes left by a session that is not running: those its agent started (they
+    carry its tag, ``runtime.wrapper.TAG``; ended by --repair) and any other process
+    working inside its worktree (someone's shell or editor: reported, never touched)."""
+    from .runtime import interactive, local
+    from .runtime.wrapper import TAG
+
+    sessions = {s.id: s for s in app.store.sessions()}
+
+    def live(s: Session) -> bool:
+        return s.status.active or (s.interactive and s.status in interactive.LIVE)
+
+    roots = {os.path.realpath(s.worktree): s for s in sessions.values() if not live(s)}
+    mine = local.ancestors()
+    prefix = f"{TAG}=".encode()
+    to_end: dict[str, list[Finding]] = {}
+    for name in _pids():
+        pid = int(name)
+        if pid in mine:
+            continue
+        try:
+            if Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z":
+                continue
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cwd = os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)")
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        except (OSError, IndexError):
+            continue
+        tagged = [v[len(prefix) :] for v in env if v.startswith(prefix)]
+        tag = tagged[0].decode("utf-8", "replace") if tagged else ""
+        owner = sessions.get(tag)  # a tag from another PA_HOME names no session here
+        if owner is None:
+            owner = next(
+                (s for root, s in roots.items() if cwd == root or cwd.startswith(root + "/")),
+                None,
+            )
+            tag = ""
+        if owner is None or live(owner):
+            continue
+        how = "was started by" if tag else "works in the worktree of"
+        f = rep.add(
+            Finding(
+                "stray_process",
+                f"pid {pid}",
+                f"{cmd.decode('utf-8', 'replace')[:200]} {how} session {owner.id}, which is "
+                f"{owner.status.value} (cwd {cwd})",
+                repo=owner.repo_name,
+                fix="end it (SIGTERM, then SIGKILL)" if tag else None,
+            )
+        )
+        if tag:
+            to_end.setdefault(owner.id, []).append(f)
+        else:
+            f.detail += "; not started by pa, so left alone"
+            f.problem = False
+    if repair:
+        for sid, found in to_end.items():
+            local.end_tagged(sid)
+            for f in found:
+                f.repaired = not _pid_alive(int(f.subject.removeprefix("pid ")))
+                if not f.repaired:
+                    f.error = "it is still running"
 
 
 # -- small helpers -------------------------------------------------------------------------

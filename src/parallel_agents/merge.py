@@ -37,6 +37,7 @@ from .git import GitError
 from .review import (
     CheckResult,
     _commit_tree,
+    _copied_unchanged,
     _git,
     _need,
     _out,
@@ -655,7 +656,8 @@ def source_commit(worktree: Path, ref: str, message: str) -> tuple[str, bool]:
     worktree = Path(worktree)
     head = _need(worktree, "HEAD")
     with _temp_index(worktree) as env:
-        tree = _snapshot_tree(worktree, env)
+        # Files `copy = [...]` put there (a .env) stay out unless the agent changed them.
+        tree = _snapshot_tree(worktree, env, _copied_unchanged(worktree))
     if tree == _tree_of(worktree, head):
         return head, False
     prev = _resolve(worktree, ref)

@@ -133,6 +133,7 @@ def merge_sessions(
         commit, note = _source(app, s, repo_path)
         if note:
             notes.append(note)
+        notes += copied_file_warnings(repo_path, s, commit)
         msg = message or default_message(app, s)
         items.append(merge.QueueItem(s.id, commit, msg))
     rcfg = load_repo_config(repo_path)
@@ -202,17 +203,115 @@ def merge_sessions(
     return out
 
 
-def pr(app: App, sid: str, *, draft: bool = False) -> dict[str, Any]:
+def copied_file_warnings(repo_path: Path, s: Session, commit: str) -> list[str]:
+    """A warning for each file `copy = [...]` put into the worktree that the session changed
+    (so it is part of ``commit``): unchanged copies never are, changed ones are the
+    agent's work but may hold secrets."""
+    wt = Path(s.worktree)
+    copied = worktrees.copied_files(wt) if wt.is_dir() else {}
+    if not copied:
+        return []
+    out = git.out(["diff", "--name-only", "-z", "--no-renames", s.base_commit, commit], repo_path)
+    changed = sorted(set(out.split("\0")) & set(copied))
+    return [
+        f"WARNING: {p} was copied in by copy = [...] in .parallel-agents.toml and this "
+        "session changed it, so it is included; check it holds no secrets"
+        for p in changed
+    ]
+
+
+def commit_session_work(app: App, s: Session) -> tuple[str, bool]:
+    """Put the session's uncommitted work on its branch as the very commit merge makes of
+    it (``_source``: one commit, the title and prompts as message, copied files left
+    out). Returns (branch head, whether the branch moved to such a commit).
+
+    The worktree's files stay as they are; its index is set to the new HEAD.
+    """
+    repo_path = Path(app.store.repo(s.repo_id).path)
+    wt = Path(s.worktree)
+    head = git.rev_parse(wt, "HEAD") if _worktree_ok(s) else None
+    commit, note = _source(app, s, repo_path)
+    if note is None or head is None or commit == head:
+        return commit, False
+    # The old value makes this refuse (not lose) a commit the agent made meanwhile.
+    git.run(["update-ref", "-m", "pa pr: commit the session's work", "HEAD", commit, head], wt)
+    git.run(["read-tree", "HEAD"], wt)
+    git.run(["update-index", "-q", "--refresh"], wt, check=False)
+    return commit, True
+
+
+def gh_ready() -> str:
+    """The `gh` executable, once it is installed and logged in; else a clear error."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("gh")
+    if exe is None:
+        raise PAError(
+            "the GitHub CLI (gh) is not installed, so pa cannot open a pull request; "
+            "nothing was committed or pushed",
+            hint="install gh (https://cli.github.com; Debian: apt install gh), run "
+            "`gh auth login`, then pa pr again",
+        )
+    try:
+        r = subprocess.run(
+            [exe, "auth", "status"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env={**git.git_env(), "GH_PROMPT_DISABLED": "1"},
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PAError(
+            f"could not ask gh whether it is logged in ({e}); nothing was committed or pushed",
+            hint="run `gh auth status` yourself",
+        ) from e
+    if r.returncode != 0:
+        why = [ln.strip() for ln in (r.stderr + r.stdout).splitlines() if ln.strip()]
+        raise PAError(
+            "gh is not logged in to GitHub, so pa cannot open a pull request; nothing was "
+            f"committed or pushed ({why[0] if why else f'gh auth status: exit {r.returncode}'})",
+            hint="run `gh auth login`, then pa pr again",
+        )
+    return exe
+
+
+def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> dict[str, Any]:
+    """Commit the session's work onto its branch (as merge would take it), push the
+    branch and open a pull request with gh. Refuses before committing or pushing anything
+    when the session is working, gh is missing or not logged in, or there is no remote."""
     from . import merge
 
     s = app.store.resolve_session(sid)
     if s.status == Status.DISCARDED:
         raise Conflict(f"session {s.id} was discarded", hint=f"pa restore {s.id} first")
+    if s.status in ACTIVE:
+        raise Conflict(
+            f"session {s.id} is still {s.status.value}",
+            hint=f"wait for it (pa wait {s.id}) or stop it (pa stop {s.id})",
+        )
     repo_path = Path(app.store.repo(s.repo_id).path)
-    notes = []
+    if git.run(["remote", "get-url", remote], repo_path, check=False).returncode != 0:
+        remotes = git.out(["remote"], repo_path).split()
+        have = f"it has: {', '.join(remotes)}" if remotes else "it has no remotes at all"
+        raise UsageError(
+            f"the repository {repo_path} has no remote named {remote!r} to push to ({have}); "
+            "nothing was committed or pushed",
+            hint=f"add one with: git remote add {remote} <url>",
+        )
+    gh = gh_ready()
+    notes: list[str] = []
     wt = Path(s.worktree)
-    if wt.is_dir() and git.status_porcelain(wt):
-        notes.append("the worktree has uncommitted changes; they are not part of the pull request")
+    if wt.is_dir():
+        from .review_service import wait_for_index_lock
+
+        wait_for_index_lock(wt)
+    head, committed = commit_session_work(app, s)
+    if committed:
+        notes.append(f"committed the worktree's uncommitted changes onto {s.branch} as {head[:10]}")
+    notes += copied_file_warnings(repo_path, s, head)
     turns = app.store.turns(s.id)
     body = "\n".join(
         f"- {t.prompt.strip().splitlines()[0][:100]}" for t in turns if t.prompt.strip()
@@ -221,12 +320,17 @@ def pr(app: App, sid: str, *, draft: bool = False) -> dict[str, Any]:
     res = merge.push_and_pr(
         repo_path,
         s.branch,
+        remote=remote,
         draft=draft,
         title=s.title,
         body=body + f"\n\nOpened by pa (session {s.id}, {s.agent}).",
         base=base,
+        gh=gh,
     )
     out = res.to_json()
     out["notes"] = notes
     app.store.add_event(s.id, "status", {"pr": res.url, "pushed": res.pushed})
+    if not res.created:
+        # Pushed, but gh failed: an error the caller sees (the push itself is kept).
+        raise PAError(res.message, hint="fix what gh says, then run pa pr again")
     return out

@@ -205,18 +205,46 @@ def _temp_index(worktree: Path, seed: bool = True) -> Iterator[dict[str, str]]:
         yield {"GIT_INDEX_FILE": str(path)}
 
 
-def _snapshot_tree(worktree: Path, env: Mapping[str, str]) -> str:
-    """Tree of everything in the worktree git would add (not ignored), via ``env``'s index."""
+def _snapshot_tree(worktree: Path, env: Mapping[str, str], exclude: Sequence[str] = ()) -> str:
+    """Tree of everything in the worktree git would add (not ignored), via ``env``'s index.
+
+    ``exclude`` paths keep their HEAD state (absent when HEAD has none of them).
+    """
     _git(["add", "-A"], worktree, env=env)
+    if exclude:
+        _keep_head(worktree, env, exclude)
     return _out(["write-tree"], worktree, env=env)
+
+
+def _keep_head(worktree: Path, env: Mapping[str, str], paths: Sequence[str]) -> None:
+    """Reset ``paths`` in ``env``'s index to HEAD: files `copy = [...]` put there (a
+    ``.env`` with secrets) must never reach a commit unless the agent changed them."""
+    with tempfile.NamedTemporaryFile(prefix="pa-exclude-") as f:
+        f.write(b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths))
+        f.flush()
+        if _resolve(worktree, "HEAD") is not None:
+            args = ["reset", "-q", "HEAD"]
+        else:
+            args = ["rm", "-q", "--cached", "--ignore-unmatch"]
+        args += [f"--pathspec-from-file={f.name}", "--pathspec-file-nul"]
+        _git(["--literal-pathspecs", *args], worktree, env=env)
+
+
+def _copied_unchanged(worktree: Path) -> list[str]:
+    from .worktrees import copied_unchanged
+
+    return copied_unchanged(worktree)
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def checkpoint(worktree: Path, ref: str, message: str) -> str:
+def checkpoint(worktree: Path, ref: str, message: str, exclude: Sequence[str] | None = None) -> str:
     """Snapshot ``worktree`` (uncommitted and untracked files included, ignored files not)
     into a commit whose parent is the worktree's HEAD, point ``ref`` at it and return it.
+
+    ``exclude`` (default: the files `copy = [...]` put there and nobody changed since)
+    keeps those paths as HEAD has them.
 
     Works through a temporary index: the worktree's HEAD, index and files stay exactly as
     they were. ``ref`` always ends up at a commit whose tree is the current state.
@@ -227,14 +255,16 @@ def checkpoint(worktree: Path, ref: str, message: str) -> str:
     if not ref.startswith("refs/"):
         raise UsageError(f"checkpoint ref must be a full ref name under refs/, not {ref!r}")
     head = _resolve(worktree, "HEAD")
+    if exclude is None:
+        exclude = _copied_unchanged(worktree)
     with _temp_index(worktree) as env:
-        tree = _snapshot_tree(worktree, env)
+        tree = _snapshot_tree(worktree, env, exclude)
     commit = _commit_tree(worktree, tree, [head] if head else [], message)
     _git(["update-ref", "-m", "pa checkpoint", ref, commit], worktree)
     return commit
 
 
-def restore(worktree: Path, commit: str) -> None:
+def restore(worktree: Path, commit: str, exclude: Sequence[str] | None = None) -> None:
     """Make ``worktree`` exactly the checkpoint ``commit``.
 
     Files: tracked and untracked files become the checkpoint's tree; files that are not in
@@ -252,10 +282,12 @@ def restore(worktree: Path, commit: str) -> None:
         raise UsageError(
             f"checkpoint {target[:12]} has no parent commit, so there is no HEAD to restore"
         )
+    if exclude is None:
+        exclude = _copied_unchanged(worktree)  # e.g. a copied .env: not in checkpoints, kept
     with _temp_index(worktree) as env:
         # The temporary index lists every file the worktree has that is not ignored;
         # a one-tree reset then rewrites those to the checkpoint and deletes the rest.
-        _snapshot_tree(worktree, env)
+        _snapshot_tree(worktree, env, exclude)
         _git(["read-tree", "--reset", "-u", target], worktree, env=env)
     # HEAD (through the branch it names) back to the agent's HEAD of that moment, and the
     # index to that commit; refresh so `git status` sees the files' stat data again.
@@ -801,17 +833,21 @@ class ConflictForecast:
             real[projected(head, base)] = oid
         return real
 
+    def _stdin_tokens(self, todo: list[tuple[str, str]], env: Mapping[str, str]) -> list[str]:
+        """All of ``todo``'s merges through one ``git merge-tree --stdin``, as NUL tokens."""
+        data = "".join(f"{a} {b}\n" for a, b in todo).encode()
+        out = _git(
+            ["merge-tree", "--stdin", "--write-tree", "-z", "--name-only", "--no-messages"],
+            self.repo,
+            input=data,
+            env=env,
+        )
+        return out.stdout.decode("utf-8", "surrogateescape").split("\0")
+
     def _merge_trees(self, todo: list[tuple[str, str]], env: Mapping[str, str]) -> list[str]:
         """The tree of each (a, b) merge, conflicted or not, in ``todo``'s order."""
         if self.use_stdin and len(todo) > 1:
-            data = "".join(f"{a} {b}\n" for a, b in todo).encode()
-            out = _git(
-                ["merge-tree", "--stdin", "--write-tree", "-z", "--name-only", "--no-messages"],
-                self.repo,
-                input=data,
-                env=env,
-            )
-            tokens = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+            tokens = self._stdin_tokens(todo, env)
             trees: list[str] = []
             i = 0
             for _ in todo:
@@ -838,14 +874,7 @@ class ConflictForecast:
     def _merges_stdin(
         self, todo: list[tuple[str, str]], env: Mapping[str, str]
     ) -> dict[tuple[str, str], list[str]]:
-        data = "".join(f"{a} {b}\n" for a, b in todo).encode()
-        out = _git(
-            ["merge-tree", "--stdin", "--write-tree", "-z", "--name-only", "--no-messages"],
-            self.repo,
-            input=data,
-            env=env,
-        )
-        tokens = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+        tokens = self._stdin_tokens(todo, env)
         result: dict[tuple[str, str], list[str]] = {}
         i = 0
         for key in todo:

@@ -19,6 +19,7 @@ from .agents import get_agent
 from .config import Settings, load_repo_config, load_settings
 from .errors import Conflict, NotFound, PAError, UsageError
 from .models import Repo, Session, Status
+from .runtime import local
 from .store import Store
 from .supervisor import ACTIVE, Supervisor
 
@@ -30,6 +31,38 @@ def slugify(text: str, max_len: int = 24) -> str:
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", norm).strip("-").lower()
     slug = slug[:max_len].rstrip("-")
     return slug or "session"
+
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REPO_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_text(what: str, text: str) -> None:
+    """Refuse text no process can receive (argv, environment and files are C strings)."""
+    if "\0" in text:
+        raise UsageError(
+            f"the {what} contains a NUL byte (\\0), which no program can receive",
+            hint=f"remove the NUL bytes from the {what}",
+        )
+
+
+def check_env(env: dict[str, str]) -> None:
+    """Refuse environment entries the agent's process could not be started with."""
+    for key, value in env.items():
+        if not _ENV_KEY.fullmatch(key):
+            raise UsageError(
+                f"environment variable name {key!r} is not valid",
+                hint="names are letters, digits and '_', not starting with a digit",
+            )
+        check_text(f"value of environment variable {key}", value)
+
+
+def safe_repo_name(name: str) -> str:
+    """``name`` made into a valid repo name (what `pa repo add` accepts)."""
+    if _REPO_NAME.fullmatch(name) and name not in (".", ".."):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return slug or "repo"
 
 
 def default_title(prompt: str) -> str:
@@ -66,7 +99,7 @@ class App:
         if moved is not None:
             raise repo_identity.moved_error(moved[0], top, moved[1])
         name = name or top.name
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        if not _REPO_NAME.fullmatch(name) or name in (".", ".."):
             raise UsageError(
                 f"repo name {name!r} may only contain letters, digits, '.', '_' and '-'"
             )
@@ -104,10 +137,12 @@ class App:
             raise repo_identity.moved_error(moved[0], top, moved[1])
         if not register:
             raise NotFound(f"{top} is not a registered repo", hint="pa repo add " + str(top))
+        # The same names `pa repo add` accepts: the name travels in URLs and commands.
+        base_name = safe_repo_name(top.name)
         name = (
-            top.name
-            if self.store.repo_by_name(top.name) is None
-            else f"{top.name}-{secrets.token_hex(2)}"
+            base_name
+            if self.store.repo_by_name(base_name) is None
+            else f"{base_name}-{secrets.token_hex(2)}"
         )
         r = self.store.add_repo(name, str(top), None)
         repo_identity.claim(self.store, r)
@@ -162,6 +197,14 @@ class App:
     ) -> Session:
         if not prompt.strip() and not interactive:
             raise UsageError("the prompt is empty", hint="say what the agent should do")
+        check_text("prompt", prompt)
+        for what, value in (("title", title), ("model", model), ("base", base)):
+            if value is not None:
+                check_text(what, value)
+        for arg in cmd or []:
+            check_text("--cmd", arg)
+        if env:
+            check_env(env)
         agent_name = agent or ("command" if cmd else str(self.settings.default_agent))
         adapter = get_agent(agent_name)
         if agent_name == "command" and not cmd:
@@ -187,6 +230,8 @@ class App:
                 hint="pass an existing branch, tag or commit with --base",
             )
         rcfg = load_repo_config(repo_path)  # validate before creating anything
+        if rcfg.copy:
+            worktrees.plan_copy(repo_path, rcfg.copy)  # refuses escapes before any git work
         sid = secrets.token_hex(4)
         title = (title or default_title(prompt)).strip() or "session"
         branch = f"pa/{slugify(title)}-{sid}"
@@ -218,19 +263,31 @@ class App:
             if not pool.take(self.settings, repo_path, r.name, wt, branch, base_commit):
                 worktrees.create(repo_path, wt, branch, base_commit)
             worktrees.mark_owner(wt, self.settings.home)
-            if rcfg.copy:
-                worktrees.copy_untracked(repo_path, wt, rcfg.copy)
         except (PAError, OSError) as e:
             msg = f"could not create the worktree: {e}"
             self.store.set_status(sid, Status.FAILED, error=msg)
             raise PAError(msg) from e
+        if rcfg.copy:
+            try:
+                worktrees.copy_untracked(repo_path, wt, rcfg.copy)
+            except (PAError, OSError) as e:
+                # Nothing of anyone's work is in the fresh worktree yet: no half-made one stays.
+                worktrees.remove(repo_path, wt, branch)
+                msg = f"could not copy the files of copy = [...] into the worktree: {e}"
+                self.store.set_status(sid, Status.FAILED, error=msg)
+                raise PAError(msg, hint="fix copy = [...] in .parallel-agents.toml") from e
         with self.store.tx() as db:
             self.store.add_turn(db, sid, prompt, {})
-            self.store.set_status(sid, Status.QUEUED, db=db)
+            # Queued only when it has to wait: otherwise it stays `starting` till it runs.
+            now = not interactive and self.sup.fits_now(db, sid)
+            if not now:
+                self.store.set_status(sid, Status.QUEUED, db=db)
         if interactive:
             from .runtime import tmux
 
             tmux.start_interactive(self, sid)
+        elif now:
+            self.sup.start(sid, claimed=True)
         else:
             self.sup.schedule()
         return self.store.session(sid)
@@ -239,6 +296,7 @@ class App:
         s = self.store.resolve_session(sid)
         if not prompt.strip():
             raise UsageError("the follow-up prompt is empty")
+        check_text("prompt", prompt)
         if s.interactive and s.status != Status.DISCARDED:
             from .runtime import tmux
 
@@ -265,8 +323,13 @@ class App:
         repo_identity.require_usable(self.store, s)
         with self.store.tx() as db:
             self.store.add_turn(db, s.id, prompt, {})
-            self.store.set_status(s.id, Status.QUEUED, db=db, error=None)
-        self.sup.schedule()
+            now = self.sup.fits_now(db, s.id)
+            status = Status.STARTING if now else Status.QUEUED
+            self.store.set_status(s.id, status, db=db, error=None)
+        if now:
+            self.sup.start(s.id, claimed=True)
+        else:
+            self.sup.schedule()
         return self.store.session(s.id)
 
     def stop(self, sid: str) -> Session:
@@ -277,6 +340,8 @@ class App:
             tmux.stop_interactive(self, s)
         else:
             self.sup.stop(s.id)
+        # What the agent started in the background (setsid daemons too) ends with it.
+        local.end_tagged(s.id)
         return self.store.session(s.id)
 
     def mark_read(self, sid: str) -> None:
@@ -297,6 +362,7 @@ class App:
         if s.interactive or s.status in ACTIVE or s.status == Status.QUEUED:
             self.stop(s.id)  # an idle TUI is still a process in the worktree
             s = self.store.session(s.id)
+        local.end_tagged(s.id)  # nothing the agent started may live on in a deleted worktree
         repo_path = Path(self.store.repo(s.repo_id).path)
         if not s.options.get("discarding"):
             archive = archive_session(repo_path, s, stash=False)
@@ -381,6 +447,15 @@ class App:
         elif kind != "branch":
             review.restore(wt, commit)
             notes = archive_mod.restore_extras(repo_path, wt, commit, ref)
+        try:
+            # Unchanged copies (a .env) are never archived: copy them in again.
+            rcfg = load_repo_config(repo_path)
+            if rcfg.copy:
+                worktrees.copy_untracked(repo_path, wt, rcfg.copy, missing_only=True)
+        except (PAError, OSError) as e:
+            self.store.add_event(
+                s.id, "error", {"message": f"could not copy the copy = [...] files: {e}"}
+            )
         if branch != s.branch:
             notes.append(
                 f"branch {s.branch} has commits the archive does not have (or is checked "

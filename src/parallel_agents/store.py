@@ -577,9 +577,10 @@ class Store:
         prefix = prefix.strip().lower()
         if not prefix:
             raise UsageError("empty session id")
+        # A plain prefix comparison: '%' and '_' are characters here, not LIKE wildcards.
         rows = self.db.execute(
-            "SELECT id, title FROM sessions WHERE id LIKE ? ORDER BY id",
-            (prefix.replace("%", "").replace("_", "") + "%",),
+            "SELECT id, title FROM sessions WHERE substr(id, 1, ?) = ? ORDER BY id",
+            (len(prefix), prefix),
         ).fetchall()
         if not rows:
             raise NotFound(f"no session matches {prefix!r}", hint="see `pa ls --all`")

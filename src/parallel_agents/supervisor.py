@@ -28,6 +28,17 @@ from .store import Store
 # How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
 CHUNK = 4 * 1024 * 1024
 ACTIVE = (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
+# In an agent's environment (`pa demo` puts it there) when the model answering it is pa's
+# scripted model server. The CLIs price the scripted tokens as if the model they were
+# told (e.g. gpt-4o) had answered; that cost was never spent, so pa records none for such
+# a turn (its tokens are kept).
+SCRIPTED_MODEL_ENV = "PA_SCRIPTED_MODEL"
+
+
+def _unpriced(payload: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    if not state.get("scripted_model") or "cost_usd" not in payload:
+        return payload
+    return {k: v for k, v in payload.items() if k != "cost_usd"}
 
 
 @dataclass
@@ -121,12 +132,59 @@ class Supervisor:
                 by_agent[s.agent] = by_agent.get(s.agent, 0) + 1
         return started
 
-    def start(self, sid: str) -> bool:
-        """Claim a queued session and launch its pending turn. False if someone else did."""
-        try:
-            self.store.set_status(sid, Status.STARTING, expect=[Status.QUEUED])
-        except PAError:
-            return False
+    def fits_now(self, db: Any, sid: str) -> bool:
+        """Can ``sid`` start at once: within the limits, with no queued session ahead of it
+        that waits for the same room? Asked in the caller's write transaction ``db`` (so
+        two new sessions cannot both take the last place): a session that can start goes
+        straight from ``starting`` to ``running``, never through ``queued`` when nothing
+        waits."""
+        assert db is self.store.db  # the reads below must see (and hold) the transaction
+        limits = self.settings.limits()
+        max_running = int(limits.get("max_running") or 0)
+        per_repo = int(limits.get("per_repo") or 0)
+        per_agent = {str(k): int(v) for k, v in (limits.get("per_agent") or {}).items()}
+        me = self.store.session(sid)
+        n_all = 0
+        by_repo: dict[int, int] = {}
+        by_agent: dict[str, int] = {}
+        for x in self.store.sessions(statuses=list(ACTIVE)):
+            if x.id != sid:
+                n_all += 1
+                by_repo[x.repo_id] = by_repo.get(x.repo_id, 0) + 1
+                by_agent[x.agent] = by_agent.get(x.agent, 0) + 1
+        # The scheduler starts queued sessions oldest first: the ones it would start take
+        # their places before this one (one it skips for its repo's or agent's limit not).
+        queued = [q for q in self.store.sessions(statuses=[Status.QUEUED]) if q.id != sid]
+        queued.sort(key=lambda q: (q.updated_at, q.id))
+        for q in [*queued, me]:
+            if max_running and n_all >= max_running:
+                return False
+            if per_repo and by_repo.get(q.repo_id, 0) >= per_repo:
+                if q is me:
+                    return False
+                continue
+            cap = per_agent.get(q.agent, 0)
+            if cap and by_agent.get(q.agent, 0) >= cap:
+                if q is me:
+                    return False
+                continue
+            n_all += 1
+            by_repo[q.repo_id] = by_repo.get(q.repo_id, 0) + 1
+            by_agent[q.agent] = by_agent.get(q.agent, 0) + 1
+        return True
+
+    def start(self, sid: str, claimed: bool = False) -> bool:
+        """Claim a queued session and launch its pending turn. False if someone else did.
+
+        ``claimed``: the caller already moved it to ``starting`` (see ``fits_now``)."""
+        if claimed:
+            if self.store.session(sid).status != Status.STARTING:
+                return False  # stopped (or failed) before it could start
+        else:
+            try:
+                self.store.set_status(sid, Status.STARTING, expect=[Status.QUEUED])
+            except PAError:
+                return False
         s = self.store.session(sid)
         turn = self.store.last_turn(sid)
         if turn is None:
@@ -156,9 +214,12 @@ class Supervisor:
             "PA_SESSION_ID": s.id,
             "PA_HOME": str(self.store.home),
             "PA_WORKTREE": s.worktree,
+            local.TAG: s.id,
         }
         files = self.turn_files(sid, turn.n)
         state: dict[str, Any] = {}
+        if ctx.env.get(SCRIPTED_MODEL_ENV) == "1":
+            state["scripted_model"] = True
         prev = self.store.turn(sid, turn.n - 1) if turn.n > 1 else None
         if prev is not None:
             with self.store.tx() as db:
@@ -303,7 +364,7 @@ class Supervisor:
                 if not line.strip():
                     continue
                 for ev in _safe_parse(agent, line, state):
-                    items.append((ev.kind.value, ev.payload, line[:MAX_RAW]))
+                    items.append((ev.kind.value, _unpriced(ev.payload, state), line[:MAX_RAW]))
             new_offset = offset + len(data)
             if items:
                 self.store.append_events(db, sid, turn.n, items)
@@ -354,7 +415,14 @@ class Supervisor:
         stop_reason = opts.pop("stop_reason", None)
         if exit_info.get("setup_failed"):
             out = _tail(files.setup_log)
-            msg = f"setup command failed (exit code {exit_code}): {out}".strip()
+            tail = f": {out}" if out else ""
+            if stop_reason == "timeout":
+                # Stopped by the turn's --timeout: the setup hung, it did not fail by itself.
+                msg = f"setup command timed out after {self._timeout(s):g} s and was stopped{tail}"
+            elif stop_reason == "stop":
+                msg = f"stopped during the setup command{tail}"
+            else:
+                msg = f"setup command failed (exit code {exit_code}): {out}".strip()
             items.append((EventKind.ERROR.value, {"message": msg, "setup_output": out}, None))
             self.store.append_events(db, sid, n, items)
             self.store.update_turn(
@@ -365,7 +433,7 @@ class Supervisor:
         ctx = self.context(s, n, "")
         try:
             for ev in agent.after_exit(ctx, state):
-                items.append((ev.kind.value, ev.payload, None))
+                items.append((ev.kind.value, _unpriced(ev.payload, state), None))
             end = agent.finish(exit_code, stderr_tail, state)
         except Exception as e:  # an adapter bug must not wedge the session
             end_ok, end_err = False, f"pa could not read the agent's output: {e!r}"
@@ -379,6 +447,8 @@ class Supervisor:
             end.ok, end.error = False, f"timed out after {self._timeout(s):g} s and was stopped"
         elif stop_reason == "stop":
             end.ok = False
+            if end.reason == "no_result":  # no record because we stopped it: not a fault
+                end.error, end.reason = None, None
             end.error = end.error or "stopped by the user"
         if not end.ok and end.error:
             items.append(
@@ -399,7 +469,7 @@ class Supervisor:
             input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
             cached_tokens=int(usage.get("cached_tokens") or 0),
-            cost_usd=usage.get("cost_usd"),
+            cost_usd=None if state.get("scripted_model") else usage.get("cost_usd"),
             state=state,
         )
         new = (
@@ -424,6 +494,7 @@ class Supervisor:
         _, state = self.store.turn_progress(db, sid, n)
         # Its pid file went with the folder: find the agent through the wrapper's session.
         local.kill_session(state.get("wrapper_pid"))
+        local.end_tagged(sid)  # and what the agent started outside that session
         self.store.update_turn(db, sid, n, status="failed", ended_at=time.time(), error=msg)
         self.store.set_status(sid, Status.FAILED, db=db, error=msg)
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import hashlib
+import json
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from . import git
-from .errors import PAError
+from .errors import PAError, UsageError
 
 OWNER_FILE = "pa-owner"  # in the worktree's git dir: the PA_HOME whose session it is
 
@@ -107,27 +111,168 @@ def _undo_failed_add(repo: Path, path: Path, branch: str, base_commit: str) -> N
         git.run(["branch", "-D", branch], repo, check=False)
 
 
-def copy_untracked(src_root: Path, dst_root: Path, patterns: list[str]) -> list[str]:
-    """Copy files matching ``patterns`` (e.g. ``.env``) from the main checkout."""
-    copied: list[str] = []
+COPIED_RECORD = "pa-copied.json"  # in the worktree's own git dir (.git/worktrees/<name>)
+
+
+def plan_copy(src_root: Path, patterns: list[str]) -> list[str]:
+    """The paths (relative to ``src_root``) that ``patterns`` copy, checked before anything
+    is created: every match must really be inside the repository (a symlink to /etc in
+    the main checkout is refused), and nothing under ``.git`` ever matches."""
+    root = src_root.resolve()
+    out: list[str] = []
     for pattern in patterns:
         for match in sorted(
             glob.glob(pattern, root_dir=src_root, recursive=True, include_hidden=True)
         ):
-            src = src_root / match
             rel = Path(match)
-            if rel.is_absolute() or ".." in rel.parts:
+            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
                 continue
-            dst = dst_root / rel
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
-            elif src.is_file():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-            else:
+            if ".git" in rel.parts:
+                continue  # git's own files (or a worktree's .git file) are never copied
+            real = (src_root / rel).resolve()
+            if real != root and not real.is_relative_to(root):
+                raise UsageError(
+                    f"copy = [{pattern!r}] in .parallel-agents.toml matches {match}, which "
+                    f"leads outside the repository (to {real})",
+                    hint="copy only files inside the repository; remove that entry",
+                )
+            if real == root or ".git" in real.relative_to(root).parts:
                 continue
-            copied.append(match)
+            if (src_root / rel).is_dir() or (src_root / rel).is_file():
+                out.append(rel.as_posix())
+    return list(dict.fromkeys(out))
+
+
+def copy_untracked(
+    src_root: Path, dst_root: Path, patterns: list[str], *, missing_only: bool = False
+) -> list[str]:
+    """Copy files matching ``patterns`` (e.g. ``.env``) from the main checkout.
+
+    What was copied is recorded in the worktree's git dir, so checkpoints, diffs, merges
+    and pull requests leave those files out unless the agent changed them. With
+    ``missing_only`` (a restored worktree) paths that exist already are left alone.
+    """
+    copied: list[str] = []
+    existing: list[str] = []  # there already (restored): watched, not overwritten
+    dst_real = dst_root.resolve()
+    for match in plan_copy(src_root, patterns):
+        src = src_root / match
+        dst = dst_root / match
+        if missing_only and os.path.lexists(dst):
+            existing.append(match)
+            continue
+        # The destination must not lead out of the worktree either (a committed symlink).
+        parent = dst.parent.resolve()
+        if parent != dst_real and not parent.is_relative_to(dst_real):
+            raise UsageError(
+                f"cannot copy {match}: in the worktree it would land outside it (at {parent})",
+                hint="remove that entry from copy = [...] in .parallel-agents.toml",
+            )
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        copied.append(match)
+    if copied or existing:
+        _record_copied(dst_root, copied, src_root, existing)
     return copied
+
+
+def _copied_files(root: Path, copied: list[str]) -> list[str]:
+    """Every file and symlink under the copied paths, relative to ``root``."""
+    files: list[str] = []
+    for rel in copied:
+        p = root / rel
+        if p.is_dir() and not p.is_symlink():
+            for d, dirs, names in os.walk(p):
+                dirs[:] = [x for x in dirs if x != ".git"]
+                for n in names + [x for x in dirs if (Path(d) / x).is_symlink()]:
+                    files.append((Path(d) / n).relative_to(root).as_posix())
+        else:
+            files.append(rel)
+    return sorted(set(files))
+
+
+def _fingerprint(p: Path) -> dict[str, Any] | None:
+    try:
+        st = os.lstat(p)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return {"link": os.readlink(p)}
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(p)}
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _record_path(worktree: Path) -> Path:
+    rel = git.out(["rev-parse", "--git-path", COPIED_RECORD], worktree)
+    p = Path(rel)
+    return p if p.is_absolute() else worktree / p
+
+
+def _record_copied(worktree: Path, copied: list[str], src_root: Path, existing: list[str]) -> None:
+    """Record the fingerprints of the copied files; for ``existing`` ones (a restored
+    worktree) those of the main checkout's version, so a file the agent had changed
+    counts as changed (merged with a warning) and an unchanged one stays out."""
+    origin = {f: worktree / f for f in _copied_files(worktree, copied)}
+    for f in _copied_files(src_root, existing):
+        origin.setdefault(f, src_root / f)
+    files = sorted(origin)
+    if files:
+        # Ignored files never reach a commit anyway: no need to watch them.
+        r = git.run(
+            ["check-ignore", "-z", "--stdin"], worktree, check=False, input="\0".join(files)
+        )
+        ignored = set(r.stdout.split("\0")) if r.returncode == 0 else set()
+        files = [f for f in files if f not in ignored]
+    record = {f: fp for f in files if (fp := _fingerprint(origin[f])) is not None}
+    path = _record_path(worktree)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"files": record}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def copied_files(worktree: Path) -> dict[str, dict[str, Any]]:
+    """The files `copy = [...]` put into ``worktree`` (path -> fingerprint at copy time)."""
+    try:
+        data = json.loads(_record_path(worktree).read_text(encoding="utf-8"))
+    except (OSError, ValueError, git.GitError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    return dict(files) if isinstance(files, dict) else {}
+
+
+def copied_unchanged(worktree: Path) -> list[str]:
+    """Copied files still exactly as copied: they stay out of checkpoints and merges."""
+    out: list[str] = []
+    for rel, was in copied_files(worktree).items():
+        p = worktree / rel
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if "link" in was:
+            if stat.S_ISLNK(st.st_mode) and os.readlink(p) == was["link"]:
+                out.append(rel)
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        # Same size and mtime as copied: unchanged without reading it; else compare content.
+        if st.st_size == was.get("size") and (
+            st.st_mtime_ns == was.get("mtime_ns") or _sha256(p) == was.get("sha256")
+        ):
+            out.append(rel)
+    return out
 
 
 def remove(repo: Path, path: Path, branch: str | None, *, delete_branch: bool = True) -> None:

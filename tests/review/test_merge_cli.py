@@ -109,13 +109,8 @@ def test_pr_pushes_to_remote_and_reports_missing_gh(tmp_path: Path) -> None:
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     git(repo, "remote", "add", "origin", str(remote))
-    p = pa("pr", sid, "--json", env={"PATH": "/usr/bin:/bin"})
-    assert p.returncode == 0, p.stderr
-    res = json.loads(p.stdout)
-    assert res["pushed"] is True
-    assert (
-        git(remote, "rev-parse", str(s["branch"])).strip()
-        == git(Path(str(s["worktree"])), "rev-parse", "HEAD").strip()
-    )
-    if not res["created"]:
-        assert "gh" in res["message"]
+    # issue 11 D: without a working gh nothing is pushed (was: pushed, exit 0, no PR).
+    p = pa("pr", sid, "--json", env={"PATH": "/usr/bin:/bin", "GH_CONFIG_DIR": str(tmp_path)})
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "gh" in p.stderr and "nothing was committed or pushed" in p.stderr
+    assert git(remote, "branch", "--list") == ""

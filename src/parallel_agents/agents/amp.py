@@ -22,6 +22,7 @@ from .claude import ClaudeAgent
 
 class AmpAgent(ClaudeAgent):
     name = "amp"
+    supported_versions = None  # not run here (reference §6/§7)
     binary = "amp"
     install_hint = "npm install -g @sourcegraph/amp"
     supports_resume = True

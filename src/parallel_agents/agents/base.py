@@ -94,6 +94,13 @@ class Agent:
     waiting_patterns: tuple[str, ...] = ()
     idle_patterns: tuple[str, ...] = ()
 
+    # The line that closes a successful headless turn in this CLI's protocol (e.g.
+    # Claude's ``result``); a turn that exits 0 without it did not finish. None: the
+    # protocol has no such record and the exit code decides.
+    result_record: str | None = None
+    # The CLI releases pa is tested with, oldest and newest (for messages and the README).
+    supported_versions: tuple[str, str] | None = None
+
     _checked: ClassVar[dict[str, str]] = {}
 
     # -- starting -----------------------------------------------------------------
@@ -190,9 +197,38 @@ class Agent:
                 result=end.get("result"),
                 reason=end.get("reason"),
             )
+        if exit_code == 0 and self.result_record:
+            return self.no_result(stderr_tail, state)
         if exit_code == 0:
             return TurnEnd(ok=True, result=state.get("result"))
         return TurnEnd(ok=False, error=_exit_text(exit_code, stderr_tail))
+
+    def no_result(self, stderr_tail: str, state: TurnState) -> TurnEnd:
+        """The turn exited 0 but never printed its ``result_record``: not a success (an
+        unsupported CLI release, input it did not read, a crash that still exited 0)."""
+        said = stderr_tail.strip()[-TAIL:]
+        last = state.get("last_text")
+        if said:
+            detail = f"its stderr ends with:\n{said}"
+        elif isinstance(last, str) and last.strip():
+            detail = f"its last message was:\n{last.strip()[-TAIL:]}"
+        else:
+            detail = "it printed nothing on stderr"
+        binary = self.binary or self.name
+        if self.supported_versions:
+            lo, hi = self.supported_versions
+            check = f"run `{binary} --version`: pa supports {self.name} {lo} to {hi}"
+        else:
+            check = f"run `{binary} --version` and check it works on its own"
+        return TurnEnd(
+            ok=False,
+            error=(
+                f"{self.name} exited with code 0 without its final "
+                f"{self.result_record!r} record, so the turn did not finish; {detail}\n"
+                f"hint: {check}; then retry with `pa send`"
+            ),
+            reason="no_result",
+        )
 
     def agent_session_id(self, state: TurnState) -> str | None:
         v = state.get("agent_session_id")

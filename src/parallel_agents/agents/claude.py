@@ -75,6 +75,10 @@ _REASONS = {
 }
 
 
+# modelUsage counters and the matching fields of a result's own ``usage`` object.
+_RUN_USAGE_FIELDS = (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"))
+
+
 def _path_of(inp: Any) -> str | None:
     if isinstance(inp, dict):
         for k in _PATH_KEYS:
@@ -116,6 +120,8 @@ class ClaudeAgent(Agent):
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code@2.1.332"
     supports_resume = True
+    result_record = "result"
+    supported_versions: tuple[str, str] | None = ("2.1.197", "2.1.332")
     required_flags: tuple[str, ...] = (
         "--output-format",
         "--input-format",
@@ -521,7 +527,15 @@ class ClaudeAgent(Agent):
             delta = _model_sums(since)
         elif isinstance(models, dict) and models:
             total = _model_sums(models)
-            delta = {k: max(0.0, v - c.num(base.get(k))) for k, v in total.items()}
+            u = obj.get("usage")
+            if isinstance(u, dict) and all(
+                total[k] == c.num(u.get(f)) for k, f in _RUN_USAGE_FIELDS
+            ):
+                # Releases without the delta field (2.1.197) count modelUsage for this run
+                # only: it equals the run's own ``usage``. Cumulative totals would not.
+                delta = total
+            else:
+                delta = {k: max(0.0, v - c.num(base.get(k))) for k, v in total.items()}
         else:
             u = obj.get("usage")
             u = u if isinstance(u, dict) else {}

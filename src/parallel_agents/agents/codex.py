@@ -44,6 +44,8 @@ class CodexAgent(Agent):
     binary = "codex"
     install_hint = "npm install -g @openai/codex@0.171.0"
     supports_resume = True
+    result_record = "turn.completed"
+    supported_versions = ("0.95.0", "0.171.0")
     help_args = ("exec", "--help")
     required_flags = ("--json", "--skip-git-repo-check", "--sandbox")
     waiting_patterns = (

@@ -1,4 +1,8 @@
-"""The `command` agent: any program, prompt on stdin and in PA_PROMPT, one event per line."""
+"""The `command` agent: any program, prompt on stdin and in PA_PROMPT, one event per line.
+
+Linux limits one environment string to 128 KiB (MAX_ARG_STRLEN): a longer prompt is not
+put in PA_PROMPT (the process could not start); PA_PROMPT_FILE names a file holding it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ import shutil
 from ..errors import UsageError
 from ..models import EventKind
 from .base import MAX_RAW, Agent, Launch, MissingBinary, NormEvent, TurnContext, TurnState
+
+# Linux's MAX_ARG_STRLEN (32 pages): the longest single "NAME=value" string, NUL included.
+MAX_ENV_STRING = 32 * 4096
 
 
 class CommandAgent(Agent):
@@ -28,11 +35,16 @@ class CommandAgent(Agent):
                 f"--cmd program {prog!r} was not found on PATH",
                 hint="give an absolute path or install it",
             )
-        return Launch(
-            argv=list(ctx.cmd),
-            env={"PA_PROMPT": ctx.prompt, "PA_TURN": str(ctx.turn)},
-            stdin=ctx.prompt.encode("utf-8"),
-        )
+        data = ctx.prompt.encode("utf-8")
+        env = {"PA_TURN": str(ctx.turn)}
+        if len(data) + len("PA_PROMPT=") < MAX_ENV_STRING:
+            env["PA_PROMPT"] = ctx.prompt
+        else:
+            ctx.session_dir.mkdir(parents=True, exist_ok=True)
+            prompt_file = ctx.session_dir / f"prompt-{ctx.turn}.txt"
+            prompt_file.write_bytes(data)
+            env["PA_PROMPT_FILE"] = str(prompt_file)
+        return Launch(argv=list(ctx.cmd), env=env, stdin=data)
 
     def parse_line(self, line: str, state: TurnState) -> list[NormEvent]:
         state["result"] = line[:MAX_RAW]

@@ -26,6 +26,7 @@ _FILE_KINDS = {"write": "modify", "edit": "modify", "delete": "delete"}
 
 class CursorAgent(ClaudeAgent):
     name = "cursor"
+    supported_versions = None  # not run here (reference §6/§7)
     binary = "cursor-agent"
     install_hint = "curl https://cursor.com/install -fsS | bash"
     supports_resume = True

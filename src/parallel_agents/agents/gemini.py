@@ -37,6 +37,8 @@ _EXIT_REASONS = {53: "max_turns"}
 
 class GeminiAgent(Agent):
     name = "gemini"
+    result_record = "result"
+    supported_versions = ("0.61.0", "0.61.0")
     binary = "gemini"
     install_hint = "npm install -g @google/gemini-cli@0.61.0"
     supports_resume = True

@@ -27,6 +27,8 @@ FILE_TOOLS = {"write", "edit", "patch", "multiedit"}
 
 class OpenCodeAgent(Agent):
     name = "opencode"
+    result_record = "step_finish"
+    supported_versions = ("1.18.33", "1.18.33")
     binary = "opencode"
     install_hint = "npm install -g opencode-ai@1.18.33"
     supports_resume = True

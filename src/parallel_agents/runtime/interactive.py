@@ -557,9 +557,13 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# Every way a turn ends gets its checkpoint, like a headless turn's (issue 20 §4a).
+ENDED_TURNS = ("done", "stopped", "failed", "interrupted")
+
+
 def checkpoint_due(s: Session, turn: Turn | None) -> bool:
-    """A finished turn of an idle session that has no checkpoint yet."""
-    if turn is None or turn.status != "done" or s.status != Status.IDLE:
+    """An ended turn (done, stopped, failed or interrupted) that has no checkpoint yet."""
+    if turn is None or turn.status not in ENDED_TURNS or s.status == Status.DISCARDED:
         return False
     info = s.options.get("interactive") or {}
     return int(info.get("checkpointed") or 0) < turn.n

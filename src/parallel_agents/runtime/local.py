@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .wrapper import LAUNCH
+from .wrapper import LAUNCH, end_leftovers
+from .wrapper import TAG as TAG  # re-exported: the supervisor tags turns with it
 
 WRAPPER = str(Path(__file__).with_name("wrapper.py"))
 
@@ -203,3 +204,25 @@ def stop(files: TurnFiles, grace: float) -> None:
             if files.exit_info() is not None or not alive(pid):
                 return
             time.sleep(0.05)
+
+
+def ancestors() -> frozenset[int]:
+    """This process and its parents: a `pa` run by an agent must not end itself."""
+    out = {os.getpid()}
+    pid = os.getppid()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return frozenset(out)
+
+
+def end_tagged(sid: str, grace: float = 2.0) -> int:
+    """End every process still carrying session ``sid``'s tag (``wrapper.TAG``): what its
+    agent started in the background, setsid daemons included. Returns how many there were.
+
+    Used by stop and discard, so nothing an agent started outlives them (the wrapper does
+    the same at the end of each headless turn)."""
+    return end_leftovers(-1, f"{TAG}={sid}".encode(), grace, exclude=ancestors())

@@ -37,6 +37,7 @@ from ..errors import Conflict, NotFound, PAError
 from ..models import Status
 from . import interactive
 from .interactive import Signal
+from .wrapper import TAG
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -332,6 +333,7 @@ def launch_tui(sup: Supervisor, s: Session, turn: Turn) -> None:
     env.update(ctx.env)  # the repo's env, then `pa new --env`
     env.update(launch.env)
     env.update({"PA_SESSION_ID": s.id, "PA_HOME": str(home), "PA_WORKTREE": s.worktree})
+    env[TAG] = s.id  # what the TUI starts is found (and ended) by stop and discard
     rd = run_dir(home, s.id)
     rd.mkdir(parents=True, exist_ok=True)
     for name in ("exit", "pid", "wrapper_pid", "screen.txt"):
@@ -476,6 +478,13 @@ def stop_interactive(app: App, session: Session) -> None:
         with contextlib.suppress(PAError):
             if store.session(s.id).status in (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT):
                 store.set_status(s.id, Status.STOPPED, error="stopped by the user")
+    # The stopped turn (or one that ended since the last poll) is checkpointed now: once
+    # the session is no longer live, no poll comes back to it.
+    s = store.session(s.id)
+    turn = store.last_turn(s.id)
+    if interactive.checkpoint_due(s, turn):
+        assert turn is not None
+        interactive.run_after_turn(app.sup, s, turn)
 
 
 def kill(home: Path, sid: str, *, grace: float = 5.0) -> None:

@@ -91,6 +91,98 @@ def _run(
     return _wait(pid)
 
 
+def _pipe_stdin(path: str) -> int:
+    """A pipe's read end carrying the bytes of ``path``, ending in EOF.
+
+    Agents get their stdin through a pipe, never as the file itself: some CLI releases
+    (Claude Code 2.1.197 with ``--input-format stream-json``) read nothing from a regular
+    file and exit 0 at once. What fits in the pipe buffer is written here; a longer input
+    is fed by a forked child, so a CLI that never reads cannot block the wrapper.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    r, w = os.pipe()  # both ends close-on-exec: the agent gets only the dup2'ed read end
+    os.set_blocking(w, False)
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += os.write(w, data[sent : sent + 65536])
+    except BlockingIOError:
+        pass
+    except OSError:
+        sent = len(data)  # nobody will read it
+    if sent < len(data) and os.fork() == 0:
+        try:  # the feeder: the rest, then EOF; a reader that went away ends it (EPIPE)
+            os.close(r)
+            os.set_blocking(w, True)
+            view = memoryview(data)[sent:]
+            while view:
+                view = view[os.write(w, view) :]
+        except OSError:
+            pass
+        os._exit(0)
+    os.close(w)
+    return r
+
+
+# Every process an agent starts inherits this variable (set to the session id by pa), so
+# what it left running is found again even after a setsid/double fork left its group.
+TAG = "PA_OWNER_SESSION"
+
+
+def _stray(pgid: int, tag: bytes, exclude: frozenset[int]) -> list[int]:
+    """Live processes of process group ``pgid`` (-1: none), or carrying ``tag`` in their
+    environment (Linux /proc; zombies and the pids in ``exclude`` left out)."""
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit() or int(name) in exclude:
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] == b"Z":
+                continue
+            if int(fields[2]) == pgid:
+                found.append(int(name))
+                continue
+            if not tag:
+                continue
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if tag in f.read().split(b"\0"):
+                    found.append(int(name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def end_leftovers(
+    pgid: int, tag: bytes, grace: float = 2.0, exclude: frozenset[int] = frozenset()
+) -> int:
+    """End what the turn left running once the agent itself exited: its process group
+    (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid).
+    SIGTERM, then SIGKILL after ``grace`` seconds. Returns how many were found."""
+    exclude = exclude | {os.getpid()}
+    first = _stray(pgid, tag, exclude)
+    pids = first
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                continue  # gone meanwhile
+        deadline = time.monotonic() + wait
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = _stray(pgid, tag, exclude)
+    return len(first)
+
+
 def _run_setup(turn_dir: str, spec: dict[str, Any], env: dict[str, str]) -> int:
     setup = spec.get("setup")
     if not setup:
@@ -112,6 +204,14 @@ def _run_setup(turn_dir: str, spec: dict[str, Any], env: dict[str, str]) -> int:
         os.close(null)
     _write_atomic(os.path.join(turn_dir, "setup_exit"), str(rc))
     return rc
+
+
+def _read_pid(turn_dir: str) -> int:
+    try:
+        with open(os.path.join(turn_dir, "pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -140,14 +240,15 @@ def main(turn_dir: str) -> int:
         )
         return 0
     stdin_path = os.path.join(turn_dir, "stdin")
-    if not os.path.exists(stdin_path):
-        stdin_path = os.devnull
     started = time.time()
     append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     # The agent's output holds the prompt's answers and the code: the owner's only.
     out = os.open(os.path.join(turn_dir, "stdout"), append, 0o600)
     err = os.open(os.path.join(turn_dir, "stderr"), append, 0o600)
-    inp = os.open(stdin_path, os.O_RDONLY)
+    if os.path.exists(stdin_path):
+        inp = _pipe_stdin(stdin_path)
+    else:
+        inp = os.open(os.devnull, os.O_RDONLY)
     try:
         argv = spec["argv"]
         rc = _run(
@@ -156,6 +257,12 @@ def main(turn_dir: str) -> int:
     finally:
         for fd in (inp, out, err):
             os.close(fd)
+    # The turn is over when the agent is: nothing it started may keep running (and
+    # writing into the worktree) after its checkpoint, or after `pa stop`/`pa discard`.
+    pid = _read_pid(turn_dir)
+    if pid:
+        tag = env.get(TAG)
+        end_leftovers(pid, f"{TAG}={tag}".encode() if tag else b"")
     # Floats' repr is valid JSON; json itself would cost an import of re.
     _write_atomic(
         os.path.join(turn_dir, "exit"),

@@ -82,6 +82,8 @@ class ServerSupervisor(Supervisor):
         if not self.server.on_loop_thread():
             self.server.schedule_soon()
             return 0
+        for sid in self.server.take_launches():  # claimed by `new`/`send`: they go first
+            self.start(sid, claimed=True)
         # Queued sessions first: a new session depends on no one's checkpoint (a session's
         # own deferred checkpoint runs in ``start``), and checkpoints of a large repo
         # take a while.
@@ -89,12 +91,17 @@ class ServerSupervisor(Supervisor):
         self.flush_after_turns(budget=AFTER_TURN_BUDGET)
         return started
 
-    def start(self, sid: str) -> bool:
+    def start(self, sid: str, claimed: bool = False) -> bool:
+        if claimed and not self.server.on_loop_thread():
+            # Launched by the loop, which holds the end-of-turn work (checkpoints) that
+            # must come first; the session shows `starting` meanwhile, not `queued`.
+            self.server.launch_soon(sid)
+            return True
         if sid in self._deferred:  # its last turn's checkpoint comes before its next turn
             self._deferred.remove(sid)
             self._after_turn_now(sid)
         try:
-            return super().start(sid)
+            return super().start(sid, claimed)
         except Exception as e:  # never let one bad session stop scheduling
             log.exception("could not start session %s", sid)
             msg = e.message if isinstance(e, PAError) else f"could not start: {e!r}"
@@ -262,6 +269,8 @@ class ServerState:
         self._stopping: set[str] = set()
         self._stopping_lock = threading.Lock()
         self._schedule_asked = threading.Event()
+        self._launches: list[str] = []  # claimed sessions for the loop to launch
+        self._launch_lock = threading.Lock()
         self._refilling = False  # a warm-pool check is queued or running
         self._refill_lock = threading.Lock()
         self.last_event_id = 0
@@ -312,6 +321,17 @@ class ServerState:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def launch_soon(self, sid: str) -> None:
+        """Have the loop launch a session `new`/`send` claimed (moved to `starting`)."""
+        with self._launch_lock:
+            self._launches.append(sid)
+        self.schedule_soon()
+
+    def take_launches(self) -> list[str]:
+        with self._launch_lock:
+            out, self._launches = self._launches, []
+        return out
 
     def schedule_soon(self) -> None:
         """Have the loop start queued sessions at once, before its next ingestion pass

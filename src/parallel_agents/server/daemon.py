@@ -266,6 +266,27 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _bind_or_any(host: str, port: int, *, any_if_busy: bool) -> socket.socket:
+    try:
+        return _bind(host, port)
+    except UsageError:
+        if any_if_busy and port and _bind_errno(host, port) == errno.EADDRINUSE:
+            return _bind(host, 0)
+        raise
+
+
+def _bind_errno(host: str, port: int) -> int | None:
+    """Why binding ``host:port`` fails right now (None: it would not)."""
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    with probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            return e.errno
+    return None
+
+
 def run(
     home: Path | None = None,
     host: str | None = None,
@@ -286,6 +307,10 @@ def run(
 
     h = ensure_home(settings.home)
     host = host or str(settings.get("server.host") or "127.0.0.1")
+    # Only a port asked for on the command line must be that port; the setting's (default
+    # 7317) may be held by another PA_HOME's server: any free one will do, as for autostart,
+    # since clients find the port in server.json.
+    asked = port is not None
     if port is None:
         configured = settings.get("server.port")
         port = DEFAULT_PORT if configured is None else int(configured)
@@ -293,7 +318,7 @@ def run(
         raise UsageError(f"port {port} is out of range (0-65535)")
     lock_fd = _acquire_lock(h)
     try:
-        sock = _bind(host, port)
+        sock = _bind_or_any(host, port, any_if_busy=not asked)
         actual = int(sock.getsockname()[1])
         from .auth import load_or_create_token
 
@@ -317,6 +342,8 @@ def run(
         )
         _write_info(h, info)
         log.info("pa server %s for %s on %s (pid %d)", __version__, h, info.url, info.pid)
+        if actual != port and port:
+            log.warning("port %d is in use: listening on %d instead", port, actual)
         if on_ready is not None:
             on_ready(info, token)
         config = uvicorn.Config(

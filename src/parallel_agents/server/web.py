@@ -4,12 +4,14 @@
 The auth middleware guards ``/api/v1``; these routes check the same login cookie (or a
 Bearer token) themselves, so without the token nothing but the how-to-log-in page is
 served. Files come from the package (``parallel_agents/web``); third-party files live in
-``web/static/vendor/``, built by ``scripts/build-web.sh`` from ``package-lock.json``.
+``web/static/vendor/``, built by ``scripts/build-web.sh`` from ``package-lock.json`` (every
+wheel and sdist carries them: ``hatch_build.py`` runs the script at build time).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
 import mimetypes
 from functools import lru_cache
 from pathlib import Path
@@ -84,6 +86,18 @@ def vendor_missing() -> bool:
     return not (STATIC / "vendor" / "versions.json").is_file()
 
 
+def vendor_hint() -> str:
+    """How to get the third-party files, for this installation: only a source checkout
+    (an editable install) has scripts/build-web.sh; a wheel user has nothing to run."""
+    root = WEB.parents[2]
+    if (root / "scripts" / "build-web.sh").is_file() and (root / "package-lock.json").is_file():
+        return f"run scripts/build-web.sh in {root} (needs Node.js and npm), then reload"
+    return (
+        "this installation was built without them: reinstall parallel-agents with pip "
+        "(building it from a clone needs Node.js and npm)"
+    )
+
+
 @router.get("/")
 def index(request: Request) -> Response:
     if not logged_in(request):
@@ -93,7 +107,7 @@ def index(request: Request) -> Response:
         html = html.replace(
             "<body>",
             '<body><div class="banner">The dashboard\'s third-party files are missing '
-            "(diff viewer, terminal, Markdown): run scripts/build-web.sh.</div>",
+            f"(diff viewer, terminal, Markdown): {htmllib.escape(vendor_hint())}.</div>",
             1,
         )
     return HTMLResponse(html, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
@@ -152,7 +166,7 @@ def static(request: Request, path: str) -> Response:
         return Response("not logged in: open the URL from `pa server status`", status_code=401)
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC) or not target.is_file():
-        hint = " (run scripts/build-web.sh)" if path.startswith("vendor/") else ""
+        hint = f" ({vendor_hint()})" if path.startswith("vendor/") else ""
         return Response(f"not found: /static/{path}{hint}", status_code=404)
     st = target.stat()
     etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'

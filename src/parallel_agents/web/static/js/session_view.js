@@ -267,10 +267,13 @@ export class SessionView {
 
   async pr() {
     const extra = h("label.inline", null, h("input", { type: "checkbox", name: "draft", checked: true }), "draft pull request");
-    const values = await confirmDialog({ title: "Open a pull request?", body: "The branch is pushed to the repo's remote and a pull request is opened for it.", ok: "Open PR", extra });
+    const values = await confirmDialog({ title: "Open a pull request?", body: "The session's uncommitted work is committed onto its branch, the branch is pushed to the repo's remote and a pull request is opened for it.", ok: "Open PR", extra });
     if (!values) return;
+    // Errors (gh missing or not logged in, no remote, push refused) come back as a toast from act().
     const data = await act(this.sid, "pr", { draft: !!values.draft });
-    if (data && data.url) toast(`pull request: ${data.url}`);
+    if (!data) return;
+    toast(data.url ? `pull request: ${data.url}` : data.message || "pushed; no pull request was opened", data.created === false ? "err" : "");
+    for (const note of data.notes || []) if (note) toast(note);
   }
 
   async discard() {

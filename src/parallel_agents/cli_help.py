@@ -1,0 +1,172 @@
+"""How `pa --help` and every command's help read: commands grouped by what they are for,
+a one-line summary that is never cut off, an example for each command, and defaults.
+
+Kept apart from the commands so their modules stay as they are: ``apply(main)`` runs once
+every command is registered. Only plain data and click here: `pa ls` imports it at start.
+"""
+
+from __future__ import annotations
+
+import click
+
+# Sections of `pa --help`, in reading order: (title, commands, an example for the section).
+# A command missing here is listed under "Other commands" rather than hidden.
+SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
+    ("Start here", ("demo", "repo"), "pa demo      # three agents fix a sample repo, offline"),
+    (
+        "Sessions",
+        ("new", "ls", "show", "logs", "wait", "send", "stop", "attach"),
+        'pa new "add a --verbose flag to the CLI" --agent claude',
+    ),
+    (
+        "Review & merge",
+        ("diff", "check", "conflicts", "rollback", "merge", "pr", "discard", "restore"),
+        "pa diff ID --stat && pa merge ID",
+    ),
+    ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
+    ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
+]
+
+# One line per command in the listings (click would cut the docstring's first sentence).
+SHORT: dict[str, str] = {
+    "repo": "Register, list, move and remove repositories.",
+    "repo add": "Register a git repository (default: the current one).",
+    "repo ls": "List registered repositories.",
+    "repo move": "Re-point a moved repository and re-link its worktrees.",
+    "repo rm": "Unregister a repository (its files are not touched).",
+    "new": "Start an agent on PROMPT in a new worktree and branch.",
+    "ls": "List live sessions (--all: merged and discarded too).",
+    "show": "Details of one session: status, branch, worktree, turns.",
+    "logs": "Print a session's events; -f keeps following.",
+    "wait": "Wait until sessions stop working; exit 1 if one failed.",
+    "send": "Send a follow-up: the next turn, in the same worktree.",
+    "stop": "Stop a session's agent (interrupt, terminate, then kill).",
+    "attach": "Attach this terminal to an interactive session's TUI.",
+    "diff": "What a session changed against its base (or in one turn).",
+    "check": "Run the repo's check command in sessions' worktrees.",
+    "conflicts": "Forecast conflicts between sessions and with their base.",
+    "rollback": "Put a worktree back to the end of a turn (undoable).",
+    "merge": "Merge sessions, in order, onto the target branch (a queue).",
+    "pr": "Push a session's branch and open a pull request (gh).",
+    "discard": "Archive a session, then remove its worktree and branch.",
+    "restore": "Bring a discarded session back from its archive.",
+    "up": "Start the server if needed and open the web dashboard.",
+    "serve": "Run the server in the foreground.",
+    "server": "Start, stop and inspect the background server.",
+    "server start": "Start the server in the background and wait until it answers.",
+    "server stop": "Stop the background server (agents keep running).",
+    "server status": "Pid, URL, uptime and a one-time login link of the server.",
+    "watch": "Print sessions that need you, as it happens.",
+    "doctor": "Find (and with --repair fix) leftovers of crashes.",
+    "pool": "The warm worktree pool: status, fill, clear.",
+    "pool status": "Warm worktrees per repo: ready, stale, being filled.",
+    "pool fill": "Create warm worktrees up to pool.size now.",
+    "pool clear": "Remove every warm worktree (dirty ones are archived first).",
+    "dev": "Tools for testing pa and your own agent setups.",
+    "dev model-server": "Run the scripted model server in the foreground.",
+    "demo": "Watch real agents fix a sample repo in parallel, offline.",
+    "hook": "Internal: where an interactive agent's hooks report status.",
+}
+
+# An example for every command (tests/test_help.py holds every command to one).
+EXAMPLES: dict[str, list[str]] = {
+    "repo": ["pa repo add ~/src/app --name app"],
+    "repo add": ["pa repo add ~/src/app --name app --base main"],
+    "repo ls": ["pa repo ls --json"],
+    "repo move": ["pa repo move app ~/code/app"],
+    "repo rm": ["pa repo rm app"],
+    "new": [
+        'pa new "fix the flaky test in tests/test_api.py" --agent claude',
+        "pa new - --agent codex --repo app < task.md",
+    ],
+    "ls": ["pa ls --status needs_input"],
+    "show": ["pa show 3f2a9c1e"],
+    "logs": ["pa logs -f 3f2a9c1e"],
+    "wait": ["pa wait 3f2a9c1e 7b01d4aa --timeout 600"],
+    "send": ['pa send 3f2a9c1e "also update the README"'],
+    "stop": ["pa stop 3f2a9c1e"],
+    "attach": ["pa attach 3f2a9c1e        # detach with Ctrl-b d"],
+    "diff": ["pa diff 3f2a9c1e --stat", "pa diff 3f2a9c1e --turn 2"],
+    "check": ['pa check 3f2a9c1e 7b01d4aa --check "pytest -q"'],
+    "conflicts": ["pa conflicts --repo app"],
+    "rollback": ["pa rollback 3f2a9c1e --turn 1"],
+    "merge": ["pa merge 3f2a9c1e 7b01d4aa --strategy squash", "pa merge 7b01d4aa --fix-conflicts"],
+    "pr": ["pa pr 3f2a9c1e --draft"],
+    "discard": ["pa discard 3f2a9c1e        # undo: pa restore 3f2a9c1e"],
+    "restore": ["pa restore 3f2a9c1e"],
+    "up": ["pa up --no-open"],
+    "serve": ["pa serve --port 7400 --log-level debug"],
+    "server": ["pa server status"],
+    "server start": ["pa server start --port 0"],
+    "server stop": ["pa server stop"],
+    "server status": ["pa server status --json"],
+    "watch": ["pa watch"],
+    "doctor": ["pa doctor --repair"],
+    "pool": ["pa pool fill --repo app --size 2"],
+    "pool status": ["pa pool status --repo app"],
+    "pool fill": ["pa pool fill --repo app --size 2"],
+    "pool clear": ["pa pool clear --repo app"],
+    "dev": ["pa dev model-server --script turns.yaml --port 8765"],
+    "dev model-server": ["pa dev model-server --script turns.yaml --port 8765"],
+    "demo": ["pa demo --agent claude --sessions 2"],
+    "hook": ["pa hook 3f2a9c1e Stop < payload.json   # what Claude Code's hooks run"],
+}
+
+
+def _walk(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    out: list[tuple[str, click.Command]] = []
+    for name, cmd in group.commands.items():
+        path = f"{prefix}{name}"
+        out.append((path, cmd))
+        if isinstance(cmd, click.Group):
+            out.extend(_walk(cmd, path + " "))
+    return out
+
+
+def apply(main: click.Group) -> None:
+    """Give every registered command its summary line, example and shown defaults."""
+    for path, cmd in _walk(main):
+        if cmd.short_help is None and path in SHORT:
+            cmd.short_help = SHORT[path]
+        lines = EXAMPLES.get(path)
+        if lines and "Example" not in (cmd.epilog or ""):
+            title = "Example:" if len(lines) == 1 else "Examples:"
+            block = "\b\n" + title + "\n" + "\n".join(f"  {line}" for line in lines)
+            cmd.epilog = f"{cmd.epilog}\n\n{block}" if cmd.epilog else block
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.name == "as_json" and not p.help:
+                p.help = "Print the result as JSON."
+            # An option with a real default says what it is (flags say it by being off).
+            if (
+                isinstance(p, click.Option)
+                and not p.is_flag
+                and p.show_default is None
+                and p.default not in (None, (), [])
+                and not str(p.default).startswith("Sentinel.")
+            ):
+                p.show_default = True
+
+
+def format_sections(group: click.Group, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    """`pa --help`'s command list: one section per purpose, each with an example."""
+    visible = {
+        name: cmd
+        for name in group.list_commands(ctx)
+        if (cmd := group.get_command(ctx, name)) is not None and not cmd.hidden
+    }
+    placed: set[str] = set()
+    sections: list[tuple[str, list[str], str | None]] = []
+    for title, names, example in SECTIONS:
+        here = [n for n in names if n in visible]
+        placed.update(here)
+        if here:
+            sections.append((title, here, example))
+    rest = [n for n in visible if n not in placed]
+    if rest:
+        sections.append(("Other commands", rest, None))
+    for heading, listed, eg in sections:
+        rows = [(n, visible[n].get_short_help_str(limit=200)) for n in listed]
+        with formatter.section(heading):
+            formatter.write_dl(rows)
+            if eg:  # written as is: wrapping would eat the example's spacing
+                formatter.write(f"{'':>{formatter.current_indent}}e.g. {eg}\n")
