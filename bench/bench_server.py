@@ -1,8 +1,8 @@
 """Server overhead: ingestion rate, CPU and memory under load, status latency.
 
 Starts a real `pa` server (port 0, temp PA_HOME) and drives it with `command` agents
-running a replay script that writes recorded agent output (the JSONL captures under
-/work/shared/reference/agent-captures, or synthetic JSON lines when absent), each line
+running a replay script that writes recorded agent output (the JSONL captures in
+tests/fixtures/captures, recorded by scripts/record-captures), each line
 wrapped with the time it was written.
 
 Phases:
@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-CAPTURES = Path("/work/shared/reference/agent-captures")
+CAPTURES = ROOT / "tests" / "fixtures" / "captures"  # scripts/record-captures
 RESULTS = ROOT / "bench" / "results" / "server.json"
 PY = sys.executable
 TERMINAL = ("idle", "failed", "stopped", "interrupted")
@@ -86,7 +86,8 @@ def source_lines(dst: Path) -> tuple[Path, str]:
                 except ValueError:
                     continue
                 out.append(line)
-    origin = f"{CAPTURES} ({len(out)} lines)"
+    # Relative to the clone: results name the same source on every machine.
+    origin = f"{CAPTURES.relative_to(ROOT)} ({len(out)} lines)"
     if not out:
         origin = "synthetic"
         for i in range(200):

@@ -1,8 +1,8 @@
 """A fake agent for the benchmarks: replays lines of real agent output at a set rate.
 
-Lines come from the reference captures of real CLIs (``$PA_CAPTURES``, default
-/work/shared/reference/agent-captures/*/*.jsonl); when that folder is absent, synthetic
-stream-json lines of the same shape are used. Standard library only, starts fast.
+Lines come from the captures of the real CLIs in the repository (tests/fixtures/captures,
+recorded by scripts/record-captures; ``$PA_CAPTURES`` names another folder); when that folder
+has none, synthetic stream-json lines of the same shape are used. Standard library only.
 
     python bench/fake_agent.py [--lines N] [--rate R] [--hold S] [--touch K]
 
@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-CAPTURES = Path(os.environ.get("PA_CAPTURES", "/work/shared/reference/agent-captures"))
+ROOT = Path(__file__).resolve().parents[1]
+CAPTURES = Path(os.environ.get("PA_CAPTURES") or ROOT / "tests" / "fixtures" / "captures")
 
 
 def source_lines() -> tuple[list[str], str]:
@@ -35,7 +36,8 @@ def source_lines() -> tuple[list[str], str]:
                 continue
             lines += [ln for ln in text.splitlines() if ln.strip()]
     if lines:
-        return lines, f"{len(lines)} lines replayed from {CAPTURES}"
+        where = CAPTURES.relative_to(ROOT) if CAPTURES.is_relative_to(ROOT) else CAPTURES
+        return lines, f"{len(lines)} lines replayed from {where}"
     return _synthetic(200), "synthetic stream-json lines (no reference captures found)"
 
 

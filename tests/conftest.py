@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,3 +138,41 @@ def server_mode(monkeypatch: pytest.MonkeyPatch, pa_home: Path) -> Iterator[Path
         yield pa_home
     finally:
         pa("server", "stop", timeout=60)
+
+
+# -- skips that hide a broken checkout fail the run ----------------------------------------
+# A skip for missing fixtures/captures would make a clone that lacks them look green; such a
+# skip is a failure. Every other skip reason says what to install or set.
+MISSING_FIXTURES = re.compile(
+    r"\b(fixtures?|captures?)\b[^.;]*\b(missing|not found|absent)\b"
+    r"|\b(missing|no)\b[^.;]*\b(fixtures?|captures?)\b",
+    re.IGNORECASE,
+)
+_fixture_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if MISSING_FIXTURES.search(reason):
+        _fixture_skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _fixture_skips and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _fixture_skips:
+        return
+    terminalreporter.section("skipped for missing fixtures: the run fails", red=True, bold=True)
+    for line in _fixture_skips:
+        terminalreporter.line(line)
+    terminalreporter.line(
+        "fixtures are committed under tests/fixtures; restore them (git checkout) or "
+        "re-record the agent captures with scripts/record-captures"
+    )

@@ -682,7 +682,7 @@ def test_push_with_failing_gh_reports_without_losing_the_push(
     assert git(bare, "rev-parse", "refs/heads/pa/s1") == r.commit
 
 
-@pytest.mark.skipif(shutil.which("gh") is None, reason="the gh CLI is not installed here")
+@pytest.mark.skipif(shutil.which("gh") is None, reason="the gh CLI is not installed: apt-get install gh")
 def test_real_gh_understands_our_flags(tmp_path: Path) -> None:
     gh = shutil.which("gh")
     assert gh

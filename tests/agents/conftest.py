@@ -19,20 +19,18 @@ NO_CTX = TurnContext(
 MakeCtx = Callable[..., TurnContext]
 FakeBin = Callable[..., str]
 
-# The captures live in the shared reference folder: $PA_CAPTURES, beside the clone
-# (<clone>/../shared), or the workplace's /work/shared for a clone made elsewhere.
-_CANDIDATES = [
-    *([Path(os.environ["PA_CAPTURES"])] if os.environ.get("PA_CAPTURES") else []),
-    Path(__file__).resolve().parents[2].parent / "shared/reference/agent-captures",
-    Path("/work/shared/reference/agent-captures"),
-]
-CAPTURES = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+# Recorded from the real pinned CLIs by scripts/record-captures; they live in the repository.
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
 
 
 @pytest.fixture
 def captures() -> Path:
+    # Missing captures are a broken checkout, never a reason to skip: fail loudly.
     if not CAPTURES.is_dir():
-        pytest.skip(f"agent captures not found (looked in {', '.join(map(str, _CANDIDATES))})")
+        pytest.fail(
+            f"agent captures missing: {CAPTURES} (they are committed; restore them with "
+            "git checkout, or re-record with scripts/record-captures)"
+        )
     return CAPTURES
 
 

@@ -17,6 +17,7 @@ from .conftest import NO_CTX, FakeBin, MakeCtx, capture_lines, kinds, of_kind, p
 
 A = CodexAgent()
 THREAD = "01a22807-f6d6-7650-a045-e9ac85e45f12"
+REC_THREAD = "00000000-0000-4000-8000-000000000001"  # recorded (scripts/record-captures)
 
 
 def _ctx(
@@ -236,25 +237,26 @@ def test_full_turn(captures: Path) -> None:
         "message",
         "tool_call",
         "command",
+        "message",
         "file_change",
         "message",
         "usage",
     ]
-    assert of_kind(events, "message")[0].get("reasoning") is True
     (cmd,) = of_kind(events, "command")
     assert (
-        cmd["command"] == "/bin/bash -lc 'ls -la'"
+        cmd["command"] == "/bin/bash -lc 'cat README.md'"
         and cmd["exit_code"] == 0
         and cmd["id"] == "item_1"
     )
-    assert cmd["output"].startswith("total 12\n")
+    assert cmd["output"] == "# example\n"
     assert of_kind(events, "file_change") == [
-        {"path": "/tmp/example/cwork/hello.txt", "kind": "add"}
+        {"path": "/tmp/example/work/hello.txt", "kind": "add"}
     ]
+    # Three model calls of 1200 + 42 tokens (the recording's script).
     assert of_kind(events, "usage") == [
-        {"input_tokens": 6000, "output_tokens": 150, "cached_tokens": 1500, "cost_usd": None}
+        {"input_tokens": 3600, "output_tokens": 126, "cached_tokens": 0, "cost_usd": None}
     ]
-    assert A.agent_session_id(state) == THREAD
+    assert A.agent_session_id(state) == REC_THREAD
     end = A.finish(0, "", state)
     assert end.ok and end.result == "Created hello.txt."
 
@@ -264,15 +266,44 @@ def test_resume_usage_is_a_delta_of_cumulative_totals(captures: Path) -> None:
     parse_all(A, capture_lines(captures / "codex" / "exec_json_full.jsonl"), first)
     second: dict[str, object] = {"usage_base": first["usage_total"]}
     events = parse_all(A, capture_lines(captures / "codex" / "exec_resume.jsonl"), second)
+    # turn.completed reports the thread's totals (3600 -> 4800): the turn is the difference.
     assert of_kind(events, "usage") == [
-        {"input_tokens": 2000, "output_tokens": 50, "cached_tokens": 500, "cost_usd": None}
+        {"input_tokens": 1200, "output_tokens": 42, "cached_tokens": 0, "cost_usd": None}
     ]
     assert second["usage_total"] == {
-        "input_tokens": 8000.0,
-        "output_tokens": 200.0,
-        "cached_tokens": 2000.0,
+        "input_tokens": 4800.0,
+        "output_tokens": 168.0,
+        "cached_tokens": 0.0,
     }
-    assert second["agent_session_id"] == THREAD
+    assert second["agent_session_id"] == REC_THREAD
+
+
+def test_reasoning_items_and_cached_tokens() -> None:
+    """Lines of the real 0.171.0 that the scripted server cannot provoke (no reasoning items,
+    no prompt caching), so the recorded captures lack them."""
+    lines = [
+        {"type": "thread.started", "thread_id": THREAD},
+        {"type": "turn.started"},
+        {
+            "type": "item.completed",
+            "item": {"id": "item_0", "type": "reasoning", "text": "**Planning file creation**"},
+        },
+        {
+            "type": "turn.completed",
+            "usage": {
+                "input_tokens": 6000,
+                "cached_input_tokens": 1500,
+                "cache_write_input_tokens": 0,
+                "output_tokens": 150,
+                "reasoning_output_tokens": 30,
+            },
+        },
+    ]
+    events = parse_all(A, [json.dumps(x) for x in lines])
+    assert of_kind(events, "message")[0].get("reasoning") is True
+    assert of_kind(events, "usage") == [
+        {"input_tokens": 6000, "output_tokens": 150, "cached_tokens": 1500, "cost_usd": None}
+    ]
 
 
 def test_failed_turn_carries_totals_forward() -> None:
@@ -290,7 +321,7 @@ def test_401_fails_with_the_cli_text_once(captures: Path) -> None:
     end = A.finish(1, "", state)
     assert not end.ok
     assert end.error == (
-        "unexpected status 401 Unauthorized: Incorrect API key provided: sk-fake., "
+        "unexpected status 401 Unauthorized: invalid x-api-key, "
         "url: http://127.0.0.1:18081/v1/responses"
     )
 

@@ -15,6 +15,7 @@ from .conftest import NO_CTX, FakeBin, MakeCtx, capture_lines, kinds, of_kind, p
 
 A = GeminiAgent()
 SID = "ad4b7ae6-0beb-42b4-9538-479ba31a2baa"
+REC_SID = "00000000-0000-4000-8000-000000000001"  # recorded (scripts/record-captures)
 
 
 def _ctx(
@@ -91,19 +92,19 @@ def test_tool_turn(captures: Path) -> None:
         "I'll create the file.",
         "Done. Created hello.txt.",
     ]
-    tid = "write_file__write_file_1795968096675_0"
+    tid = "write_file__write_file_1767225600000_0"  # the clock, normalized by the recorder
     assert of_kind(events, "tool_call")[0] == {
         "name": "write_file",
-        "input": {"file_path": "/tmp/example/gwork/hello.txt", "content": "hello\n"},
+        "input": {"file_path": "/tmp/example/work/hello.txt", "content": "hello\n"},
         "id": tid,
     }
     assert of_kind(events, "tool_result")[0] == {"ok": True, "output": "", "id": tid}
-    assert of_kind(events, "file_change")[0]["path"] == "/tmp/example/gwork/hello.txt"
+    assert of_kind(events, "file_change")[0]["path"] == "/tmp/example/work/hello.txt"
     # Per invocation (a resumed run reports only its own requests): not cumulative.
     assert of_kind(events, "usage") == [
-        {"input_tokens": 4500, "output_tokens": 90, "cached_tokens": 0, "cost_usd": None}
+        {"input_tokens": 2400, "output_tokens": 84, "cached_tokens": 0, "cost_usd": None}
     ]
-    assert A.agent_session_id(state) == SID
+    assert A.agent_session_id(state) == REC_SID
     end = A.finish(0, "", state)
     assert end.ok and end.result == "Done. Created hello.txt."
 

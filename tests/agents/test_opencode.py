@@ -15,6 +15,7 @@ from .conftest import NO_CTX, FakeBin, MakeCtx, capture_lines, kinds, of_kind, p
 
 A = OpenCodeAgent()
 SES = "ses_dd7f473c8ffeVbqhN9gR7Ev6M4"
+REC_SES = "ses_example0001"  # the recorded session (scripts/record-captures)
 
 
 def _ctx(
@@ -81,17 +82,17 @@ def test_tool_turn(captures: Path) -> None:
     ]
     assert of_kind(events, "tool_call")[0] == {
         "name": "write",
-        "input": {"filePath": "/tmp/example/owork/hello.txt", "content": "hello\n"},
-        "id": "toolu_01FAKE0002",
+        "input": {"filePath": "/tmp/example/work/hello.txt", "content": "hello\n"},
+        "id": "toolu_pac8a5e387000_0",  # the scripted server's stable call id
     }
     assert of_kind(events, "tool_result")[0]["output"] == "Wrote file successfully."
     assert of_kind(events, "file_change") == [
-        {"path": "/tmp/example/owork/hello.txt", "kind": "add"}
+        {"path": "/tmp/example/work/hello.txt", "kind": "add"}
     ]
     (usage,) = of_kind(events, "usage")  # two steps summed, reported once
     assert usage["input_tokens"] == 2400 and usage["output_tokens"] == 84
     assert usage["cost_usd"] == pytest.approx(0.00846)
-    assert A.agent_session_id(state) == SES
+    assert A.agent_session_id(state) == REC_SES
     end = A.finish(0, "", state)
     assert end.ok and end.result == "Done. Created hello.txt."
 
@@ -99,7 +100,7 @@ def test_tool_turn(captures: Path) -> None:
 def test_resume_keeps_the_session_and_counts_only_its_steps(captures: Path) -> None:
     state: dict[str, object] = {"usage_base": {"input_tokens": 2400.0}}
     events = parse_all(A, capture_lines(captures / "opencode" / "run_json_resume.jsonl"), state)
-    assert state["agent_session_id"] == SES
+    assert state["agent_session_id"] == REC_SES
     (usage,) = of_kind(events, "usage")
     assert usage["input_tokens"] == 1200 and usage["cost_usd"] == pytest.approx(0.00423)
 
@@ -111,7 +112,7 @@ def test_401_fails_with_the_cli_text_once(captures: Path) -> None:
     assert "error" not in kinds(events)
     end = A.finish(1, "", state)
     assert not end.ok and end.error == "APIError 401: invalid x-api-key"
-    assert A.agent_session_id(state) == "ses_dd7f445a2ffeM362Yb5q8oppCY"
+    assert A.agent_session_id(state) == "ses_example0002"
 
 
 def test_killed_mid_run_still_records_usage() -> None:

@@ -32,7 +32,7 @@ def test_terminal_types_resizes_and_shares(server: Server, browser: Any, page: A
     import shutil
 
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+        pytest.skip("tmux is not installed: apt-get install tmux (scripts/test does, as root)")
     from parallel_agents.runtime import tmux
 
     s = server.start(

@@ -24,7 +24,7 @@ from parallel_agents.service import App
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FAKE_TUI = HERE / "fake_tui.py"
-CAPTURES = HERE / "captures"
+CAPTURES = ROOT / "tests" / "fixtures" / "captures" / "tui"  # scripts/record-captures
 BANNER = "FAKE-TUI READY"
 # `pa` with the interactive commands registered, whatever cli.py does.
 PA = [sys.executable, "-m", "parallel_agents.cli_interactive"]
@@ -36,7 +36,7 @@ T = TypeVar("T")
 def tmux_server(pa_home: Path) -> Iterator[None]:
     """Skip without tmux; kill this test's own tmux server afterwards."""
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+        pytest.skip("tmux is not installed: apt-get install tmux (scripts/test does, as root)")
     yield
     for name in tmux.panes(pa_home):  # end each TUI's process group, then the server
         tmux.kill(pa_home, name.removeprefix("pa-"), grace=2.0)

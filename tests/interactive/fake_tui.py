@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-CAPTURES = Path(__file__).with_name("captures")
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures" / "tui"
 BANNER = "FAKE-TUI READY"
 
 

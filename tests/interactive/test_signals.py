@@ -1,8 +1,8 @@
 """Status signals of interactive sessions: hook payloads, Codex notify, pane text.
 
-The payloads are the captured ones (reference agent-captures/claude/hook_stdin_payloads_tui
-.jsonl, codex/notify_payloads.jsonl, and PermissionRequest as Claude Code 2.1.332 sends it in
-a TUI); the screens are the captured tmux panes in ./captures.
+The payloads are the ones Claude Code 2.1.332 and Codex 0.171.0 send from their TUIs (the
+headless equivalents are recorded in tests/fixtures/captures by scripts/record-captures); the
+screens are the captured tmux panes in tests/fixtures/captures/tui.
 """
 
 from __future__ import annotations

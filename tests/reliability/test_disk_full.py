@@ -89,7 +89,7 @@ def test_event_write_on_a_full_disk(
     if mode == "simulated":
         small_fs = None
     elif small_fs is None:
-        pytest.skip("needs a tmpfs mount (root); the simulated variant runs instead")
+        pytest.skip("needs a tmpfs mount: run the suite as root (the simulated variant runs instead)")
     repo = make_repo(tmp_path / "repo")
     if small_fs is not None:
         monkeypatch.setenv("PA_HOME", str(small_fs / "home"))
@@ -136,7 +136,7 @@ def test_cli_says_the_disk_is_full(
     tmp_path: Path, small_fs: Path | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if small_fs is None:
-        pytest.skip("needs a tmpfs mount (root)")
+        pytest.skip("needs a tmpfs mount: run the suite as root")
     repo = make_repo(tmp_path / "repo")
     monkeypatch.setenv("PA_HOME", str(small_fs / "home"))
     app = App.open()  # held open so the CLI finds the WAL files and fails on its first write
@@ -156,7 +156,7 @@ def test_cli_says_the_disk_is_full(
 
 def test_checkpoint_on_a_full_disk(tmp_path: Path, small_fs: Path | None) -> None:
     if small_fs is None:
-        pytest.skip("needs a tmpfs mount (root) to fill the repository's disk")
+        pytest.skip("needs a tmpfs mount to fill the repository's disk: run the suite as root")
     repo = make_repo(small_fs / "repo")
     write_settings(f'worktree_root = "{small_fs / "wt"}"\n')
     from parallel_agents import review_service

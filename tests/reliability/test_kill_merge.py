@@ -3,7 +3,6 @@ or at the complete merge, never anything else, and nothing it held is lost."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import subprocess
@@ -11,15 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import make_repo
 from tests.reliability.helpers import FULL, doctor, git, pa
 from tests.reliability.test_kill_create import _files, _kill_group_at
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("parallel_agents.merge") is None, reason="merge.py not there yet"
-)
 
 CHILD = r"""
 import sys
