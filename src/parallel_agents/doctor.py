@@ -318,11 +318,6 @@ def _pid_alive(pid: int) -> bool:
     from .runtime.local import alive
 
     return pid > 0 and alive(pid)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class _Procs:

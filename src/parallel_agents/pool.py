@@ -353,11 +353,6 @@ class _Dirt:
         return bad
 
 
-def _verify(path: Path, base_commit: str) -> str | None:
-    """None when ``path`` is detached at ``base_commit`` and clean, else what is wrong."""
-    return _check_head(path, base_commit) or _Dirt(path).verdict()
-
-
 def _switch(path: Path, branch: str, commit: str) -> None:
     """Put the claimed worktree on a new ``branch`` at ``commit`` without touching files."""
     ref = f"refs/heads/{branch}"

@@ -52,7 +52,6 @@ POLL_INTERVAL = 0.5  # seconds between pane looks per PA_HOME
 FALLBACK_GRACE = 3.0  # seconds a pane must disagree with a hooked agent before it counts
 START_GRACE = 30.0  # a `starting` session this young may not have its tmux session yet
 SEND_CHUNK = 512  # characters per send-keys call
-DETACH_HINT = "Ctrl-b d"
 SAVED_HISTORY = 200  # scrollback lines kept with the last screen of a TUI that ended
 
 # Our server's own configuration (the user's ~/.tmux.conf is never read).

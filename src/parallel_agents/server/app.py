@@ -45,14 +45,13 @@ STUCK_AFTER = 10.0  # a `starting` session this old with a pending turn was orph
 MAX_INGEST_FAILURES = 3
 AFTER_TURN_BUDGET = 0.25  # seconds of checkpoints per pass before ingesting again
 
-# Modules that, when present, add routes to the app (each exposes ``router``): the
-# dashboard and the terminal websocket live in their own modules.
+# Modules that add routes to the app (each exposes ``router``): review, the terminal
+# websocket and the dashboard live in their own modules. One that fails to import is
+# logged and skipped, so a broken add-on (e.g. no pty on this platform) leaves the API up.
 OPTIONAL_ROUTERS: tuple[str, ...] = (
     "parallel_agents.server.review_api",
     "parallel_agents.server.terminal",
-    "parallel_agents.server.dashboard",
     "parallel_agents.server.web",
-    "parallel_agents.web.routes",
 )
 
 
@@ -563,11 +562,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     for name in OPTIONAL_ROUTERS:
         try:
             mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name is not None and name.startswith(e.name):
-                continue  # the module (or its package) is simply not there
-            log.exception("routes from %s are unavailable", name)
-            continue
         except Exception:  # a broken add-on must not take the API down with it
             log.exception("routes from %s are unavailable", name)
             continue
