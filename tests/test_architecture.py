@@ -168,11 +168,40 @@ def _cycles(mods: dict[str, Module]) -> set[tuple[str, ...]]:
     return out
 
 
-def _edges_within(comp: tuple[str, ...], mods: dict[str, Module]) -> Iterator[str]:
+def _edges(comp: tuple[str, ...], mods: dict[str, Module]) -> str:
+    """Every import inside ``comp``, one a line."""
+    out = []
     for a in comp:
         for b, line in sorted(mods[a].imports.items()):
             if b in comp:
-                yield f"    {mods[a].where}:{line} imports {b}"
+                out.append(f"    {mods[a].where}:{line} imports {b}")
+    return "\n".join(out)
+
+
+def _path(a: str, b: str, comp: tuple[str, ...], mods: dict[str, Module]) -> list[str]:
+    """A shortest import chain from ``a`` to ``b`` inside ``comp`` (a loop when a == b)."""
+    prev: dict[str, str] = {}
+    todo = [a]
+    while todo and b not in prev:
+        nxt: list[str] = []
+        for m in todo:
+            for t in sorted(mods[m].imports):
+                if t in comp and t not in prev:
+                    prev[t] = m
+                    nxt.append(t)
+        todo = nxt
+    chain = [b, prev[b]]
+    while chain[-1] != a:
+        chain.append(prev[chain[-1]])
+    return chain[::-1]
+
+
+def _loop(chain: list[str], mods: dict[str, Module]) -> str:
+    """``chain`` as the import lines that make it."""
+    return "\n".join(
+        f"    {mods[a].where}:{mods[a].imports[b]} imports {b}"
+        for a, b in itertools.pairwise(chain)
+    )
 
 
 MODS = _parse()
@@ -196,23 +225,36 @@ def test_no_new_import_cycles() -> None:
     msgs: list[str] = []
     for comp in sorted(found - KNOWN_CYCLES):
         near = [k for k in KNOWN_CYCLES if set(k) & set(comp)]
-        if near:
-            was: set[str] = set().union(*map(set, near))
-            grown = sorted(set(comp) - was)
-            left = sorted(was - set(comp))
-            msgs.append(
-                f"a known cycle changed; it is now {comp}"
-                + (f"\n  newly drawn in: {grown}" if grown else "")
-                + (f"\n  no longer in it: {left}" if left else "")
-                + "\n  its imports:\n"
-                + "\n".join(_edges_within(comp, MODS))
-            )
+        if not near:
+            msgs.append(f"NEW import cycle {comp}; its imports:\n{_edges(comp, MODS)}")
+            continue
+        was: set[str] = set().union(*map(set, near))
+        grown = sorted(set(comp) - was)
+        left = sorted(was - set(comp))
+        # One loop through what is new shows the import that closed it.
+        if grown:
+            g = grown[0]
+            loop = _path(g, g, comp, MODS)
+        elif len(near) > 1:
+            a, b = near[0][0], near[1][0]
+            loop = _path(a, b, comp, MODS) + _path(b, a, comp, MODS)[1:]
         else:
-            msgs.append(
-                f"NEW import cycle {comp}; its imports:\n" + "\n".join(_edges_within(comp, MODS))
+            loop = []
+        msgs.append(
+            f"known cycle(s) changed; now one cycle {comp}"
+            + (f"\n  merged from known cycles: {sorted(near)}" if len(near) > 1 else "")
+            + (f"\n  newly drawn in: {grown}" if grown else "")
+            + (f"\n  no longer in it: {left}" if left else "")
+            + (
+                f"\n  one loop through the change (one of these imports is new):\n"
+                f"{_loop(loop, MODS)}"
+                if loop
+                else ""
             )
+        )
     for comp in sorted(KNOWN_CYCLES - found):
-        msgs.append(f"known cycle {comp} is no longer there as listed")
+        if not any(set(comp) & set(f) for f in found):
+            msgs.append(f"known cycle {comp} is gone")
     raise AssertionError(
         "\n\n".join(msgs)
         + "\n\nIf you removed or shrank a cycle: good, write the cycles the test finds into "
