@@ -882,10 +882,10 @@ class Store:
             (sid, turn, ref, commit, at),
         )
 
-    def record_checkpoint(self, sid: str, turn: int, ref: str, commit: str, at: float) -> None:
-        """Record (or replace) turn ``turn``'s checkpoint: its ref and commit."""
+    def record_checkpoint(self, sid: str, turn: int, ref: str, commit: str) -> None:
+        """Record (or replace) turn ``turn``'s checkpoint, its ref and commit, made now."""
         with self.tx() as db:
-            self._put_checkpoint(db, sid, turn, ref, commit, at)
+            self._put_checkpoint(db, sid, turn, ref, commit, time.time())
 
     def set_checkpoint_commit(self, sid: str, turn: int, commit: str) -> None:
         """Correct the commit recorded for a checkpoint (git's ref is the truth)."""
