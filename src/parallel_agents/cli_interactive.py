@@ -101,7 +101,7 @@ def run_hook(session_id: str, event: str, payload_arg: str | None) -> None:
 
         store = Store(home)
         try:
-            if store.db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+            if store.has_session(session_id):
                 interactive.handle_hook(store, session_dir, session_id, event, payload)
         finally:
             store.close()

@@ -147,10 +147,9 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
 def _check_database(app: App, rep: Report) -> bool:
     """False when the database is damaged (then nothing else is checked)."""
     try:
-        rows = app.store.db.execute("PRAGMA integrity_check").fetchall()
+        msgs = app.store.integrity_check()
     except (sqlite3.DatabaseError, PAError) as e:
-        rows = [(str(e),)]
-    msgs = [str(r[0]) for r in rows]
+        msgs = [str(e)]
     if msgs != ["ok"]:
         rep.add(database_finding(app.store.path, "integrity check failed: " + "; ".join(msgs[:5])))
         return False
@@ -188,7 +187,7 @@ def _check_state_without_rows(app: App, rep: Report) -> bool:
         names = sorted(d.name for d in os.scandir(sessions_dir) if d.is_dir())
     except OSError:
         return False
-    known = {r[0] for r in app.store.db.execute("SELECT id FROM sessions")}
+    known = app.store.session_ids()
     lost = [n for n in names if n not in known]
     if not lost:
         return False
@@ -1122,12 +1121,7 @@ def _check_checkpoints(app: App, rep: Report, repair: bool) -> None:
                 found[name] = oid
             refs_by_repo[s.repo_id] = found
         refs = refs_by_repo[s.repo_id]
-        rows = {
-            int(r[0]): str(r[1])
-            for r in app.store.db.execute(
-                "SELECT turn, commit_id FROM checkpoints WHERE session_id = ?", (s.id,)
-            )
-        }
+        rows = app.store.checkpoint_commits(s.id)
         for t in turns:
             if t.status not in ENDED_TURN:
                 continue
@@ -1147,13 +1141,7 @@ def _check_checkpoints(app: App, rep: Report, repair: bool) -> None:
                     )
                 )
                 if repair:
-                    with app.store.tx() as db:
-                        db.execute(
-                            "INSERT OR REPLACE INTO checkpoints"
-                            " (session_id, turn, ref, commit_id, created_at)"
-                            " VALUES (?, ?, ?, ?, ?)",
-                            (s.id, t.n, ref, in_git, time.time()),
-                        )
+                    app.store.record_checkpoint(s.id, t.n, ref, in_git)
                     f.repaired = True
             elif in_db and not in_git:
                 exists = (
@@ -1185,12 +1173,7 @@ def _check_checkpoints(app: App, rep: Report, repair: bool) -> None:
                     )
                 )
                 if repair:
-                    with app.store.tx() as db:
-                        db.execute(
-                            "UPDATE checkpoints SET commit_id = ?"
-                            " WHERE session_id = ? AND turn = ?",
-                            (in_git, s.id, t.n),
-                        )
+                    app.store.set_checkpoint_commit(s.id, t.n, in_git)
                     f.repaired = True
             else:
                 last = t.n == turns[-1].n

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import git, pool, worktrees
 from .errors import PAError
 from .models import Session, Status
+from .store import RebuiltTurn
 
 if TYPE_CHECKING:
     from .service import App
@@ -48,7 +49,7 @@ def lost_sessions(app: App) -> list[str]:
         names = sorted(e.name for e in os.scandir(d) if e.is_dir() and _SID.fullmatch(e.name))
     except OSError:
         return []
-    known = {r[0] for r in app.store.db.execute("SELECT id FROM sessions")}
+    known = app.store.session_ids()
     return [n for n in names if n not in known]
 
 
@@ -132,23 +133,24 @@ def _rebuild_one(app: App, sid: str, r: Rebuilt) -> None:
     refs = _checkpoint_refs(repo_path, sid)
     app.store.insert_session(s)
     try:
-        with app.store.tx() as db:
-            for n, spec, started, ended, code, size in turns:
-                status = "interrupted" if code is None else ("done" if code == 0 else "failed")
-                db.execute(
-                    "INSERT INTO turns (session_id, n, prompt, status, started_at, ended_at,"
-                    " exit_code, read_offset, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}')",
-                    (sid, n, _prompt(spec, wt, n), status, started, ended, code, size),
-                )
-            for n, commit in refs.items():
-                db.execute(
-                    "INSERT OR REPLACE INTO checkpoints"
-                    " (session_id, turn, ref, commit_id, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (sid, n, f"refs/pa/sessions/{sid}/turns/{n}", commit, s.updated_at),
-                )
+        rows = [
+            RebuiltTurn(
+                n=n,
+                prompt=_prompt(spec, wt, n),
+                status="interrupted" if code is None else ("done" if code == 0 else "failed"),
+                started_at=started,
+                ended_at=ended,
+                exit_code=code,
+                read_offset=size,
+            )
+            for n, spec, started, ended, code, size in turns
+        ]
+        checkpoints = [
+            (n, f"refs/pa/sessions/{sid}/turns/{n}", commit) for n, commit in refs.items()
+        ]
+        app.store.insert_rebuilt_history(sid, rows, checkpoints, s.updated_at)
     except BaseException:
-        with app.store.tx() as db:  # no half-rebuilt session: it can be tried again
-            db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+        app.store.delete_session_row(sid)  # no half-rebuilt session: it can be tried again
         raise
     r.turns, r.checkpoints = len(turns), len(refs)
 

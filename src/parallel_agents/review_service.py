@@ -45,12 +45,7 @@ def checkpoint_turn(store: Store, s: Session, n: int) -> str | None:
         return None
     ref = turn_ref(s.id, n)
     commit = review.checkpoint(Path(s.worktree), ref, f"pa checkpoint: {s.title} (turn {n})")
-    with store.tx() as db:
-        db.execute(
-            "INSERT OR REPLACE INTO checkpoints (session_id, turn, ref, commit_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (s.id, n, ref, commit, time.time()),
-        )
+    store.record_checkpoint(s.id, n, ref, commit)
     return commit
 
 
@@ -152,55 +147,28 @@ def run_check(
         "duration_s": round(res.duration_s, 3),
         "output_tail": res.output_tail,
     }
-    with store.tx() as db:
-        db.execute(
-            "INSERT INTO checks (session_id, turn, commit_id, command, ok, exit_code, timed_out,"
-            " duration_s, output_tail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                s.id,
-                turn,
-                commit,
-                cmd,
-                int(res.ok),
-                res.exit_code,
-                int(res.timed_out),
-                res.duration_s,
-                res.output_tail,
-                time.time(),
-            ),
-        )
-        store._append(
-            db, s.id, "check", {k: v for k, v in record.items() if k != "session_id"}, None
-        )
+    store.record_check(
+        s.id,
+        turn,
+        commit,
+        cmd,
+        res.ok,
+        res.exit_code,
+        res.timed_out,
+        res.duration_s,
+        res.output_tail,
+        {k: v for k, v in record.items() if k != "session_id"},
+    )
     return record
 
 
 def last_check(store: Store, sid: str) -> dict[str, Any] | None:
-    r = store.db.execute(
-        "SELECT * FROM checks WHERE session_id = ? ORDER BY id DESC LIMIT 1", (sid,)
-    ).fetchone()
-    if r is None:
-        return None
-    return {
-        "ok": bool(r["ok"]),
-        "exit_code": r["exit_code"],
-        "timed_out": bool(r["timed_out"]),
-        "duration_s": r["duration_s"],
-        "command": r["command"],
-        "turn": r["turn"],
-        "commit": r["commit_id"],
-        "output_tail": r["output_tail"],
-    }
+    return store.last_check(sid)
 
 
 def check_summaries(store: Store) -> dict[str, dict[str, Any]]:
     """The latest check of every session that has one, in one query (for listings)."""
-    rows = store.db.execute(
-        "SELECT c.session_id, c.ok, c.timed_out, c.turn FROM checks c"
-        " JOIN (SELECT session_id, MAX(id) AS id FROM checks GROUP BY session_id) m"
-        " ON m.id = c.id"
-    )
-    return {r[0]: {"ok": bool(r[1]), "timed_out": bool(r[2]), "turn": r[3]} for r in rows}
+    return store.check_summaries()
 
 
 def wait_for_index_lock(worktree: Path, timeout: float = 5.0) -> None:
@@ -233,12 +201,7 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     wait_for_index_lock(Path(s.worktree))
     target = git.rev_parse(repo_path, turn_ref(s.id, turn))
     if target is None:
-        have = [
-            r[0]
-            for r in store.db.execute(
-                "SELECT turn FROM checkpoints WHERE session_id = ? ORDER BY turn", (s.id,)
-            )
-        ]
+        have = store.checkpoint_turns(s.id)
         raise UsageError(
             f"session {s.id} has no checkpoint for turn {turn}",
             hint=f"checkpoints exist for turns: {', '.join(map(str, have)) or 'none'}",
@@ -277,12 +240,9 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
 def session_head(store: Store, s: Session) -> str | None:
     """The commit that stands for a session in the forecast: its latest checkpoint."""
     repo_path = Path(store.repo(s.repo_id).path)
-    row = store.db.execute(
-        "SELECT commit_id FROM checkpoints WHERE session_id = ? ORDER BY turn DESC LIMIT 1",
-        (s.id,),
-    ).fetchone()
-    if row is not None and git.rev_parse(repo_path, row[0]):
-        return str(row[0])
+    commit = store.latest_checkpoint_commit(s.id)
+    if commit is not None and git.rev_parse(repo_path, commit):
+        return commit
     return git.rev_parse(repo_path, f"refs/heads/{s.branch}")
 
 

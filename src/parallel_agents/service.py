@@ -168,12 +168,7 @@ class App:
             )
         old = self.store.sessions(repo_id=repo.id)
         if old:
-            with self.store.tx() as db:
-                for s in old:
-                    db.execute("DELETE FROM events WHERE session_id = ?", (s.id,))
-                    db.execute("DELETE FROM turns WHERE session_id = ?", (s.id,))
-                    db.execute("DELETE FROM checkpoints WHERE session_id = ?", (s.id,))
-                    db.execute("DELETE FROM sessions WHERE id = ?", (s.id,))
+            self.store.delete_sessions([s.id for s in old])
         if (Path(repo.path) / ".git").exists():  # a deleted repo has no git to clean up
             pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
         self.store.remove_repo(repo.id)

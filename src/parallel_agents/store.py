@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -353,6 +354,34 @@ def backup_db(db: sqlite3.Connection, home: Path, name: str) -> Path | None:
         return dest
     finally:
         os.close(lock)
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A session's fields a read-modify-write inside a transaction needs."""
+
+    status: Status
+    agent: str
+    options_text: str | None
+    agent_session_id: str | None
+
+    def options(self) -> dict[str, Any]:
+        """The options, parsed afresh on every call (the caller may change its copy)."""
+        opts: dict[str, Any] = json.loads(self.options_text or "{}")
+        return opts
+
+
+@dataclass(frozen=True)
+class RebuiltTurn:
+    """One turn of a session rebuilt from its folder (``pa doctor --rebuild``)."""
+
+    n: int
+    prompt: str
+    status: str
+    started_at: float
+    ended_at: float | None
+    exit_code: int | None
+    read_offset: int
 
 
 class Store:
@@ -773,6 +802,190 @@ class Store:
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [_event(r) for r in self.db.execute(sql, args)]
+
+    # -- queries other modules need (issue 13: the only SQL is in store) -----------------
+    def has_session(self, sid: str) -> bool:
+        """Whether a row for session ``sid`` exists (a hook for an unknown id does nothing)."""
+        return bool(self.db.execute("SELECT 1 FROM sessions WHERE id = ?", (sid,)).fetchone())
+
+    def session_ids(self) -> set[str]:
+        """The ids of every session row, to tell session folders without a row."""
+        return {r[0] for r in self.db.execute("SELECT id FROM sessions")}
+
+    def session_state(self, db: sqlite3.Connection, sid: str) -> SessionState | None:
+        """Session ``sid``'s status, agent, options and agent session id, read inside the
+        caller's transaction ``db`` so a read-modify-write sees (and holds) that state."""
+        row = db.execute(
+            "SELECT status, agent, options, agent_session_id FROM sessions WHERE id = ?", (sid,)
+        ).fetchone()
+        if row is None:
+            return None
+        return SessionState(Status(row[0]), row[1], row[2], row[3])
+
+    def interactive_session_ids(self, statuses: Sequence[Status]) -> list[str]:
+        """Ids of interactive (TUI) sessions in one of ``statuses``: one cheap query."""
+        marks = ",".join("?" * len(statuses))
+        rows = self.db.execute(
+            f"SELECT id FROM sessions WHERE interactive = 1 AND status IN ({marks})",
+            [st.value for st in statuses],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def delete_sessions(self, sids: Sequence[str]) -> None:
+        """Forget sessions with their events, turns and checkpoints, all in one transaction."""
+        with self.tx() as db:
+            for sid in sids:
+                db.execute("DELETE FROM events WHERE session_id = ?", (sid,))
+                db.execute("DELETE FROM turns WHERE session_id = ?", (sid,))
+                db.execute("DELETE FROM checkpoints WHERE session_id = ?", (sid,))
+                db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+
+    def delete_session_row(self, sid: str) -> None:
+        """Remove only the ``sessions`` row of ``sid`` (a half-rebuilt session)."""
+        with self.tx() as db:
+            db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+
+    def insert_rebuilt_history(
+        self,
+        sid: str,
+        turns: Sequence[RebuiltTurn],
+        checkpoints: Sequence[tuple[int, str, str]],
+        created_at: float,
+    ) -> None:
+        """The turns and checkpoints (turn, ref, commit) of a rebuilt session, together in
+        one transaction: a session gets all of its history or none of it."""
+        with self.tx() as db:
+            for t in turns:
+                db.execute(
+                    "INSERT INTO turns (session_id, n, prompt, status, started_at, ended_at,"
+                    " exit_code, read_offset, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+                    (
+                        sid,
+                        t.n,
+                        t.prompt,
+                        t.status,
+                        t.started_at,
+                        t.ended_at,
+                        t.exit_code,
+                        t.read_offset,
+                    ),
+                )
+            for n, ref, commit in checkpoints:
+                self._put_checkpoint(db, sid, n, ref, commit, created_at)
+
+    def _put_checkpoint(
+        self, db: sqlite3.Connection, sid: str, turn: int, ref: str, commit: str, at: float
+    ) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO checkpoints (session_id, turn, ref, commit_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (sid, turn, ref, commit, at),
+        )
+
+    def record_checkpoint(self, sid: str, turn: int, ref: str, commit: str) -> None:
+        """Record (or replace) turn ``turn``'s checkpoint, its ref and commit, made now."""
+        with self.tx() as db:
+            self._put_checkpoint(db, sid, turn, ref, commit, time.time())
+
+    def set_checkpoint_commit(self, sid: str, turn: int, commit: str) -> None:
+        """Correct the commit recorded for a checkpoint (git's ref is the truth)."""
+        with self.tx() as db:
+            db.execute(
+                "UPDATE checkpoints SET commit_id = ? WHERE session_id = ? AND turn = ?",
+                (commit, sid, turn),
+            )
+
+    def checkpoint_commits(self, sid: str) -> dict[int, str]:
+        """Turn number -> recorded checkpoint commit, for every checkpoint of ``sid``."""
+        rows = self.db.execute(
+            "SELECT turn, commit_id FROM checkpoints WHERE session_id = ?", (sid,)
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def checkpoint_turns(self, sid: str) -> list[int]:
+        """The turns of ``sid`` that have a recorded checkpoint, in order."""
+        rows = self.db.execute(
+            "SELECT turn FROM checkpoints WHERE session_id = ? ORDER BY turn", (sid,)
+        )
+        return [r[0] for r in rows]
+
+    def latest_checkpoint_commit(self, sid: str) -> str | None:
+        """The commit of ``sid``'s checkpoint with the highest turn, if any."""
+        row = self.db.execute(
+            "SELECT commit_id FROM checkpoints WHERE session_id = ? ORDER BY turn DESC LIMIT 1",
+            (sid,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_check(
+        self,
+        sid: str,
+        turn: int,
+        commit: str,
+        command: str,
+        ok: bool,
+        exit_code: int | None,
+        timed_out: bool,
+        duration_s: float,
+        output_tail: str,
+        event: dict[str, Any],
+    ) -> None:
+        """Store a check's result and its ``check`` event together, in one transaction."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO checks (session_id, turn, commit_id, command, ok, exit_code,"
+                " timed_out, duration_s, output_tail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    sid,
+                    turn,
+                    commit,
+                    command,
+                    int(ok),
+                    exit_code,
+                    int(timed_out),
+                    duration_s,
+                    output_tail,
+                    time.time(),
+                ),
+            )
+            self._append(db, sid, "check", event, None)
+
+    def last_check(self, sid: str) -> dict[str, Any] | None:
+        """The latest check of ``sid`` (ok, exit code, command, turn, commit, output)."""
+        r = self.db.execute(
+            "SELECT * FROM checks WHERE session_id = ? ORDER BY id DESC LIMIT 1", (sid,)
+        ).fetchone()
+        if r is None:
+            return None
+        return {
+            "ok": bool(r["ok"]),
+            "exit_code": r["exit_code"],
+            "timed_out": bool(r["timed_out"]),
+            "duration_s": r["duration_s"],
+            "command": r["command"],
+            "turn": r["turn"],
+            "commit": r["commit_id"],
+            "output_tail": r["output_tail"],
+        }
+
+    def check_summaries(self) -> dict[str, dict[str, Any]]:
+        """The latest check of every session that has one, in one query (for listings)."""
+        rows = self.db.execute(
+            "SELECT c.session_id, c.ok, c.timed_out, c.turn FROM checks c"
+            " JOIN (SELECT session_id, MAX(id) AS id FROM checks GROUP BY session_id) m"
+            " ON m.id = c.id"
+        )
+        return {r[0]: {"ok": bool(r[1]), "timed_out": bool(r[2]), "turn": r[3]} for r in rows}
+
+    def max_event_id(self) -> int:
+        """The id of the newest event in any session (0 when there is none)."""
+        row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(row[0])
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own verdict on the file: ``["ok"]`` or the problems it found."""
+        rows = self.db.execute("PRAGMA integrity_check").fetchall()
+        return [str(r[0]) for r in rows]
 
     # -- key/value ------------------------------------------------------------------
     def kv_get(self, key: str) -> Any:

@@ -325,9 +325,8 @@ class Supervisor:
     def _ingest(self, sid: str) -> TickReport:
         rep = TickReport()
         with self.store.tx() as db:
-            row = db.execute("SELECT status, agent, options FROM sessions WHERE id = ?", (sid,))
-            srow = row.fetchone()
-            if srow is None or Status(srow[0]) not in ACTIVE:
+            srow = self.store.session_state(db, sid)
+            if srow is None or srow.status not in ACTIVE:
                 return rep
             turn = self.store.last_turn(sid, db)
             if turn is None or turn.status != "running":
@@ -357,7 +356,7 @@ class Supervisor:
                     with open(files.stdout, "rb") as f:
                         f.seek(offset)
                         data = f.read(CHUNK)
-            agent = get_agent(srow[1])
+            agent = get_agent(srow.agent)
             items: list[tuple[str, dict[str, Any], str | None]] = []
             for raw_line in data.splitlines():
                 line = raw_line.decode("utf-8", "replace").rstrip("\r")

@@ -379,16 +379,14 @@ def apply(
     out = outcome or HookOutcome(signal)
     prompt = prompt if prompt is not None else out.prompt
     with store.tx() as db:
-        row = db.execute(
-            "SELECT status, options, agent_session_id FROM sessions WHERE id = ?", (sid,)
-        ).fetchone()
+        row = store.session_state(db, sid)
         if row is None:
             return False
-        cur = Status(row[0])
-        opts: dict[str, Any] = json.loads(row[1] or "{}")
+        cur = row.status
+        opts = row.options()
         info: dict[str, Any] = dict(opts.get("interactive") or {})
         fields: dict[str, Any] = {}
-        if out.agent_session_id and row[2] != out.agent_session_id:
+        if out.agent_session_id and row.agent_session_id != out.agent_session_id:
             fields["agent_session_id"] = out.agent_session_id
         now = time.time()
         if source == "hook":
@@ -484,13 +482,13 @@ def exited(
 ) -> bool:
     """The TUI's process ended (``code``), or its whole tmux session vanished (``gone``)."""
     with store.tx() as db:
-        row = db.execute("SELECT status, options FROM sessions WHERE id = ?", (sid,)).fetchone()
+        row = store.session_state(db, sid)
         if row is None:
             return False
-        cur = Status(row[0])
+        cur = row.status
         if cur not in (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT):
             return False
-        opts: dict[str, Any] = json.loads(row[1] or "{}")
+        opts = row.options()
         reason = opts.pop("stop_reason", None)
         info: dict[str, Any] = dict(opts.get("interactive") or {})
         info.pop("waiting", None)
@@ -576,14 +574,14 @@ def note_pane(store: Store, sid: str, signal: str | None, since: float) -> None:
 
 def _update_info(store: Store, sid: str, values: Mapping[str, Any]) -> None:
     with store.tx() as db:
-        row = db.execute("SELECT options, status FROM sessions WHERE id = ?", (sid,)).fetchone()
+        row = store.session_state(db, sid)
         if row is None:
             return
-        opts: dict[str, Any] = json.loads(row[0] or "{}")
+        opts = row.options()
         info: dict[str, Any] = dict(opts.get("interactive") or {})
         info.update(values)
         opts["interactive"] = info
-        store.set_status(sid, Status(row[1]), db=db, options=opts)  # same status: fields only
+        store.set_status(sid, row.status, db=db, options=opts)  # same status: fields only
 
 
 def mark_checkpointed(store: Store, sid: str, n: int) -> None:

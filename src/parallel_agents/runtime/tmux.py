@@ -298,8 +298,8 @@ def _start(sup: Supervisor, s: Session, turn: Turn) -> None:
             store.set_status(s.id, Status.FAILED, db=db, error=msg)
         raise PAError(msg) from e
     with store.tx() as db:
-        row = db.execute("SELECT status FROM sessions WHERE id = ?", (s.id,)).fetchone()
-        if row is None or Status(row[0]) != Status.STARTING:
+        row = store.session_state(db, s.id)
+        if row is None or row.status != Status.STARTING:
             return  # a hook was faster (or it was stopped): it knows better
         now = time.time()
         if turn.prompt.strip():
@@ -465,8 +465,8 @@ def stop_interactive(app: App, session: Session) -> None:
     active = s.status in (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
     if active:
         with store.tx() as db:
-            row = db.execute("SELECT options FROM sessions WHERE id = ?", (s.id,)).fetchone()
-            opts = json.loads(row[0] or "{}") if row else {}
+            row = store.session_state(db, s.id)
+            opts = row.options() if row else {}
             opts["stop_reason"] = opts.get("stop_reason") or "stop"
             store.set_status(s.id, s.status, db=db, options=opts)  # same status: fields only
     grace = float(app.settings.data.get("stop_grace") or 5.0)
@@ -539,11 +539,7 @@ def poll(sup: Supervisor, *, force: bool = False) -> int:
     """
     store = sup.store
     home = store.home
-    marks = ",".join("?" * len(interactive.LIVE))
-    rows = store.db.execute(
-        f"SELECT id FROM sessions WHERE interactive = 1 AND status IN ({marks})",
-        [st.value for st in interactive.LIVE],
-    ).fetchall()
+    rows = store.interactive_session_ids(interactive.LIVE)
     if not rows:
         return 0
     key = str(home)
@@ -557,9 +553,9 @@ def poll(sup: Supervisor, *, force: bool = False) -> int:
     if pane_map is None:
         return 0  # tmux did not answer: never take that for "every TUI is gone"
     changed = 0
-    for (sid,) in rows:
+    for sid in rows:
         try:
-            changed += _poll_one(sup, store, home, str(sid), pane_map)
+            changed += _poll_one(sup, store, home, sid, pane_map)
         except PAError:
             continue  # moved by someone else meanwhile; next pass sees it
     return changed

@@ -505,8 +505,7 @@ class ServerState:
 
 
 def _max_event_id(store: Store) -> int:
-    row = store.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
-    return int(row[0])
+    return store.max_event_id()
 
 
 def url_for(host: str, port: int) -> str:
