@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFound, PAError, UsageError
-from .models import Event, Repo, Session, Status, Turn, check_transition
+from ..errors import NotFound, PAError, UsageError
+from ..models import Event, Repo, Session, Status, Turn, check_transition
 
 BUSY_TIMEOUT_MS = 60_000
 DB_FILE = "pa.db"
@@ -452,7 +452,7 @@ class Store:
         done = {str(r[0]) for r in db.execute("SELECT name FROM migrations")}
         unknown = sorted(done - {name for name, _ in MIGRATIONS})
         if unknown:
-            from . import __version__
+            from .. import __version__
 
             raise DatabaseTooNew(
                 f"the state database {self.path} was written by a newer pa"
