@@ -1,14 +1,17 @@
-"""SQLite state store: WAL mode, busy timeout, migrations as small named steps."""
+"""SQLite state store: WAL mode, busy timeout, migrations as small named steps.
+
+``Store`` and the row shapes live here; the schema steps in ``migrations``, the connection,
+the damaged-file error and the backups in ``_conn``. Every name callers used before the split
+is still importable from ``parallel_agents.store``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,344 +19,51 @@ from typing import Any
 
 from ..errors import NotFound, PAError, UsageError
 from ..models import Event, Repo, Session, Status, Turn, check_transition
+from ._conn import (
+    BACKUP_DIR,
+    BACKUPS_KEPT,
+    BUSY_TIMEOUT_MS,
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    Connection,
+    DatabaseDamaged,
+    _connect,
+    _private,
+    _translate,
+    backup_db,
+    backup_dir,
+    damaged_error,
+    ensure_home,
+    newest_backup,
+)
+from .migrations import MIGRATIONS
 
-BUSY_TIMEOUT_MS = 60_000
-DB_FILE = "pa.db"
-BACKUP_DIR = "backups"
-BACKUPS_KEPT = 3  # daily copies kept (copies made before a migration are kept as well)
-# Only the owner may read what pa keeps: prompts, agent output, the token.
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
-# SQLite result codes (low byte) that mean the file itself is damaged or not a database.
-_DAMAGED_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
-
-
-def _script(db: sqlite3.Connection, sql: str) -> None:
-    # executescript() would COMMIT the migration transaction half-way; run statements one by one.
-    for stmt in sql.split(";"):
-        if stmt.strip():
-            db.execute(stmt)
-
-
-def _m001_initial(db: sqlite3.Connection) -> None:
-    _script(
-        db,
-        """
-        CREATE TABLE repos (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL UNIQUE,
-            path TEXT NOT NULL UNIQUE,
-            base TEXT,
-            created_at REAL NOT NULL
-        );
-        CREATE TABLE sessions (
-            id TEXT PRIMARY KEY,
-            title TEXT NOT NULL,
-            repo_id INTEGER NOT NULL REFERENCES repos(id),
-            branch TEXT NOT NULL,
-            base_ref TEXT NOT NULL,
-            base_commit TEXT NOT NULL,
-            worktree TEXT NOT NULL,
-            agent TEXT NOT NULL,
-            model TEXT,
-            status TEXT NOT NULL,
-            agent_session_id TEXT,
-            cmd TEXT,
-            interactive INTEGER NOT NULL DEFAULT 0,
-            error TEXT,
-            unread INTEGER NOT NULL DEFAULT 0,
-            options TEXT NOT NULL DEFAULT '{}',
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        CREATE INDEX sessions_status ON sessions(status);
-        CREATE TABLE turns (
-            session_id TEXT NOT NULL REFERENCES sessions(id),
-            n INTEGER NOT NULL,
-            prompt TEXT NOT NULL,
-            status TEXT NOT NULL,
-            started_at REAL,
-            ended_at REAL,
-            exit_code INTEGER,
-            error TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cached_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_usd REAL,
-            read_offset INTEGER NOT NULL DEFAULT 0,
-            state TEXT NOT NULL DEFAULT '{}',
-            PRIMARY KEY (session_id, n)
-        );
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            session_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            turn INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            raw TEXT,
-            ts REAL NOT NULL,
-            UNIQUE (session_id, seq)
-        );
-        """,
-    )
-
-
-def _m002_checkpoints(db: sqlite3.Connection) -> None:
-    _script(
-        db,
-        """
-        CREATE TABLE checkpoints (
-            session_id TEXT NOT NULL,
-            turn INTEGER NOT NULL,
-            ref TEXT NOT NULL,
-            commit_id TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            check_ok INTEGER,
-            check_exit INTEGER,
-            check_duration REAL,
-            check_output TEXT,
-            PRIMARY KEY (session_id, turn)
-        );
-        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        """,
-    )
-
-
-def _m003_checks(db: sqlite3.Connection) -> None:
-    _script(
-        db,
-        """
-        CREATE TABLE checks (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            session_id TEXT NOT NULL,
-            turn INTEGER NOT NULL,
-            commit_id TEXT NOT NULL,
-            command TEXT NOT NULL,
-            ok INTEGER NOT NULL,
-            exit_code INTEGER,
-            timed_out INTEGER NOT NULL DEFAULT 0,
-            duration_s REAL NOT NULL,
-            output_tail TEXT NOT NULL,
-            created_at REAL NOT NULL
-        );
-        CREATE INDEX checks_session ON checks(session_id, id)
-        """,
-    )
-
-
-def _m004_repo_uid(db: sqlite3.Connection) -> None:
-    # The identity pa wrote into the repository's .git/pa-repo-id at registration: it
-    # travels with the repository when it is moved, so a moved repo is recognised.
-    db.execute("ALTER TABLE repos ADD COLUMN uid TEXT")
-
-
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
-    ("001_initial", _m001_initial),
-    ("002_checkpoints", _m002_checkpoints),
-    ("003_checks", _m003_checks),
-    ("004_repo_uid", _m004_repo_uid),
+__all__ = [
+    "BACKUPS_KEPT",
+    "BACKUP_DIR",
+    "BUSY_TIMEOUT_MS",
+    "DB_FILE",
+    "MIGRATIONS",
+    "PRIVATE_DIR",
+    "PRIVATE_FILE",
+    "Connection",
+    "DatabaseDamaged",
+    "DatabaseTooNew",
+    "RebuiltTurn",
+    "SessionState",
+    "Store",
+    "backup_db",
+    "backup_dir",
+    "damaged_error",
+    "ensure_home",
+    "newest_backup",
 ]
 
-
-class DatabaseDamaged(PAError):
-    """``pa.db`` is not a readable SQLite database (truncated, overwritten)."""
+DB_FILE = "pa.db"
 
 
 class DatabaseTooNew(PAError):
     """``pa.db`` was migrated by a newer pa: reading or writing it could corrupt it."""
-
-
-def _damaged(e: sqlite3.DatabaseError) -> bool:
-    code = getattr(e, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in _DAMAGED_CODES
-    # Older SQLite builds without error codes: a plain DatabaseError is corruption.
-    return type(e) is sqlite3.DatabaseError
-
-
-def damaged_error(path: Path, e: Exception) -> DatabaseDamaged:
-    """The clear error for a damaged ``pa.db``: which file, what to do, the newest backup."""
-    backup = newest_backup(path.parent)
-    restore = (
-        f"restore the backup: cp {backup} {path}"
-        if backup is not None
-        else "start afresh (no backup exists yet): the worktrees and branches stay, and"
-        " `pa doctor` then counts the sessions' folders, worktrees and refs"
-    )
-    aside = path.parent / "damaged"
-    return DatabaseDamaged(
-        f"the state database {path} is damaged ({e})",
-        hint=(
-            f"stop pa (pa server stop), move the database aside with its -wal and -shm files"
-            f" (mkdir {aside} && mv {path}* {aside}/), then {restore}"
-        ),
-    )
-
-
-class _Cursor(sqlite3.Cursor):
-    """Rows read later than ``execute`` may hit a damaged page too: same clear error."""
-
-    def _fail(self, e: sqlite3.DatabaseError) -> Exception:
-        conn = self.connection
-        if _damaged(e) and isinstance(conn, _Connection):
-            return damaged_error(conn.pa_path, e)
-        return e
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.DatabaseError as e:
-            raise self._fail(e) from e
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.DatabaseError as e:
-            raise self._fail(e) from e
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.DatabaseError as e:
-            raise self._fail(e) from e
-
-
-class _Connection(sqlite3.Connection):
-    pa_path: Path
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        cur = self.cursor(_Cursor)
-        try:
-            return cur.execute(sql, parameters)
-        except sqlite3.DatabaseError as e:
-            if _damaged(e):
-                raise damaged_error(self.pa_path, e) from e
-            raise
-
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        cur = self.cursor(_Cursor)
-        try:
-            return cur.executemany(sql, parameters)
-        except sqlite3.DatabaseError as e:
-            if _damaged(e):
-                raise damaged_error(self.pa_path, e) from e
-            raise
-
-
-def _private(path: Path) -> None:
-    """Create ``path`` (an empty file SQLite takes as a new database) readable by the owner
-    only, or tighten it when an older pa made it 0644; likewise its -wal and -shm files
-    (SQLite gives those the database file's mode)."""
-    with contextlib.suppress(FileExistsError, OSError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        with contextlib.suppress(OSError):
-            if p.stat().st_mode & 0o077:
-                os.chmod(p, PRIVATE_FILE)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, factory=_Connection
-    )
-    assert isinstance(db, _Connection)
-    db.pa_path = path
-    db.row_factory = sqlite3.Row
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    # Switching the journal mode takes a lock without waiting on the busy handler, so
-    # concurrent openers could fail with "database is locked": only switch when needed.
-    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        for attempt in range(50):
-            try:
-                db.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.OperationalError:
-                if attempt == 49:
-                    raise
-                time.sleep(0.05)
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA foreign_keys = ON")
-    return db
-
-
-def _translate(e: sqlite3.OperationalError, path: Path) -> Exception:
-    text = str(e)
-    if "full" in text:
-        return PAError(
-            f"the disk holding {path.parent} is full ({text}); nothing was written",
-            hint="free some space (or move PA_HOME) and run the command again",
-        )
-    if "readonly" in text or "read-only" in text:
-        return PAError(f"the state database {path} is read-only ({text})")
-    return e
-
-
-def ensure_home(home: Path) -> Path:
-    """Create PA_HOME (0700) or tighten one an older pa made 0755; check it is writable."""
-    try:
-        home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):  # not ours to change (another user's folder)
-            if home.stat().st_mode & 0o077:
-                os.chmod(home, PRIVATE_DIR)
-        probe = home / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise PAError(
-            f"PA_HOME {home} is not writable: {e.strerror or e}",
-            hint="point PA_HOME at a writable directory (export PA_HOME=...)",
-        ) from e
-    return home
-
-
-def backup_dir(home: Path) -> Path:
-    return home / BACKUP_DIR
-
-
-def newest_backup(home: Path) -> Path | None:
-    """The most recent copy made by ``Store`` (daily, or before a migration), if any."""
-    try:
-        found = [p for p in backup_dir(home).glob("pa-*.db") if p.is_file()]
-    except OSError:
-        return None
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
-
-
-def backup_db(db: sqlite3.Connection, home: Path, name: str) -> Path | None:
-    """Copy the open database to ``backups/<name>`` with SQLite's online backup (a
-    consistent snapshot while others keep writing). None when another process is making
-    one right now; the copy appears atomically, so a half-written backup never exists."""
-    import fcntl
-
-    d = backup_dir(home)
-    d.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-    lock = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return None
-        dest = d / name
-        tmp = d / f".{name}.{os.getpid()}.tmp"
-        _private(tmp)
-        try:
-            out = sqlite3.connect(str(tmp))
-            try:
-                db.backup(out)
-            finally:
-                out.close()
-            os.replace(tmp, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        daily = sorted(d.glob("pa-daily-*.db"))
-        for old in daily[:-BACKUPS_KEPT]:
-            with contextlib.suppress(OSError):
-                old.unlink()
-        return dest
-    finally:
-        os.close(lock)
 
 
 @dataclass(frozen=True)
