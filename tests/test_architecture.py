@@ -56,10 +56,7 @@ KNOWN_CYCLES: set[tuple[str, ...]] = {
 # The package that owns the database: it and its modules may import sqlite3.
 STORE = f"{PKG}.store"
 # Modules outside STORE that import sqlite3 themselves. ONLY SHRINKS: SQL belongs in store.
-KNOWN_SQLITE: set[str] = {
-    "parallel_agents.doctor",  # catches sqlite3.DatabaseError around its own SQL
-    "parallel_agents.runtime.interactive",  # hook handling takes a raw connection
-}
+KNOWN_SQLITE: set[str] = set()
 
 # Modules over MAX_LINES whose docstring gives no reason. ONLY SHRINKS: split them.
 KNOWN_LARGE: set[str] = {

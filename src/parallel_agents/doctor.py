@@ -29,7 +29,6 @@ import fcntl
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -148,7 +147,7 @@ def _check_database(app: App, rep: Report) -> bool:
     """False when the database is damaged (then nothing else is checked)."""
     try:
         msgs = app.store.integrity_check()
-    except (sqlite3.DatabaseError, PAError) as e:
+    except PAError as e:  # DatabaseDamaged; other database errors come as messages
         msgs = [str(e)]
     if msgs != ["ok"]:
         rep.add(database_finding(app.store.path, "integrity check failed: " + "; ".join(msgs[:5])))

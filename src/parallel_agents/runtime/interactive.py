@@ -26,11 +26,9 @@ from ..errors import PAError
 from ..models import EventKind, Status
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from ..agents.base import Agent, Launch, TurnContext
     from ..models import Session, Turn
-    from ..store import Store
+    from ..store import Connection, Store
     from ..supervisor import Supervisor
 
 
@@ -431,7 +429,7 @@ def apply(
 
 def _turn_running(
     store: Store,
-    db: sqlite3.Connection,
+    db: Connection,
     sid: str,
     turn: Turn | None,
     prompt: str | None,
@@ -449,7 +447,7 @@ def _turn_running(
 
 def _turn_done(
     store: Store,
-    db: sqlite3.Connection,
+    db: Connection,
     sid: str,
     turn: Turn | None,
     message: str | None,

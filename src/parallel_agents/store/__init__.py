@@ -693,8 +693,13 @@ class Store:
         return int(row[0])
 
     def integrity_check(self) -> list[str]:
-        """SQLite's own verdict on the file: ``["ok"]`` or the problems it found."""
-        rows = self.db.execute("PRAGMA integrity_check").fetchall()
+        """SQLite's own verdict on the file: ``["ok"]`` or the problems it found. A file
+        SQLite calls damaged raises ``DatabaseDamaged``; any other database error is
+        returned as the one problem, so callers need not know sqlite3's exceptions."""
+        try:
+            rows = self.db.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as e:
+            return [str(e)]
         return [str(r[0]) for r in rows]
 
     # -- key/value ------------------------------------------------------------------
