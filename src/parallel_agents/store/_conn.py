@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import PAError
 
@@ -65,51 +65,53 @@ def damaged_error(path: Path, e: Exception) -> DatabaseDamaged:
 class _Cursor(sqlite3.Cursor):
     """Rows read later than ``execute`` may hit a damaged page too: same clear error."""
 
-    def _fail(self, e: sqlite3.DatabaseError) -> Exception:
+    def _reraise(self, e: sqlite3.DatabaseError) -> NoReturn:
+        """The clear error for a damaged file; any other error as it was."""
         conn = self.connection
         if _damaged(e) and isinstance(conn, _Connection):
-            return damaged_error(conn.pa_path, e)
-        return e
+            raise damaged_error(conn.pa_path, e) from e
+        raise e
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            self._reraise(e)
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            self._reraise(e)
 
     def __next__(self) -> Any:
         try:
             return super().__next__()
         except sqlite3.DatabaseError as e:
-            raise self._fail(e) from e
+            self._reraise(e)
 
     def fetchone(self) -> Any:
         try:
             return super().fetchone()
         except sqlite3.DatabaseError as e:
-            raise self._fail(e) from e
+            self._reraise(e)
 
     def fetchall(self) -> list[Any]:
         try:
             return super().fetchall()
         except sqlite3.DatabaseError as e:
-            raise self._fail(e) from e
+            self._reraise(e)
 
 
 class _Connection(sqlite3.Connection):
     pa_path: Path
 
+    # Every statement runs on a _Cursor, which turns a damaged file into the clear error.
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        cur = self.cursor(_Cursor)
-        try:
-            return cur.execute(sql, parameters)
-        except sqlite3.DatabaseError as e:
-            if _damaged(e):
-                raise damaged_error(self.pa_path, e) from e
-            raise
+        return self.cursor(_Cursor).execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        cur = self.cursor(_Cursor)
-        try:
-            return cur.executemany(sql, parameters)
-        except sqlite3.DatabaseError as e:
-            if _damaged(e):
-                raise damaged_error(self.pa_path, e) from e
-            raise
+        return self.cursor(_Cursor).executemany(sql, parameters)
 
 
 def _private(path: Path) -> None:
