@@ -933,7 +933,7 @@ class ConflictForecast:
                 ha, hb = resolved[a], resolved[b]
                 if ha == hb or mbs[ha] is None or mbs[hb] is None:
                     continue
-                if self._pair_candidate(ha, hb, mbs, changes, base):
+                if self._pair_candidate(ha, hb, mbs, changes):
                     candidates.append((a, b))
                     merges.append(self._pair_sides(ha, hb, mbs, base))
         results, hits, run = self._merge_paths(merges)
@@ -983,7 +983,6 @@ class ConflictForecast:
         hb: str,
         mbs: Mapping[str, str | None],
         changes: Mapping[tuple[str, str], _Changes],
-        base: str,
     ) -> bool:
         ma, mb = mbs[ha], mbs[hb]
         assert ma is not None and mb is not None

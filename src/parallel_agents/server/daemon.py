@@ -68,9 +68,6 @@ class ServerInfo:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def login_url(self, token: str) -> str:
-        return f"{self.url}/login?token={token}"
-
 
 # -- files -------------------------------------------------------------------------------
 def _home(home: Path | None) -> Path:
