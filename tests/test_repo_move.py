@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import doctor
+from parallel_agents import doctor, repo_identity
 from parallel_agents.service import App
 from tests.conftest import git, make_repo, pa
 from tests.foundation.test_cli_sessions import new_json, no_traceback, script, wait_ok
@@ -176,3 +176,52 @@ def test_registering_a_worktree_of_a_registered_repo_keeps_the_repo_identity(
     assert (repo / ".git" / "pa-repo-id").read_text() == uid
     s = new_json("still proj", "--cmd", "true", cwd=repo)
     assert s["repo_name"] == "proj"
+
+
+def test_concurrent_first_use_of_a_repo_registers_it_once(tmp_path: Path) -> None:
+    """CI failure of 2026-12-02: several `pa new` started at once in an unregistered
+    repository raced between "is it registered?" and the insert; all but one failed with
+    "a repo named 'repo' is already registered". Every caller must get the one registration.
+    The race is a matter of timing, so several repositories are tried in turn."""
+    import threading
+
+    callers, rounds = 8, 6
+    for n in range(rounds):
+        repo = make_repo(tmp_path / f"r{n}" / "repo", {"a.txt": "base\n"})
+        barrier = threading.Barrier(callers)
+        found: list[int] = []
+        errors: list[BaseException] = []
+
+        def first_use(
+            repo: Path = repo,
+            barrier: threading.Barrier = barrier,
+            found: list[int] = found,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            app = App.open()  # each caller its own connection, as separate processes have
+            try:
+                barrier.wait()
+                found.append(app.find_repo(None, cwd=repo).id)
+            except BaseException as e:  # collected and reported below
+                errors.append(e)
+            finally:
+                app.close()
+
+        threads = [threading.Thread(target=first_use) for _ in range(callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert len(found) == callers and len(set(found)) == 1
+        app = App.open()
+        try:
+            uid = app.store.repo_uid(found[0])
+            assert uid and repo_identity.read_uid(repo) == uid
+        finally:
+            app.close()
+    app = App.open()
+    try:
+        assert len(app.store.repos()) == rounds
+    finally:
+        app.close()

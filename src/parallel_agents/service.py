@@ -5,11 +5,15 @@ Interfaces (CLI, server) call these; they call git, worktrees, agents and the st
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
 import secrets
 import tempfile
 import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +96,10 @@ class App:
         top = validate_repo_path(Path(path))
         if base is not None and git.rev_parse(top, base) is None:
             raise UsageError(f"base {base!r} does not name a commit in {top}")
+        with self._registering():
+            return self._add_repo_locked(top, name, base)
+
+    def _add_repo_locked(self, top: Path, name: str | None, base: str | None) -> Repo:
         existing = self.store.repo_by_path(str(top))
         if existing is not None:
             raise UsageError(f"{top} is already registered as {existing.name!r}")
@@ -126,6 +134,12 @@ class App:
         else:
             p = cwd or Path.cwd()
         top = validate_repo_path(p)
+        # Several `pa new` started at once in an unregistered repository must end with one
+        # registration, not one registration and errors for the rest.
+        with self._registering():
+            return self._find_or_register(top, register=register)
+
+    def _find_or_register(self, top: Path, *, register: bool) -> Repo:
         found = self.store.repo_by_path(str(top))
         if found:
             if self.store.repo_uid(found.id) is None:  # registered before repo ids existed
@@ -147,6 +161,20 @@ class App:
         r = self.store.add_repo(name, str(top), None)
         repo_identity.claim(self.store, r)
         return r
+
+    @contextlib.contextmanager
+    def _registering(self) -> Iterator[None]:
+        """One registration at a time across processes sharing this PA_HOME."""
+        lock_path = self.settings.home / "register.lock"
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as e:
+            raise PAError(f"cannot create lock file {lock_path}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def remove_repo(self, name: str) -> Repo:
         repo = self.store.repo_by_name(name)
