@@ -44,7 +44,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-import parallel_agents.review as review  # noqa: E402
+import parallel_agents.git.review as review  # noqa: E402
 
 LINES = 12
 

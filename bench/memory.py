@@ -16,7 +16,7 @@ from bench.common import Home, agent_cmd, stats, wait_for
 # A supervisor loop without a server: what `pa wait` / `pa logs -f` do, forever.
 TICKER = r"""
 import time
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 app = App.open()
 print("ready", flush=True)
 while True:

@@ -135,7 +135,7 @@ def single_inprocess(
     """``App.new_session`` in a warm process (one untimed start first). ``between`` runs
     before each start: the baseline, interleaved so both see the same machine."""
     with home.activated():
-        from parallel_agents.service import App
+        from parallel_agents.sessions.orchestrator import App
 
         app = App.open()
         try:
@@ -169,8 +169,8 @@ def take_vs_create(home: Home, reps: int) -> dict[str, Any]:
     """The worktree alone: ``pool.take`` of a warm one against ``worktrees.create``."""
     with home.activated():
         from parallel_agents import git as pa_git
-        from parallel_agents import pool, worktrees
-        from parallel_agents.service import App
+        from parallel_agents.git import pool, worktrees
+        from parallel_agents.sessions.orchestrator import App
 
         app = App.open()
         try:
@@ -223,7 +223,7 @@ def server_available() -> bool:
 
     return (
         importlib.util.find_spec("parallel_agents.server.daemon") is not None
-        and importlib.util.find_spec("parallel_agents.cli_server") is not None
+        and importlib.util.find_spec("parallel_agents.cli.server") is not None
     )
 
 

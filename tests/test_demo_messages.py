@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents.demo import find_agent_bin
+from parallel_agents.ops.demo import find_agent_bin
 from tests.conftest import pa
 
 FINAL = "Fixed calc.add: it now returns a + b."

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from parallel_agents.models import Status
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import doctor, git, pa, pa_cmd
 

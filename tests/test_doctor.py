@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import doctor, pool
+from parallel_agents.git import pool
 from parallel_agents.models import Status
-from parallel_agents.service import App
+from parallel_agents.ops import doctor
+from parallel_agents.sessions.orchestrator import App
 from tests.reliability.helpers import (
     assert_consistent,
     git,
@@ -152,7 +153,7 @@ def _half_created(app: App, repo: Path, *, checkout: bool, branch: bool = True) 
     finished(app, s.id)
     sess = app.store.session(s.id)
     # Rewind it to what a kill during creation leaves: starting, no turn, partial worktree.
-    from parallel_agents import worktrees
+    from parallel_agents.git import worktrees
 
     worktrees.remove(repo, Path(sess.worktree), sess.branch)
     with app.store.tx() as db:
@@ -207,7 +208,7 @@ def test_session_killed_during_a_pool_take(app: App, repo: Path) -> None:
 def test_session_killed_before_anything_was_created(app: App, repo: Path) -> None:
     sid = _half_created(app, repo, checkout=False)
     s = app.store.session(sid)
-    from parallel_agents import worktrees
+    from parallel_agents.git import worktrees
 
     worktrees.remove(repo, Path(s.worktree), s.branch)
     rep = doctor.check(app, repair=True, grace=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import review
+from parallel_agents.git import review
 from tests.test_review import MODES, branch_commit, commit, git, make_repo
 
 SHARED = "".join(f"row {i}\n" for i in range(20))

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import merge as pm
-from parallel_agents import review
 from parallel_agents.errors import NotFound, PAError, UsageError
-from parallel_agents.merge import MergeConflict, QueueItem, TargetMoved
-from parallel_agents.review import CheckResult
+from parallel_agents.git import merging as pm
+from parallel_agents.git import review
+from parallel_agents.git.merging import MergeConflict, QueueItem, TargetMoved
+from parallel_agents.git.review import CheckResult
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -349,7 +349,7 @@ def test_two_threads_racing_never_lose_a_commit(repo: Path) -> None:
 RACER = r"""
 import sys
 from pathlib import Path
-from parallel_agents import merge as pm
+from parallel_agents.git import merging as pm
 repo = Path(sys.argv[1])
 refused = 0
 for src in sys.argv[2:]:

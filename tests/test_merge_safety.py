@@ -438,7 +438,7 @@ def test_interrupted_sync_is_found_across_a_queue_and_only_after_pa_merges(
     files still show the commit before both) is spotted even with the user's own staged
     change, finished keeping that change; a ref the user moved themselves is not
     mistaken for one."""
-    from parallel_agents import merge
+    from parallel_agents.git import merging as merge
 
     repo = make_repo(tmp_path / "repo", {"base.txt": "base\n"})
     a = rev(repo, "main")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import pool
-from parallel_agents.service import App
+from parallel_agents.git import pool
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import (
     assert_consistent,
@@ -160,7 +160,7 @@ def test_dirty_entries_are_archived_and_never_handed_out(pooled: Path, dirt: str
 _TAKER = r"""
 import json, sys
 from pathlib import Path
-from parallel_agents import pool
+from parallel_agents.git import pool
 from parallel_agents.config import load_settings
 settings = load_settings()
 repo, name, path, branch, base = sys.argv[1:6]

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import doctor, repo_identity
-from parallel_agents.service import App
+from parallel_agents.git import identity as repo_identity
+from parallel_agents.ops import doctor
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import git, make_repo, pa
 from tests.foundation.test_cli_sessions import new_json, no_traceback, script, wait_ok
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import review
 from parallel_agents.errors import NotFound, UsageError
-from parallel_agents.review import CheckSpec, FileChange
+from parallel_agents.git import review
+from parallel_agents.git.review import CheckSpec, FileChange
 
 # ------------------------------------------------------------------------------- helpers
 

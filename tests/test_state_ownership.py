@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import doctor, pool
-from parallel_agents.service import App
+from parallel_agents.git import pool
+from parallel_agents.ops import doctor
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import git, pa, write_settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo, pa
 from tests.foundation.test_cli_sessions import new_json, script, wait_ok
 

@@ -1,3 +1,3 @@
-from .cli import main
+from parallel_agents.cli import main
 
 main()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shlex
 
-from .errors import UsageError
+from parallel_agents.errors import UsageError
 
 
 def split_cmd(cmd: str) -> list[str]:

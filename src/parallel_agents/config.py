@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PAError, UsageError
+from parallel_agents.errors import PAError, UsageError
 
 APP = "parallel-agents"
 REPO_FILE = ".parallel-agents.toml"

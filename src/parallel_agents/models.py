@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Conflict
+from parallel_agents.errors import Conflict
 
 
 class Status(enum.StrEnum):

@@ -77,7 +77,7 @@ def test_login_cookie_is_httponly_and_strict(server: Server, browser: Any) -> No
 
 
 def test_pa_up_prints_a_one_time_link(server: Server, browser: Any) -> None:
-    from parallel_agents.cli_web import up
+    from parallel_agents.cli.web import up
 
     res = CliRunner().invoke(
         up, ["--no-open", "--json"], env={"PA_HOME": str(server.home)}, catch_exceptions=False

@@ -21,9 +21,9 @@ AGENT = os.environ.get("PA_BROWSER_AGENT", "claude")
 
 @pytest.fixture(scope="module")
 def demo(server: Server) -> Iterator[dict[str, Any]]:
-    from parallel_agents import demo as demo_mod
     from parallel_agents.config import load_settings
-    from parallel_agents.service import App
+    from parallel_agents.ops import demo as demo_mod
+    from parallel_agents.sessions.orchestrator import App
     from parallel_agents.testing import ScriptedModelServer, agent_env, find_agent
 
     binary = find_agent(AGENT)

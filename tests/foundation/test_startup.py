@@ -59,5 +59,5 @@ def test_pa_new_through_the_server_stays_a_thin_client(tmp_path: Path) -> None:
         cwd=repo,
     )
     assert json.loads(out)["repo_name"] == "light"
-    for heavy in ("httpx", "parallel_agents.supervisor", "parallel_agents.store", "fastapi"):
+    for heavy in ("httpx", "parallel_agents.sessions.headless", "parallel_agents.store", "fastapi"):
         assert heavy not in mods, f"`pa new` imported {heavy}"

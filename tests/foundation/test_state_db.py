@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from parallel_agents import store as store_mod
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import MIGRATIONS, Store
 from tests.reliability.helpers import git, pa, wait_until
 

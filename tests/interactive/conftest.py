@@ -19,7 +19,7 @@ import pytest
 
 from parallel_agents.models import Session
 from parallel_agents.runtime import tmux
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -27,7 +27,7 @@ FAKE_TUI = HERE / "fake_tui.py"
 CAPTURES = ROOT / "tests" / "fixtures" / "captures" / "tui"  # scripts/record-captures
 BANNER = "FAKE-TUI READY"
 # `pa` with the interactive commands registered, whatever cli.py does.
-PA = [sys.executable, "-m", "parallel_agents.cli_interactive"]
+PA = [sys.executable, "-m", "parallel_agents.cli.interactive"]
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from parallel_agents.models import Status
 from parallel_agents.runtime import tmux
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 
 from .conftest import BANNER, PA, fake_session, pa_cli, wait_screen
 

@@ -19,7 +19,7 @@ import pytest
 
 from parallel_agents.models import Status
 from parallel_agents.runtime import tmux
-from parallel_agents.runtime.interactive import TRUST
+from parallel_agents.sessions.interactive import TRUST
 from parallel_agents.store import Store
 from parallel_agents.testing import ScriptedModelServer
 from parallel_agents.testing.agent_env import base_environ

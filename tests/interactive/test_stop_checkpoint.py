@@ -17,7 +17,7 @@ import pytest
 
 from parallel_agents.models import Session, Status
 from parallel_agents.runtime import tmux
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 
 from .conftest import pa_cli, wait_for, wait_screen
 

@@ -15,7 +15,7 @@ import pytest
 
 from parallel_agents.runtime import tmux
 from parallel_agents.server.app import create_app
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 
 from .conftest import BANNER, fake_session, wait_screen
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from parallel_agents.models import Status
 from parallel_agents.runtime import tmux
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 
 from .conftest import BANNER, fake_session, wait_for, wait_screen
 

@@ -23,7 +23,7 @@ T = TypeVar("T")
 _LAUNCH = (
     "import sys\n"
     "from parallel_agents.cli import main\n"
-    "from parallel_agents import cli_ops\n"
+    "from parallel_agents.cli import ops as cli_ops\n"
     "if 'doctor' not in main.commands:\n"
     "    cli_ops.register(main)\n"
     "main(prog_name='pa')\n"
@@ -114,7 +114,7 @@ def worktree_list(repo: Path) -> list[dict[str, str]]:
 
 def assert_consistent(repo: Path, home: Path) -> None:
     """What a crash plus `pa doctor --repair` must leave: git and the store agree."""
-    from parallel_agents.service import App
+    from parallel_agents.sessions.orchestrator import App
 
     app = App.open()
     try:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import pool
 from parallel_agents.errors import PAError
-from parallel_agents.service import App
+from parallel_agents.git import pool
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import git, pa, wait_until, write_settings
 
@@ -159,7 +159,7 @@ def test_checkpoint_on_a_full_disk(tmp_path: Path, small_fs: Path | None) -> Non
         pytest.skip("needs a tmpfs mount to fill the repository's disk: run the suite as root")
     repo = make_repo(small_fs / "repo")
     write_settings(f'worktree_root = "{small_fs / "wt"}"\n')
-    from parallel_agents import review_service
+    from parallel_agents.sessions import review as review_service
 
     app = App.open()
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents import pool
+from parallel_agents.git import pool
 from tests.reliability.helpers import git, pa, wait_until
 
 HOLDER = (
@@ -120,7 +120,7 @@ def test_rollback_refuses_cleanly_while_the_index_is_locked(demo: Path, tmp_path
 
 
 def test_merge_leaves_a_locked_main_checkout_alone(demo: Path) -> None:
-    from parallel_agents import merge
+    from parallel_agents.git import merging as merge
 
     git(demo, "checkout", "-q", "-b", "feature")
     (demo / "feature.txt").write_text("feature\n")
@@ -141,9 +141,9 @@ def test_merge_leaves_a_locked_main_checkout_alone(demo: Path) -> None:
 
 
 def test_a_stale_ref_lock_is_named_in_the_checkpoint_error(demo: Path) -> None:
-    from parallel_agents import review_service
     from parallel_agents.errors import PAError
-    from parallel_agents.service import App
+    from parallel_agents.sessions import review as review_service
+    from parallel_agents.sessions.orchestrator import App
 
     s = _new(demo, "--cmd", "true")
     assert pa("wait", "--timeout", "60", s["id"]).returncode == 0

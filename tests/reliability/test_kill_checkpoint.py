@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from parallel_agents import pool
-from parallel_agents.service import App
+from parallel_agents.git import pool
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import FULL, doctor, git, pa
 from tests.reliability.test_kill_create import _files
@@ -24,8 +24,8 @@ ROUNDS = 40 if FULL else 12
 # and the row: the same thing the supervisor does after a turn).
 CHILD = r"""
 import sys
-from parallel_agents.service import App
-from parallel_agents import review_service
+from parallel_agents.sessions.orchestrator import App
+from parallel_agents.sessions import review as review_service
 app = App.open()
 s = app.store.session(sys.argv[1])
 print("ready", flush=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import (
     FULL,
@@ -54,7 +54,7 @@ def _kill_group_at(cmd: list[str], delay: float, cwd: Path | None = None) -> int
 
 def _pool_processes_done(home: Path) -> bool:
     """No filler of this PA_HOME is running (a kicked one runs detached)."""
-    from parallel_agents import pool
+    from parallel_agents.git import pool
 
     app = App.open()
     try:

@@ -9,7 +9,7 @@ import random
 import sys
 from pathlib import Path
 
-from parallel_agents.service import App
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import FULL, doctor, pa, pa_cmd
 from tests.reliability.test_kill_create import _kill_group_at

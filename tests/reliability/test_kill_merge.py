@@ -18,7 +18,7 @@ CHILD = r"""
 import sys
 import time
 from pathlib import Path
-from parallel_agents import merge
+from parallel_agents.git import merging as merge
 repo, source, strategy = sys.argv[1:4]
 merge.merge(Path(repo), source, "main", strategy=strategy, message=f"merge {source}")
 """

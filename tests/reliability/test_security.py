@@ -391,7 +391,7 @@ def test_fuzzed_agent_output_never_crashes_the_supervisor() -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from parallel_agents.supervisor import _safe_parse
+    from parallel_agents.sessions.headless import _safe_parse
 
     json_values = st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -1,7 +1,7 @@
 """Helpers for server tests: a real `pa` server in a subprocess, per test PA_HOME.
 
 The server is started with `pa server start --port 0` (through
-``python -m parallel_agents.cli_server``, which is `pa` with the server commands
+``python -m parallel_agents.cli.server``, which is `pa` with the server commands
 registered) and stopped afterwards; agent processes left behind by a test are killed
 by process group, after checking they belong to this test's PA_HOME.
 """
@@ -27,7 +27,7 @@ from parallel_agents.runtime.local import alive
 from tests.conftest import make_repo
 
 PY = sys.executable
-PA = [PY, "-m", "parallel_agents.cli_server"]
+PA = [PY, "-m", "parallel_agents.cli.server"]
 ACTIVE = ("queued", "starting", "running", "needs_input")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from parallel_agents import cli_server
+from parallel_agents.cli import server as cli_server
 from tests.server.conftest import Srv, pa_cli
 
 

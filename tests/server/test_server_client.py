@@ -27,7 +27,7 @@ PY = sys.executable
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, parallel_agents.client, parallel_agents.cli_server\n"
+        "import sys, parallel_agents.client, parallel_agents.cli.server\n"
         "heavy = [m for m in ('fastapi', 'uvicorn', 'starlette', 'httpx', 'pydantic')"
         " if m in sys.modules]\n"
         "assert not heavy, heavy\n"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parallel_agents import pool
-from parallel_agents.service import App
+from parallel_agents.git import pool
+from parallel_agents.sessions.orchestrator import App
 from tests.conftest import git
 from tests.server.conftest import Srv, wait_for
 from tests.test_pool import _status as _pool_status

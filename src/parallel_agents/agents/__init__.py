@@ -1,7 +1,7 @@
 """Agent adapters: one module per CLI, looked up by name through the registry."""
 
-from .base import Agent, Launch, NormEvent, TurnContext, TurnEnd, TurnState
-from .registry import available, get_agent
+from parallel_agents.agents.base import Agent, Launch, NormEvent, TurnContext, TurnEnd, TurnState
+from parallel_agents.agents.registry import available, get_agent
 
 __all__ = [
     "Agent",

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..models import EventKind
-from .base import MAX_RAW, TAIL, NormEvent, TurnContext, TurnState
+from parallel_agents.agents.base import MAX_RAW, TAIL, NormEvent, TurnContext, TurnState
+from parallel_agents.models import EventKind
 
 __all__ = [
     "cap",

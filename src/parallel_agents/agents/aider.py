@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import re
 
-from ..models import EventKind
-from . import _common as c
-from .base import (
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
     TAIL,
     Agent,
     Launch,
@@ -34,6 +33,7 @@ from .base import (
     ensure_dir,
     record_usage,
 )
+from parallel_agents.models import EventKind
 
 _APPLIED = re.compile(r"^Applied edit to (?P<path>.+?)\s*$")
 _CREATED = re.compile(r"^Creating empty file (?P<path>.+?)\s*$")

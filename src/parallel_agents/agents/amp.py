@@ -15,9 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _common as c
-from .base import Agent, Launch, NormEvent, TurnContext, TurnState, record_usage
-from .claude import ClaudeAgent
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
+    Agent,
+    Launch,
+    NormEvent,
+    TurnContext,
+    TurnState,
+    record_usage,
+)
+from parallel_agents.agents.claude import ClaudeAgent
 
 
 class AmpAgent(ClaudeAgent):

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import PAError
-from ..models import EventKind
+from parallel_agents.errors import PAError
+from parallel_agents.models import EventKind
 
 # Parsers must never choke on a huge line: keep at most this much raw text per event.
 MAX_RAW = 64 * 1024
@@ -236,7 +236,7 @@ class Agent:
 
 
 def _cache_file() -> Path:
-    from ..config import pa_home
+    from parallel_agents.config import pa_home
 
     return pa_home() / "agent-versions.json"
 

@@ -22,10 +22,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..models import EventKind
-from . import _common as c
-from .base import (
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
     MAX_RAW,
     TAIL,
     Agent,
@@ -36,6 +34,8 @@ from .base import (
     ensure_dir,
     record_usage,
 )
+from parallel_agents.errors import UsageError
+from parallel_agents.models import EventKind
 
 # Hook events injected into the interactive TUI (the payload arrives on the hook's stdin).
 # PermissionRequest fires as a permission dialog opens (Notification/permission_prompt

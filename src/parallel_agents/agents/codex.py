@@ -24,9 +24,18 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ..models import EventKind
-from . import _common as c
-from .base import TAIL, Agent, Launch, NormEvent, TurnContext, TurnState, ensure_dir, record_usage
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
+    TAIL,
+    Agent,
+    Launch,
+    NormEvent,
+    TurnContext,
+    TurnState,
+    ensure_dir,
+    record_usage,
+)
+from parallel_agents.models import EventKind
 
 # Longest prompt passed as one argv element (Linux caps one argument at 128 KiB).
 MAX_ARGV_PROMPT = 100_000

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import shutil
 
-from ..errors import UsageError
-from ..models import EventKind
-from .base import MAX_RAW, Agent, Launch, MissingBinary, NormEvent, TurnContext, TurnState
+from parallel_agents.agents.base import (
+    MAX_RAW,
+    Agent,
+    Launch,
+    MissingBinary,
+    NormEvent,
+    TurnContext,
+    TurnState,
+)
+from parallel_agents.errors import UsageError
+from parallel_agents.models import EventKind
 
 # Linux's MAX_ARG_STRLEN (32 pages): the longest single "NAME=value" string, NUL included.
 MAX_ENV_STRING = 32 * 4096

@@ -16,10 +16,18 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from ..models import EventKind
-from . import _common as c
-from .base import Agent, Launch, MissingBinary, NormEvent, TurnContext, TurnState, record_usage
-from .claude import ClaudeAgent
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
+    Agent,
+    Launch,
+    MissingBinary,
+    NormEvent,
+    TurnContext,
+    TurnState,
+    record_usage,
+)
+from parallel_agents.agents.claude import ClaudeAgent
+from parallel_agents.models import EventKind
 
 _FILE_KINDS = {"write": "modify", "edit": "modify", "delete": "delete"}
 

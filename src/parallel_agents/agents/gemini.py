@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import EventKind
-from . import _common as c
-from .base import (
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
     MAX_RAW,
     TAIL,
     Agent,
@@ -30,6 +29,7 @@ from .base import (
     TurnState,
     record_usage,
 )
+from parallel_agents.models import EventKind
 
 FILE_TOOLS = {"write_file": "modify", "replace": "modify", "edit": "modify"}
 _EXIT_REASONS = {53: "max_turns"}

@@ -21,9 +21,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..models import EventKind
-from . import _common as c
-from .base import (
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
     MAX_RAW,
     TAIL,
     Agent,
@@ -34,6 +33,7 @@ from .base import (
     ensure_dir,
     record_usage,
 )
+from parallel_agents.models import EventKind
 
 _STEP = re.compile(r"mini-swe-agent \(step (\d+), \$(\d+(?:\.\d+)?)\):")
 _SUBMIT = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"

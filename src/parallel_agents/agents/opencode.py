@@ -18,9 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import EventKind
-from . import _common as c
-from .base import TAIL, Agent, Launch, NormEvent, TurnContext, TurnState, record_usage
+from parallel_agents.agents import _common as c
+from parallel_agents.agents.base import (
+    TAIL,
+    Agent,
+    Launch,
+    NormEvent,
+    TurnContext,
+    TurnState,
+    record_usage,
+)
+from parallel_agents.models import EventKind
 
 FILE_TOOLS = {"write", "edit", "patch", "multiedit"}
 

@@ -7,8 +7,8 @@ import importlib.util
 from functools import cache
 from importlib.metadata import entry_points
 
-from ..errors import UsageError
-from .base import Agent
+from parallel_agents.agents.base import Agent
+from parallel_agents.errors import UsageError
 
 ENTRY_POINT_GROUP = "parallel_agents.agents"
 

@@ -14,8 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .wrapper import LAUNCH, end_leftovers
-from .wrapper import TAG as TAG  # re-exported: the supervisor tags turns with it
+from parallel_agents.runtime.wrapper import LAUNCH, end_leftovers
+from parallel_agents.runtime.wrapper import (
+    TAG as TAG,  # re-exported: the supervisor tags turns with it
+)
 
 WRAPPER = str(Path(__file__).with_name("wrapper.py"))
 

@@ -33,18 +33,18 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict, NotFound, PAError
-from ..models import Status
-from . import interactive
-from .interactive import Signal
-from .wrapper import TAG
+from parallel_agents.errors import Conflict, NotFound, PAError
+from parallel_agents.models import Status
+from parallel_agents.runtime.wrapper import TAG
+from parallel_agents.sessions import interactive
+from parallel_agents.sessions.interactive import Signal
 
 if TYPE_CHECKING:
-    from ..config import Settings
-    from ..models import Session, Turn
-    from ..service import App
-    from ..store import Store
-    from ..supervisor import Supervisor
+    from parallel_agents.config import Settings
+    from parallel_agents.models import Session, Turn
+    from parallel_agents.sessions.headless import Supervisor
+    from parallel_agents.sessions.orchestrator import App
+    from parallel_agents.store import Store
 
 DEFAULT_COLS = 200
 DEFAULT_ROWS = 50
@@ -312,8 +312,8 @@ def _start(sup: Supervisor, s: Session, turn: Turn) -> None:
 
 def launch_tui(sup: Supervisor, s: Session, turn: Turn) -> None:
     """Create (or respawn) the tmux session of ``s`` running its agent's TUI for ``turn``."""
-    from ..agents import get_agent
-    from ..config import load_repo_config
+    from parallel_agents.agents import get_agent
+    from parallel_agents.config import load_repo_config
 
     store = sup.store
     home = store.home
@@ -564,7 +564,7 @@ def poll(sup: Supervisor, *, force: bool = False) -> int:
 def _poll_one(
     sup: Supervisor, store: Store, home: Path, sid: str, pane_map: dict[str, PaneInfo]
 ) -> int:
-    from ..agents import get_agent
+    from parallel_agents.agents import get_agent
 
     s = store.session(sid)
     info = pane_map.get(session_name(sid))
@@ -661,7 +661,7 @@ def _pane_fallback(store: Store, s: Session, sig: Signal | None) -> int:
 # -- attaching ---------------------------------------------------------------------------
 def attach_argv(session: Session, home: Path | None = None) -> list[str]:
     """``tmux -L <sock> attach-session -t =pa-<id>``: detach again with Ctrl-b d."""
-    from ..config import pa_home
+    from parallel_agents.config import pa_home
 
     h = home or pa_home()
     return tmux_argv(h, "attach-session", "-t", _session_target(session.id))

@@ -24,16 +24,16 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import Conflict, NotFound, PAError, UsageError
-from ..models import Event, Session, Status
-from .auth import COOKIE
-from .sse import event_stream, parse_last_event_id
+from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.models import Event, Session, Status
+from parallel_agents.server.auth import COOKIE
+from parallel_agents.server.sse import event_stream, parse_last_event_id
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from ..service import App
-    from .app import ServerState
+    from parallel_agents.server.app import ServerState
+    from parallel_agents.sessions.orchestrator import App
 
 log = logging.getLogger("parallel_agents.server")
 
@@ -286,7 +286,7 @@ def list_sessions(
     sessions = app.store.sessions(statuses=statuses, repo_id=repo_id)
     if statuses is None and not all:
         sessions = [s for s in sessions if s.status.live]
-    from ..review_service import check_summaries
+    from parallel_agents.sessions.review import check_summaries
 
     checks = check_summaries(app.store)
     out = []
@@ -299,7 +299,7 @@ def list_sessions(
 
 @router.post("/sessions", status_code=201)
 def new_sessions(request: Request, body: NewSessions) -> dict[str, Any]:
-    from ..cmdline import split_cmd
+    from parallel_agents.cmdline import split_cmd
 
     app = _app(request)
     if not body.repo:
@@ -547,7 +547,7 @@ def statuses() -> dict[str, Any]:
 @router.get("/agents")
 def agents(request: Request) -> dict[str, Any]:
     """The agents this server can run (built-in and plug-ins), the default one first."""
-    from ..agents.registry import available
+    from parallel_agents.agents.registry import available
 
     default = str(_state(request).settings.default_agent)
     names = available()

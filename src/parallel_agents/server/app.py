@@ -24,15 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__, notify, pool
-from ..config import Settings, load_settings
-from ..errors import PAError
-from ..models import Session, Status
-from ..service import App
-from ..store import Store
-from ..supervisor import Supervisor, TickReport
-from .auth import AuthMiddleware, Guard, load_or_create_token
-from .sse import Notifier
+from parallel_agents import __version__
+from parallel_agents.config import Settings, load_settings
+from parallel_agents.errors import PAError
+from parallel_agents.git import pool
+from parallel_agents.models import Session, Status
+from parallel_agents.server import notify
+from parallel_agents.server.auth import AuthMiddleware, Guard, load_or_create_token
+from parallel_agents.server.sse import Notifier
+from parallel_agents.sessions.headless import Supervisor, TickReport
+from parallel_agents.sessions.orchestrator import App
+from parallel_agents.store import Store
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -529,7 +531,7 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
 
     from fastapi import FastAPI
 
-    from .api import install_error_handlers, router
+    from parallel_agents.server.api import install_error_handlers, router
 
     settings = settings or load_settings()
     if home is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import PAError
+from parallel_agents.errors import PAError
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection

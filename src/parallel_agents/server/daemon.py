@@ -29,10 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..config import load_settings, pa_home
-from ..errors import PAError, UsageError
-from .auth import read_token
+from parallel_agents import __version__
+from parallel_agents.config import load_settings, pa_home
+from parallel_agents.errors import PAError, UsageError
+from parallel_agents.server.auth import read_token
 
 INFO_FILE = "server.json"
 LOCK_FILE = "server.lock"
@@ -122,7 +122,7 @@ def lock_held(home: Path | None = None) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
-    from ..runtime.local import alive
+    from parallel_agents.runtime.local import alive
 
     return pid > 0 and alive(pid)
 
@@ -139,7 +139,7 @@ def status(home: Path | None = None) -> ServerInfo | None:
 
 
 def healthy(info: ServerInfo, token: str, timeout: float = 2.0) -> bool:
-    from ..client import Client
+    from parallel_agents.client import Client
 
     try:
         health = Client(info.url, token, timeout=timeout).health()
@@ -295,7 +295,7 @@ def run(
     settings = load_settings()
     if home is not None:
         settings.home = Path(home)
-    from ..store import ensure_home  # not on the client's path: it is heavy
+    from parallel_agents.store import ensure_home  # not on the client's path: it is heavy
 
     h = ensure_home(settings.home)
     host = host or str(settings.get("server.host") or "127.0.0.1")
@@ -312,14 +312,14 @@ def run(
     try:
         sock = _bind_or_any(host, port, any_if_busy=not asked)
         actual = int(sock.getsockname()[1])
-        from .auth import load_or_create_token
+        from parallel_agents.server.auth import load_or_create_token
 
         token = load_or_create_token(h)
         _setup_logging(token, log_level, log_file)
 
         import uvicorn
 
-        from .app import create_app, url_for
+        from parallel_agents.server.app import create_app, url_for
 
         app = create_app(h, settings=settings)
         app.state.pa.bind(host, actual)
@@ -414,7 +414,7 @@ def start_background(
 
     Returns (info, started): ``started`` is False when a server was already running.
     """
-    from ..store import ensure_home  # not on the client's path: it is heavy
+    from parallel_agents.store import ensure_home  # not on the client's path: it is heavy
 
     h = ensure_home(_home(home))
     _reap()
@@ -432,7 +432,7 @@ def start_background(
     argv = [
         sys.executable,
         "-m",
-        "parallel_agents.cli_server",
+        "parallel_agents.cli.server",
         "serve",
         "--log-file",
         str(log_path),
@@ -443,7 +443,7 @@ def start_background(
         argv += ["--port", str(port)]
     env = dict(os.environ)
     env["PA_HOME"] = str(h)
-    from ..runtime.local import Detached
+    from parallel_agents.runtime.local import Detached
 
     private_log(log_path)
     with open(log_path, "ab") as out:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import merge_service, review_service
-from .api import _app, session_json
+from parallel_agents.server.api import _app, session_json
+from parallel_agents.sessions import merge as merge_service
+from parallel_agents.sessions import review as review_service
 
 router = APIRouter(prefix="/api/v1")
 
@@ -52,7 +53,7 @@ def diff(
     format: Literal["json", "patch", "stat"] = "json",
 ) -> Any:
     """What the session (or one turn) changed: files as JSON, or the patch as text."""
-    from .. import review
+    from parallel_agents.git import review
 
     app = _app(request)
     s = app.store.resolve_session(sid)

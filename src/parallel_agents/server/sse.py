@@ -87,7 +87,7 @@ def format_reset(last_id: int, requested: int) -> bytes:
 
 def parse_last_event_id(header: str | None, query: str | None) -> int | None:
     """The resume point from ``Last-Event-ID`` (or ``?last_event_id=``); None if absent."""
-    from ..errors import UsageError
+    from parallel_agents.errors import UsageError
 
     value = header if header not in (None, "") else query
     if value is None or value == "":

@@ -40,12 +40,12 @@ from fastapi import APIRouter, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from ..errors import PAError
-from ..runtime import tmux
-from .auth import check_ws
+from parallel_agents.errors import PAError
+from parallel_agents.runtime import tmux
+from parallel_agents.server.auth import check_ws
 
 if TYPE_CHECKING:
-    from .app import ServerState
+    from parallel_agents.server.app import ServerState
 
 router = APIRouter()
 
@@ -132,7 +132,7 @@ def _int(v: Any, default: int) -> int:
 
 def _lookup(state: ServerState, sid: str) -> tuple[str, int, int]:
     """The session's id and its pane size; raises PAError when there is no TUI to show."""
-    from ..errors import NotFound, UsageError
+    from parallel_agents.errors import NotFound, UsageError
 
     app = state.app()
     s = app.store.resolve_session(sid)
@@ -162,7 +162,7 @@ async def terminal(websocket: WebSocket, sid: str) -> None:
     try:
         real_id, cols, rows = await run_in_threadpool(_lookup, state, sid)
     except PAError as e:
-        from ..errors import NotFound
+        from parallel_agents.errors import NotFound
 
         code = 4404 if isinstance(e, NotFound) else 4400
         await websocket.send_text(json.dumps({"type": "error", "error": e.message, "hint": e.hint}))

@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from .auth import COOKIE, Guard
+from parallel_agents.server.auth import COOKIE, Guard
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATIC = WEB / "static"
@@ -133,7 +133,7 @@ def welcome(request: Request) -> Response:
 @router.get("/login/once")
 def login_once(request: Request, code: str = "") -> Response:
     """Trade a one-time code from ``pa up`` for the login cookie, then show the dashboard."""
-    from ..web import once
+    from parallel_agents.server import login as once
 
     guard: Guard = request.app.state.guard
     home = request.app.state.pa.home

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFound, PAError, UsageError
-from ..models import Event, Repo, Session, Status, Turn, check_transition
-from ._conn import (
+from parallel_agents.errors import NotFound, PAError, UsageError
+from parallel_agents.models import Event, Repo, Session, Status, Turn, check_transition
+from parallel_agents.store._conn import (
     BACKUP_DIR,
     BACKUPS_KEPT,
     BUSY_TIMEOUT_MS,
@@ -36,7 +36,7 @@ from ._conn import (
     ensure_home,
     newest_backup,
 )
-from .migrations import MIGRATIONS
+from parallel_agents.store.migrations import MIGRATIONS
 
 __all__ = [
     "BACKUPS_KEPT",
@@ -162,7 +162,7 @@ class Store:
         done = {str(r[0]) for r in db.execute("SELECT name FROM migrations")}
         unknown = sorted(done - {name for name, _ in MIGRATIONS})
         if unknown:
-            from .. import __version__
+            from parallel_agents import __version__
 
             raise DatabaseTooNew(
                 f"the state database {self.path} was written by a newer pa"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..errors import PAError
+from parallel_agents.errors import PAError
 
 BUSY_TIMEOUT_MS = 60_000
 BACKUP_DIR = "backups"

@@ -9,9 +9,20 @@ its script format, and the environments that point each real agent CLI at it.
 
 from __future__ import annotations
 
-from .agent_env import AGENT_NAMES, agent_env, agents_prefix, base_environ, find_agent
-from .model_server import RequestRecord, ScriptedModelServer, ScriptSource, serve_forever
-from .script import Script, ScriptError, load_script
+from parallel_agents.testing.agent_env import (
+    AGENT_NAMES,
+    agent_env,
+    agents_prefix,
+    base_environ,
+    find_agent,
+)
+from parallel_agents.testing.model_server import (
+    RequestRecord,
+    ScriptedModelServer,
+    ScriptSource,
+    serve_forever,
+)
+from parallel_agents.testing.script import Script, ScriptError, load_script
 
 __all__ = [
     "AGENT_NAMES",

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .script import Usage
+from parallel_agents.testing.script import Usage
 
 __all__ = ["Conversation", "HttpResponse", "Reply", "ToolCall", "ToolSpec", "count_runs"]
 

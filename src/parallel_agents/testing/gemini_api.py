@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .conversation import (
+from parallel_agents.testing.conversation import (
     Conversation,
     HttpResponse,
     Reply,
@@ -14,7 +14,7 @@ from .conversation import (
     schema_properties,
     text_of,
 )
-from .sse import json_response, sse_response
+from parallel_agents.testing.sse import json_response, sse_response
 
 __all__ = ["count_tokens", "error", "parse", "render"]
 

@@ -31,11 +31,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import anthropic_api, gemini_api, openai_api
-from .conversation import Conversation, HttpResponse, Reply
-from .script import ErrorTurn, ModelTurn, Script, ScriptSession, Usage, load_script
-from .sse import json_from_schema, json_response, stable_id
-from .tools import TranslationError, translate_actions
+from parallel_agents.testing import anthropic_api, gemini_api, openai_api
+from parallel_agents.testing.conversation import Conversation, HttpResponse, Reply
+from parallel_agents.testing.script import (
+    ErrorTurn,
+    ModelTurn,
+    Script,
+    ScriptSession,
+    Usage,
+    load_script,
+)
+from parallel_agents.testing.sse import json_from_schema, json_response, stable_id
+from parallel_agents.testing.tools import TranslationError, translate_actions
 
 __all__ = ["RequestRecord", "ScriptSource", "ScriptedModelServer", "main", "serve_forever"]
 

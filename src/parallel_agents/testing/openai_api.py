@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .conversation import (
+from parallel_agents.testing.conversation import (
     Conversation,
     HttpResponse,
     Reply,
@@ -16,7 +16,7 @@ from .conversation import (
     schema_properties,
     text_of,
 )
-from .sse import json_response, sse_response
+from parallel_agents.testing.sse import json_response, sse_response
 
 __all__ = ["error", "parse_chat", "parse_responses", "render_chat", "render_responses"]
 

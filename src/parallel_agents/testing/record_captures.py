@@ -30,8 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .agent_env import agent_env, agents_prefix, base_environ, codex_env, find_agent
-from .model_server import ScriptedModelServer
+from parallel_agents.testing.agent_env import (
+    agent_env,
+    agents_prefix,
+    base_environ,
+    codex_env,
+    find_agent,
+)
+from parallel_agents.testing.model_server import ScriptedModelServer
 
 __all__ = ["RECORDINGS", "Normalizer", "Recording", "main", "record_agent"]
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .conversation import HttpResponse
+from parallel_agents.testing.conversation import HttpResponse
 
 __all__ = ["json_from_schema", "json_response", "sse_response", "stable_id"]
 

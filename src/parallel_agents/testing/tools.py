@@ -14,8 +14,8 @@ import posixpath
 import shlex
 from typing import Any
 
-from .conversation import Conversation, ToolCall, ToolSpec
-from .script import ModelTurn, RawTool, Run, Write
+from parallel_agents.testing.conversation import Conversation, ToolCall, ToolSpec
+from parallel_agents.testing.script import ModelTurn, RawTool, Run, Write
 
 __all__ = ["TranslationError", "submit_command", "translate_actions"]
 

@@ -14,8 +14,8 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .models import Session
+    from parallel_agents.config import Settings
+    from parallel_agents.models import Session
 
 APP_NAME = "Parallel Agents"
 

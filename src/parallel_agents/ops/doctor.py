@@ -35,13 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import archive, git, pool, worktrees
-from .errors import PAError
-from .models import Session, Status
+from parallel_agents import git
+from parallel_agents.errors import PAError
+from parallel_agents.git import archive, pool, worktrees
+from parallel_agents.models import Session, Status
 
 if TYPE_CHECKING:
-    from .models import Repo
-    from .service import App
+    from parallel_agents.models import Repo
+    from parallel_agents.sessions.orchestrator import App
 
 ORPHAN_PREFIX = "refs/pa/archive/orphan-"
 SERVER_INFO = "server.json"
@@ -157,7 +158,7 @@ def _check_database(app: App, rep: Report) -> bool:
 
 def database_finding(path: Path, detail: str) -> Finding:
     """A damaged ``pa.db``: what to do, naming the newest backup when there is one."""
-    from .store import damaged_error
+    from parallel_agents.store import damaged_error
 
     hint = damaged_error(path, Exception(detail)).hint
     # No ``fix``: --repair never edits a damaged database; the user restores it.
@@ -167,7 +168,7 @@ def database_finding(path: Path, detail: str) -> Finding:
 def check_unopenable(home: Path, error: PAError) -> Report:
     """`pa doctor` when the store refused to open (damaged, or written by a newer pa):
     a report instead of a crash. Nothing is repaired: every other check needs the store."""
-    from .store import DB_FILE, DatabaseTooNew
+    from parallel_agents.store import DB_FILE, DatabaseTooNew
 
     rep = Report()
     if isinstance(error, DatabaseTooNew):
@@ -204,7 +205,7 @@ def _check_state_without_rows(app: App, rep: Report) -> bool:
         )
         f.problem = False
         return False
-    from .store import newest_backup
+    from parallel_agents.store import newest_backup
 
     backup = newest_backup(app.store.home)
     path = app.store.path
@@ -313,7 +314,7 @@ def _check_server(app: App, rep: Report, repair: bool) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    from .runtime.local import alive
+    from parallel_agents.runtime.local import alive
 
     return pid > 0 and alive(pid)
 
@@ -1074,7 +1075,7 @@ def _maybe_dead(app: App, rep: Report, s: Session) -> None:
     files = app.sup.turn_files(s.id, turn.n)
     if files.exit_info() is not None:
         return  # finished; the supervisor will read it on its next tick
-    from .runtime import local
+    from parallel_agents.runtime import local
 
     wpid = files.wrapper_pid()
     if wpid is not None and local.alive(wpid):
@@ -1095,7 +1096,7 @@ def _maybe_dead(app: App, rep: Report, s: Session) -> None:
 
 # -- checkpoints ---------------------------------------------------------------------------
 def _check_checkpoints(app: App, rep: Report, repair: bool) -> None:
-    from . import review_service
+    from parallel_agents.sessions import review as review_service
 
     refs_by_repo: dict[int, dict[str, str]] = {}
     for s in app.store.sessions():
@@ -1202,8 +1203,9 @@ def _check_stray_processes(app: App, rep: Report, repair: bool) -> None:
     """Processes left by a session that is not running: those its agent started (they
     carry its tag, ``runtime.wrapper.TAG``; ended by --repair) and any other process
     working inside its worktree (someone's shell or editor: reported, never touched)."""
-    from .runtime import interactive, local
-    from .runtime.wrapper import TAG
+    from parallel_agents.runtime import local
+    from parallel_agents.runtime.wrapper import TAG
+    from parallel_agents.sessions import interactive
 
     sessions = {s.id: s for s in app.store.sessions()}
 
@@ -1266,7 +1268,7 @@ def _check_stray_processes(app: App, rep: Report, repair: bool) -> None:
 def _check_merge_checkouts(app: App, rep: Report, repair: bool) -> None:
     """Checkouts whose index and files trail their HEAD because a pa merge moved the
     branch and was stopped before it updated them: a commit there would undo the merge."""
-    from . import merge
+    from parallel_agents.git import merging as merge
 
     for repo in app.store.repos():
         repo_path = Path(repo.path)
@@ -1286,7 +1288,7 @@ def _check_merge_checkouts(app: App, rep: Report, repair: bool) -> None:
 
 
 def _merge_checkout(co: Path, repo_name: str, rep: Report, repair: bool) -> None:
-    from . import merge
+    from parallel_agents.git import merging as merge
 
     pending = merge.interrupted_sync(co)
     if pending is None:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .service import App
+    from parallel_agents.client import Client
+    from parallel_agents.sessions.orchestrator import App
 
 
 def _seg(value: str) -> str:
     """One URL path segment: an id like 'x?y' or '%' is data, never URL syntax."""
-    from .client import seg
+    from parallel_agents.client import seg
 
     return seg(value)
 
@@ -63,7 +63,7 @@ class Backend(Protocol):
 
 
 def _session_json(app: App, sid: str, *, full: bool = False) -> dict[str, Any]:
-    from . import review_service
+    from parallel_agents.sessions import review as review_service
 
     s = app.store.session(sid)
     d = s.to_json()
@@ -98,7 +98,7 @@ class LocalBackend(Backend):
         return _session_json(self.app, s.id)
 
     def sessions(self, *, all: bool = False) -> list[dict[str, Any]]:
-        from .review_service import check_summaries
+        from parallel_agents.sessions.review import check_summaries
 
         checks = check_summaries(self.app.store)
         out = []
@@ -139,14 +139,14 @@ class LocalBackend(Backend):
         self.app.mark_read(self.app.store.resolve_session(sid).id)
 
     def _range(self, sid: str, turn: int | None) -> tuple[Path, str, str, str | None]:
-        from . import review_service
+        from parallel_agents.sessions import review as review_service
 
         s = self.app.store.resolve_session(sid)
         base, target, note = review_service.diff_range(self.app.store, s, turn)
         return Path(self.app.store.repo(s.repo_id).path), base, target, note
 
     def diff_json(self, sid: str, turn: int | None) -> dict[str, Any]:
-        from . import review
+        from parallel_agents.git import review
 
         repo, base, target, note = self._range(sid, turn)
         files = review.diff_files(repo, base, target)
@@ -162,7 +162,7 @@ class LocalBackend(Backend):
     def diff_text(
         self, sid: str, turn: int | None, *, stat: bool, name_only: bool
     ) -> Iterator[str]:
-        from . import review
+        from parallel_agents.git import review
 
         repo, base, target, note = self._range(sid, turn)
         if note:
@@ -172,8 +172,8 @@ class LocalBackend(Backend):
         return review.diff_stream(repo, base, target, stat=stat, name_only=name_only)
 
     def check(self, sid: str, command: str | None, timeout: float | None) -> dict[str, Any]:
-        from . import review_service
-        from .service import App
+        from parallel_agents.sessions import review as review_service
+        from parallel_agents.sessions.orchestrator import App
 
         # Checks of several sessions run on threads: each needs its own connection.
         local = App.open(self.app.settings)
@@ -184,24 +184,24 @@ class LocalBackend(Backend):
             local.close()
 
     def rollback(self, sid: str, turn: int) -> dict[str, Any]:
-        from . import review_service
+        from parallel_agents.sessions import review as review_service
 
         s = self.app.store.resolve_session(sid)
         return review_service.rollback(self.app.store, s, turn)
 
     def conflicts(self, repo: str | None) -> dict[str, Any]:
-        from . import review_service
+        from parallel_agents.sessions import review as review_service
 
         rid = self.app.find_repo(repo, register=False).id if repo else None
         return review_service.conflicts(self.app.store, rid)
 
     def merge(self, ids: list[str], **kw: Any) -> dict[str, Any]:
-        from . import merge_service
+        from parallel_agents.sessions import merge as merge_service
 
         return merge_service.merge_sessions(self.app, ids, **kw)
 
     def pr(self, sid: str, draft: bool) -> dict[str, Any]:
-        from . import merge_service
+        from parallel_agents.sessions import merge as merge_service
 
         return merge_service.pr(self.app, sid, draft=draft)
 
@@ -316,25 +316,25 @@ def autostart_enabled(settings: Any) -> bool:
 
 def connect() -> Backend:
     """The running server (started in the background if allowed), else in-process."""
-    from .config import load_settings
-    from .server import daemon
+    from parallel_agents.config import load_settings
+    from parallel_agents.server import daemon
 
     settings = load_settings()
     info = daemon.status(settings.home)
     if info is None:
         # Only when this process may write there (a running server has its home; the
         # store is heavy to import for a thin client).
-        from .store import ensure_home
+        from parallel_agents.store import ensure_home
 
         ensure_home(settings.home)
     if info is None and autostart_enabled(settings):
-        from .client import ensure_server
+        from parallel_agents.client import ensure_server
 
         return RemoteBackend(ensure_server(settings.home))
     if info is not None:
-        from .client import Client
+        from parallel_agents.client import Client
 
         return RemoteBackend(Client.from_home(settings.home))
-    from .service import App
+    from parallel_agents.sessions.orchestrator import App
 
     return LocalBackend(App.open(settings))

@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import git
-from .errors import PAError
+from parallel_agents import git
+from parallel_agents.errors import PAError
 
 EXTRAS_MESSAGE = "pa archive extras"
 ZERO = "0" * 40
@@ -145,7 +145,7 @@ def _excludes(paths: list[str]) -> list[str]:
 
 
 def _commit(wt: Path, tree: str, parents: list[str], message: str) -> str:
-    from .review import _commit_tree
+    from parallel_agents.git.review import _commit_tree
 
     return _commit_tree(wt, tree, parents, message)
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from .models import Repo
-    from .service import App
+    from parallel_agents.models import Repo
+    from parallel_agents.sessions.orchestrator import App
 
 
 def _emit(data: Any) -> None:
@@ -22,7 +22,7 @@ def _emit(data: Any) -> None:
 
 
 def _open() -> App:
-    from .service import App
+    from parallel_agents.sessions.orchestrator import App
 
     return App.open()
 
@@ -35,8 +35,8 @@ def _repos(app: App, ref: str | None) -> list[Repo]:
 
 def _rebuild(app: App) -> list[Any]:
     """`pa doctor --rebuild`, as findings: one per session folder without a row."""
-    from .doctor import Finding
-    from .rebuild import rebuild
+    from parallel_agents.ops.doctor import Finding
+    from parallel_agents.ops.rebuild import rebuild
 
     out = []
     for r in rebuild(app):
@@ -57,7 +57,7 @@ def _rebuild(app: App) -> list[Any]:
 
 
 def register(main: click.Group) -> None:
-    from .cli import PAGroup
+    from parallel_agents.cli import PAGroup
 
     @main.command()
     @click.option("--repair", is_flag=True, help="Fix what can be fixed (archiving work first).")
@@ -98,13 +98,13 @@ def register(main: click.Group) -> None:
 
         Exit code 0 when nothing is left to fix, 1 otherwise.
         """
-        from . import doctor as doc
-        from .store import DatabaseDamaged, DatabaseTooNew
+        from parallel_agents.ops import doctor as doc
+        from parallel_agents.store import DatabaseDamaged, DatabaseTooNew
 
         try:
             app = _open()
         except (DatabaseDamaged, DatabaseTooNew) as e:
-            from .config import pa_home
+            from parallel_agents.config import pa_home
 
             rep = doc.check_unopenable(pa_home(), e)
         else:
@@ -152,7 +152,7 @@ def register(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def pool_status(repo_ref: str | None, as_json: bool) -> None:
         """Warm worktrees per repo: ready at the base, stale, being filled."""
-        from . import pool as pl
+        from parallel_agents.git import pool as pl
 
         app = _open()
         try:
@@ -177,7 +177,7 @@ def register(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def pool_fill(repo_ref: str | None, size: int | None, as_json: bool) -> None:
         """Create warm worktrees up to pool.size (and drop stale ones) now."""
-        from . import pool as pl
+        from parallel_agents.git import pool as pl
 
         app = _open()
         try:
@@ -202,7 +202,7 @@ def register(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def pool_clear(repo_ref: str | None, as_json: bool) -> None:
         """Remove every warm worktree (dirty ones are archived first)."""
-        from . import pool as pl
+        from parallel_agents.git import pool as pl
 
         app = _open()
         try:

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import git, pool, repo_identity, worktrees
-from .agents import get_agent
-from .config import Settings, load_repo_config, load_settings
-from .errors import Conflict, NotFound, PAError, UsageError
-from .models import Repo, Session, Status
-from .runtime import local
-from .store import Store
-from .supervisor import ACTIVE, Supervisor
+from parallel_agents import git
+from parallel_agents.agents import get_agent
+from parallel_agents.config import Settings, load_repo_config, load_settings
+from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.git import identity as repo_identity
+from parallel_agents.git import pool, worktrees
+from parallel_agents.models import Repo, Session, Status
+from parallel_agents.runtime import local
+from parallel_agents.sessions.headless import ACTIVE, Supervisor
+from parallel_agents.store import Store
 
 ARCHIVE_PREFIX = "refs/pa/archive/"
 
@@ -306,7 +308,7 @@ class App:
             if not now:
                 self.store.set_status(sid, Status.QUEUED, db=db)
         if interactive:
-            from .runtime import tmux
+            from parallel_agents.runtime import tmux
 
             tmux.start_interactive(self, sid)
         elif now:
@@ -321,7 +323,7 @@ class App:
             raise UsageError("the follow-up prompt is empty")
         check_text("prompt", prompt)
         if s.interactive and s.status != Status.DISCARDED:
-            from .runtime import tmux
+            from parallel_agents.runtime import tmux
 
             repo_identity.require_usable(self.store, s)
 
@@ -358,7 +360,7 @@ class App:
     def stop(self, sid: str) -> Session:
         s = self.store.resolve_session(sid)
         if s.interactive:
-            from .runtime import tmux
+            from parallel_agents.runtime import tmux
 
             tmux.stop_interactive(self, s)
         else:
@@ -397,7 +399,7 @@ class App:
 
     def finish_discard(self, s: Session) -> tuple[Session, dict[str, Any]]:
         """Second half of a discard, from its recorded intent (idempotent)."""
-        from . import archive as archive_mod
+        from parallel_agents.git import archive as archive_mod
 
         archive = dict(s.options["discarding"])
         repo_path = Path(self.store.repo(s.repo_id).path)
@@ -452,8 +454,8 @@ class App:
         kind = _archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
         if wt.exists() and any(wt.iterdir()):
             raise Conflict(f"{wt} exists and is not empty; move it away first")
-        from . import archive as archive_mod
-        from . import review
+        from parallel_agents.git import archive as archive_mod
+        from parallel_agents.git import review
 
         if kind == "branch":
             head = commit
@@ -507,7 +509,7 @@ def archive_session(repo_path: Path, s: Session, *, stash: bool = True) -> dict[
     """Store the session's final state under a new archive ref (never overwriting one):
     uncommitted, untracked and ignored files, the staging area, empty folders, and (with
     ``stash``) its nested repositories moved next to the archive."""
-    from . import archive as archive_mod
+    from parallel_agents.git import archive as archive_mod
 
     wt = Path(s.worktree)
     if wt.is_dir() and (wt / ".git").exists():
@@ -526,7 +528,7 @@ def archive_session(repo_path: Path, s: Session, *, stash: bool = True) -> dict[
 def _orphan_archive(repo_path: Path, s: Session) -> str | None:
     """The newest archive of this session whose worktree is gone: its own (a merge with
     ``merge.remove_worktree``) or one ``pa doctor`` made of its worktree, folder or branch."""
-    from .doctor import ORPHAN_PREFIX, _safe
+    from parallel_agents.ops.doctor import ORPHAN_PREFIX, _safe
 
     r = git.run(
         [
@@ -547,7 +549,7 @@ def _orphan_archive(repo_path: Path, s: Session) -> str | None:
 
 def _archive_kind(repo_path: Path, commit: str) -> str:
     """How to bring back an archive whose kind was not recorded (one of doctor's)."""
-    from . import archive as archive_mod
+    from parallel_agents.git import archive as archive_mod
 
     if archive_mod.extras_of(repo_path, commit):
         return "full"
@@ -641,6 +643,6 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 
 def _probe_ctx(cmd: list[str]) -> Any:
-    from .agents.base import TurnContext
+    from parallel_agents.agents.base import TurnContext
 
     return TurnContext(prompt="", worktree=Path.cwd(), session_dir=Path.cwd(), turn=1, cmd=cmd)

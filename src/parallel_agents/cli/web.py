@@ -25,9 +25,9 @@ def open_dashboard(
     Opens the link in the default browser when ``open_browser`` (``opened`` says whether a
     browser took it).
     """
-    from .config import pa_home
-    from .server import daemon
-    from .web import once
+    from parallel_agents.config import pa_home
+    from parallel_agents.server import daemon
+    from parallel_agents.server import login as once
 
     h = Path(home) if home is not None else pa_home()
     info, started = daemon.start_background(h, host, port)

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from . import git, worktrees
-from .errors import Conflict, NotFound, PAError, UsageError
-from .git import GitError
-from .review import (
+from parallel_agents import git
+from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.git import GitError, worktrees
+from parallel_agents.git.review import (
     CheckResult,
     _commit_tree,
     _copied_unchanged,

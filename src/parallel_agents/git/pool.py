@@ -53,14 +53,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from . import git, worktrees
-from .config import Settings
-from .errors import PAError
-from .runtime.local import Detached
+from parallel_agents import git
+from parallel_agents.config import Settings
+from parallel_agents.errors import PAError
+from parallel_agents.git import worktrees
+from parallel_agents.runtime.local import Detached
 
 if TYPE_CHECKING:
-    from .models import Repo
-    from .service import App
+    from parallel_agents.models import Repo
+    from parallel_agents.sessions.orchestrator import App
 
 POOL_DIR = ".pool"
 TRASH_DIR = ".trash"
@@ -421,7 +422,7 @@ def archive_dirty(repo_path: Path, wt: Path, name: str) -> str | None:
     st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt, check=False)
     if st.returncode == 0 and not st.stdout:
         return None
-    from . import review
+    from parallel_agents.git import review
 
     ref = unique_ref(repo_path, ARCHIVE_PREFIX + name)
     review.checkpoint(wt, ref, f"pa: archive of {wt} before removing it")
@@ -838,12 +839,12 @@ def kick(settings: Settings, repo_name: str) -> bool:
             return False
         env = dict(os.environ)
         env["PA_HOME"] = str(settings.home)
-        pkg_root = str(Path(__file__).resolve().parents[1])
+        pkg_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
         _reap()
         with open(pdir / FILL_LOG, "ab") as log:
             proc = Detached(
-                [sys.executable, "-m", "parallel_agents.pool", repo_name, "--lock-fd", str(fd)],
+                [sys.executable, "-m", "parallel_agents.git.pool", repo_name, "--lock-fd", str(fd)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -900,16 +901,16 @@ def status(settings: Settings, repo: Repo) -> dict[str, Any]:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m parallel_agents.pool REPO [--lock-fd N]``: the background filler."""
+    """``python -m parallel_agents.git.pool REPO [--lock-fd N]``: the background filler."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m parallel_agents.pool")
+    ap = argparse.ArgumentParser(prog="python -m parallel_agents.git.pool")
     ap.add_argument("repo")
     ap.add_argument("--lock-fd", type=int)
     args = ap.parse_args(argv)
     with contextlib.suppress(OSError):
         os.nice(10)
-    from .service import App
+    from parallel_agents.sessions.orchestrator import App
 
     app = App.open()
     try:

@@ -24,14 +24,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Conflict, NotFound, PAError, UsageError
-from .server.daemon import ServerNotRunning
+from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.server.daemon import ServerNotRunning
 
 if TYPE_CHECKING:
     from http.client import HTTPConnection, HTTPResponse
 
-    from .models import Event, Session
-    from .server.daemon import ServerInfo
+    from parallel_agents.models import Event, Session
+    from parallel_agents.server.daemon import ServerInfo
 
 __all__ = ["Client", "ServerNotRunning", "ensure_server", "event_from_json", "session_from_json"]
 
@@ -143,9 +143,9 @@ class Client:
     @classmethod
     def from_home(cls, home: Path | None = None, **kw: Any) -> Client:
         """The client of the server running for PA_HOME ``home`` (default: the env's)."""
-        from .config import pa_home
-        from .server import daemon
-        from .server.auth import read_token
+        from parallel_agents.config import pa_home
+        from parallel_agents.server import daemon
+        from parallel_agents.server.auth import read_token
 
         h = Path(home) if home is not None else pa_home()
         info = daemon.status(h)
@@ -476,8 +476,8 @@ class Client:
         """After a lost connection: the server may have restarted on another port."""
         if self.home is None:
             return
-        from .server import daemon
-        from .server.auth import read_token
+        from parallel_agents.server import daemon
+        from parallel_agents.server.auth import read_token
 
         info = daemon.read_info(self.home)
         token = read_token(self.home)
@@ -489,9 +489,9 @@ class Client:
 
 def ensure_server(home: Path | None = None, *, timeout: float = 30.0) -> Client:
     """A client of this PA_HOME's server, starting one in the background if none runs."""
-    from .config import load_settings, pa_home
-    from .server import daemon
-    from .server.auth import read_token
+    from parallel_agents.config import load_settings, pa_home
+    from parallel_agents.server import daemon
+    from parallel_agents.server.auth import read_token
 
     h = Path(home) if home is not None else pa_home()
     info: ServerInfo | None = daemon.status(h)
@@ -525,7 +525,7 @@ def _port_free(host: str, port: int) -> bool:
 
 # -- JSON -> models ---------------------------------------------------------------------------
 def session_from_json(d: dict[str, Any]) -> Session:
-    from .models import Session, Status
+    from parallel_agents.models import Session, Status
 
     names = {f.name for f in fields(Session)}
     kw = {k: v for k, v in d.items() if k in names}
@@ -534,7 +534,7 @@ def session_from_json(d: dict[str, Any]) -> Session:
 
 
 def event_from_json(d: dict[str, Any]) -> Event:
-    from .models import Event
+    from parallel_agents.models import Event
 
     names = {f.name for f in fields(Event)}
     kw = {k: v for k, v in d.items() if k in names}

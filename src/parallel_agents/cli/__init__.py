@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import PAError
+from parallel_agents.errors import PAError
 
 if TYPE_CHECKING:
-    from .backend import Backend
-    from .service import App
+    from parallel_agents.client.backend import Backend
+    from parallel_agents.sessions.orchestrator import App
 
 
 # -- plumbing --------------------------------------------------------------------------
 def _app() -> App:
-    from .service import App
+    from parallel_agents.sessions.orchestrator import App
 
     return App.open()
 
@@ -137,7 +137,7 @@ class _MainGroup(PAGroup):
     """`pa` itself: its help lists the commands by purpose (see cli_help)."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from .cli_help import format_sections
+        from parallel_agents.cli.help import format_sections
 
         format_sections(self, ctx, formatter)
 
@@ -157,7 +157,7 @@ def main() -> None:
 
 
 def _backend() -> Backend:
-    from .backend import connect
+    from parallel_agents.client.backend import connect
 
     return connect()
 
@@ -315,8 +315,8 @@ def new(
     Refused, registering nothing, inside a registered repository that was moved (run the
     `pa repo move` it names) and for a registered repo whose folder is missing.
     """
-    from .cmdline import split_cmd
-    from .errors import UsageError
+    from parallel_agents.cmdline import split_cmd
+    from parallel_agents.errors import UsageError
 
     env: dict[str, str] = {}
     for pair in env_pairs:
@@ -379,8 +379,8 @@ def _check_cell(chk: dict[str, Any] | None) -> str:
 def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
     """List live sessions: all but merged and discarded ones, the same set as the
     dashboard's "live" filter (● marks unread results)."""
-    from .errors import NotFound, UsageError
-    from .models import Status
+    from parallel_agents.errors import NotFound, UsageError
+    from parallel_agents.models import Status
 
     if status:
         try:
@@ -800,7 +800,7 @@ def check(
     """Run the repo's check command in each session's worktree (in parallel)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .config import load_settings
+    from parallel_agents.config import load_settings
 
     be = _backend()
     be.refresh()
@@ -1013,7 +1013,7 @@ def pr(session_id: str, draft: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def demo(agent: str, count: int, directory: Path | None, as_json: bool) -> None:
     """Watch real agents fix a sample repo in parallel, offline (scripted model)."""
-    from .demo import run_demo
+    from parallel_agents.ops.demo import run_demo
 
     app = _app()
     echo = (lambda _m: None) if as_json else click.echo
@@ -1039,7 +1039,7 @@ def dev() -> None:
 @click.option("--port", default=0, show_default=True, help="0 picks a free port.")
 def dev_model_server(script_path: Path, host: str, port: int) -> None:
     """Run the scripted model server (Anthropic, OpenAI and Gemini APIs) in the foreground."""
-    from .testing import ScriptError, serve_forever
+    from parallel_agents.testing import ScriptError, serve_forever
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {host}, not loopback", err=True)
@@ -1056,11 +1056,14 @@ def dev_model_server(script_path: Path, host: str, port: int) -> None:
 
 def _register_extras() -> None:
     """Commands that live in their own modules (server, dashboard, tmux, operations)."""
-    from . import cli_interactive, cli_ops, cli_server, cli_web
+    from parallel_agents.cli import interactive as cli_interactive
+    from parallel_agents.cli import ops as cli_ops
+    from parallel_agents.cli import server as cli_server
+    from parallel_agents.cli import web as cli_web
 
     for mod in (cli_server, cli_web, cli_interactive, cli_ops):
         mod.register(main)
-    from . import cli_help
+    from parallel_agents.cli import help as cli_help
 
     cli_help.apply(main)
 

@@ -21,12 +21,13 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import git, worktrees
-from .errors import Conflict, NotFound
-from .models import Repo, Session, Status
+from parallel_agents import git
+from parallel_agents.errors import Conflict, NotFound
+from parallel_agents.git import worktrees
+from parallel_agents.models import Repo, Session, Status
 
 if TYPE_CHECKING:
-    from .store import Store
+    from parallel_agents.store import Store
 
 UID_FILE = "pa-repo-id"
 
@@ -209,7 +210,7 @@ def require_usable(store: Store, s: Session) -> Path:
 
 def move(store: Store, name: str, new_path: Path) -> dict[str, Any]:
     """Re-point repo ``name`` at ``new_path`` and repair its worktrees' links both ways."""
-    from .service import validate_repo_path
+    from parallel_agents.sessions.orchestrator import validate_repo_path
 
     repo = store.repo_by_name(name)
     if repo is None:

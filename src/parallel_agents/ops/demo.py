@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import git
-from .errors import PAError, UsageError
-from .models import Status
-from .service import App
-from .supervisor import SCRIPTED_MODEL_ENV
+from parallel_agents import git
+from parallel_agents.errors import PAError, UsageError
+from parallel_agents.models import Status
+from parallel_agents.sessions.headless import SCRIPTED_MODEL_ENV
+from parallel_agents.sessions.orchestrator import App
 
 SAMPLE_FILES: dict[str, str] = {
     "README.md": "# calc\n\nA tiny calculator library.\n",
@@ -154,7 +154,7 @@ def find_agent_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
         cand = root / ".agents" / "bin" / name
         if cand.exists():
             return str(cand)
@@ -171,8 +171,8 @@ def run_demo(
     live: bool,
     timeout: float = 300,
 ) -> dict[str, Any]:
-    from .testing import ScriptedModelServer
-    from .testing.agent_env import agent_env
+    from parallel_agents.testing import ScriptedModelServer
+    from parallel_agents.testing.agent_env import agent_env
 
     all_tasks = tasks()
     if not 1 <= count <= len(all_tasks):
@@ -238,7 +238,7 @@ def run_demo(
 def _server_note(app: App, echo: Callable[[str], None]) -> dict[str, Any] | None:
     """Say so when a background server runs (the demo's `pa diff` starts one): it outlives
     the demo, and nothing else would tell the user it is there or how to stop it."""
-    from .server import daemon
+    from parallel_agents.server import daemon
 
     info = daemon.status(app.store.home)
     if info is None:

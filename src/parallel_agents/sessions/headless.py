@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agents import get_agent
-from .agents.base import MAX_RAW, TAIL, NormEvent, TurnContext
-from .config import Settings, load_repo_config
-from .errors import PAError
-from .models import EventKind, Session, Status
-from .runtime import local
-from .store import Store
+from parallel_agents.agents import get_agent
+from parallel_agents.agents.base import MAX_RAW, TAIL, NormEvent, TurnContext
+from parallel_agents.config import Settings, load_repo_config
+from parallel_agents.errors import PAError
+from parallel_agents.models import EventKind, Session, Status
+from parallel_agents.runtime import local
+from parallel_agents.store import Store
 
 # How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
 CHUNK = 4 * 1024 * 1024
@@ -265,7 +265,7 @@ class Supervisor:
             rep.pending = rep.pending or r.pending
             if not r.finished:
                 self._enforce_timeout(s)
-        from .runtime import tmux
+        from parallel_agents.runtime import tmux
 
         rep.finished += tmux.poll(self)
         rep.started = self.schedule()
@@ -282,7 +282,7 @@ class Supervisor:
 
     def after_turn(self, sid: str) -> None:
         """Checkpoint the worktree at the end of a turn; optionally run the repo's check."""
-        from . import review_service
+        from parallel_agents.sessions import review as review_service
 
         s = self.store.session(sid)
         turn = self.store.last_turn(sid)
@@ -301,8 +301,8 @@ class Supervisor:
         """Run after-turn checks queued by ``after_turn`` (in parallel, within the limit)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from . import review_service
-        from .store import Store
+        from parallel_agents.sessions import review as review_service
+        from parallel_agents.store import Store
 
         with self._checks_lock:
             todo, self._checks = self._checks, []
@@ -437,7 +437,7 @@ class Supervisor:
         except Exception as e:  # an adapter bug must not wedge the session
             end_ok, end_err = False, f"pa could not read the agent's output: {e!r}"
             items.append((EventKind.ERROR.value, {"message": end_err}, None))
-            from .agents.base import TurnEnd
+            from parallel_agents.agents.base import TurnEnd
 
             end = TurnEnd(ok=end_ok, error=end_err)
         usage = state.get("usage") or {}
@@ -514,7 +514,7 @@ class Supervisor:
         if s.interactive:
             from types import SimpleNamespace
 
-            from .runtime import tmux
+            from parallel_agents.runtime import tmux
 
             # The tmux runtime needs only the store and settings of an App.
             app: Any = SimpleNamespace(store=self.store, settings=self.settings, sup=self)

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import git, pool, worktrees
-from .errors import PAError
-from .models import Session, Status
-from .store import RebuiltTurn
+from parallel_agents import git
+from parallel_agents.errors import PAError
+from parallel_agents.git import pool, worktrees
+from parallel_agents.models import Session, Status
+from parallel_agents.store import RebuiltTurn
 
 if TYPE_CHECKING:
-    from .service import App
+    from parallel_agents.sessions.orchestrator import App
 
 _SID = re.compile(r"[0-9a-f]{8}")
 
@@ -197,7 +198,7 @@ def _turns(d: Path) -> list[_Turn]:
 def _agent(spec: dict[str, Any]) -> tuple[str, list[str] | None]:
     """The agent that ran the last turn: a built-in whose binary is argv[0], else the
     ``command`` agent with that argv (what ``--cmd`` gave)."""
-    from .agents.registry import BUILTIN, get_agent
+    from parallel_agents.agents.registry import BUILTIN, get_agent
 
     argv = [str(a) for a in spec.get("argv") or []]
     if not argv:

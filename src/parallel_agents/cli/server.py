@@ -1,6 +1,6 @@
 """CLI commands for the server: ``pa serve``, ``pa server start|stop|status``, ``pa watch``.
 
-``register(main)`` adds them to the ``pa`` group. ``python -m parallel_agents.cli_server``
+``register(main)`` adds them to the ``pa`` group. ``python -m parallel_agents.cli.server``
 runs ``pa`` with them registered (the background server is started this way, so it
 works whether or not ``cli.py`` registered them).
 """
@@ -33,7 +33,7 @@ def _fmt_uptime(seconds: float) -> str:
 def _one_time_login(home: Any, url: str) -> str:
     """A login link good for one use and a few minutes: unlike ``/login?token=``, it is
     worthless once it sits in a browser's history, a synced tab or a terminal log."""
-    from .web import once
+    from parallel_agents.server import login as once
 
     return f"{url}/login/once?code={once.issue(home)}"
 
@@ -58,8 +58,8 @@ def exposure_warning(host: str | None) -> str | None:
 
 
 def _status_json(home: Any) -> dict[str, Any] | None:
-    from .server import daemon
-    from .server.auth import read_token
+    from parallel_agents.server import daemon
+    from parallel_agents.server.auth import read_token
 
     info = daemon.status(home)
     if info is None:
@@ -117,7 +117,7 @@ def _print_status(d: dict[str, Any]) -> None:
 )
 def serve(host: str | None, port: int | None, log_level: str, log_file: Path | None) -> None:
     """Run the server in the foreground (one per PA_HOME)."""
-    from .server import daemon
+    from parallel_agents.server import daemon
 
     def ready(info: daemon.ServerInfo, token: str) -> None:
         click.echo(f"pa server {info.version} on {info.url} (pid {info.pid})", err=True)
@@ -155,8 +155,8 @@ def server_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def server_start(host: str | None, port: int | None, timeout: float, as_json: bool) -> None:
     """Start the server in the background (if it is not running) and wait until it answers."""
-    from .config import pa_home
-    from .server import daemon
+    from parallel_agents.config import pa_home
+    from parallel_agents.server import daemon
 
     home = pa_home()
     _, started = daemon.start_background(home, host, port, timeout=timeout)
@@ -178,8 +178,8 @@ def server_start(host: str | None, port: int | None, timeout: float, as_json: bo
 @click.option("--json", "as_json", is_flag=True)
 def server_stop(as_json: bool) -> None:
     """Stop the background server (agents keep running; a new server picks them up)."""
-    from .config import pa_home
-    from .server import daemon
+    from parallel_agents.config import pa_home
+    from parallel_agents.server import daemon
 
     info = daemon.stop(pa_home())
     if as_json:
@@ -196,7 +196,7 @@ def server_status(as_json: bool) -> None:
     """Pid, URL, port, version, uptime and a one-time login link (valid 10 minutes, good
     for one browser; the token itself is never printed) of the server (exit 1 if none
     runs). Warns when the server listens beyond loopback over plain HTTP."""
-    from .config import pa_home
+    from parallel_agents.config import pa_home
 
     d = _status_json(pa_home())
     if as_json:
@@ -219,8 +219,8 @@ def watch(as_json: bool) -> None:
 
     Starts the server in the background if none runs. Ctrl-C to stop.
     """
-    from .client import ensure_server
-    from .errors import PAError
+    from parallel_agents.client import ensure_server
+    from parallel_agents.errors import PAError
 
     client = ensure_server()
     connects = 0
@@ -265,7 +265,7 @@ def register(main: click.Group) -> None:
 
 
 def _main() -> None:  # pragma: no cover - exercised through subprocesses
-    from .cli import main
+    from parallel_agents.cli import main
 
     register(main)
     main(prog_name="pa")

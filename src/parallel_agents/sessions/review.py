@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import git
-from .config import Settings, load_repo_config
-from .errors import Conflict, NotFound, PAError, UsageError
-from .models import EventKind, Session, Status
-from .store import Store
+from parallel_agents import git
+from parallel_agents.config import Settings, load_repo_config
+from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.models import EventKind, Session, Status
+from parallel_agents.store import Store
 
 ACTIVE = (Status.QUEUED, Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
 
@@ -39,7 +39,7 @@ def _worktree_ok(s: Session) -> bool:
 
 def checkpoint_turn(store: Store, s: Session, n: int) -> str | None:
     """Snapshot the worktree at the end of turn ``n`` (no-op when the worktree is gone)."""
-    from . import review
+    from parallel_agents.git import review
 
     if not _worktree_ok(s):
         return None
@@ -51,7 +51,7 @@ def checkpoint_turn(store: Store, s: Session, n: int) -> str | None:
 
 def snapshot(store: Store, s: Session) -> tuple[str, str | None]:
     """Commit for the session's current state; a note when the worktree is gone."""
-    from . import review
+    from parallel_agents.git import review
 
     repo_path = Path(store.repo(s.repo_id).path)
     if _worktree_ok(s):
@@ -67,7 +67,7 @@ def snapshot(store: Store, s: Session) -> tuple[str, str | None]:
 
 def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, str | None]:
     """(base, target, note) of what the session (or one turn) changed."""
-    from .repo_identity import require_repo
+    from parallel_agents.git.identity import require_repo
 
     repo_path = require_repo(store, s)
     if turn is None:
@@ -95,7 +95,7 @@ def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, st
 
 def _with_nested_note(s: Session, note: str | None) -> str | None:
     """Nested repositories are only gitlinks to the session's repo: say what they hold."""
-    from . import archive
+    from parallel_agents.git import archive
 
     if not _worktree_ok(s):
         return note
@@ -124,8 +124,8 @@ def run_check(
     timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run the repo's check in the session's worktree and store the result."""
-    from . import review
-    from .repo_identity import require_usable
+    from parallel_agents.git import review
+    from parallel_agents.git.identity import require_usable
 
     if not _worktree_ok(s):
         raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
@@ -189,13 +189,13 @@ def wait_for_index_lock(worktree: Path, timeout: float = 5.0) -> None:
 # -- rollback ------------------------------------------------------------------------------
 def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     """Restore the worktree to turn ``turn``'s checkpoint, after checkpointing the present."""
-    from . import review
+    from parallel_agents.git import review
 
     if s.status in ACTIVE:
         raise Conflict(f"session {s.id} is {s.status.value}", hint=f"pa stop {s.id} first")
     if not _worktree_ok(s):
         raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
-    from .repo_identity import require_usable
+    from parallel_agents.git.identity import require_usable
 
     repo_path = require_usable(store, s)
     wait_for_index_lock(Path(s.worktree))
@@ -206,7 +206,7 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
             f"session {s.id} has no checkpoint for turn {turn}",
             hint=f"checkpoints exist for turns: {', '.join(map(str, have)) or 'none'}",
         )
-    from . import archive
+    from parallel_agents.git import archive
 
     undo_ref = f"refs/pa/sessions/{s.id}/before-rollback/{int(time.time() * 1000)}"
     # A full archive, so the undo point keeps the staging area too (a plain checkpoint
@@ -248,7 +248,7 @@ def session_head(store: Store, s: Session) -> str | None:
 
 def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
     """Forecast per repo and base branch: clean with base? which pairs conflict?"""
-    from . import review
+    from parallel_agents.git import review
 
     live = [
         s

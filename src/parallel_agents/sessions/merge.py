@@ -6,14 +6,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import git, worktrees
-from .config import load_repo_config
-from .errors import Conflict, PAError, UsageError
-from .models import Session, Status
-from .review_service import _worktree_ok
+from parallel_agents import git
+from parallel_agents.config import load_repo_config
+from parallel_agents.errors import Conflict, PAError, UsageError
+from parallel_agents.git import worktrees
+from parallel_agents.models import Session, Status
+from parallel_agents.sessions.review import _worktree_ok
 
 if TYPE_CHECKING:
-    from .service import App
+    from parallel_agents.sessions.orchestrator import App
 
 ACTIVE = (Status.QUEUED, Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
 
@@ -48,7 +49,7 @@ def merge_ref(sid: str) -> str:
 
 def _source(app: App, s: Session, repo_path: Path) -> tuple[str, str | None]:
     """The commit to merge for ``s``, and a note when it holds uncommitted work."""
-    from . import merge
+    from parallel_agents.git import merging as merge
 
     if _worktree_ok(s):
         commit, uncommitted = merge.source_commit(
@@ -100,8 +101,8 @@ def merge_sessions(
     along). A merge interrupted after moving the branch is finished first, and a retried
     merge finds its work already merged: nothing is merged twice.
     """
-    from . import merge
-    from .repo_identity import require_repo
+    from parallel_agents.git import merging as merge
+    from parallel_agents.git.identity import require_repo
 
     if not ids:
         raise UsageError("name at least one session to merge")
@@ -181,7 +182,7 @@ def merge_sessions(
         s = by_id[res.session_id]
         if res.status in ("merged", "up_to_date"):
             if app.settings.get("merge.remove_worktree"):
-                from .service import archive_session
+                from parallel_agents.sessions.orchestrator import archive_session
 
                 archive_session(repo_path, s)
                 worktrees.remove(repo_path, Path(s.worktree), s.branch)
@@ -282,7 +283,7 @@ def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> di
     """Commit the session's work onto its branch (as merge would take it), push the
     branch and open a pull request with gh. Refuses before committing or pushing anything
     when the session is working, gh is missing or not logged in, or there is no remote."""
-    from . import merge
+    from parallel_agents.git import merging as merge
 
     s = app.store.resolve_session(sid)
     if s.status == Status.DISCARDED:
@@ -305,7 +306,7 @@ def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> di
     notes: list[str] = []
     wt = Path(s.worktree)
     if wt.is_dir():
-        from .review_service import wait_for_index_lock
+        from parallel_agents.sessions.review import wait_for_index_lock
 
         wait_for_index_lock(wt)
     head, committed = commit_session_work(app, s)

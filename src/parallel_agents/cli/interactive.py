@@ -38,9 +38,9 @@ def attach(session_id: str) -> None:
     Detach again with Ctrl-b d: the agent keeps running. Type into the TUI as usual; a
     permission prompt is answered with its number (or `pa send ID 1` from elsewhere).
     """
-    from .errors import UsageError
-    from .runtime import tmux
-    from .service import App
+    from parallel_agents.errors import UsageError
+    from parallel_agents.runtime import tmux
+    from parallel_agents.sessions.orchestrator import App
 
     app = App.open()
     try:
@@ -82,7 +82,7 @@ def run_hook(session_id: str, event: str, payload_arg: str | None) -> None:
     """Record one hook call and move the session's status; never raises."""
     session_dir: Path | None = None
     try:
-        from .config import pa_home
+        from parallel_agents.config import pa_home
 
         home = pa_home()
         if not _SID.fullmatch(session_id):
@@ -96,8 +96,8 @@ def run_hook(session_id: str, event: str, payload_arg: str | None) -> None:
             payload = {"unparsed": data[:10000]}
         if not (home / "pa.db").exists():
             return  # no pa here: nothing to update (and nothing to create)
-        from .runtime import interactive
-        from .store import Store
+        from parallel_agents.sessions import interactive
+        from parallel_agents.store import Store
 
         store = Store(home)
         try:
@@ -155,8 +155,8 @@ def _log_error(session_dir: Path | None, event: str, e: BaseException) -> None:
 
 
 def _main() -> None:  # pragma: no cover - exercised through subprocesses
-    """``python -m parallel_agents.cli_interactive``: `pa` with these commands registered."""
-    from .cli import main
+    """``python -m parallel_agents.cli.interactive``: `pa` with these commands registered."""
+    from parallel_agents.cli import main
 
     if "hook" not in main.commands:
         register(main)

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import PAError
-from ..models import EventKind, Status
+from parallel_agents.errors import PAError
+from parallel_agents.models import EventKind, Status
 
 if TYPE_CHECKING:
-    from ..agents.base import Agent, Launch, TurnContext
-    from ..models import Session, Turn
-    from ..store import Connection, Store
-    from ..supervisor import Supervisor
+    from parallel_agents.agents.base import Agent, Launch, TurnContext
+    from parallel_agents.models import Session, Turn
+    from parallel_agents.sessions.headless import Supervisor
+    from parallel_agents.store import Connection, Store
 
 
 class Signal(enum.StrEnum):
@@ -61,7 +61,7 @@ STRUCTURED: dict[str, frozenset[Signal]] = {
 # -- launching ---------------------------------------------------------------------------
 def build_launch(agent: Agent, ctx: TurnContext) -> Launch:
     """The command that runs ``agent``'s TUI for ``ctx`` (prompt as argv, never a shell)."""
-    from ..agents.base import Launch
+    from parallel_agents.agents.base import Launch
 
     if agent.name == "command":
         if not ctx.cmd:

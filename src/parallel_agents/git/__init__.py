@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PAError
+from parallel_agents.errors import PAError
 
 # Keep git from prompting, paging or reading the user's global hooks config in ways
 # that would make an orchestrator hang or behave differently per machine.

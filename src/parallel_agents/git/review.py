@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from . import git
-from .errors import NotFound, UsageError
-from .git import PA_IDENTITY, GitError
+from parallel_agents import git
+from parallel_agents.errors import NotFound, UsageError
+from parallel_agents.git import PA_IDENTITY, GitError
 
 __all__ = [
     "CheckResult",
@@ -231,7 +231,7 @@ def _keep_head(worktree: Path, env: Mapping[str, str], paths: Sequence[str]) -> 
 
 
 def _copied_unchanged(worktree: Path) -> list[str]:
-    from .worktrees import copied_unchanged
+    from parallel_agents.git.worktrees import copied_unchanged
 
     return copied_unchanged(worktree)
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import git
-from .errors import PAError, UsageError
+from parallel_agents import git
+from parallel_agents.errors import PAError, UsageError
 
 OWNER_FILE = "pa-owner"  # in the worktree's git dir: the PA_HOME whose session it is
 
@@ -313,7 +313,7 @@ def attach(repo: Path, path: Path, branch: str, commit: str) -> None:
 # (.git/worktrees/<name>/pa-owner): it moves with a pool claim and never shows in
 # ``git status``.
 def _admin(wt: Path) -> Path | None:
-    from .pool import admin_dir  # pool imports this module
+    from parallel_agents.git.pool import admin_dir  # pool imports this module
 
     return admin_dir(wt)
 
