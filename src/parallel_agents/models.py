@@ -58,6 +58,21 @@ def check_transition(old: Status, new: Status) -> None:
         raise Conflict(f"a session cannot go from {old.value} to {new.value}")
 
 
+class Signal(enum.StrEnum):
+    """What an interactive session's TUI says it does (a hook, or its pane's text)."""
+
+    RUNNING = "running"
+    NEEDS_INPUT = "needs_input"
+    IDLE = "idle"
+
+
+SIGNAL_STATUS = {
+    Signal.RUNNING: Status.RUNNING,
+    Signal.NEEDS_INPUT: Status.NEEDS_INPUT,
+    Signal.IDLE: Status.IDLE,
+}
+
+
 class EventKind(enum.StrEnum):
     MESSAGE = "message"
     TOOL_CALL = "tool_call"

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from parallel_agents.agents.base import AgentVersionError, TurnContext
-from parallel_agents.agents.claude import HOOK_EVENTS, ClaudeAgent
+from parallel_agents.agents.claude import ClaudeAgent
+from parallel_agents.agents.claude_hooks import HOOK_EVENTS
 from parallel_agents.errors import UsageError
 
 from .conftest import NO_CTX, FakeBin, MakeCtx, capture_lines, is_root, kinds, of_kind, parse_all

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from parallel_agents.agents.tui import TRUST
 from parallel_agents.models import Status
 from parallel_agents.runtime import tmux
-from parallel_agents.sessions.interactive import TRUST
 from parallel_agents.store import Store
 from parallel_agents.testing import ScriptedModelServer
 from parallel_agents.testing.agent_env import base_environ

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from parallel_agents.agents.tui import classify_pane, patterns_for
 from parallel_agents.cli.interactive import run_hook
-from parallel_agents.models import Status
+from parallel_agents.models import Signal, Status
 from parallel_agents.sessions import interactive
-from parallel_agents.sessions.interactive import Signal, classify_pane, hook_signal, patterns_for
+from parallel_agents.sessions.interactive import hook_signal
 from parallel_agents.sessions.orchestrator import App
 
 from .conftest import BANNER, CAPTURES, fake_session, pa_cli, wait_screen

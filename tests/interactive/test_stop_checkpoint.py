@@ -17,6 +17,7 @@ import pytest
 
 from parallel_agents.models import Session, Status
 from parallel_agents.runtime import tmux
+from parallel_agents.sessions import tui
 from parallel_agents.sessions.orchestrator import App
 
 from .conftest import pa_cli, wait_for, wait_screen
@@ -79,7 +80,7 @@ def test_a_failed_or_interrupted_tui_turn_is_checkpointed(
         subprocess.run(["tmux", "-L", sock, "kill-server"], check=True)
 
     def ended() -> bool:
-        tmux.poll(app.sup, force=True)
+        tui.poll(app.sup, force=True)
         return app.store.session(s.id).status == Status(how)
 
     wait_for(ended, 15, f"the session {how}")

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from parallel_agents.models import Status
 from parallel_agents.runtime import tmux
+from parallel_agents.sessions import tui
 from parallel_agents.sessions.orchestrator import App
 
 from .conftest import BANNER, fake_session, screen, wait_for, wait_screen
 
 
 def status_after_poll(app: App, sid: str) -> Status:
-    tmux.poll(app.sup, force=True)
+    tui.poll(app.sup, force=True)
     return app.store.session(sid).status
 
 
@@ -87,7 +88,7 @@ def test_exit_code_then_restart_then_stop(app: App, repo: Path, pa_home: Path) -
     assert tmux.pane(pa_home, s.id) is not None  # the dead pane stays to be looked at
 
     # A follow-up starts the TUI again in the same tmux session.
-    tmux.send_text(app, app.store.session(s.id), "again")
+    tui.send_text(app, app.store.session(s.id), "again")
     assert app.store.session(s.id).status == Status.RUNNING
     wait_screen(pa_home, s.id, f"{BANNER} prompt=again")
     pane = tmux.pane(pa_home, s.id)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -34,24 +33,9 @@ from parallel_agents.agents.base import (
     ensure_dir,
     record_usage,
 )
+from parallel_agents.agents.claude_hooks import HOOK_EVENTS, hook_entry
 from parallel_agents.errors import UsageError
 from parallel_agents.models import EventKind
-
-# Hook events injected into the interactive TUI (the payload arrives on the hook's stdin).
-# PermissionRequest fires as a permission dialog opens (Notification/permission_prompt
-# only seconds later); PostToolUseFailure marks a failed tool.
-HOOK_EVENTS = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PermissionRequest",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "Notification",
-    "Stop",
-    "SessionEnd",
-)
-_TOOL_HOOKS = frozenset({"PreToolUse", "PermissionRequest", "PostToolUse", "PostToolUseFailure"})
 
 # Tools whose successful result means a file was written, and where the path is.
 FILE_TOOLS = {
@@ -223,13 +207,7 @@ class ClaudeAgent(Agent):
 
     def write_hook_settings(self, ctx: TurnContext) -> Path:
         """A settings file whose hooks run ``pa hook <session> <event>`` (payload on stdin)."""
-        hooks: dict[str, list[dict[str, Any]]] = {}
-        for ev in HOOK_EVENTS:
-            command = shlex.join(c.hook_argv(ctx.session_id, ev))
-            entry: dict[str, Any] = {"hooks": [{"type": "command", "command": command}]}
-            if ev in _TOOL_HOOKS:
-                entry = {"matcher": "*", **entry}
-            hooks[ev] = [entry]
+        hooks = {ev: [hook_entry(ctx.session_id, ev)] for ev in HOOK_EVENTS}
         path = ensure_dir(ctx.session_dir) / "claude-hooks.json"
         path.write_text(json.dumps({"hooks": hooks}, indent=2) + "\n", encoding="utf-8")
         return path

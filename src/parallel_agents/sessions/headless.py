@@ -9,21 +9,20 @@ crash at any point resumes exactly where the last commit left off.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from parallel_agents.agents import get_agent
-from parallel_agents.agents.base import MAX_RAW, TAIL, NormEvent, TurnContext
-from parallel_agents.config import Settings, load_repo_config
+from parallel_agents.agents.base import MAX_RAW, TAIL, NormEvent
+from parallel_agents.config import load_repo_config
 from parallel_agents.errors import PAError
 from parallel_agents.models import EventKind, Session, Status
 from parallel_agents.runtime import local
-from parallel_agents.store import Store
+from parallel_agents.sessions import tui
+from parallel_agents.sessions.turns import Turns
 
 # How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
 CHUNK = 4 * 1024 * 1024
@@ -49,52 +48,13 @@ class TickReport:
     pending: bool = False  # more output is waiting (call again soon)
 
 
-class Supervisor:
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
-        self.settings = settings
-        self._checks: list[str] = []
-        self._checks_lock = threading.Lock()
+class Supervisor(Turns):
+    """Runs headless turns: a ``Turns`` (the context and end every turn shares) that
+    schedules, spawns, ingests and stops them; its ``tick`` also polls the TUIs."""
 
     # -- paths ----------------------------------------------------------------------
-    def session_dir(self, sid: str) -> Path:
-        return self.store.home / "sessions" / sid
-
     def turn_files(self, sid: str, n: int) -> local.TurnFiles:
         return local.TurnFiles(self.session_dir(sid) / "turns" / str(n))
-
-    def session_env(self, sid: str) -> dict[str, str]:
-        """Extra environment given with `pa new --env` (kept in a 0600 file, never in events)."""
-        p = self.session_dir(sid) / "env.json"
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise PAError(f"cannot read the session's environment file {p}: {e}") from e
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-    def write_session_env(self, sid: str, env: dict[str, str]) -> None:
-        d = self.session_dir(sid)
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(d / "env.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(env, f)
-
-    def context(self, s: Session, n: int, prompt: str) -> TurnContext:
-        repo = self.store.repo(s.repo_id)
-        return TurnContext(
-            prompt=prompt,
-            worktree=Path(s.worktree),
-            session_dir=self.session_dir(s.id),
-            turn=n,
-            model=s.model,
-            agent_session_id=s.agent_session_id,
-            cmd=s.cmd,
-            settings=self.settings.agent_settings(s.agent),
-            env={**load_repo_config(Path(repo.path)).env, **self.session_env(s.id)},
-            session_id=s.id,
-        )
 
     # -- scheduling -----------------------------------------------------------------
     def schedule(self) -> int:
@@ -258,16 +218,14 @@ class Supervisor:
         rep = TickReport()
         for s in self.store.sessions(statuses=list(ACTIVE)):
             if s.interactive:
-                continue  # status comes from hooks and the pane (runtime.tmux)
+                continue  # status comes from hooks and the pane (sessions.tui)
             r = self.ingest(s.id)
             rep.ingested += r.ingested
             rep.finished += r.finished
             rep.pending = rep.pending or r.pending
             if not r.finished:
                 self._enforce_timeout(s)
-        from parallel_agents.runtime import tmux
-
-        rep.finished += tmux.poll(self)
+        rep.finished += tui.poll(self)
         rep.started = self.schedule()
         local.reap()
         return rep
@@ -279,48 +237,6 @@ class Supervisor:
         if rep.finished:
             self.after_turn(sid)
         return rep
-
-    def after_turn(self, sid: str) -> None:
-        """Checkpoint the worktree at the end of a turn; optionally run the repo's check."""
-        from parallel_agents.sessions import review as review_service
-
-        s = self.store.session(sid)
-        turn = self.store.last_turn(sid)
-        if turn is None:
-            return
-        try:
-            review_service.checkpoint_turn(self.store, s, turn.n)
-        except Exception as e:  # a failed snapshot must not wedge the session
-            self.store.add_event(sid, "error", {"message": f"checkpoint failed: {e}"})
-            return
-        if self.settings.get("check.after_turn") and s.status == Status.IDLE:
-            with self._checks_lock:
-                self._checks.append(sid)
-
-    def run_pending_checks(self) -> None:
-        """Run after-turn checks queued by ``after_turn`` (in parallel, within the limit)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from parallel_agents.sessions import review as review_service
-        from parallel_agents.store import Store
-
-        with self._checks_lock:
-            todo, self._checks = self._checks, []
-        if not todo:
-            return
-
-        def one(sid: str) -> None:
-            st = Store(self.store.home)  # sqlite connections are per thread
-            try:
-                review_service.run_check(st, self.settings, st.session(sid))
-            except PAError as e:
-                st.add_event(sid, "error", {"message": f"check: {e.message}"})
-            finally:
-                st.close()
-
-        limit = int(self.settings.get("check.parallel") or 2)
-        with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
-            list(pool.map(one, todo))
 
     def _ingest(self, sid: str) -> TickReport:
         rep = TickReport()
@@ -512,13 +428,7 @@ class Supervisor:
     def stop(self, sid: str, reason: str = "stop") -> None:
         s = self.store.session(sid)
         if s.interactive:
-            from types import SimpleNamespace
-
-            from parallel_agents.runtime import tmux
-
-            # The tmux runtime needs only the store and settings of an App.
-            app: Any = SimpleNamespace(store=self.store, settings=self.settings, sup=self)
-            tmux.stop_interactive(app, s)
+            tui.stop(self, s)
             return
         if s.status == Status.QUEUED:
             self.store.set_status(sid, Status.STOPPED, error="stopped before it started")

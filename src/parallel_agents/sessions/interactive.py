@@ -1,247 +1,35 @@
-"""Interactive sessions: how an agent's TUI is launched, and what its signals mean.
+"""Interactive sessions' statuses: what a TUI's signals mean, and the one place they apply.
 
 Status of an interactive session comes from structured signals first (Claude Code hooks,
 Codex ``notify``; see ``hook_signal``), and from the text of its tmux pane only as a
-fallback (``classify_pane``). Both end up in :func:`apply`, the one place that moves an
-interactive session's status (through ``Store.set_status``) and keeps its turns.
-
-The pane strings are those of the captured screens in reference/agent-protocols.md §1.8,
-§2.6 and §9 (Claude Code 2.1.332, Codex 0.171.0, Gemini 0.61.0); they drift between
-releases, which is why the hooks come first.
+fallback (``agents.tui.classify_pane``, read by sessions.tui). Both end up in
+:func:`apply`, the one place that moves an interactive session's status (through
+``Store.set_status``) and keeps its turns. ``pa hook`` runs this module for every hook
+call, so it imports little.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parallel_agents.errors import PAError
-from parallel_agents.models import EventKind, Status
+from parallel_agents.models import SIGNAL_STATUS, EventKind, Signal, Status
 
 if TYPE_CHECKING:
-    from parallel_agents.agents.base import Agent, Launch, TurnContext
     from parallel_agents.models import Session, Turn
-    from parallel_agents.sessions.headless import Supervisor
     from parallel_agents.store import Connection, Store
 
 
-class Signal(enum.StrEnum):
-    RUNNING = "running"
-    NEEDS_INPUT = "needs_input"
-    IDLE = "idle"
-
-
-SIGNAL_STATUS = {
-    Signal.RUNNING: Status.RUNNING,
-    Signal.NEEDS_INPUT: Status.NEEDS_INPUT,
-    Signal.IDLE: Status.IDLE,
-}
 # Statuses in which an interactive session's TUI may be alive and signalling.
 LIVE = (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT, Status.IDLE)
 HOOK_LOG = "hooks.jsonl"
 TYPED_IN_TERMINAL = "(typed in the terminal)"
 # Codex runs a side turn to title the conversation; its notify must not end the real turn.
 CODEX_TITLE_PROMPT = "Generate a concise, single-line task title"
-
-# Which signals an agent delivers in a structured way when launched by pa. For those, the
-# pane is consulted only when it disagrees for a while and no structured signal came since.
-STRUCTURED: dict[str, frozenset[Signal]] = {
-    "claude": frozenset({Signal.RUNNING, Signal.NEEDS_INPUT, Signal.IDLE}),
-    "codex": frozenset({Signal.IDLE}),
-}
-
-
-# -- launching ---------------------------------------------------------------------------
-def build_launch(agent: Agent, ctx: TurnContext) -> Launch:
-    """The command that runs ``agent``'s TUI for ``ctx`` (prompt as argv, never a shell)."""
-    from parallel_agents.agents.base import Launch
-
-    if agent.name == "command":
-        if not ctx.cmd:
-            raise PAError("the command agent needs --cmd 'PROGRAM ARGS…'")
-        return Launch(
-            argv=list(ctx.cmd),
-            env={"PA_PROMPT": ctx.prompt, "PA_TURN": str(ctx.turn), "PA_INTERACTIVE": "1"},
-        )
-    launch = agent.build_interactive(ctx)
-    if not launch.argv:
-        raise PAError(f"agent {agent.name!r} gave no command line for its interactive mode")
-    if agent.name == "claude":
-        ensure_claude_hooks(launch.argv, ctx)
-    return launch
-
-
-# Hooks pa needs in the TUI beside those the adapter may inject. PermissionRequest fires as
-# the permission dialog opens; Notification{permission_prompt} only ~6 s later (2.1.332).
-CLAUDE_HOOKS = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PermissionRequest",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "Notification",
-    "Stop",
-    "SessionEnd",
-)
-_MATCHER_HOOKS = frozenset({"PreToolUse", "PermissionRequest", "PostToolUse", "PostToolUseFailure"})
-
-
-def hook_command(session_id: str, event: str) -> str:
-    """The shell line Claude Code runs for a hook: ``pa hook <session> <event>``."""
-    import shlex
-    import sys
-
-    return shlex.join([sys.executable, "-m", "parallel_agents", "hook", session_id, event])
-
-
-def ensure_claude_hooks(argv: list[str], ctx: TurnContext) -> None:
-    """Make sure a claude command line carries the hooks pa relies on.
-
-    Hooks missing from its ``--settings`` file are added to the file; a command line with
-    no ``--settings`` gets one (before ``--``). Settings given inline are left alone.
-    """
-    path: Path | None = None
-    given = False
-    for i, a in enumerate(argv):
-        value = None
-        if a == "--settings" and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif a.startswith("--settings="):
-            value = a.partition("=")[2]
-        if value is None:
-            continue
-        given = True
-        candidate = Path(value)
-        if candidate.is_file():
-            path = candidate
-    data: Any = {}
-    if path is not None:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-    elif given:
-        return
-    if not isinstance(data, dict):
-        return
-    hooks = data.get("hooks")
-    if not isinstance(hooks, dict):
-        hooks = data["hooks"] = {}
-    added = False
-    for ev in CLAUDE_HOOKS:
-        if ev in hooks:
-            continue
-        command = hook_command(ctx.session_id, ev)
-        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": command}]}
-        if ev in _MATCHER_HOOKS:
-            entry = {"matcher": "*", **entry}
-        hooks[ev] = [entry]
-        added = True
-    if path is None:
-        path = ctx.session_dir / "pa-claude-hooks.json"
-        at = argv.index("--") if "--" in argv else len(argv)
-        argv[at:at] = ["--settings", str(path)]
-    if added or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-# -- the pane ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PanePatterns:
-    waiting: tuple[re.Pattern[str], ...]  # a dialog waits for the person
-    busy: tuple[re.Pattern[str], ...]  # the agent works
-    idle: tuple[re.Pattern[str], ...]  # the prompt box waits for the next prompt
-
-
-def _re(*patterns: str) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p) for p in patterns)
-
-
-TRUST = _re(
-    r"Quick safety check: Is this a project",  # claude 2.1.332 (default: "No, exit")
-    r"Do you trust the files in this folder\?",  # older claude
-    r"Trust this folder\? Codex",  # codex 0.171.0
-    r"Detected a custom API key in your environment",  # claude (default: "No")
-)
-PANE: dict[str, PanePatterns] = {
-    "claude": PanePatterns(
-        waiting=_re(
-            r"Do you want to (?:proceed|create|make this edit|overwrite|allow)",
-            r"❯ 1\. Yes",
-            r"^\s*Esc to cancel · Tab to amend",
-        )
-        + TRUST,
-        busy=_re(r"esc to interrupt"),
-        idle=_re(r"\? for shortcuts"),
-    ),
-    "codex": PanePatterns(
-        waiting=_re(
-            r"Would you like to (?:run the following command|make the following edits)\?",
-            r"Press enter to confirm or esc to cancel",
-            r"Yes, proceed \(y\)",
-        )
-        + TRUST,
-        busy=_re(r"esc to interrupt"),
-        idle=_re(r"\? for shortcuts"),
-    ),
-    "gemini": PanePatterns(
-        waiting=_re(r"Allow once", r"No, suggest changes \(esc\)", r"Apply this change\?"),
-        busy=_re(r"esc to cancel"),
-        idle=_re(r"Type your message"),
-    ),
-    "aider": PanePatterns(
-        waiting=_re(r"\(Y\)es/\(N\)o"),
-        busy=_re(),
-        idle=_re(),
-    ),
-}
-# Any other program (the `command` agent, plugins): every known waiting string.
-GENERIC = PanePatterns(
-    waiting=tuple(dict.fromkeys(p for pp in PANE.values() for p in pp.waiting)),
-    busy=_re(r"esc to interrupt"),
-    idle=_re(r"\? for shortcuts"),
-)
-# Waiting dialogs are drawn at the bottom; old text higher up must not count.
-WAITING_LINES = 25
-
-
-def patterns_for(agent: Agent | None) -> PanePatterns:
-    if agent is None:
-        return GENERIC
-    base = PANE.get(agent.name, GENERIC)
-    extra_wait = tuple(re.compile(re.escape(s)) for s in agent.waiting_patterns)
-    extra_idle = tuple(re.compile(re.escape(s)) for s in agent.idle_patterns)
-    if not extra_wait and not extra_idle:
-        return base
-    return PanePatterns(base.waiting + extra_wait, base.busy, base.idle + extra_idle)
-
-
-def classify_pane(text: str, patterns: PanePatterns) -> Signal | None:
-    """What the visible screen says: waiting beats busy beats idle; None if unclear."""
-    lines = [ln.rstrip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln.strip()]
-    bottom = "\n".join(lines[-WAITING_LINES:])
-    if any(p.search(bottom) for p in _multiline(patterns.waiting)):
-        return Signal.NEEDS_INPUT
-    whole = "\n".join(lines)
-    if any(p.search(whole) for p in patterns.busy):
-        return Signal.RUNNING
-    if any(p.search(bottom) for p in patterns.idle):
-        return Signal.IDLE
-    return None
-
-
-def _multiline(patterns: tuple[re.Pattern[str], ...]) -> list[re.Pattern[str]]:
-    return [re.compile(p.pattern, p.flags | re.MULTILINE) for p in patterns]
 
 
 # -- hooks -------------------------------------------------------------------------------
@@ -543,16 +331,6 @@ def _code_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` readable by the owner only (it may hold API keys)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 # Every way a turn ends gets its checkpoint, like a headless turn's (issue 20 §4a).
 ENDED_TURNS = ("done", "stopped", "failed", "interrupted")
 
@@ -584,9 +362,3 @@ def _update_info(store: Store, sid: str, values: Mapping[str, Any]) -> None:
 
 def mark_checkpointed(store: Store, sid: str, n: int) -> None:
     _update_info(store, sid, {"checkpointed": n})
-
-
-def run_after_turn(sup: Supervisor, s: Session, turn: Turn) -> None:
-    """Checkpoint a finished interactive turn (the supervisor's after-turn step)."""
-    mark_checkpointed(sup.store, s.id, turn.n)
-    sup.after_turn(s.id)

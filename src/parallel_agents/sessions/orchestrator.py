@@ -308,7 +308,7 @@ class App:
             if not now:
                 self.store.set_status(sid, Status.QUEUED, db=db)
         if interactive:
-            from parallel_agents.runtime import tmux
+            from parallel_agents.sessions import tui as tmux
 
             tmux.start_interactive(self, sid)
         elif now:
@@ -323,7 +323,7 @@ class App:
             raise UsageError("the follow-up prompt is empty")
         check_text("prompt", prompt)
         if s.interactive and s.status != Status.DISCARDED:
-            from parallel_agents.runtime import tmux
+            from parallel_agents.sessions import tui as tmux
 
             repo_identity.require_usable(self.store, s)
 
@@ -360,7 +360,7 @@ class App:
     def stop(self, sid: str) -> Session:
         s = self.store.resolve_session(sid)
         if s.interactive:
-            from parallel_agents.runtime import tmux
+            from parallel_agents.sessions import tui as tmux
 
             tmux.stop_interactive(self, s)
         else:

@@ -208,7 +208,7 @@ _USER_LINE = json.dumps(
 
 
 def _hook_settings(ctx: Ctx) -> str:
-    from parallel_agents.agents.claude import HOOK_EVENTS
+    from parallel_agents.agents.claude_hooks import HOOK_EVENTS
 
     log = ctx.work.parent / "hooks.jsonl"
     # Each payload on its own line; the hook prints nothing so it never alters the turn.
