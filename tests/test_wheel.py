@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from parallel_agents.server import web
+from parallel_agents.server.routes import web
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

@@ -135,5 +135,4 @@ def test_websocket_with_wrong_origin_is_refused(server: Server) -> None:
         assert status.split()[1] == "403", (origin, status)
     # Right origin but no token: refused too; right origin and token: the socket opens.
     assert _ws_handshake(server, path, server.url, token=False).split()[1] == "403"
-    if importlib.util.find_spec("parallel_agents.server.terminal"):
-        assert _ws_handshake(server, path, server.url, token=True).split()[1] == "101"
+    assert _ws_handshake(server, path, server.url, token=True).split()[1] == "101"

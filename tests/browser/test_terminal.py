@@ -27,8 +27,6 @@ def screen_has(page: Any, text: str, timeout: float = 15_000) -> None:
 
 
 def test_terminal_types_resizes_and_shares(server: Server, browser: Any, page: Any) -> None:
-    if not _terminal_route(server):
-        pytest.skip("the server has no terminal websocket route yet")
     import shutil
 
     if shutil.which("tmux") is None:
@@ -75,9 +73,3 @@ def test_headless_session_has_no_terminal_tab(server: Server, page: Any) -> None
     page.goto(f"/#/s/{s['id']}")
     page.locator("#view-session .tabs").wait_for()
     assert not page.locator("#view-session .tabs button[data-tab='terminal']").is_visible()
-
-
-def _terminal_route(server: Server) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("parallel_agents.server.terminal") is not None

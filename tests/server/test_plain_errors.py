@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from parallel_agents.server.api import validation_message
+from parallel_agents.server.errors import validation_message
 from tests.server.conftest import Srv, pa_cli
 
 LEAKS = ("Input should", "query.", "invalid request", "greater_than", "Field required")

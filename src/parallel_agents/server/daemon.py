@@ -319,7 +319,8 @@ def run(
 
         import uvicorn
 
-        from parallel_agents.server.app import create_app, url_for
+        from parallel_agents.server.app import create_app
+        from parallel_agents.server.loop import url_for
 
         app = create_app(h, settings=settings)
         app.state.pa.bind(host, actual)

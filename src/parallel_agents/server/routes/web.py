@@ -1,5 +1,6 @@
-"""The dashboard's pages: ``/`` (the app), ``/welcome`` (how to log in), ``/login/once``
-(the one-time link ``pa up`` opens) and ``/static/...``.
+"""The dashboard's pages: ``/`` (the app), ``/welcome`` (how to log in), ``/login`` (the
+token URL ``pa server status`` prints), ``/login/once`` (the one-time link ``pa up``
+opens) and ``/static/...``.
 
 The auth middleware guards ``/api/v1``; these routes check the same login cookie (or a
 Bearer token) themselves, so without the token nothing but the how-to-log-in page is
@@ -17,11 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from parallel_agents.server import login as once
 from parallel_agents.server.auth import COOKIE, Guard
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+WEB = Path(__file__).resolve().parents[2] / "web"
 STATIC = WEB / "static"
 TEMPLATES = WEB / "templates"
 
@@ -130,23 +132,22 @@ def welcome(request: Request) -> Response:
     )
 
 
-@router.get("/login/once")
-def login_once(request: Request, code: str = "") -> Response:
-    """Trade a one-time code from ``pa up`` for the login cookie, then show the dashboard."""
-    from parallel_agents.server import login as once
-
+@router.get("/login")
+def login(request: Request, token: str = "", next: str = "/") -> Response:
+    """Trade the token for the ``pa_session`` cookie, then go to the dashboard."""
     guard: Guard = request.app.state.guard
-    home = request.app.state.pa.home
-    if not once.redeem(home, code):
-        return HTMLResponse(
-            _page(
-                "login.html",
-                reason="This login link was already used or has expired: run `pa up` again.",
-            ),
+    if not guard.token_ok(token):
+        return JSONResponse(
+            {"error": "wrong or missing token", "hint": "use the URL `pa server status` prints"},
             status_code=401,
-            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
         )
-    resp = RedirectResponse("/", status_code=303)
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    return _logged_in_at(target, guard)
+
+
+def _logged_in_at(target: str, guard: Guard) -> Response:
+    """A redirect to ``target`` that sets the login cookie."""
+    resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(
         COOKIE,
         guard.cookie_value,
@@ -158,6 +159,23 @@ def login_once(request: Request, code: str = "") -> Response:
     resp.headers["Referrer-Policy"] = "no-referrer"
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+@router.get("/login/once")
+def login_once(request: Request, code: str = "") -> Response:
+    """Trade a one-time code from ``pa up`` for the login cookie, then show the dashboard."""
+    guard: Guard = request.app.state.guard
+    home = request.app.state.pa.home
+    if not once.redeem(home, code):
+        return HTMLResponse(
+            _page(
+                "login.html",
+                reason="This login link was already used or has expired: run `pa up` again.",
+            ),
+            status_code=401,
+            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
+        )
+    return _logged_in_at("/", guard)
 
 
 @router.get("/static/{path:path}")

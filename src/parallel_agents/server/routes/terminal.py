@@ -34,7 +34,7 @@ import subprocess
 import sys
 import termios
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.concurrency import run_in_threadpool
@@ -43,9 +43,8 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from parallel_agents.errors import PAError
 from parallel_agents.runtime import tmux
 from parallel_agents.server.auth import check_ws
-
-if TYPE_CHECKING:
-    from parallel_agents.server.app import ServerState
+from parallel_agents.server.loop import ServerState
+from parallel_agents.server.routes._request import server_state
 
 router = APIRouter()
 
@@ -157,7 +156,7 @@ def _lookup(state: ServerState, sid: str) -> tuple[str, int, int]:
 async def terminal(websocket: WebSocket, sid: str) -> None:
     if not await check_ws(websocket):
         return
-    state: ServerState = websocket.app.state.pa
+    state = server_state(websocket)
     await websocket.accept()
     try:
         real_id, cols, rows = await run_in_threadpool(_lookup, state, sid)

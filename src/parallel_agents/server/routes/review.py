@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from parallel_agents.server.api import _app, session_json
+from parallel_agents.server.routes._request import thread_app
 from parallel_agents.sessions import merge as merge_service
 from parallel_agents.sessions import review as review_service
+from parallel_agents.sessions.views import session_json
 
 router = APIRouter(prefix="/api/v1")
 
@@ -55,7 +56,7 @@ def diff(
     """What the session (or one turn) changed: files as JSON, or the patch as text."""
     from parallel_agents.git import review
 
-    app = _app(request)
+    app = thread_app(request)
     s = app.store.resolve_session(sid)
     base, target, note = review_service.diff_range(app.store, s, turn)
     repo_path = Path(app.store.repo(s.repo_id).path)
@@ -75,7 +76,7 @@ def diff(
 
 @router.post("/sessions/{sid}/check")
 def check(request: Request, sid: str, body: CheckBody | None = None) -> dict[str, Any]:
-    app = _app(request)
+    app = thread_app(request)
     s = app.store.resolve_session(sid)
     b = body or CheckBody()
     return review_service.run_check(app.store, app.settings, s, b.command, b.timeout)
@@ -83,7 +84,7 @@ def check(request: Request, sid: str, body: CheckBody | None = None) -> dict[str
 
 @router.post("/sessions/{sid}/rollback")
 def rollback(request: Request, sid: str, body: RollbackBody) -> dict[str, Any]:
-    app = _app(request)
+    app = thread_app(request)
     s = app.store.resolve_session(sid)
     res = review_service.rollback(app.store, s, body.turn)
     res["session"] = session_json(app.store.session(s.id))
@@ -92,7 +93,7 @@ def rollback(request: Request, sid: str, body: RollbackBody) -> dict[str, Any]:
 
 @router.get("/conflicts")
 def conflicts(request: Request, repo: str | None = None) -> dict[str, Any]:
-    app = _app(request)
+    app = thread_app(request)
     rid = app.find_repo(repo, register=False).id if repo else None
     return review_service.conflicts(app.store, rid)
 
@@ -101,7 +102,7 @@ def conflicts(request: Request, repo: str | None = None) -> dict[str, Any]:
 def merge_one(request: Request, sid: str, body: MergeBody | None = None) -> dict[str, Any]:
     b = body or MergeBody()
     return merge_service.merge_sessions(
-        _app(request),
+        thread_app(request),
         [sid],
         strategy=b.strategy,
         into=b.into,
@@ -114,7 +115,7 @@ def merge_one(request: Request, sid: str, body: MergeBody | None = None) -> dict
 @router.post("/merge")
 def merge_queue(request: Request, body: QueueBody) -> dict[str, Any]:
     return merge_service.merge_sessions(
-        _app(request),
+        thread_app(request),
         body.ids,
         strategy=body.strategy,
         into=body.into,
@@ -126,11 +127,11 @@ def merge_queue(request: Request, body: QueueBody) -> dict[str, Any]:
 
 @router.post("/sessions/{sid}/pr")
 def pull_request(request: Request, sid: str, body: PRBody | None = None) -> dict[str, Any]:
-    return merge_service.pr(_app(request), sid, draft=(body or PRBody()).draft)
+    return merge_service.pr(thread_app(request), sid, draft=(body or PRBody()).draft)
 
 
 @router.get("/sessions/{sid}/check")
 def last_check(request: Request, sid: str) -> dict[str, Any]:
-    app = _app(request)
+    app = thread_app(request)
     s = app.store.resolve_session(sid)
     return {"session": s.id, "check": review_service.last_check(app.store, s.id)}

@@ -1,0 +1,169 @@
+"""The sessions: list, start, show, send, stop, discard, restore, mark read.
+
+A session's JSON comes from ``sessions.views`` (the one place that builds it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from parallel_agents.errors import PAError, UsageError
+from parallel_agents.models import Status
+from parallel_agents.server.routes._request import thread_app
+from parallel_agents.sessions.review import check_summaries
+from parallel_agents.sessions.views import session_json, session_with_turns
+
+router = APIRouter(prefix="/api/v1")
+
+
+class NewSessions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str
+    repo: str | None = Field(None, description="Registered repo name, or a path to a repo.")
+    agent: str | None = None
+    cmd: list[str] | str | None = Field(
+        None, description="Program of the command agent: argv list, or split like a shell."
+    )
+    model: str | None = None
+    base: str | None = None
+    title: str | None = None
+    timeout: float | None = Field(None, gt=0, description="Seconds per turn before a stop.")
+    count: int = Field(1, ge=1, le=100, description="How many parallel sessions to start.")
+    interactive: bool = False
+    env: dict[str, str] | None = Field(
+        None, description="Extra environment for the agent (kept in a 0600 file, never echoed)."
+    )
+
+
+class Prompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str
+
+
+@router.get("/sessions")
+def list_sessions(
+    request: Request,
+    all: Annotated[bool, Query(description="Include merged and discarded.")] = False,
+    status: Annotated[str | None, Query(description="Comma-separated statuses.")] = None,
+    repo: Annotated[str | None, Query(description="Repo name or path.")] = None,
+) -> dict[str, Any]:
+    app = thread_app(request)
+    statuses: list[Status] | None = None
+    if status:
+        statuses = []
+        for part in status.split(","):
+            try:
+                statuses.append(Status(part.strip()))
+            except ValueError:
+                raise UsageError(
+                    f"unknown status {part.strip()!r}", hint=", ".join(s.value for s in Status)
+                ) from None
+    repo_id = app.find_repo(repo, register=False).id if repo else None
+    sessions = app.store.sessions(statuses=statuses, repo_id=repo_id)
+    if statuses is None and not all:
+        sessions = [s for s in sessions if s.status.live]
+    checks = check_summaries(app.store)
+    out = []
+    for s in sessions:
+        d = session_json(s)
+        d["check"] = checks.get(s.id)
+        out.append(d)
+    return {"sessions": out}
+
+
+@router.post("/sessions", status_code=201)
+def new_sessions(request: Request, body: NewSessions) -> dict[str, Any]:
+    from parallel_agents.cmdline import split_cmd
+
+    app = thread_app(request)
+    if not body.repo:
+        raise UsageError(
+            "say which repo: 'repo' is a registered repo name or a path",
+            hint="see GET /api/v1/repos",
+        )
+    cmd: list[str] | None
+    if isinstance(body.cmd, str):
+        cmd = split_cmd(body.cmd)
+    elif body.cmd is not None:
+        if not body.cmd or not body.cmd[0]:
+            raise UsageError("'cmd' is empty")
+        cmd = list(body.cmd)
+    else:
+        cmd = None
+    created: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for _ in range(body.count):
+        try:
+            s = app.new_session(
+                body.prompt,
+                repo=body.repo,
+                agent=body.agent,
+                cmd=cmd,
+                model=body.model,
+                base=body.base,
+                title=body.title,
+                timeout=body.timeout,
+                interactive=body.interactive,
+                env=body.env,
+            )
+        except PAError as e:
+            if not created:
+                raise
+            errors.append({"error": e.message, "hint": e.hint})
+            break
+        created.append(session_json(s))
+    out: dict[str, Any] = {"sessions": created}
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+@router.get("/sessions/{sid}")
+def get_session(request: Request, sid: str) -> dict[str, Any]:
+    app = thread_app(request)
+    s = app.store.resolve_session(sid)
+    return session_with_turns(s, app.store.turns(s.id))
+
+
+@router.post("/sessions/{sid}/send")
+def send(request: Request, sid: str, body: Prompt) -> dict[str, Any]:
+    return session_json(thread_app(request).send(sid, body.prompt))
+
+
+@router.post("/sessions/{sid}/stop")
+def stop(request: Request, sid: str) -> dict[str, Any]:
+    return session_json(thread_app(request).stop(sid))
+
+
+@router.post("/sessions/{sid}/discard")
+def discard(request: Request, sid: str) -> dict[str, Any]:
+    s, archive = thread_app(request).discard(sid)
+    d = session_json(s)
+    d["archive"] = archive
+    return d
+
+
+class RestoreBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    archive: str | None = Field(
+        None, description="Archive ref to restore from (e.g. refs/pa/archive/orphan-…)."
+    )
+
+
+@router.post("/sessions/{sid}/restore")
+def restore(request: Request, sid: str, body: RestoreBody | None = None) -> dict[str, Any]:
+    s = thread_app(request).restore(sid, body.archive if body else None)
+    d = session_json(s)
+    d["notes"] = list(s.options.get("restore_notes") or [])
+    return d
+
+
+@router.post("/sessions/{sid}/read")
+def mark_read(request: Request, sid: str) -> dict[str, Any]:
+    app = thread_app(request)
+    s = app.store.resolve_session(sid)
+    app.mark_read(s.id)
+    return session_json(app.store.session(s.id))

@@ -1,0 +1,25 @@
+"""A session as JSON, built in one place for every caller (the server's routes, the
+in-process client). Plain data in, plain dicts out: no FastAPI, nothing from the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from parallel_agents.models import Session, Turn
+
+
+def session_json(s: Session) -> dict[str, Any]:
+    """The session's fields, plus whether its worktree is still on disk."""
+    d = s.to_json()
+    d["worktree_exists"] = Path(s.worktree).is_dir()
+    return d
+
+
+def session_with_turns(s: Session, turns: Iterable[Turn]) -> dict[str, Any]:
+    """One session in full: ``session_json`` and every turn (GET /sessions/{id})."""
+    d = session_json(s)
+    d["turns"] = [t.to_json() for t in turns]
+    return d
