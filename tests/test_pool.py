@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from parallel_agents.git import pool
+from parallel_agents.sessions import pool_fill
 from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import (
@@ -251,11 +252,11 @@ def test_kick_starts_at_most_one_filler(pooled: Path) -> None:
         pdir = pool.pool_dir(app.settings, "demo")
         with pool.fill_lock(pdir, wait=True) as got:
             assert got
-            assert not pool.kick(app.settings, "demo")  # a filler (we) holds the lock
-        assert pool.kick(app.settings, "demo")
+            assert not pool_fill.kick(app.settings, "demo")  # a filler (we) holds the lock
+        assert pool_fill.kick(app.settings, "demo")
         wait_until(lambda: not pool.filling(pdir), timeout=60, what="the filler to finish")
         assert _status()["ready"] == 2
-        filler = pool._fillers[-1]
+        filler = pool_fill._fillers[-1]
         wait_until(lambda: filler.poll() is not None, what="the filler to exit")
         assert filler.returncode == 0
     finally:
@@ -272,7 +273,7 @@ def test_refill_kicks_a_filler_only_when_a_pool_needs_work(pooled: Path) -> None
         assert pool.needs_fill(app.settings, r)  # empty
         assert pool.fill(app.settings, r).ready == 2
         assert not pool.needs_fill(app.settings, r)
-        assert pool.refill(app) == []  # nothing to do: no filler started
+        assert pool_fill.refill(app.settings, app.store) == []  # nothing to do: no filler started
         assert not (pdir / pool.FILL_LOG).exists()
 
         (pooled / "new.txt").write_text("moved on\n")
@@ -280,8 +281,8 @@ def test_refill_kicks_a_filler_only_when_a_pool_needs_work(pooled: Path) -> None
         git(pooled, "commit", "-q", "-m", "base moves")
         new = git(pooled, "rev-parse", "HEAD").strip()
         assert pool.needs_fill(app.settings, r)  # stale
-        assert pool.refill(app) == ["demo"]
-        filler = pool._fillers[-1]
+        assert pool_fill.refill(app.settings, app.store) == ["demo"]
+        filler = pool_fill._fillers[-1]
         wait_until(lambda: filler.poll() is not None, timeout=60, what="the filler to exit")
         assert filler.returncode == 0, (pdir / pool.FILL_LOG).read_text()
         assert [e.commit for e in pool.ready_entries(pdir)] == [new, new]
@@ -298,7 +299,7 @@ def test_refill_kicks_a_filler_only_when_a_pool_needs_work(pooled: Path) -> None
     try:
         (pooled / "new.txt").write_text("again\n")
         git(pooled, "commit", "-q", "-am", "base moves again")
-        assert pool.refill(app) == []  # background off: only `pa pool fill` fills
+        assert pool_fill.refill(app.settings, app.store) == []  # background off: only `pa pool fill` fills
     finally:
         app.close()
 
@@ -321,7 +322,7 @@ def test_max_caps_the_total_over_repos(pooled: Path, tmp_path: Path) -> None:
     try:
         assert pool.config_for(app.settings, "other").size == 2
         assert pool.config_for(app.settings, "demo").size == 0
-        refilled = {r.repo: r for r in pool.refill(app, wait=True)}
+        refilled = {r.repo: r for r in pool_fill.refill(app.settings, app.store, wait=True)}
         assert refilled["demo"].ready == 0 and refilled["demo"].discarded == 3
         assert refilled["other"].ready == 2
     finally:

@@ -5,7 +5,8 @@ two cores); the pool does that work ahead of time. Per repository, ``pool.size``
 worktrees (default 0: off) wait on a detached HEAD at the repo's default base commit
 under ``$worktree_root/<repo>/.pool/``; ``pool.max`` caps the total over all repos.
 Pools are refilled by a detached low-priority filler, started after a take and by the
-server every ``pool.refill_every`` seconds when a pool is short or stale (``refill``).
+server every ``pool.refill_every`` seconds when a pool is short or stale: that process
+side lives in ``sessions/pool_fill.py``; this module is the git and file mechanics only.
 
 Layout of ``$worktree_root/<repo>/.pool/``::
 
@@ -44,24 +45,21 @@ import random
 import secrets
 import shutil
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any
 
 from parallel_agents import git
 from parallel_agents.config import Settings
 from parallel_agents.errors import PAError
 from parallel_agents.git import worktrees
-from parallel_agents.runtime.local import Detached
+from parallel_agents.models import Repo
 
-if TYPE_CHECKING:
-    from parallel_agents.models import Repo
-    from parallel_agents.sessions.orchestrator import App
+# It lives in worktrees (which pool imports); ops.doctor and ops.rebuild call pool.admin_dir.
+admin_dir = worktrees.admin_dir
 
 POOL_DIR = ".pool"
 TRASH_DIR = ".trash"
@@ -192,7 +190,8 @@ def take(
 
     On False nothing was changed at ``path`` or in the branch namespace: the caller
     creates the worktree as usual. Raises PAError only for the errors
-    ``worktrees.create`` would raise as well (path not empty, branch exists).
+    ``worktrees.create`` would raise as well (path not empty, branch exists). Starts no
+    filler: ``sessions.pool_fill.take`` is the take that also refills.
     """
     return take_detail(settings, repo_path, repo_name, path, branch, base_commit).taken
 
@@ -216,8 +215,6 @@ def take_detail(
     ]
     if not candidates:
         res.reason = "no warm worktree at this base"
-        if cfg.background:
-            kick_soon(settings, repo_name)
         return res
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise PAError(f"worktree path {path} already exists and is not empty")
@@ -251,8 +248,6 @@ def take_detail(
         break
     else:
         res.reason = "every warm worktree was taken, stale or dirty"
-    if cfg.background:
-        kick_soon(settings, repo_name)
     return res
 
 
@@ -403,20 +398,6 @@ def _write_head(path: Path, ref: str) -> bool:
 
 
 # -- discarding ----------------------------------------------------------------------------
-def admin_dir(wt: Path) -> Path | None:
-    """The worktree's private directory under ``.git/worktrees/``, from its ``.git`` file."""
-    try:
-        text = (wt / ".git").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if not text.startswith("gitdir:"):
-        return None
-    p = Path(text[len("gitdir:") :].strip())
-    if not p.is_absolute():
-        p = (wt / p).resolve()
-    return p if p.parent.name == "worktrees" else None
-
-
 def archive_dirty(repo_path: Path, wt: Path, name: str) -> str | None:
     """Snapshot a dirty worktree under refs/pa/archive/<name>; the ref, or None if clean."""
     st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt, check=False)
@@ -480,7 +461,7 @@ def _discard_claimed(repo_path: Path, path: Path, pdir: Path, token: str, why: s
 @contextlib.contextmanager
 def fill_lock(pdir: Path, *, wait: bool, fd: int | None = None) -> Iterator[bool]:
     """Hold the pool's fill lock; yields False when ``wait`` is off and it is busy."""
-    if fd is not None:  # handed over by kick(): already locked
+    if fd is not None:  # handed over by pool_fill.kick(): already locked
         try:
             yield True
         finally:
@@ -775,104 +756,6 @@ def needs_fill(settings: Settings, repo: Repo) -> bool:
     return len(entries) != want  # every entry left is ready at the base
 
 
-@overload
-def refill(app: App, *, wait: Literal[False] = False) -> list[str]: ...
-@overload
-def refill(app: App, *, wait: Literal[True]) -> list[FillReport]: ...
-def refill(app: App, *, wait: bool = False) -> list[str] | list[FillReport]:
-    """Top up every repo's pool (the server calls this every ``pool.refill_every`` s).
-
-    By default cheap: each repo with its pool on and ``pool.background`` true whose pool
-    ``needs_fill`` gets a detached filler (``kick``; none while one runs); returns the
-    names of the repos kicked. ``wait=True`` fills in this process instead (waiting for a
-    running filler), pools switched off but not empty included, and returns the reports.
-    Repos with ``pool.background = false`` are left alone: ``pa pool fill`` fills them.
-    """
-    _reap()
-    kicked: list[str] = []
-    out: list[FillReport] = []
-    for repo in app.store.repos():
-        pdir = pool_dir(app.settings, repo.name)
-        cfg = config_for(app.settings, repo.name)
-        if not cfg.background:
-            continue
-        if wait:
-            if cfg.size <= 0 and not pdir.exists():
-                continue
-            try:
-                out.append(fill(app.settings, repo, wait=True))
-            except PAError as e:
-                out.append(FillReport(repo.name, None, 0, errors=[e.message]))
-            continue
-        if cfg.size <= 0 or filling(pdir):
-            continue
-        try:
-            if needs_fill(app.settings, repo) and kick(app.settings, repo.name):
-                kicked.append(repo.name)
-        except (PAError, OSError):
-            continue  # e.g. the repo's directory is gone: `pa doctor` reports it
-    return out if wait else kicked
-
-
-def kick_soon(settings: Settings, repo_name: str) -> None:
-    """``kick`` on a thread: starting the filler costs a fork, which the session being
-    started should not wait for. (Not a daemon thread: a short CLI process waits for it.)"""
-    threading.Thread(target=kick, args=(settings, repo_name), name="pa-pool-kick").start()
-
-
-def kick(settings: Settings, repo_name: str) -> bool:
-    """Start a detached, low-priority filler for ``repo_name`` unless one is running.
-
-    The fill lock is taken here and handed to the child through an inherited file
-    descriptor, so a burst of takes starts at most one filler.
-    """
-    pdir = pool_dir(settings, repo_name)
-    try:
-        pdir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(pdir / FILL_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
-    except OSError:
-        return False
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        env = dict(os.environ)
-        env["PA_HOME"] = str(settings.home)
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-        _reap()
-        with open(pdir / FILL_LOG, "ab") as log:
-            proc = Detached(
-                [sys.executable, "-m", "parallel_agents.git.pool", repo_name, "--lock-fd", str(fd)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                pass_fds=(fd,),
-                start_new_session=True,
-                cwd="/",
-            )
-        with _fillers_lock:
-            _fillers.append(proc)  # reaped later: the filler is not ours to wait for
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # the child keeps the lock through its copy
-
-
-_fillers: list[Detached] = []
-_fillers_lock = threading.Lock()
-
-
-def _reap() -> None:
-    with _fillers_lock:
-        for p in list(_fillers):
-            if p.poll() is not None:
-                _fillers.remove(p)
-
-
 # -- status --------------------------------------------------------------------------------
 def status(settings: Settings, repo: Repo) -> dict[str, Any]:
     cfg = config_for(settings, repo.name)
@@ -898,33 +781,3 @@ def status(settings: Settings, repo: Repo) -> dict[str, Any]:
         "filling": filling(pdir),
         "entries": [e.to_json() for e in entries],
     }
-
-
-def _main(argv: list[str]) -> int:
-    """``python -m parallel_agents.git.pool REPO [--lock-fd N]``: the background filler."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m parallel_agents.git.pool")
-    ap.add_argument("repo")
-    ap.add_argument("--lock-fd", type=int)
-    args = ap.parse_args(argv)
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    from parallel_agents.sessions.orchestrator import App
-
-    app = App.open()
-    try:
-        repo = app.store.repo_by_name(args.repo)
-        if repo is None:
-            if args.lock_fd is not None:
-                os.close(args.lock_fd)
-            return 2
-        rep = fill(app.settings, repo, lock_fd=args.lock_fd, workers=1, wait=False)
-        print(json.dumps(rep.to_json()), flush=True)
-        return 0 if not rep.errors else 1
-    finally:
-        app.close()
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

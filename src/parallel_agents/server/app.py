@@ -32,6 +32,7 @@ from parallel_agents.models import Session, Status
 from parallel_agents.server import notify
 from parallel_agents.server.auth import AuthMiddleware, Guard, load_or_create_token
 from parallel_agents.server.sse import Notifier
+from parallel_agents.sessions import pool_fill
 from parallel_agents.sessions.headless import Supervisor, TickReport
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
@@ -442,7 +443,7 @@ class ServerState:
 
         def run() -> None:
             try:
-                kicked = pool.refill(self.app())
+                kicked = pool_fill.refill(self.settings, self.app().store)
                 if kicked:
                     log.info("refilling the warm pool of %s", ", ".join(kicked))
             except Exception:

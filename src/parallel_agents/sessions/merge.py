@@ -102,7 +102,7 @@ def merge_sessions(
     merge finds its work already merged: nothing is merged twice.
     """
     from parallel_agents.git import merging as merge
-    from parallel_agents.git.identity import require_repo
+    from parallel_agents.sessions.repos import require_repo
 
     if not ids:
         raise UsageError("name at least one session to merge")
