@@ -245,6 +245,30 @@ def test_background_refill_after_a_take(pooled: Path) -> None:
     assert_consistent(pooled, Path(os.environ["PA_HOME"]))
 
 
+def test_only_the_sessions_take_starts_a_filler(pooled: Path) -> None:
+    """git/pool.take is git mechanics only; sessions/pool_fill.take (what `pa new` uses)
+    also starts the background filler that replaces the taken worktree."""
+    write_settings("[pool]\nsize = 2\nbackground = true\n")
+    assert _fill().ready == 2
+    base = git(pooled, "rev-parse", "HEAD").strip()
+    app = _app()
+    try:
+        root = app.settings.worktree_root / "demo"
+        pdir = pool.pool_dir(app.settings, "demo")
+        assert pool.take(app.settings, pooled, "demo", root / "t1", "pa/t1", base)
+        assert not (pdir / pool.FILL_LOG).exists()  # no filler was started
+        assert _status()["ready"] == 1
+        assert pool_fill.take(app.settings, pooled, "demo", root / "t2", "pa/t2", base)
+        wait_until(
+            lambda: (pdir / pool.FILL_LOG).exists() and not pool.filling(pdir),
+            timeout=60,
+            what="the filler started by the take",
+        )
+        assert _status()["ready"] == 2, (pdir / pool.FILL_LOG).read_text()
+    finally:
+        app.close()
+
+
 def test_kick_starts_at_most_one_filler(pooled: Path) -> None:
     write_settings("[pool]\nsize = 2\nbackground = true\n")
     app = _app()

@@ -182,7 +182,7 @@ def merge_sessions(
         s = by_id[res.session_id]
         if res.status in ("merged", "up_to_date"):
             if app.settings.get("merge.remove_worktree"):
-                from parallel_agents.sessions.orchestrator import archive_session
+                from parallel_agents.git.session_archive import archive_session
 
                 archive_session(repo_path, s)
                 worktrees.remove(repo_path, Path(s.worktree), s.branch)

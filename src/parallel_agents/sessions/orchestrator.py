@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -20,13 +19,19 @@ from parallel_agents.agents import get_agent
 from parallel_agents.config import Settings, load_repo_config, load_settings
 from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
 from parallel_agents.git import worktrees
+from parallel_agents.git.session_archive import (
+    ARCHIVE_PREFIX,
+    archive_kind,
+    archive_session,
+    checkout_tree,
+    free_branch,
+    orphan_archive,
+)
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
 from parallel_agents.sessions import pool_fill, repos
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
-
-ARCHIVE_PREFIX = "refs/pa/archive/"
 
 
 def slugify(text: str, max_len: int = 24) -> str:
@@ -323,7 +328,7 @@ class App:
         repo_path = Path(self.store.repo(s.repo_id).path)
         wt = Path(s.worktree)
         if archive_ref is None and s.status != Status.DISCARDED:
-            archive_ref = _orphan_archive(repo_path, s) if not wt.is_dir() else None
+            archive_ref = orphan_archive(repo_path, s) if not wt.is_dir() else None
             if archive_ref is None:
                 raise Conflict(
                     f"session {s.id} is {s.status.value}, not discarded",
@@ -338,12 +343,12 @@ class App:
         commit = git.rev_parse(repo_path, ref)
         if commit is None and archive_ref is None:
             # No archive of its own: pa doctor may have archived its leftover worktree.
-            archive_ref = _orphan_archive(repo_path, s)
+            archive_ref = orphan_archive(repo_path, s)
             if archive_ref is not None:
                 ref, commit = archive_ref, git.rev_parse(repo_path, archive_ref)
         if commit is None:
             raise NotFound(f"no archive {ref} in {repo_path}: nothing to restore")
-        kind = _archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
+        kind = archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
         if wt.exists() and any(wt.iterdir()):
             raise Conflict(f"{wt} exists and is not empty; move it away first")
         from parallel_agents.git import archive as archive_mod
@@ -355,12 +360,12 @@ class App:
             head = s.base_commit
         else:
             head = git.out(["rev-parse", f"{commit}^"], repo_path)
-        branch = _free_branch(repo_path, s.branch, head)
+        branch = free_branch(repo_path, s.branch, head)
         worktrees.attach(repo_path, wt, branch, head)
         worktrees.mark_owner(wt, self.settings.home)
         notes: list[str] = []
         if kind == "files":
-            _checkout_tree(wt, commit)
+            checkout_tree(wt, commit)
         elif kind != "branch":
             review.restore(wt, commit)
             notes = archive_mod.restore_extras(repo_path, wt, commit, ref)
@@ -395,87 +400,6 @@ class App:
             if not self.sup.tick().pending:
                 break
         self.sup.run_pending_checks()
-
-
-def archive_session(repo_path: Path, s: Session, *, stash: bool = True) -> dict[str, Any]:
-    """Store the session's final state under a new archive ref (never overwriting one):
-    uncommitted, untracked and ignored files, the staging area, empty folders, and (with
-    ``stash``) its nested repositories moved next to the archive."""
-    from parallel_agents.git import archive as archive_mod
-
-    wt = Path(s.worktree)
-    if wt.is_dir() and (wt / ".git").exists():
-        snap = archive_mod.snapshot(wt, f"pa archive of session {s.id}: {s.title}")
-        ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, snap.commit)
-        if stash and snap.nested:
-            archive_mod.stash_nested(repo_path, wt, ref, snap.nested)
-        return {"ref": ref, "commit": snap.commit, "kind": "full", **snap.to_json()}
-    head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
-    if head is None:
-        return {"ref": None, "commit": None, "kind": "none"}
-    ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, head)
-    return {"ref": ref, "commit": head, "kind": "branch"}
-
-
-def _orphan_archive(repo_path: Path, s: Session) -> str | None:
-    """The newest archive of this session whose worktree is gone: its own (a merge with
-    ``merge.remove_worktree``) or one ``pa doctor`` made of its worktree, folder or branch."""
-    from parallel_agents.git.archive import ORPHAN_PREFIX, safe_ref_name
-
-    r = git.run(
-        [
-            "for-each-ref",
-            "--sort=-creatordate",
-            "--format=%(refname)",
-            ARCHIVE_PREFIX,
-        ],
-        repo_path,
-        check=False,
-    )
-    wanted = (ARCHIVE_PREFIX + s.id, ORPHAN_PREFIX + s.id, ORPHAN_PREFIX + safe_ref_name(s.branch))
-    for ref in r.stdout.split():
-        if any(ref == w or ref.startswith(w + "-") for w in wanted):
-            return ref
-    return None
-
-
-def _archive_kind(repo_path: Path, commit: str) -> str:
-    """How to bring back an archive whose kind was not recorded (one of doctor's)."""
-    from parallel_agents.git import archive as archive_mod
-
-    if archive_mod.extras_of(repo_path, commit):
-        return "full"
-    msg = git.out(["log", "-1", "--format=%s", commit], repo_path)
-    if msg.startswith("pa doctor: archive of folder"):
-        return "files"
-    if msg.startswith(("pa doctor: archive of orphan worktree", "pa: archive of", "pa archive")):
-        return "checkpoint"
-    return "branch"
-
-
-def _free_branch(repo_path: Path, branch: str, head: str) -> str:
-    """``branch`` when it does not exist or holds nothing ``head`` lacks (and no other
-    worktree has it checked out); else a new name, so commits added to the branch
-    meanwhile (after `pa pr`, say) are never moved away."""
-    tip = git.rev_parse(repo_path, f"refs/heads/{branch}")
-    if tip is None:
-        return branch
-    r = git.run(["merge-base", "--is-ancestor", tip, head], repo_path, check=False)
-    if r.returncode == 0 and branch not in worktrees.registered_worktrees(repo_path).values():
-        return branch
-    for n in range(1, 100):
-        name = f"{branch}-restored{'' if n == 1 else f'-{n}'}"
-        if not git.ref_exists(repo_path, f"refs/heads/{name}"):
-            return name
-    raise Conflict(f"branch {branch} exists with other commits", hint="rename it, then restore")
-
-
-def _checkout_tree(wt: Path, commit: str) -> None:
-    """Write a parentless archive's files (doctor's archive of a bare folder) into ``wt``."""
-    with tempfile.TemporaryDirectory(prefix="pa-restore-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git.run(["read-tree", commit], wt, env=env)
-        git.run(["checkout-index", "-a", "-f"], wt, env=env)
 
 
 def _start_point(repo_path: Path, base: str | None) -> tuple[str, str | None]:
