@@ -55,7 +55,6 @@ KNOWN_LARGE: set[str] = {
     "parallel_agents.cli",
     "parallel_agents.ops.doctor",
     "parallel_agents.git.merging",
-    "parallel_agents.git.pool",
     "parallel_agents.git.review",
     "parallel_agents.runtime.tmux",
     "parallel_agents.store",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents.git import pool
+from parallel_agents.git import pool, pool_take
 from parallel_agents.sessions import pool_fill
 from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
@@ -66,7 +66,7 @@ def test_off_by_default(repo: Path) -> None:
         r = app.add_repo(repo, name="demo")
         base = git(repo, "rev-parse", "HEAD").strip()
         wt = app.settings.worktree_root / "demo" / "x1"
-        assert not pool.take(app.settings, repo, r.name, wt, "pa/x1", base)
+        assert not pool_take.take(app.settings, repo, r.name, wt, "pa/x1", base)
         assert not wt.exists()
         assert not (app.settings.worktree_root / "demo" / ".pool").exists()
         assert pool.fill(app.settings, r).created == 0
@@ -161,12 +161,12 @@ def test_dirty_entries_are_archived_and_never_handed_out(pooled: Path, dirt: str
 _TAKER = r"""
 import json, sys
 from pathlib import Path
-from parallel_agents.git import pool
+from parallel_agents.git import pool_take
 from parallel_agents.config import load_settings
 settings = load_settings()
 repo, name, path, branch, base = sys.argv[1:6]
 sys.stdin.readline()  # the start signal: every taker is ready before any moves
-ok = pool.take(settings, Path(repo), name, Path(path), branch, base)
+ok = pool_take.take(settings, Path(repo), name, Path(path), branch, base)
 print(json.dumps({"ok": ok, "path": path, "branch": branch}))
 """
 
@@ -246,7 +246,7 @@ def test_background_refill_after_a_take(pooled: Path) -> None:
 
 
 def test_only_the_sessions_take_starts_a_filler(pooled: Path) -> None:
-    """git/pool.take is git mechanics only; sessions/pool_fill.take (what `pa new` uses)
+    """git/pool_take.take is git mechanics only; sessions/pool_fill.take (what `pa new` uses)
     also starts the background filler that replaces the taken worktree."""
     write_settings("[pool]\nsize = 2\nbackground = true\n")
     assert _fill().ready == 2
@@ -255,7 +255,7 @@ def test_only_the_sessions_take_starts_a_filler(pooled: Path) -> None:
     try:
         root = app.settings.worktree_root / "demo"
         pdir = pool.pool_dir(app.settings, "demo")
-        assert pool.take(app.settings, pooled, "demo", root / "t1", "pa/t1", base)
+        assert pool_take.take(app.settings, pooled, "demo", root / "t1", "pa/t1", base)
         assert not (pdir / pool.FILL_LOG).exists()  # no filler was started
         assert _status()["ready"] == 1
         assert pool_fill.take(app.settings, pooled, "demo", root / "t2", "pa/t2", base)
@@ -405,13 +405,13 @@ def test_take_refuses_a_non_empty_path_and_keeps_the_pool(pooled: Path) -> None:
         from parallel_agents.errors import PAError
 
         with pytest.raises(PAError, match="already exists and is not empty"):
-            pool.take(app.settings, pooled, "demo", wt, "pa/busy", base)
+            pool_take.take(app.settings, pooled, "demo", wt, "pa/busy", base)
         assert _status()["ready"] == 1
         # An existing branch: the claimed worktree is given up, the branch untouched.
         git(pooled, "branch", "pa/taken")
         wt2 = app.settings.worktree_root / "demo" / "other"
         with pytest.raises(PAError, match="already exists"):
-            pool.take(app.settings, pooled, "demo", wt2, "pa/taken", base)
+            pool_take.take(app.settings, pooled, "demo", wt2, "pa/taken", base)
         assert not wt2.exists()
         assert git(pooled, "rev-parse", "pa/taken").strip() == base
     finally:

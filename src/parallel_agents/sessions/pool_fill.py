@@ -1,9 +1,10 @@
 """The warm pool's processes: the detached filler, what starts it, the server's refill.
 
-``git/pool.py`` holds the git and file mechanics (scan, take, fill, tidy, status) on plain
-values; this module adds what needs a process or the store: a take that starts a filler
-afterwards, the filler itself (``python -m parallel_agents.sessions.pool_fill REPO``) and
-the periodic top-up of every registered repo's pool.
+``git/pool.py`` and ``git/pool_take.py`` hold the git and file mechanics (scan, take,
+fill, tidy, status) on plain values; this module adds what needs a process or the store:
+a take that starts a filler afterwards, the filler itself (``python -m
+parallel_agents.sessions.pool_fill REPO``) and the periodic top-up of every registered
+repo's pool.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Literal, overload
 
 from parallel_agents.config import Settings, load_settings
 from parallel_agents.errors import PAError
-from parallel_agents.git import pool
+from parallel_agents.git import pool, pool_take
 from parallel_agents.git.pool import FILL_LOCK, FILL_LOG, FillReport
 from parallel_agents.runtime.local import Detached
 from parallel_agents.store import Store
@@ -34,9 +35,9 @@ def take(
     branch: str,
     base_commit: str,
 ) -> bool:
-    """``pool.take``, then (with the pool on and ``pool.background``) a filler started to
+    """``pool_take.take``, then (with the pool on and ``pool.background``) a filler started to
     replace what was taken or to fill a pool that could not serve."""
-    res = pool.take_detail(settings, repo_path, repo_name, path, branch, base_commit)
+    res = pool_take.take_detail(settings, repo_path, repo_name, path, branch, base_commit)
     cfg = pool.config_for(settings, repo_name)
     if cfg.size > 0 and cfg.background:
         kick_soon(settings, repo_name)
