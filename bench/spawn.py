@@ -166,10 +166,10 @@ def single_inprocess(
 
 
 def take_vs_create(home: Home, reps: int) -> dict[str, Any]:
-    """The worktree alone: ``pool.take`` of a warm one against ``worktrees.create``."""
+    """The worktree alone: ``pool_take.take`` of a warm one against ``worktrees.create``."""
     with home.activated():
         from parallel_agents import git as pa_git
-        from parallel_agents.git import pool, worktrees
+        from parallel_agents.git import pool_take, worktrees
         from parallel_agents.sessions.orchestrator import App
 
         app = App.open()
@@ -185,7 +185,7 @@ def take_vs_create(home: Home, reps: int) -> dict[str, Any]:
             misses = 0
             for i in range(reps):
                 t0 = time.perf_counter()
-                ok = pool.take(
+                ok = pool_take.take(
                     app.settings, repo_path, "bench", root / f"take{i}", f"pa/take{i}", base
                 )
                 if ok:

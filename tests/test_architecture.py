@@ -29,20 +29,6 @@ SIZE_REASON = re.compile(r"over 600 lines because", re.IGNORECASE)
 # Import cycles (strongly connected components of more than one module) on 2026-12-03.
 # ONLY SHRINKS: issue 13 breaks them one by one and empties this set; never add to it.
 KNOWN_CYCLES: set[tuple[str, ...]] = {
-    (  # C1: the tangle in the middle (services, runtime, git helpers, doctor)
-        "parallel_agents.git.archive",
-        "parallel_agents.git.identity",
-        "parallel_agents.git.merging",
-        "parallel_agents.git.pool",
-        "parallel_agents.git.review",
-        "parallel_agents.git.worktrees",
-        "parallel_agents.ops.doctor",
-        "parallel_agents.sessions.headless",
-        "parallel_agents.sessions.orchestrator",
-        "parallel_agents.sessions.review",
-        "parallel_agents.sessions.tui",
-        "parallel_agents.sessions.turns",
-    ),
     (  # C2: the cli and its command families
         "parallel_agents.cli",
         "parallel_agents.cli.interactive",
@@ -62,9 +48,7 @@ KNOWN_LARGE: set[str] = {
     "parallel_agents.cli",
     "parallel_agents.ops.doctor",
     "parallel_agents.git.merging",
-    "parallel_agents.git.pool",
     "parallel_agents.git.review",
-    "parallel_agents.sessions.orchestrator",
     "parallel_agents.store",
     "parallel_agents.testing.record_captures",
 }

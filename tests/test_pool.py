@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents.git import pool
+from parallel_agents.git import pool, pool_take
+from parallel_agents.sessions import pool_fill
 from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
 from tests.reliability.helpers import (
@@ -65,7 +66,7 @@ def test_off_by_default(repo: Path) -> None:
         r = app.add_repo(repo, name="demo")
         base = git(repo, "rev-parse", "HEAD").strip()
         wt = app.settings.worktree_root / "demo" / "x1"
-        assert not pool.take(app.settings, repo, r.name, wt, "pa/x1", base)
+        assert not pool_take.take(app.settings, repo, r.name, wt, "pa/x1", base)
         assert not wt.exists()
         assert not (app.settings.worktree_root / "demo" / ".pool").exists()
         assert pool.fill(app.settings, r).created == 0
@@ -160,12 +161,12 @@ def test_dirty_entries_are_archived_and_never_handed_out(pooled: Path, dirt: str
 _TAKER = r"""
 import json, sys
 from pathlib import Path
-from parallel_agents.git import pool
+from parallel_agents.git import pool_take
 from parallel_agents.config import load_settings
 settings = load_settings()
 repo, name, path, branch, base = sys.argv[1:6]
 sys.stdin.readline()  # the start signal: every taker is ready before any moves
-ok = pool.take(settings, Path(repo), name, Path(path), branch, base)
+ok = pool_take.take(settings, Path(repo), name, Path(path), branch, base)
 print(json.dumps({"ok": ok, "path": path, "branch": branch}))
 """
 
@@ -244,6 +245,30 @@ def test_background_refill_after_a_take(pooled: Path) -> None:
     assert_consistent(pooled, Path(os.environ["PA_HOME"]))
 
 
+def test_only_the_sessions_take_starts_a_filler(pooled: Path) -> None:
+    """git/pool_take.take is git mechanics only; sessions/pool_fill.take (what `pa new` uses)
+    also starts the background filler that replaces the taken worktree."""
+    write_settings("[pool]\nsize = 2\nbackground = true\n")
+    assert _fill().ready == 2
+    base = git(pooled, "rev-parse", "HEAD").strip()
+    app = _app()
+    try:
+        root = app.settings.worktree_root / "demo"
+        pdir = pool.pool_dir(app.settings, "demo")
+        assert pool_take.take(app.settings, pooled, "demo", root / "t1", "pa/t1", base)
+        assert not (pdir / pool.FILL_LOG).exists()  # no filler was started
+        assert _status()["ready"] == 1
+        assert pool_fill.take(app.settings, pooled, "demo", root / "t2", "pa/t2", base)
+        wait_until(
+            lambda: (pdir / pool.FILL_LOG).exists() and not pool.filling(pdir),
+            timeout=60,
+            what="the filler started by the take",
+        )
+        assert _status()["ready"] == 2, (pdir / pool.FILL_LOG).read_text()
+    finally:
+        app.close()
+
+
 def test_kick_starts_at_most_one_filler(pooled: Path) -> None:
     write_settings("[pool]\nsize = 2\nbackground = true\n")
     app = _app()
@@ -251,11 +276,11 @@ def test_kick_starts_at_most_one_filler(pooled: Path) -> None:
         pdir = pool.pool_dir(app.settings, "demo")
         with pool.fill_lock(pdir, wait=True) as got:
             assert got
-            assert not pool.kick(app.settings, "demo")  # a filler (we) holds the lock
-        assert pool.kick(app.settings, "demo")
+            assert not pool_fill.kick(app.settings, "demo")  # a filler (we) holds the lock
+        assert pool_fill.kick(app.settings, "demo")
         wait_until(lambda: not pool.filling(pdir), timeout=60, what="the filler to finish")
         assert _status()["ready"] == 2
-        filler = pool._fillers[-1]
+        filler = pool_fill._fillers[-1]
         wait_until(lambda: filler.poll() is not None, what="the filler to exit")
         assert filler.returncode == 0
     finally:
@@ -272,7 +297,7 @@ def test_refill_kicks_a_filler_only_when_a_pool_needs_work(pooled: Path) -> None
         assert pool.needs_fill(app.settings, r)  # empty
         assert pool.fill(app.settings, r).ready == 2
         assert not pool.needs_fill(app.settings, r)
-        assert pool.refill(app) == []  # nothing to do: no filler started
+        assert pool_fill.refill(app.settings, app.store) == []  # nothing to do: no filler started
         assert not (pdir / pool.FILL_LOG).exists()
 
         (pooled / "new.txt").write_text("moved on\n")
@@ -280,8 +305,8 @@ def test_refill_kicks_a_filler_only_when_a_pool_needs_work(pooled: Path) -> None
         git(pooled, "commit", "-q", "-m", "base moves")
         new = git(pooled, "rev-parse", "HEAD").strip()
         assert pool.needs_fill(app.settings, r)  # stale
-        assert pool.refill(app) == ["demo"]
-        filler = pool._fillers[-1]
+        assert pool_fill.refill(app.settings, app.store) == ["demo"]
+        filler = pool_fill._fillers[-1]
         wait_until(lambda: filler.poll() is not None, timeout=60, what="the filler to exit")
         assert filler.returncode == 0, (pdir / pool.FILL_LOG).read_text()
         assert [e.commit for e in pool.ready_entries(pdir)] == [new, new]
@@ -298,7 +323,7 @@ def test_refill_kicks_a_filler_only_when_a_pool_needs_work(pooled: Path) -> None
     try:
         (pooled / "new.txt").write_text("again\n")
         git(pooled, "commit", "-q", "-am", "base moves again")
-        assert pool.refill(app) == []  # background off: only `pa pool fill` fills
+        assert pool_fill.refill(app.settings, app.store) == []  # background off: only `pa pool fill` fills
     finally:
         app.close()
 
@@ -321,7 +346,7 @@ def test_max_caps_the_total_over_repos(pooled: Path, tmp_path: Path) -> None:
     try:
         assert pool.config_for(app.settings, "other").size == 2
         assert pool.config_for(app.settings, "demo").size == 0
-        refilled = {r.repo: r for r in pool.refill(app, wait=True)}
+        refilled = {r.repo: r for r in pool_fill.refill(app.settings, app.store, wait=True)}
         assert refilled["demo"].ready == 0 and refilled["demo"].discarded == 3
         assert refilled["other"].ready == 2
     finally:
@@ -380,13 +405,13 @@ def test_take_refuses_a_non_empty_path_and_keeps_the_pool(pooled: Path) -> None:
         from parallel_agents.errors import PAError
 
         with pytest.raises(PAError, match="already exists and is not empty"):
-            pool.take(app.settings, pooled, "demo", wt, "pa/busy", base)
+            pool_take.take(app.settings, pooled, "demo", wt, "pa/busy", base)
         assert _status()["ready"] == 1
         # An existing branch: the claimed worktree is given up, the branch untouched.
         git(pooled, "branch", "pa/taken")
         wt2 = app.settings.worktree_root / "demo" / "other"
         with pytest.raises(PAError, match="already exists"):
-            pool.take(app.settings, pooled, "demo", wt2, "pa/taken", base)
+            pool_take.take(app.settings, pooled, "demo", wt2, "pa/taken", base)
         assert not wt2.exists()
         assert git(pooled, "rev-parse", "pa/taken").strip() == base
     finally:

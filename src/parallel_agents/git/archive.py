@@ -356,3 +356,13 @@ def restore_extras(repo: Path, wt: Path, commit: str, ref: str | None) -> list[s
     else:
         notes.append("the staging area was not kept (it had conflicts): changes are unstaged")
     return notes
+
+
+# Names of the archives `pa doctor` makes of leftovers; `pa restore` looks them up.
+ORPHAN_PREFIX = "refs/pa/archive/orphan-"
+
+
+def safe_ref_name(name: str) -> str:
+    """``name`` (a folder or branch name) as one component of a ref name."""
+    out = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)
+    return out.strip(".-") or "x"

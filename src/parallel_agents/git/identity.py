@@ -1,4 +1,4 @@
-"""Which registered repository a folder is, after the user moved it: recognise, re-point.
+"""A repository's identity on disk, to recognise it after the user moved it; its links.
 
 Identity: at registration pa writes a random id into the repository's own git directory
 (``.git/pa-repo-id``) and keeps it in the store. The file travels with the repository on
@@ -11,23 +11,18 @@ worktrees of known sessions.
 
 After ``mv`` the links between the repository and its worktrees are broken both ways;
 ``git worktree repair`` (run in the moved repository, with the worktree paths) fixes them.
+
+This module is the git side (the id file, the links); the store's side (claiming an id,
+recognising a moved repository, re-pointing it) is ``sessions/repos.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from parallel_agents import git
-from parallel_agents.errors import Conflict, NotFound
-from parallel_agents.git import worktrees
-from parallel_agents.models import Repo, Session, Status
-
-if TYPE_CHECKING:
-    from parallel_agents.store import Store
 
 UID_FILE = "pa-repo-id"
 
@@ -56,7 +51,7 @@ def read_uid(top: Path) -> str | None:
     return text if text.isalnum() and 8 <= len(text) <= 64 else None
 
 
-def _write_uid(top: Path, uid: str) -> bool:
+def write_uid(top: Path, uid: str) -> bool:
     d = _git_dir(top)
     if d is None:
         return False
@@ -71,31 +66,7 @@ def _write_uid(top: Path, uid: str) -> bool:
     return True
 
 
-def claim(store: Store, repo: Repo) -> str | None:
-    """Give a just-registered (or re-pointed) repo its identity, on disk and in the store.
-
-    Keeps the id already in the folder unless another registration owns it (then this
-    folder is a copy of that repository and gets an id of its own).
-    """
-    top = Path(repo.path)
-    uid = read_uid(top)
-    if uid is not None:
-        owner = store.repo_by_uid(uid)
-        if owner is not None and owner.id != repo.id:
-            if _same_git_dir(Path(owner.path), top):
-                # A linked worktree of a registered repo: the id file is that repo's.
-                store.set_repo_uid(repo.id, None)
-                return None
-            uid = None
-    if uid is None:
-        fresh = store.repo_uid(repo.id) or secrets.token_hex(16)
-        # A read-only .git keeps no id: such a repo is recognised by its worktree links.
-        uid = fresh if _write_uid(top, fresh) else None
-    store.set_repo_uid(repo.id, uid)
-    return uid
-
-
-def _same_git_dir(a: Path, b: Path) -> bool:
+def same_git_dir(a: Path, b: Path) -> bool:
     da, db = _git_dir(a), _git_dir(b)
     return da is not None and db is not None and os.path.realpath(da) == os.path.realpath(db)
 
@@ -115,48 +86,8 @@ def linked_worktrees(top: Path) -> list[Path]:
     return out
 
 
-def holds_repo(store: Store, repo: Repo) -> bool:
-    """Does the registered path still hold that repository (not gone, not replaced)?"""
-    top = Path(repo.path)
-    if not (top / ".git").exists():
-        return False
-    uid = store.repo_uid(repo.id)
-    return uid is None or read_uid(top) in (uid, None)
-
-
-def _same(a: Path, b: Path) -> bool:
+def same_path(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
-
-
-def find_moved(store: Store, top: Path) -> tuple[Repo, str] | None:
-    """The registered repo that the unregistered repository at ``top`` is, moved here;
-    with how it was recognised. None for a new repository or a copy of a registered one."""
-    uid = read_uid(top)
-    if uid is not None:
-        r = store.repo_by_uid(uid)
-        if r is not None and not _same(Path(r.path), top):
-            if holds_repo(store, r):
-                return None  # a copy: the original is still where it was registered
-            return r, f"its .git/{UID_FILE} is the one pa wrote at registration"
-    links = {os.path.realpath(p): p for p in linked_worktrees(top)}
-    if not links:
-        return None
-    for s in store.sessions():
-        if s.status == Status.DISCARDED or os.path.realpath(s.worktree) not in links:
-            continue
-        r = store.repo(s.repo_id)
-        if _same(Path(r.path), top) or holds_repo(store, r):
-            continue
-        return r, f"git in it still links to the worktree of session {s.id}"
-    return None
-
-
-def moved_error(repo: Repo, top: Path, how: str) -> Conflict:
-    return Conflict(
-        f"{top} is the repository registered as {repo.name!r} at {repo.path}, which is gone: "
-        f"it was moved ({how}); nothing was registered",
-        hint=f"re-point it (and repair its sessions' worktrees): pa repo move {repo.name} {top}",
-    )
 
 
 def worktree_linked(wt: Path) -> bool:
@@ -176,112 +107,8 @@ def worktree_linked(wt: Path) -> bool:
     return target.is_dir()
 
 
-def missing_repo_error(repo: Repo, s: Session | None = None) -> Conflict:
-    whose = f"session {s.id}'s repository {repo.name!r}" if s else f"repository {repo.name!r}"
-    kept = f"; the session's files are still in {s.worktree}" if s else ""
-    return Conflict(
-        f"{whose} is missing: nothing at {repo.path}; nothing was changed",
-        hint=f"if you moved it: pa repo move {repo.name} NEWPATH{kept}",
-    )
-
-
-def require_repo(store: Store, s: Session) -> Path:
-    """The session's repository path, or a clear error when the folder is gone."""
-    repo = store.repo(s.repo_id)
-    p = Path(repo.path)
-    if not (p / ".git").exists():
-        raise missing_repo_error(repo, s)
-    return p
-
-
-def require_usable(store: Store, s: Session) -> Path:
-    """``require_repo``, and the session's worktree (when present) still linked to it."""
-    p = require_repo(store, s)
-    wt = Path(s.worktree)
-    if wt.is_dir() and not worktree_linked(wt):
-        repo = store.repo(s.repo_id)
-        raise Conflict(
-            f"the worktree of session {s.id} ({wt}) has lost its link to the repository "
-            f"(was the repository moved?); nothing was changed",
-            hint=f"pa repo move {repo.name} PATH re-links it (PATH: where the repository is now)",
-        )
-    return p
-
-
-def move(store: Store, name: str, new_path: Path) -> dict[str, Any]:
-    """Re-point repo ``name`` at ``new_path`` and repair its worktrees' links both ways."""
-    from parallel_agents.sessions.orchestrator import validate_repo_path
-
-    repo = store.repo_by_name(name)
-    if repo is None:
-        raise NotFound(f"no registered repo named {name!r}", hint="see `pa repo ls`")
-    top = validate_repo_path(new_path)
-    old = Path(repo.path)
-    other = store.repo_by_path(str(top))
-    if other is not None and other.id != repo.id:
-        raise Conflict(
-            f"{top} is already registered as {other.name!r}; nothing was changed",
-            hint=f"pa repo rm {other.name} first (after merging or discarding its sessions)",
-        )
-    same = _same(old, top)
-    if not same and holds_repo(store, repo):
-        raise Conflict(
-            f"{old} still holds repo {name!r}: pa repo move is for a repository that was "
-            "moved; nothing was changed",
-            hint=f"to register {top} as a repository of its own: pa repo add {top} --name NAME",
-        )
-    old_uid, new_uid = store.repo_uid(repo.id), read_uid(top)
-    sessions = [s for s in store.sessions(repo_id=repo.id) if s.status != Status.DISCARDED]
-    links = {os.path.realpath(p) for p in linked_worktrees(top)}
-    owner = store.repo_by_uid(new_uid) if new_uid else None
-    if (owner is not None and owner.id != repo.id) or (old_uid and new_uid and old_uid != new_uid):
-        raise Conflict(
-            f"{top} is not repo {name!r}: its .git/{UID_FILE} names another repository; "
-            "nothing was changed",
-            hint="give the folder the repository was moved to",
-        )
-    if not (old_uid and new_uid == old_uid) and sessions:
-        linked = any(os.path.realpath(s.worktree) in links for s in sessions)
-        bases = {s.base_commit for s in sessions}
-        if not linked and not any(git.rev_parse(top, c) for c in bases):
-            raise Conflict(
-                f"{top} does not look like repo {name!r}: none of its sessions' commits "
-                "are in it; nothing was changed",
-                hint="give the folder the repository was moved to",
-            )
-    paths: list[Path] = []
-    for p in [*(Path(s.worktree) for s in sessions), *linked_worktrees(top)]:
-        if p.is_dir() and all(not _same(p, q) for q in paths):
-            paths.append(p)
-    repair_err = ""
-    if paths:
-        with worktrees.repo_lock(top):
-            r = git.run(["worktree", "repair", *map(str, paths)], top, check=False)
-            repair_err = r.stderr.strip() if r.returncode != 0 else ""
-    common = os.path.realpath(git.common_dir(top))
-    relinked: list[str] = []
-    unlinked: list[dict[str, str]] = []
-    for s in sessions:
-        wt = Path(s.worktree)
-        if not wt.is_dir():
-            continue
-        if worktree_linked(wt) and _links_into(wt, common):
-            relinked.append(s.id)
-        else:
-            unlinked.append({"session": s.id, "worktree": str(wt)})
-    moved = store.set_repo_path(repo.id, str(top))
-    claim(store, moved)
-    return {
-        "repo": dict(moved.__dict__),
-        "from": str(old),
-        "to": str(top),
-        "relinked": relinked,
-        "unlinked": unlinked,
-        "repair_error": repair_err or None,
-    }
-
-
-def _links_into(wt: Path, common: str) -> bool:
+def links_into(wt: Path, common: str) -> bool:
+    """Does the worktree's ``.git`` lead into the git directory ``common`` (a realpath)?"""
     try:
         text = (wt / ".git").read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):

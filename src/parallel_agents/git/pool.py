@@ -5,7 +5,8 @@ two cores); the pool does that work ahead of time. Per repository, ``pool.size``
 worktrees (default 0: off) wait on a detached HEAD at the repo's default base commit
 under ``$worktree_root/<repo>/.pool/``; ``pool.max`` caps the total over all repos.
 Pools are refilled by a detached low-priority filler, started after a take and by the
-server every ``pool.refill_every`` seconds when a pool is short or stale (``refill``).
+server every ``pool.refill_every`` seconds when a pool is short or stale: that process
+side lives in ``sessions/pool_fill.py``; this module is the git and file mechanics only.
 
 Layout of ``$worktree_root/<repo>/.pool/``::
 
@@ -14,23 +15,10 @@ Layout of ``$worktree_root/<repo>/.pool/``::
     .fill.lock        flock held by the one process filling this pool
     .trash/           discarded entries, already unregistered, being deleted
 
-Invariants:
-
-* An entry is handed out only when its marker names the requested base commit, and after
-  the claim its HEAD is verified detached at that commit with an empty
-  ``git status --porcelain`` (untracked files included). Anything else is discarded
-  (archived first when dirty) and never handed out.
-* The claim is ``rename(<token>, <session path>)``: exactly one caller wins a rename, so
-  no two sessions ever get the same worktree. git's record of the worktree is then
-  pointed at the new path (what ``git worktree repair`` does, without a process).
-* The dirt check (``git status``, the slow part on a large tree) runs while the branch is
-  made; if it finds anything the branch is deleted again and the entry discarded.
-* The session branch is created with ``update-ref <branch> <commit> <zero-oid>`` (fails
-  if it exists: nothing is overwritten) and HEAD pointed at it with ``symbolic-ref``:
-  the commit does not change, so not one file or index entry is touched.
-* Only markers make entries visible, and a marker is written after the checkout is
-  complete, so a filler killed half-way leaves only an unmarked directory, which the next
-  fill (or ``pa doctor``) removes.
+Invariant: only markers make entries visible, and a marker is written after the checkout
+is complete, so a filler killed half-way leaves only an unmarked directory, which the next
+fill (or ``pa doctor``) removes. How an entry is taken (and its invariants) is
+``pool_take.py``.
 """
 
 from __future__ import annotations
@@ -40,28 +28,23 @@ import fcntl
 import json
 import math
 import os
-import random
 import secrets
 import shutil
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any
 
 from parallel_agents import git
 from parallel_agents.config import Settings
 from parallel_agents.errors import PAError
 from parallel_agents.git import worktrees
-from parallel_agents.runtime.local import Detached
+from parallel_agents.models import Repo
 
-if TYPE_CHECKING:
-    from parallel_agents.models import Repo
-    from parallel_agents.sessions.orchestrator import App
+# It lives in worktrees (which pool imports); ops.doctor and ops.rebuild call pool.admin_dir.
+admin_dir = worktrees.admin_dir
 
 POOL_DIR = ".pool"
 TRASH_DIR = ".trash"
@@ -171,252 +154,7 @@ def ready_entries(pdir: Path, commit: str | None = None) -> list[Entry]:
     return [e for e in entries if e.marker and (commit is None or e.commit == commit)]
 
 
-# -- taking --------------------------------------------------------------------------------
-@dataclass
-class TakeResult:
-    taken: bool
-    token: str | None = None
-    discarded: list[str] = field(default_factory=list)  # tokens found stale or dirty
-    reason: str | None = None  # why the pool could not serve
-
-
-def take(
-    settings: Settings,
-    repo_path: Path,
-    repo_name: str,
-    path: Path,
-    branch: str,
-    base_commit: str,
-) -> bool:
-    """Move a warm worktree to ``path`` on new ``branch``; False when the pool cannot serve.
-
-    On False nothing was changed at ``path`` or in the branch namespace: the caller
-    creates the worktree as usual. Raises PAError only for the errors
-    ``worktrees.create`` would raise as well (path not empty, branch exists).
-    """
-    return take_detail(settings, repo_path, repo_name, path, branch, base_commit).taken
-
-
-def take_detail(
-    settings: Settings,
-    repo_path: Path,
-    repo_name: str,
-    path: Path,
-    branch: str,
-    base_commit: str,
-) -> TakeResult:
-    cfg = config_for(settings, repo_name)
-    res = TakeResult(False)
-    if cfg.size <= 0:
-        res.reason = "pool off"
-        return res
-    pdir = pool_dir(settings, repo_name)
-    candidates = [
-        e for e in ready_entries(pdir, base_commit) if not _foreign(e.path, settings.home)
-    ]
-    if not candidates:
-        res.reason = "no warm worktree at this base"
-        if cfg.background:
-            kick_soon(settings, repo_name)
-        return res
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise PAError(f"worktree path {path} already exists and is not empty")
-    random.shuffle(candidates)  # concurrent takers rarely reach for the same entry
-    for e in candidates:
-        if not _claim(repo_path, e, path):
-            continue  # someone else got it
-        bad = _check_head(path, base_commit)
-        if bad:
-            res.discarded.append(e.token)
-            _discard_claimed(repo_path, path, pdir, e.token, bad)
-            continue
-        # The status check (the slow part) runs while the branch is made; the worktree
-        # is handed out only if it was clean, otherwise the branch is taken back.
-        status = _Dirt(path)
-        try:
-            _switch(path, branch, base_commit)
-        except PAError:
-            status.kill()
-            _discard_claimed(repo_path, path, pdir, e.token, None)
-            raise
-        bad = status.verdict()
-        if bad:
-            res.discarded.append(e.token)
-            _discard_claimed(repo_path, path, pdir, e.token, bad)  # archives while HEAD is set
-            git.run(
-                ["update-ref", "-d", f"refs/heads/{branch}", base_commit], repo_path, check=False
-            )
-            continue
-        res.taken, res.token = True, e.token
-        break
-    else:
-        res.reason = "every warm worktree was taken, stale or dirty"
-    if cfg.background:
-        kick_soon(settings, repo_name)
-    return res
-
-
-def _claim(repo_path: Path, e: Entry, path: Path) -> bool:
-    """Atomically move entry ``e`` to ``path``; False when another caller got it first.
-
-    The rename is the claim: of any number of callers exactly one moves the folder.
-    git's record is pointed at the new place right after (microseconds later); a
-    ``git worktree prune`` landing in between would drop the record, which the HEAD
-    check that follows notices (the entry is then discarded, never handed out).
-    """
-    assert e.marker is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(e.path, path)
-    except FileNotFoundError:
-        return False
-    except OSError as err:
-        raise PAError(f"cannot move warm worktree {e.path} to {path}: {err}") from err
-    if not _point_git_at(path):
-        with worktrees.repo_lock(repo_path):
-            r = git.run(["worktree", "repair", str(path)], repo_path, check=False)
-        if r.returncode != 0:
-            os.rename(path, e.path)  # back where git expects it; the next fill checks it
-            return False
-    with contextlib.suppress(FileNotFoundError):
-        e.marker.unlink()
-    return True
-
-
-def _point_git_at(path: Path) -> bool:
-    """What ``git worktree repair PATH`` does after a move, without a process: rewrite
-    the worktree's ``gitdir`` record (atomically). False when there is no record."""
-    adm = admin_dir(path)
-    if adm is None or not (adm / "gitdir").is_file():
-        return False
-    tmp = adm / f"gitdir.pa-{secrets.token_hex(3)}"
-    tmp.write_text(os.path.realpath(path / ".git") + "\n", encoding="utf-8")
-    os.replace(tmp, adm / "gitdir")
-    return True
-
-
-def _check_head(path: Path, base_commit: str) -> str | None:
-    """None when ``path`` is a worktree detached at ``base_commit``, else what is wrong."""
-    adm = admin_dir(path)
-    try:
-        head = (adm / "HEAD").read_text(encoding="utf-8").strip() if adm else ""
-    except OSError as e:
-        return f"not a usable worktree: {e}"
-    if head.startswith("ref:"):
-        return f"not detached: HEAD is {head[4:].strip()}"
-    if head != base_commit:
-        return f"stale: HEAD is {head[:10] or '?'}, base is {base_commit[:10]}"
-    return None
-
-
-# Dirt, split in two processes that run at once (the check is on the path of every
-# pooled start): tracked changes, staged or not, and untracked files. "--directory"
-# reports an untracked folder as one line instead of every file in it: the same verdict
-# (any output is dirt) for less work on a large tree.
-_DIRT_CHECKS = (
-    ["status", "--porcelain=v1", "-z", "--untracked-files=no"],
-    ["ls-files", "-z", "--others", "--directory", "--no-empty-directory", "--exclude-standard"],
-)
-
-
-class _Dirt:
-    """The running dirt checks of one worktree."""
-
-    def __init__(self, path: Path) -> None:
-        self.procs = [
-            subprocess.Popen(
-                ["git", *args],
-                cwd=str(path),
-                env=git.git_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            for args in _DIRT_CHECKS
-        ]
-
-    def kill(self) -> None:
-        for p in self.procs:
-            p.kill()
-            p.communicate()
-
-    def verdict(self) -> str | None:
-        """None when clean, else what was found (or what failed)."""
-        bad = None
-        for args, p in zip(_DIRT_CHECKS, self.procs, strict=True):
-            out, err = p.communicate(timeout=300)
-            if bad:
-                continue
-            if p.returncode != 0:
-                bad = f"git {args[0]} failed: {err.decode('utf-8', 'replace').strip()}"
-            elif out:
-                bad = "dirty: " + out.decode("utf-8", "replace").replace("\0", " ")[:200]
-        return bad
-
-
-def _switch(path: Path, branch: str, commit: str) -> None:
-    """Put the claimed worktree on a new ``branch`` at ``commit`` without touching files."""
-    ref = f"refs/heads/{branch}"
-    r = git.run(
-        [
-            "update-ref",
-            "--create-reflog",
-            "-m",
-            f"branch: Created from {commit}",
-            ref,
-            commit,
-            ZERO_OID,
-        ],
-        path,
-        check=False,
-    )
-    if r.returncode != 0:
-        if git.ref_exists(path, ref):
-            raise PAError(f"branch {branch} already exists", hint="try again: ids are random")
-        raise git.GitError(["update-ref", ref], r.returncode, r.stderr)
-    if not _write_head(path, ref):
-        git.run(["symbolic-ref", "-m", f"checkout: moving to {branch}", "HEAD", ref], path)
-
-
-def _write_head(path: Path, ref: str) -> bool:
-    """Point the worktree's HEAD at ``ref`` the way git does (``HEAD.lock``, then a
-    rename), without a process; False when git should do it (lock held, odd layout)."""
-    adm = admin_dir(path)
-    if adm is None:
-        return False
-    lock = adm / "HEAD.lock"
-    try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError:
-        return False
-    try:
-        try:
-            os.write(fd, f"ref: {ref}\n".encode())
-        finally:
-            os.close(fd)
-        os.replace(lock, adm / "HEAD")
-    except OSError:  # e.g. disk full: leave no lock behind; git reports it properly
-        with contextlib.suppress(OSError):
-            lock.unlink()
-        return False
-    return True
-
-
 # -- discarding ----------------------------------------------------------------------------
-def admin_dir(wt: Path) -> Path | None:
-    """The worktree's private directory under ``.git/worktrees/``, from its ``.git`` file."""
-    try:
-        text = (wt / ".git").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if not text.startswith("gitdir:"):
-        return None
-    p = Path(text[len("gitdir:") :].strip())
-    if not p.is_absolute():
-        p = (wt / p).resolve()
-    return p if p.parent.name == "worktrees" else None
-
-
 def archive_dirty(repo_path: Path, wt: Path, name: str) -> str | None:
     """Snapshot a dirty worktree under refs/pa/archive/<name>; the ref, or None if clean."""
     st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt, check=False)
@@ -468,19 +206,11 @@ def empty_trash(trash: Path) -> int:
     return n
 
 
-def _discard_claimed(repo_path: Path, path: Path, pdir: Path, token: str, why: str | None) -> None:
-    """Get rid of a claimed entry that must not be handed out (archived if dirty)."""
-    if why and why.startswith("dirty"):
-        with contextlib.suppress(PAError):
-            archive_dirty(repo_path, path, f"pool-{token}")
-    unregister(repo_path, path, pdir / TRASH_DIR)
-
-
 # -- filling -------------------------------------------------------------------------------
 @contextlib.contextmanager
 def fill_lock(pdir: Path, *, wait: bool, fd: int | None = None) -> Iterator[bool]:
     """Hold the pool's fill lock; yields False when ``wait`` is off and it is busy."""
-    if fd is not None:  # handed over by kick(): already locked
+    if fd is not None:  # handed over by pool_fill.kick(): already locked
         try:
             yield True
         finally:
@@ -597,7 +327,7 @@ def _tidy(
     another PA_HOME made (a shared worktree root) are neither counted nor touched."""
     entries, lone = scan(pdir)
     if home is not None:
-        entries = [e for e in entries if not _foreign(e.path, home)]
+        entries = [e for e in entries if not foreign(e.path, home)]
     for m in lone:
         with contextlib.suppress(FileNotFoundError):
             m.unlink()
@@ -676,7 +406,7 @@ class _NewEntry:
     checked_out: float  # wall-clock time the checkout finished
 
 
-def _foreign(path: Path, home: Path) -> bool:
+def foreign(path: Path, home: Path) -> bool:
     """Did another PA_HOME make this warm worktree?"""
     return worktrees.foreign_owner(admin_dir(path), home) is not None
 
@@ -763,7 +493,7 @@ def needs_fill(settings: Settings, repo: Repo) -> bool:
     pdir = pool_dir(settings, repo.name)
     base = default_base_commit(repo)
     entries, lone = scan(pdir)
-    entries = [e for e in entries if not _foreign(e.path, settings.home)]
+    entries = [e for e in entries if not foreign(e.path, settings.home)]
     if lone or any(e.marker is None or e.commit != base for e in entries):
         return True
     with contextlib.suppress(OSError):
@@ -773,104 +503,6 @@ def needs_fill(settings: Settings, repo: Repo) -> bool:
         return False  # nothing to fill from; the filler would only report an error
     want = max(0, min(cfg.size, cfg.max - _ready_elsewhere(settings, repo.name)))
     return len(entries) != want  # every entry left is ready at the base
-
-
-@overload
-def refill(app: App, *, wait: Literal[False] = False) -> list[str]: ...
-@overload
-def refill(app: App, *, wait: Literal[True]) -> list[FillReport]: ...
-def refill(app: App, *, wait: bool = False) -> list[str] | list[FillReport]:
-    """Top up every repo's pool (the server calls this every ``pool.refill_every`` s).
-
-    By default cheap: each repo with its pool on and ``pool.background`` true whose pool
-    ``needs_fill`` gets a detached filler (``kick``; none while one runs); returns the
-    names of the repos kicked. ``wait=True`` fills in this process instead (waiting for a
-    running filler), pools switched off but not empty included, and returns the reports.
-    Repos with ``pool.background = false`` are left alone: ``pa pool fill`` fills them.
-    """
-    _reap()
-    kicked: list[str] = []
-    out: list[FillReport] = []
-    for repo in app.store.repos():
-        pdir = pool_dir(app.settings, repo.name)
-        cfg = config_for(app.settings, repo.name)
-        if not cfg.background:
-            continue
-        if wait:
-            if cfg.size <= 0 and not pdir.exists():
-                continue
-            try:
-                out.append(fill(app.settings, repo, wait=True))
-            except PAError as e:
-                out.append(FillReport(repo.name, None, 0, errors=[e.message]))
-            continue
-        if cfg.size <= 0 or filling(pdir):
-            continue
-        try:
-            if needs_fill(app.settings, repo) and kick(app.settings, repo.name):
-                kicked.append(repo.name)
-        except (PAError, OSError):
-            continue  # e.g. the repo's directory is gone: `pa doctor` reports it
-    return out if wait else kicked
-
-
-def kick_soon(settings: Settings, repo_name: str) -> None:
-    """``kick`` on a thread: starting the filler costs a fork, which the session being
-    started should not wait for. (Not a daemon thread: a short CLI process waits for it.)"""
-    threading.Thread(target=kick, args=(settings, repo_name), name="pa-pool-kick").start()
-
-
-def kick(settings: Settings, repo_name: str) -> bool:
-    """Start a detached, low-priority filler for ``repo_name`` unless one is running.
-
-    The fill lock is taken here and handed to the child through an inherited file
-    descriptor, so a burst of takes starts at most one filler.
-    """
-    pdir = pool_dir(settings, repo_name)
-    try:
-        pdir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(pdir / FILL_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
-    except OSError:
-        return False
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        env = dict(os.environ)
-        env["PA_HOME"] = str(settings.home)
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-        _reap()
-        with open(pdir / FILL_LOG, "ab") as log:
-            proc = Detached(
-                [sys.executable, "-m", "parallel_agents.git.pool", repo_name, "--lock-fd", str(fd)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                pass_fds=(fd,),
-                start_new_session=True,
-                cwd="/",
-            )
-        with _fillers_lock:
-            _fillers.append(proc)  # reaped later: the filler is not ours to wait for
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # the child keeps the lock through its copy
-
-
-_fillers: list[Detached] = []
-_fillers_lock = threading.Lock()
-
-
-def _reap() -> None:
-    with _fillers_lock:
-        for p in list(_fillers):
-            if p.poll() is not None:
-                _fillers.remove(p)
 
 
 # -- status --------------------------------------------------------------------------------
@@ -898,33 +530,3 @@ def status(settings: Settings, repo: Repo) -> dict[str, Any]:
         "filling": filling(pdir),
         "entries": [e.to_json() for e in entries],
     }
-
-
-def _main(argv: list[str]) -> int:
-    """``python -m parallel_agents.git.pool REPO [--lock-fd N]``: the background filler."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m parallel_agents.git.pool")
-    ap.add_argument("repo")
-    ap.add_argument("--lock-fd", type=int)
-    args = ap.parse_args(argv)
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    from parallel_agents.sessions.orchestrator import App
-
-    app = App.open()
-    try:
-        repo = app.store.repo_by_name(args.repo)
-        if repo is None:
-            if args.lock_fd is not None:
-                os.close(args.lock_fd)
-            return 2
-        rep = fill(app.settings, repo, lock_fd=args.lock_fd, workers=1, wait=False)
-        print(json.dumps(rep.to_json()), flush=True)
-        return 0 if not rep.errors else 1
-    finally:
-        app.close()
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -312,15 +312,23 @@ def attach(repo: Path, path: Path, branch: str, commit: str) -> None:
 # another's. The mark lives in git's private folder of the worktree
 # (.git/worktrees/<name>/pa-owner): it moves with a pool claim and never shows in
 # ``git status``.
-def _admin(wt: Path) -> Path | None:
-    from parallel_agents.git.pool import admin_dir  # pool imports this module
-
-    return admin_dir(wt)
+def admin_dir(wt: Path) -> Path | None:
+    """The worktree's private directory under ``.git/worktrees/``, from its ``.git`` file."""
+    try:
+        text = (wt / ".git").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    p = Path(text[len("gitdir:") :].strip())
+    if not p.is_absolute():
+        p = (wt / p).resolve()
+    return p if p.parent.name == "worktrees" else None
 
 
 def mark_owner(wt: Path, home: Path) -> None:
     """Record ``home`` as the owner of worktree ``wt`` (atomically; no-op if not one)."""
-    adm = _admin(wt)
+    adm = admin_dir(wt)
     if adm is None or not adm.is_dir():
         return
     tmp = adm / f"{OWNER_FILE}.{os.getpid()}.tmp"

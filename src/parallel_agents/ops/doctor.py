@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 from parallel_agents import git
 from parallel_agents.errors import PAError
 from parallel_agents.git import archive, pool, worktrees
+from parallel_agents.git.archive import ORPHAN_PREFIX
+from parallel_agents.git.archive import safe_ref_name as _safe
 from parallel_agents.models import Session, Status
 
 if TYPE_CHECKING:
     from parallel_agents.models import Repo
     from parallel_agents.sessions.orchestrator import App
 
-ORPHAN_PREFIX = "refs/pa/archive/orphan-"
 SERVER_INFO = "server.json"
 SERVER_LOCK = "server.lock"
 LOCK_MIN_AGE = 2.0  # a lock file younger than this may belong to a git still starting
@@ -1347,8 +1348,3 @@ def _is_under(p: Path | None, root: Path) -> bool:
         return False
     rp, rr = _real(str(p)), _real(str(root))
     return rp == rr or rp.startswith(rr + os.sep)
-
-
-def _safe(name: str) -> str:
-    out = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)
-    return out.strip(".-") or "x"

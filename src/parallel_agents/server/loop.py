@@ -8,7 +8,7 @@ output, enforces timeouts and is the only thread that starts queued sessions, so
 concurrency limits cannot be overrun by two threads scheduling at once. After each tick
 it wakes the SSE streams and sends desktop notifications for attention events.
 Every ``pool.refill_every`` seconds a background thread looks at the warm worktree
-pools and starts a detached filler for one that is short or stale (``pool.refill``).
+pools and starts a detached filler for one that is short or stale (``pool_fill.refill``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from parallel_agents.models import Session, Status
 from parallel_agents.server import notify
 from parallel_agents.server.auth import Guard, load_or_create_token
 from parallel_agents.server.sse import Notifier
+from parallel_agents.sessions import pool_fill
 from parallel_agents.sessions.headless import Supervisor, TickReport
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
@@ -420,7 +421,7 @@ class ServerState:
 
     def _refill_later(self) -> None:
         """Look at the warm pools on a background thread, one look at a time: a pool that
-        is short or stale gets a detached filler (``pool.refill``)."""
+        is short or stale gets a detached filler (``pool_fill.refill``)."""
         with self._refill_lock:
             if self._refilling:
                 return
@@ -428,7 +429,7 @@ class ServerState:
 
         def run() -> None:
             try:
-                kicked = pool.refill(self.app())
+                kicked = pool_fill.refill(self.settings, self.app().store)
                 if kicked:
                     log.info("refilling the warm pool of %s", ", ".join(kicked))
             except Exception:

@@ -102,7 +102,7 @@ def merge_sessions(
     merge finds its work already merged: nothing is merged twice.
     """
     from parallel_agents.git import merging as merge
-    from parallel_agents.git.identity import require_repo
+    from parallel_agents.sessions.repos import require_repo
 
     if not ids:
         raise UsageError("name at least one session to merge")
@@ -182,7 +182,7 @@ def merge_sessions(
         s = by_id[res.session_id]
         if res.status in ("merged", "up_to_date"):
             if app.settings.get("merge.remove_worktree"):
-                from parallel_agents.sessions.orchestrator import archive_session
+                from parallel_agents.git.session_archive import archive_session
 
                 archive_session(repo_path, s)
                 worktrees.remove(repo_path, Path(s.worktree), s.branch)

@@ -1,19 +1,15 @@
-"""The orchestrator's verbs: register repos, start, continue, stop, discard, restore.
+"""The orchestrator's verbs: register repos (``repos.py``), start, continue, stop, discard,
+restore.
 
 Interfaces (CLI, server) call these; they call git, worktrees, agents and the store.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import re
 import secrets
-import tempfile
 import time
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +18,20 @@ from parallel_agents import git
 from parallel_agents.agents import get_agent
 from parallel_agents.config import Settings, load_repo_config, load_settings
 from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
-from parallel_agents.git import identity as repo_identity
-from parallel_agents.git import pool, worktrees
+from parallel_agents.git import worktrees
+from parallel_agents.git.session_archive import (
+    ARCHIVE_PREFIX,
+    archive_kind,
+    archive_session,
+    checkout_tree,
+    free_branch,
+    orphan_archive,
+)
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
+from parallel_agents.sessions import pool_fill, repos
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
-
-ARCHIVE_PREFIX = "refs/pa/archive/"
 
 
 def slugify(text: str, max_len: int = 24) -> str:
@@ -40,7 +42,6 @@ def slugify(text: str, max_len: int = 24) -> str:
 
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_REPO_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def check_text(what: str, text: str) -> None:
@@ -61,14 +62,6 @@ def check_env(env: dict[str, str]) -> None:
                 hint="names are letters, digits and '_', not starting with a digit",
             )
         check_text(f"value of environment variable {key}", value)
-
-
-def safe_repo_name(name: str) -> str:
-    """``name`` made into a valid repo name (what `pa repo add` accepts)."""
-    if _REPO_NAME.fullmatch(name) and name not in (".", ".."):
-        return name
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
-    return slug or "repo"
 
 
 def default_title(prompt: str) -> str:
@@ -93,116 +86,20 @@ class App:
     def close(self) -> None:
         self.store.close()
 
-    # -- repos ----------------------------------------------------------------------
+    # -- repos (sessions/repos.py) ---------------------------------------------------
     def add_repo(self, path: str | Path, name: str | None = None, base: str | None = None) -> Repo:
-        top = validate_repo_path(Path(path))
-        if base is not None and git.rev_parse(top, base) is None:
-            raise UsageError(f"base {base!r} does not name a commit in {top}")
-        with self._registering():
-            return self._add_repo_locked(top, name, base)
-
-    def _add_repo_locked(self, top: Path, name: str | None, base: str | None) -> Repo:
-        existing = self.store.repo_by_path(str(top))
-        if existing is not None:
-            raise UsageError(f"{top} is already registered as {existing.name!r}")
-        moved = repo_identity.find_moved(self.store, top)
-        if moved is not None:
-            raise repo_identity.moved_error(moved[0], top, moved[1])
-        name = name or top.name
-        if not _REPO_NAME.fullmatch(name) or name in (".", ".."):
-            raise UsageError(
-                f"repo name {name!r} may only contain letters, digits, '.', '_' and '-'"
-            )
-        r = self.store.add_repo(name, str(top), base)
-        repo_identity.claim(self.store, r)
-        return r
+        return repos.add(self.store, self.settings.home, Path(path), name, base)
 
     def move_repo(self, name: str, path: str | Path) -> dict[str, Any]:
         """Re-point repo ``name`` at the folder it was moved to; repair worktree links."""
-        return repo_identity.move(self.store, name, Path(path))
+        return repos.move(self.store, name, Path(path))
 
     def find_repo(self, ref: str | None, cwd: Path | None = None, *, register: bool = True) -> Repo:
         """A repo by name or path; with no ref, the git repo around ``cwd``."""
-        if ref:
-            by_name = self.store.repo_by_name(ref)
-            if by_name:
-                return by_name
-            p = Path(ref).expanduser()
-            if not _exists(p):
-                raise NotFound(
-                    f"no registered repo named {ref!r} and no such path",
-                    hint="see `pa repo ls`, or register it with `pa repo add PATH`",
-                )
-        else:
-            p = cwd or Path.cwd()
-        top = validate_repo_path(p)
-        # Several `pa new` started at once in an unregistered repository must end with one
-        # registration, not one registration and errors for the rest.
-        with self._registering():
-            return self._find_or_register(top, register=register)
-
-    def _find_or_register(self, top: Path, *, register: bool) -> Repo:
-        found = self.store.repo_by_path(str(top))
-        if found:
-            if self.store.repo_uid(found.id) is None:  # registered before repo ids existed
-                repo_identity.claim(self.store, found)
-            return found
-        # Never a second registration of a registered repository that was moved here.
-        moved = repo_identity.find_moved(self.store, top)
-        if moved is not None:
-            raise repo_identity.moved_error(moved[0], top, moved[1])
-        if not register:
-            raise NotFound(f"{top} is not a registered repo", hint="pa repo add " + str(top))
-        # The same names `pa repo add` accepts: the name travels in URLs and commands.
-        base_name = safe_repo_name(top.name)
-        name = (
-            base_name
-            if self.store.repo_by_name(base_name) is None
-            else f"{base_name}-{secrets.token_hex(2)}"
-        )
-        r = self.store.add_repo(name, str(top), None)
-        repo_identity.claim(self.store, r)
-        return r
-
-    @contextlib.contextmanager
-    def _registering(self) -> Iterator[None]:
-        """One registration at a time across processes sharing this PA_HOME."""
-        lock_path = self.settings.home / "register.lock"
-        try:
-            fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        except OSError as e:
-            raise PAError(f"cannot create lock file {lock_path}: {e.strerror}") from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
+        return repos.find(self.store, self.settings.home, ref, cwd, register=register)
 
     def remove_repo(self, name: str) -> Repo:
-        repo = self.store.repo_by_name(name)
-        if repo is None:
-            raise NotFound(f"no registered repo named {name!r}", hint="see `pa repo ls`")
-        gone = not (Path(repo.path) / ".git").exists()
-        live = [s for s in self.store.sessions(repo_id=repo.id) if s.status.live]
-        # A deleted repository's sessions cannot be merged or discarded any more (there is no
-        # git to archive into); their worktree folders are left exactly as they are, so
-        # unregistering loses no file. Only an agent still at work holds it up.
-        blocking = [s for s in live if s.status.active] if gone else live
-        if blocking:
-            raise Conflict(
-                f"repo {name!r} still has {len(blocking)} live session(s): "
-                + ", ".join(s.id for s in blocking[:10]),
-                hint="stop them first (pa stop ID)"
-                if gone
-                else "merge or discard them first (pa discard ID)",
-            )
-        old = self.store.sessions(repo_id=repo.id)
-        if old:
-            self.store.delete_sessions([s.id for s in old])
-        if (Path(repo.path) / ".git").exists():  # a deleted repo has no git to clean up
-            pool.clear(self.settings, repo)  # warm worktrees must not stay registered in git
-        self.store.remove_repo(repo.id)
-        return repo
+        return repos.remove(self.store, self.settings, name)
 
     # -- sessions -------------------------------------------------------------------
     def new_session(
@@ -247,7 +144,7 @@ class App:
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
         if not (repo_path / ".git").exists():
-            raise repo_identity.missing_repo_error(r)
+            raise repos.missing_repo_error(r)
         base_ref, base_commit = _start_point(repo_path, base or r.base)
         if base_commit is None:
             raise UsageError(
@@ -285,7 +182,7 @@ class App:
         if env:
             self.sup.write_session_env(sid, env)
         try:
-            if not pool.take(self.settings, repo_path, r.name, wt, branch, base_commit):
+            if not pool_fill.take(self.settings, repo_path, r.name, wt, branch, base_commit):
                 worktrees.create(repo_path, wt, branch, base_commit)
             worktrees.mark_owner(wt, self.settings.home)
         except (PAError, OSError) as e:
@@ -325,7 +222,7 @@ class App:
         if s.interactive and s.status != Status.DISCARDED:
             from parallel_agents.sessions import tui as tmux
 
-            repo_identity.require_usable(self.store, s)
+            repos.require_usable(self.store, s)
 
             # Types into the live TUI, or restarts it (resuming the agent's own session).
             tmux.send_text(self, s, prompt)
@@ -345,7 +242,7 @@ class App:
                 hint=f"pa discard {s.id} to clean up",
             )
         # An agent in a worktree cut off from its repository works blind (no checkpoints).
-        repo_identity.require_usable(self.store, s)
+        repos.require_usable(self.store, s)
         with self.store.tx() as db:
             self.store.add_turn(db, s.id, prompt, {})
             now = self.sup.fits_now(db, s.id)
@@ -431,7 +328,7 @@ class App:
         repo_path = Path(self.store.repo(s.repo_id).path)
         wt = Path(s.worktree)
         if archive_ref is None and s.status != Status.DISCARDED:
-            archive_ref = _orphan_archive(repo_path, s) if not wt.is_dir() else None
+            archive_ref = orphan_archive(repo_path, s) if not wt.is_dir() else None
             if archive_ref is None:
                 raise Conflict(
                     f"session {s.id} is {s.status.value}, not discarded",
@@ -446,12 +343,12 @@ class App:
         commit = git.rev_parse(repo_path, ref)
         if commit is None and archive_ref is None:
             # No archive of its own: pa doctor may have archived its leftover worktree.
-            archive_ref = _orphan_archive(repo_path, s)
+            archive_ref = orphan_archive(repo_path, s)
             if archive_ref is not None:
                 ref, commit = archive_ref, git.rev_parse(repo_path, archive_ref)
         if commit is None:
             raise NotFound(f"no archive {ref} in {repo_path}: nothing to restore")
-        kind = _archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
+        kind = archive_kind(repo_path, commit) if archive_ref else info.get("kind", "checkpoint")
         if wt.exists() and any(wt.iterdir()):
             raise Conflict(f"{wt} exists and is not empty; move it away first")
         from parallel_agents.git import archive as archive_mod
@@ -463,12 +360,12 @@ class App:
             head = s.base_commit
         else:
             head = git.out(["rev-parse", f"{commit}^"], repo_path)
-        branch = _free_branch(repo_path, s.branch, head)
+        branch = free_branch(repo_path, s.branch, head)
         worktrees.attach(repo_path, wt, branch, head)
         worktrees.mark_owner(wt, self.settings.home)
         notes: list[str] = []
         if kind == "files":
-            _checkout_tree(wt, commit)
+            checkout_tree(wt, commit)
         elif kind != "branch":
             review.restore(wt, commit)
             notes = archive_mod.restore_extras(repo_path, wt, commit, ref)
@@ -505,122 +402,6 @@ class App:
         self.sup.run_pending_checks()
 
 
-def archive_session(repo_path: Path, s: Session, *, stash: bool = True) -> dict[str, Any]:
-    """Store the session's final state under a new archive ref (never overwriting one):
-    uncommitted, untracked and ignored files, the staging area, empty folders, and (with
-    ``stash``) its nested repositories moved next to the archive."""
-    from parallel_agents.git import archive as archive_mod
-
-    wt = Path(s.worktree)
-    if wt.is_dir() and (wt / ".git").exists():
-        snap = archive_mod.snapshot(wt, f"pa archive of session {s.id}: {s.title}")
-        ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, snap.commit)
-        if stash and snap.nested:
-            archive_mod.stash_nested(repo_path, wt, ref, snap.nested)
-        return {"ref": ref, "commit": snap.commit, "kind": "full", **snap.to_json()}
-    head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
-    if head is None:
-        return {"ref": None, "commit": None, "kind": "none"}
-    ref = archive_mod.write_new_ref(repo_path, ARCHIVE_PREFIX + s.id, head)
-    return {"ref": ref, "commit": head, "kind": "branch"}
-
-
-def _orphan_archive(repo_path: Path, s: Session) -> str | None:
-    """The newest archive of this session whose worktree is gone: its own (a merge with
-    ``merge.remove_worktree``) or one ``pa doctor`` made of its worktree, folder or branch."""
-    from parallel_agents.ops.doctor import ORPHAN_PREFIX, _safe
-
-    r = git.run(
-        [
-            "for-each-ref",
-            "--sort=-creatordate",
-            "--format=%(refname)",
-            ARCHIVE_PREFIX,
-        ],
-        repo_path,
-        check=False,
-    )
-    wanted = (ARCHIVE_PREFIX + s.id, ORPHAN_PREFIX + s.id, ORPHAN_PREFIX + _safe(s.branch))
-    for ref in r.stdout.split():
-        if any(ref == w or ref.startswith(w + "-") for w in wanted):
-            return ref
-    return None
-
-
-def _archive_kind(repo_path: Path, commit: str) -> str:
-    """How to bring back an archive whose kind was not recorded (one of doctor's)."""
-    from parallel_agents.git import archive as archive_mod
-
-    if archive_mod.extras_of(repo_path, commit):
-        return "full"
-    msg = git.out(["log", "-1", "--format=%s", commit], repo_path)
-    if msg.startswith("pa doctor: archive of folder"):
-        return "files"
-    if msg.startswith(("pa doctor: archive of orphan worktree", "pa: archive of", "pa archive")):
-        return "checkpoint"
-    return "branch"
-
-
-def _free_branch(repo_path: Path, branch: str, head: str) -> str:
-    """``branch`` when it does not exist or holds nothing ``head`` lacks (and no other
-    worktree has it checked out); else a new name, so commits added to the branch
-    meanwhile (after `pa pr`, say) are never moved away."""
-    tip = git.rev_parse(repo_path, f"refs/heads/{branch}")
-    if tip is None:
-        return branch
-    r = git.run(["merge-base", "--is-ancestor", tip, head], repo_path, check=False)
-    if r.returncode == 0 and branch not in worktrees.registered_worktrees(repo_path).values():
-        return branch
-    for n in range(1, 100):
-        name = f"{branch}-restored{'' if n == 1 else f'-{n}'}"
-        if not git.ref_exists(repo_path, f"refs/heads/{name}"):
-            return name
-    raise Conflict(f"branch {branch} exists with other commits", hint="rename it, then restore")
-
-
-def _checkout_tree(wt: Path, commit: str) -> None:
-    """Write a parentless archive's files (doctor's archive of a bare folder) into ``wt``."""
-    with tempfile.TemporaryDirectory(prefix="pa-restore-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git.run(["read-tree", commit], wt, env=env)
-        git.run(["checkout-index", "-a", "-f"], wt, env=env)
-
-
-def _exists(p: Path) -> bool:
-    try:
-        return p.exists()
-    except OSError as e:  # e.g. a name longer than the OS allows
-        raise UsageError(f"path {str(p)[:80]}… is not usable: {e.strerror}") from e
-
-
-def validate_repo_path(p: Path) -> Path:
-    """The top of the git work tree at ``p``, or a clear error for every bad case."""
-    p = p.expanduser()
-    if not _exists(p):
-        raise NotFound(f"path {p} does not exist")
-    if not p.is_dir():
-        raise UsageError(f"{p} is a file, not a directory")
-    inside = git.run(["rev-parse", "--is-inside-work-tree"], p, check=False)
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
-        bare = git.run(["rev-parse", "--is-bare-repository"], p, check=False)
-        if bare.returncode == 0 and bare.stdout.strip() == "true":
-            raise UsageError(
-                f"{p} is a bare repository: sessions need a work tree",
-                hint="clone it first (git clone PATH) and register the clone",
-            )
-        raise UsageError(
-            f"{p} is not a git repository", hint="run `git init` there, or pick a repo"
-        )
-    top = git.toplevel(p)
-    assert top is not None
-    if git.rev_parse(top, "HEAD") is None:
-        raise UsageError(
-            f"{top} has no commits yet: a session needs a base commit",
-            hint="make a first commit (git commit --allow-empty -m init)",
-        )
-    return top.resolve()
-
-
 def _start_point(repo_path: Path, base: str | None) -> tuple[str, str | None]:
     """(base ref, its commit or None) of a new session of the repo at ``repo_path``.
 
@@ -628,18 +409,11 @@ def _start_point(repo_path: Path, base: str | None) -> tuple[str, str | None]:
     step-by-step checks of ``validate_repo_path`` otherwise, for their clear errors.
     """
     info = git.start_info(repo_path, base)
-    if info is not None and _same_dir(info.toplevel, repo_path):
+    if info is not None and repos.same_dir(info.toplevel, repo_path):
         return base or info.branch or "HEAD", info.base if base else info.head
-    validate_repo_path(repo_path)
+    repos.validate_repo_path(repo_path)
     base_ref = base or git.current_branch(repo_path) or "HEAD"
     return base_ref, git.rev_parse(repo_path, base_ref)
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    try:
-        return a == b or a.samefile(b)
-    except OSError:
-        return False
 
 
 def _probe_ctx(cmd: list[str]) -> Any:

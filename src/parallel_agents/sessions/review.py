@@ -67,7 +67,7 @@ def snapshot(store: Store, s: Session) -> tuple[str, str | None]:
 
 def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, str | None]:
     """(base, target, note) of what the session (or one turn) changed."""
-    from parallel_agents.git.identity import require_repo
+    from parallel_agents.sessions.repos import require_repo
 
     repo_path = require_repo(store, s)
     if turn is None:
@@ -125,7 +125,7 @@ def run_check(
 ) -> dict[str, Any]:
     """Run the repo's check in the session's worktree and store the result."""
     from parallel_agents.git import review
-    from parallel_agents.git.identity import require_usable
+    from parallel_agents.sessions.repos import require_usable
 
     if not _worktree_ok(s):
         raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
@@ -195,7 +195,7 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
         raise Conflict(f"session {s.id} is {s.status.value}", hint=f"pa stop {s.id} first")
     if not _worktree_ok(s):
         raise Conflict(f"the worktree of session {s.id} is gone", hint=f"pa restore {s.id}")
-    from parallel_agents.git.identity import require_usable
+    from parallel_agents.sessions.repos import require_usable
 
     repo_path = require_usable(store, s)
     wait_for_index_lock(Path(s.worktree))
