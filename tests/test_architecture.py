@@ -37,6 +37,15 @@ KNOWN_CYCLES: set[tuple[str, ...]] = {
         "parallel_agents.git.review",
         "parallel_agents.git.worktrees",
         "parallel_agents.ops.doctor",
+        # doctor's checks (they take App) are drawn in only through orchestrator's import of
+        # the package (ORPHAN_PREFIX, _safe); they leave with it
+        "parallel_agents.ops.doctor._checkpoints",
+        "parallel_agents.ops.doctor._database",
+        "parallel_agents.ops.doctor._merge",
+        "parallel_agents.ops.doctor._processes",
+        "parallel_agents.ops.doctor._server",
+        "parallel_agents.ops.doctor._sessions",
+        "parallel_agents.ops.doctor._worktrees",
         "parallel_agents.runtime.tmux",
         "parallel_agents.sessions.headless",
         "parallel_agents.sessions.interactive",
@@ -61,7 +70,6 @@ KNOWN_SQLITE: set[str] = set()
 # Modules over MAX_LINES whose docstring gives no reason. ONLY SHRINKS: split them.
 KNOWN_LARGE: set[str] = {
     "parallel_agents.cli",
-    "parallel_agents.ops.doctor",
     "parallel_agents.git.merging",
     "parallel_agents.git.pool",
     "parallel_agents.git.review",
