@@ -75,7 +75,6 @@ KNOWN_LARGE: set[str] = {
     "parallel_agents.git.review",
     "parallel_agents.runtime.tmux",
     "parallel_agents.sessions.orchestrator",
-    "parallel_agents.testing.record_captures",
 }
 
 PLAN = "docs/plans/architecture-move-map.md"
