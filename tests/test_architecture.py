@@ -30,11 +30,10 @@ SIZE_REASON = re.compile(r"over 600 lines because", re.IGNORECASE)
 # ONLY SHRINKS: issue 13 breaks them one by one and empties this set; never add to it.
 KNOWN_CYCLES: set[tuple[str, ...]] = {
     (  # C1: the tangle in the middle (services, runtime, git helpers, doctor)
-        "parallel_agents.git.archive",
         "parallel_agents.git.identity",
         "parallel_agents.git.merging",
         "parallel_agents.git.pool",
-        "parallel_agents.git.review",
+        "parallel_agents.git.snapshots",
         "parallel_agents.git.worktrees",
         "parallel_agents.ops.doctor",
         "parallel_agents.runtime.tmux",
@@ -62,9 +61,7 @@ KNOWN_SQLITE: set[str] = set()
 KNOWN_LARGE: set[str] = {
     "parallel_agents.cli",
     "parallel_agents.ops.doctor",
-    "parallel_agents.git.merging",
     "parallel_agents.git.pool",
-    "parallel_agents.git.review",
     "parallel_agents.runtime.tmux",
     "parallel_agents.sessions.orchestrator",
     "parallel_agents.store",
