@@ -44,7 +44,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-import parallel_agents.git.review as review  # noqa: E402
+import parallel_agents.git.forecast as forecast  # noqa: E402
+import parallel_agents.git.merge_tree as merge_tree  # noqa: E402
 
 LINES = 12
 
@@ -189,8 +190,8 @@ def _merge_tree_once(repo: Path, a: str, b: str, env: dict[str, str]) -> float:
 
 
 def _clear_process_caches() -> None:
-    review._MB_CACHE.clear()
-    review._DIFF_CACHE.clear()
+    forecast._MB_CACHE.clear()
+    forecast._DIFF_CACHE.clear()
 
 
 def bench_one(root: Path, n_files: int, n_sessions: int, measure_naive: bool) -> dict[str, Any]:
@@ -205,11 +206,11 @@ def bench_one(root: Path, n_files: int, n_sessions: int, measure_naive: bool) ->
     n_pairs = n_sessions * (n_sessions - 1) // 2
     row["pairs"] = n_pairs
 
-    def run(use_stdin: bool, cache: dict[tuple[str, str], list[str]]) -> review.Forecast:
-        return review.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(base, heads)
+    def run(use_stdin: bool, cache: dict[tuple[str, str], list[str]]) -> forecast.Forecast:
+        return forecast.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(base, heads)
 
-    modes = [False] + ([True] if review.merge_tree_supports_stdin() else [])
-    results: dict[bool, review.Forecast] = {}
+    modes = [False] + ([True] if merge_tree.merge_tree_supports_stdin() else [])
+    results: dict[bool, forecast.Forecast] = {}
     run(modes[-1], {})  # warm the page cache so the first timed mode is not penalised
     for use_stdin in modes:
         _clear_process_caches()
@@ -250,7 +251,7 @@ def bench_one(root: Path, n_files: int, n_sessions: int, measure_naive: bool) ->
     tree = _git(repo, "rev-parse", f"{moved[sid]}^{{tree}}")
     moved[sid] = _git(repo, "commit-tree", tree, "-p", moved[sid], "-m", "next turn")
     t = time.perf_counter()
-    review.ConflictForecast(repo, cache, use_stdin=modes[-1]).forecast(base, moved)
+    forecast.ConflictForecast(repo, cache, use_stdin=modes[-1]).forecast(base, moved)
     row["one_moved_s"] = time.perf_counter() - t
 
     # Naive: one merge-tree per pair. Time a sample of single calls (objects written to a
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "git": _git(Path.cwd(), "--version"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "merge_tree_stdin": review.merge_tree_supports_stdin(),
+        "merge_tree_stdin": merge_tree.merge_tree_supports_stdin(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": rows,
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents.git import review
+from parallel_agents.git import forecast
 from tests.test_review import MODES, branch_commit, commit, git, make_repo
 
 SHARED = "".join(f"row {i}\n" for i in range(20))
@@ -49,7 +49,7 @@ def test_sessions_forked_after_a_merge_are_not_blamed_for_it(
     heads = {"b": b, "c": c, "d": d, "e": e}
 
     cache: dict[tuple[str, str], list[str]] = {}
-    f = review.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(y, heads)
+    f = forecast.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(y, heads)
     assert f.pairs() == set(), f.conflicts
     assert f.sessions["c"].base_conflict_paths == ["shared.py"]
     assert not f.sessions["c"].clean_with_base
@@ -73,15 +73,15 @@ def test_a_real_conflict_across_forks_is_still_found(tmp_path: Path, use_stdin: 
     heads = {"old": old, "new": new, "other": other}
 
     cache: dict[tuple[str, str], list[str]] = {}
-    f = review.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(y, heads)
+    f = forecast.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(y, heads)
     assert f.pairs() == {frozenset({"old", "new"})}
     assert f.conflicts[0].paths == ["shared.py"]
     assert all(s.clean_with_base for s in f.sessions.values())
     assert f.stats.candidate_pairs == 3 and f.stats.merges_run == 3
 
-    review._MB_CACHE.clear()  # a new process: only the persisted pair cache is left
-    review._DIFF_CACHE.clear()
-    again = review.ConflictForecast(repo, dict(cache), use_stdin=use_stdin).forecast(y, heads)
+    forecast._MB_CACHE.clear()  # a new process: only the persisted pair cache is left
+    forecast._DIFF_CACHE.clear()
+    again = forecast.ConflictForecast(repo, dict(cache), use_stdin=use_stdin).forecast(y, heads)
     assert again.pairs() == f.pairs() and again.stats.merges_run == 0
     assert all(":" not in a for a, _ in cache)  # `pa conflicts` stores keys as "a:b"
     # The projections went to a throw-away object directory, not into the repository.

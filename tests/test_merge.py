@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from parallel_agents.errors import NotFound, PAError, UsageError
+from parallel_agents.git import forecast, github
+from parallel_agents.git import merge_queue as mq
 from parallel_agents.git import merging as pm
-from parallel_agents.git import review
-from parallel_agents.git.merging import MergeConflict, QueueItem, TargetMoved
-from parallel_agents.git.review import CheckResult
+from parallel_agents.git.merge_queue import QueueItem
+from parallel_agents.git.merging import MergeConflict, TargetMoved
+from parallel_agents.runtime import checks
+from parallel_agents.runtime.checks import CheckResult
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -413,7 +416,7 @@ def test_submodule_pointers_merge_and_conflict(tmp_path: Path) -> None:
     res = pm.merge(repo, one, "main", strategy="merge", message="bump lib")
     assert git(repo, "rev-parse", f"{res.new}:lib") == s2
     two = bump("two", s3, base)
-    f = review.forecast(repo, base, {"one": one, "two": two})
+    f = forecast.forecast(repo, base, {"one": one, "two": two})
     assert f.pairs() == {frozenset({"one", "two"})}
     with pytest.raises(MergeConflict) as ei:
         pm.merge(repo, two, "main", strategy="squash", message="bump lib other way")
@@ -500,15 +503,15 @@ def five(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
 
 def test_acceptance_forecast_then_queues(five: tuple[Path, str, dict[str, str]]) -> None:
     repo, base, heads = five
-    f = review.forecast(repo, base, heads)
+    f = forecast.forecast(repo, base, heads)
     assert f.pairs() == {frozenset({"s4", "s5"})}
     checked: list[str] = []
 
     def check(commit: str) -> CheckResult:
         checked.append(commit)
-        return review.run_check(repo, ["git", "cat-file", "-e", f"{commit}:a.py"], 30)
+        return checks.run_check(repo, ["git", "cat-file", "-e", f"{commit}:a.py"], 30)
 
-    q = pm.merge_queue(
+    q = mq.merge_queue(
         repo,
         [QueueItem(s, heads[s], f"merge {s}") for s in ("s1", "s2", "s3")],
         "main",
@@ -523,7 +526,7 @@ def test_acceptance_forecast_then_queues(five: tuple[Path, str, dict[str, str]])
     assert show(repo, "main", "a.py") == "a1" and show(repo, "main", "c.py") == "c3"
 
     before = head(repo)
-    q2 = pm.merge_queue(
+    q2 = mq.merge_queue(
         repo, [QueueItem(s, heads[s], f"merge {s}") for s in ("s4", "s5")], "main", "squash"
     )
     assert [i.status for i in q2.items] == ["merged", "conflict"]
@@ -547,7 +550,7 @@ def test_queue_stops_at_failed_check_without_moving_target(
         return CheckResult(ok, 0 if ok else 1, 0.1, "" if ok else "tests failed")
 
     items = [QueueItem(s, heads[s], s) for s in ("s1", "s2", "s3")]
-    q = pm.merge_queue(repo, items, "main", "rebase", check)
+    q = mq.merge_queue(repo, items, "main", "rebase", check)
     assert [i.status for i in q.items] == ["merged", "check_failed", "skipped"]
     assert q.items[1].check is not None and q.items[1].check.output_tail == "tests failed"
     assert q.items[1].commit == calls[1]  # the candidate that failed, never applied
@@ -560,18 +563,18 @@ def test_queue_validates_everything_first_and_reports_up_to_date(
 ) -> None:
     repo, base, heads = five
     with pytest.raises(NotFound, match="s9"):
-        pm.merge_queue(
+        mq.merge_queue(
             repo, [QueueItem("s1", heads["s1"], "m"), QueueItem("s9", "nope", "m")], "main", "merge"
         )
     assert head(repo) == base
     with pytest.raises(NotFound):
-        pm.merge_queue(repo, [QueueItem("s1", heads["s1"], "m")], "nope", "merge")
+        mq.merge_queue(repo, [QueueItem("s1", heads["s1"], "m")], "nope", "merge")
     with pytest.raises(TargetMoved):
-        pm.merge_queue(
+        mq.merge_queue(
             repo, [QueueItem("s1", heads["s1"], "m")], "main", "merge", expected_old=heads["s2"]
         )
     pm.merge(repo, heads["s1"], "main", strategy="merge", message="m")
-    q = pm.merge_queue(
+    q = mq.merge_queue(
         repo,
         [QueueItem("s1", heads["s1"], "m"), QueueItem("s2", heads["s2"], "m")],
         "main",
@@ -582,12 +585,12 @@ def test_queue_validates_everything_first_and_reports_up_to_date(
 
 def test_check_commit_runs_in_a_temporary_worktree(five: tuple[Path, str, dict[str, str]]) -> None:
     repo, _base, heads = five
-    checker = pm.commit_checker(repo, "cat a.py && test -f c.py", 30)
+    checker = mq.commit_checker(repo, "cat a.py && test -f c.py", 30)
     r = checker(heads["s1"])
     assert r.ok and r.output_tail.strip() == "a1"
-    bad = pm.check_commit(repo, heads["s1"], "grep -q c3 c.py", 30)
+    bad = mq.check_commit(repo, heads["s1"], "grep -q c3 c.py", 30)
     assert not bad.ok and bad.exit_code == 1
-    missing = pm.check_commit(repo, heads["s1"], "no-such-program-xyz", 30)
+    missing = mq.check_commit(repo, heads["s1"], "no-such-program-xyz", 30)
     assert not missing.ok and "not found" in missing.output_tail
     # every temporary worktree is gone again
     assert len(git(repo, "worktree", "list", "--porcelain").split("\n\n")) == 1
@@ -595,8 +598,8 @@ def test_check_commit_runs_in_a_temporary_worktree(five: tuple[Path, str, dict[s
 
 def test_queue_with_real_check_command(five: tuple[Path, str, dict[str, str]]) -> None:
     repo, _base, heads = five
-    check = pm.commit_checker(repo, ["sh", "-c", "! grep -q s5 shared.py"], 30)
-    q = pm.merge_queue(
+    check = mq.commit_checker(repo, ["sh", "-c", "! grep -q s5 shared.py"], 30)
+    q = mq.merge_queue(
         repo, [QueueItem(s, heads[s], s) for s in ("s1", "s5")], "main", "merge", check
     )
     assert [i.status for i in q.items] == ["merged", "check_failed"]
@@ -618,7 +621,7 @@ def with_remote(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_gh_pr_argv_exact() -> None:
     body = 'Line 1\n$(rm -rf /) `x` "quoted" ünï'
-    assert pm.gh_pr_argv("pa/s1", title="Add a1", body=body) == [
+    assert github.gh_pr_argv("pa/s1", title="Add a1", body=body) == [
         "gh",
         "pr",
         "create",
@@ -629,7 +632,7 @@ def test_gh_pr_argv_exact() -> None:
         "--body",
         body,
     ]
-    assert pm.gh_pr_argv("b", title="t", body="", draft=True, base="main", gh="/x/gh") == [
+    assert github.gh_pr_argv("b", title="t", body="", draft=True, base="main", gh="/x/gh") == [
         "/x/gh",
         "pr",
         "create",
@@ -647,7 +650,7 @@ def test_gh_pr_argv_exact() -> None:
 
 def test_push_without_gh_pushes_and_says_what_to_run(with_remote: tuple[Path, Path]) -> None:
     repo, bare = with_remote
-    r = pm.push_and_pr(repo, "pa/s1", title="Add a1", body="body", draft=True, gh=None)
+    r = github.push_and_pr(repo, "pa/s1", title="Add a1", body="body", draft=True, gh=None)
     assert r.pushed and not r.created and r.url is None
     assert git(bare, "rev-parse", "refs/heads/pa/s1") == head(repo, "pa/s1") == r.commit
     assert "gh" in r.message and "not installed" in r.message
@@ -658,16 +661,16 @@ def test_push_without_gh_pushes_and_says_what_to_run(with_remote: tuple[Path, Pa
 def test_push_errors_name_what_is_missing(with_remote: tuple[Path, Path], tmp_path: Path) -> None:
     repo, _bare = with_remote
     with pytest.raises(UsageError, match="no remote named 'upstream'") as ei:
-        pm.push_and_pr(repo, "pa/s1", remote="upstream", title="t", body="b", gh=None)
+        github.push_and_pr(repo, "pa/s1", remote="upstream", title="t", body="b", gh=None)
     assert "origin" in str(ei.value) and ei.value.hint and "git remote add" in ei.value.hint
     lonely = make_repo(tmp_path / "lonely", {"x": "x\n"})
     with pytest.raises(UsageError, match="no remotes at all"):
-        pm.push_and_pr(lonely, "main", title="t", body="b", gh=None)
+        github.push_and_pr(lonely, "main", title="t", body="b", gh=None)
     with pytest.raises(NotFound, match="nope"):
-        pm.push_and_pr(repo, "nope", title="t", body="b", gh=None)
+        github.push_and_pr(repo, "nope", title="t", body="b", gh=None)
     git(repo, "remote", "set-url", "origin", str(tmp_path / "not-a-repo"))
     with pytest.raises(PAError, match="git push of pa/s1 to origin failed"):
-        pm.push_and_pr(repo, "pa/s1", title="t", body="b", gh=None)
+        github.push_and_pr(repo, "pa/s1", title="t", body="b", gh=None)
 
 
 def test_push_with_failing_gh_reports_without_losing_the_push(
@@ -676,7 +679,7 @@ def test_push_with_failing_gh_reports_without_losing_the_push(
     repo, bare = with_remote
     false = shutil.which("false")
     assert false
-    r = pm.push_and_pr(repo, "pa/s1", title="t", body="b", gh=false)
+    r = github.push_and_pr(repo, "pa/s1", title="t", body="b", gh=false)
     assert r.pushed and not r.created and "gh pr create failed" in r.message
     assert r.gh_argv[0] == false
     assert git(bare, "rev-parse", "refs/heads/pa/s1") == r.commit

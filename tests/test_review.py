@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from parallel_agents.errors import NotFound, UsageError
-from parallel_agents.git import review
-from parallel_agents.git.review import CheckSpec, FileChange
+from parallel_agents.git import diffs, forecast, merge_tree, snapshots
+from parallel_agents.git.diffs import FileChange
+from parallel_agents.runtime import checks
+from parallel_agents.runtime.checks import CheckSpec
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -164,7 +166,7 @@ def test_checkpoint_snapshots_everything_and_touches_nothing(agent_wt: tuple[Pat
     status_before = git(wt, "status", "--porcelain")
     index_bytes = idx.read_bytes()  # status may refresh the index: take it again
 
-    c = review.checkpoint(wt, "refs/pa/sessions/s1/turns/1", "turn 1")
+    c = snapshots.checkpoint(wt, "refs/pa/sessions/s1/turns/1", "turn 1")
 
     # Nothing of the agent's changed: files, index bytes, HEAD, branch.
     assert tree_state(wt) == files_before
@@ -193,12 +195,12 @@ def test_checkpoint_snapshots_everything_and_touches_nothing(agent_wt: tuple[Pat
 def test_checkpoint_always_points_at_current_state(agent_wt: tuple[Path, Path]) -> None:
     repo, wt = agent_wt
     ref = "refs/pa/sessions/s1/live"
-    c1 = review.checkpoint(wt, ref, "one")
+    c1 = snapshots.checkpoint(wt, ref, "one")
     assert git(repo, "rev-parse", f"{c1}^{{tree}}") == git(repo, "rev-parse", "main^{tree}")
-    c2 = review.checkpoint(wt, ref, "two")
+    c2 = snapshots.checkpoint(wt, ref, "two")
     assert git(repo, "rev-parse", f"{c2}^{{tree}}") == git(repo, "rev-parse", f"{c1}^{{tree}}")
     write(wt, {"a.txt": "changed\n"})
-    c3 = review.checkpoint(wt, ref, "three")
+    c3 = snapshots.checkpoint(wt, ref, "three")
     assert git(repo, "rev-parse", ref) == c3
     assert blob(repo, c3, "a.txt") == b"changed\n"
 
@@ -214,16 +216,16 @@ def test_checkpoint_without_any_git_identity(
     git(repo, "config", "--unset", "user.name")
     git(repo, "config", "--unset", "user.email")
     git(repo, "config", "user.useConfigOnly", "true")
-    c = review.checkpoint(wt, "refs/pa/x", "no identity")
+    c = snapshots.checkpoint(wt, "refs/pa/x", "no identity")
     assert git(repo, "log", "-1", "--format=%an <%ae>", c) == "parallel-agents <pa@localhost>"
 
 
 def test_checkpoint_bad_input(agent_wt: tuple[Path, Path], tmp_path: Path) -> None:
     _, wt = agent_wt
     with pytest.raises(UsageError, match="refs/"):
-        review.checkpoint(wt, "turns/1", "x")
+        snapshots.checkpoint(wt, "turns/1", "x")
     with pytest.raises(NotFound):
-        review.checkpoint(tmp_path / "missing", "refs/pa/x", "x")
+        snapshots.checkpoint(tmp_path / "missing", "refs/pa/x", "x")
 
 
 def test_checkpoint_of_a_repo_without_commits(tmp_path: Path) -> None:
@@ -231,20 +233,20 @@ def test_checkpoint_of_a_repo_without_commits(tmp_path: Path) -> None:
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     write(repo, {"first.txt": "hello\n"})
-    c = review.checkpoint(repo, "refs/pa/fresh", "first")
+    c = snapshots.checkpoint(repo, "refs/pa/fresh", "first")
     assert git(repo, "rev-list", "--parents", "-n1", c) == c  # no parent
     assert blob(repo, c, "first.txt") == b"hello\n"
     with pytest.raises(UsageError, match="no parent"):
-        review.restore(repo, c)
+        snapshots.restore(repo, c)
 
 
 def test_restore_in_a_detached_worktree(agent_wt: tuple[Path, Path]) -> None:
     _repo, wt = agent_wt
     git(wt, "checkout", "-q", "--detach")
     write(wt, {"a.txt": "detached wip\n"})
-    c = review.checkpoint(wt, "refs/pa/d/1", "1")
+    c = snapshots.checkpoint(wt, "refs/pa/d/1", "1")
     commit(wt, {"a.txt": "later\n"}, "later")
-    review.restore(wt, c)
+    snapshots.restore(wt, c)
     assert (wt / "a.txt").read_text() == "detached wip\n"
     assert git(wt, "rev-parse", "HEAD") == git(wt, "rev-parse", f"{c}^")
     assert (
@@ -266,7 +268,7 @@ def test_rollback_to_turn_one_and_forward_to_turn_three(agent_wt: tuple[Path, Pa
     write(wt, {"a.txt": "turn1\n", "t1.txt": "only in turn 1\n"})
     (wt / "gone.txt").unlink()
     states = {1: tree_state(wt)}
-    c1 = review.checkpoint(wt, ref(1), "turn 1")
+    c1 = snapshots.checkpoint(wt, ref(1), "turn 1")
     # turn 2: the agent commits, then keeps editing; chmod; symlink swap
     (wt / "t1.txt").unlink()
     commit(wt, {"a.txt": "turn2 committed\n"}, "agent commit")
@@ -275,17 +277,17 @@ def test_rollback_to_turn_one_and_forward_to_turn_three(agent_wt: tuple[Path, Pa
     (wt / "link").unlink()
     os.symlink("b.txt", wt / "link")
     states[2] = tree_state(wt)
-    review.checkpoint(wt, ref(2), "turn 2")
+    snapshots.checkpoint(wt, ref(2), "turn 2")
     # turn 3: another commit, a binary file, an ignored file (must survive rollbacks)
     commit(wt, {"img.bin": BINARY[:100], "c.txt": "turn3\n"}, "agent commit 2")
     write(wt, {"a.txt": "turn3 wip\n", "debug.log": "ignored, keep me\n"})
     states[3] = tree_state(wt)
-    c3 = review.checkpoint(wt, ref(3), "turn 3")
+    c3 = snapshots.checkpoint(wt, ref(3), "turn 3")
     head3 = git(wt, "rev-parse", "HEAD")
 
     # Roll back: checkpoint the current state first (undo), then restore turn 1.
-    undo = review.checkpoint(wt, "refs/pa/sessions/s1/undo", "before rollback")
-    review.restore(wt, c1)
+    undo = snapshots.checkpoint(wt, "refs/pa/sessions/s1/undo", "before rollback")
+    snapshots.restore(wt, c1)
     assert visible(tree_state(wt)) == visible(states[1])
     assert (wt / "debug.log").read_text() == "ignored, keep me\n"
     assert not (wt / "dir").exists()  # emptied directories go too
@@ -299,7 +301,7 @@ def test_rollback_to_turn_one_and_forward_to_turn_three(agent_wt: tuple[Path, Pa
     assert {line.strip() for line in st.splitlines()} == {"M a.txt", "D gone.txt", "?? t1.txt"}
 
     # Forward again to turn 3.
-    review.restore(wt, c3)
+    snapshots.restore(wt, c3)
     assert visible(tree_state(wt)) == visible(states[3])
     assert git(wt, "rev-parse", "HEAD") == head3
     git(wt, "diff", "--cached", "--quiet")
@@ -310,7 +312,7 @@ def test_rollback_to_turn_one_and_forward_to_turn_three(agent_wt: tuple[Path, Pa
 def test_restore_bad_commit(agent_wt: tuple[Path, Path]) -> None:
     _, wt = agent_wt
     with pytest.raises(NotFound):
-        review.restore(wt, "refs/pa/sessions/nope/turns/9")
+        snapshots.restore(wt, "refs/pa/sessions/nope/turns/9")
 
 
 def test_restore_overwrites_untracked_file_that_is_in_checkpoint(
@@ -318,9 +320,9 @@ def test_restore_overwrites_untracked_file_that_is_in_checkpoint(
 ) -> None:
     _, wt = agent_wt
     write(wt, {"notes.txt": "v1\n"})
-    c1 = review.checkpoint(wt, "refs/pa/t/1", "1")
+    c1 = snapshots.checkpoint(wt, "refs/pa/t/1", "1")
     write(wt, {"notes.txt": "v2\n", "other.txt": "x\n"})
-    review.restore(wt, c1)
+    snapshots.restore(wt, c1)
     assert (wt / "notes.txt").read_text() == "v1\n"
     assert not (wt / "other.txt").exists()
 
@@ -361,7 +363,7 @@ def diff_repo(tmp_path: Path) -> tuple[Path, str, str]:
 
 def test_diff_files_statuses_counts_renames_binary(diff_repo: tuple[Path, str, str]) -> None:
     repo, base, target = diff_repo
-    files = {f.path: f for f in review.diff_files(repo, base, target)}
+    files = {f.path: f for f in diffs.diff_files(repo, base, target)}
     assert files["new_name.py"] == FileChange(
         "new_name.py", "old_name.py", "R", 1, 0, False, files["new_name.py"].similarity
     )
@@ -379,32 +381,32 @@ def test_diff_files_odd_paths(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
     base = git(repo, "rev-parse", "HEAD")
     target = commit(repo, {"tab\there.txt": "x\n", "ünï cödé.txt": "y\n", "-dash.txt": "z\n"}, "o")
-    paths = {f.path for f in review.diff_files(repo, base, target)}
+    paths = {f.path for f in diffs.diff_files(repo, base, target)}
     assert paths == {"tab\there.txt", "ünï cödé.txt", "-dash.txt"}
 
 
 def test_diff_files_bad_ref(diff_repo: tuple[Path, str, str]) -> None:
     repo, base, _ = diff_repo
     with pytest.raises(NotFound, match="nope"):
-        review.diff_files(repo, base, "nope")
+        diffs.diff_files(repo, base, "nope")
 
 
 def test_diff_stream_text_stat_name_only_paths(diff_repo: tuple[Path, str, str]) -> None:
     repo, base, target = diff_repo
-    text = "".join(review.diff_stream(repo, base, target))
+    text = "".join(diffs.diff_stream(repo, base, target))
     assert "Binary files a/img.png and b/img.png differ" in text
     assert "rename from old_name.py" in text and "rename to new_name.py" in text
     assert "+TWO" in text
-    names = "".join(review.diff_stream(repo, base, target, name_only=True)).split()
+    names = "".join(diffs.diff_stream(repo, base, target, name_only=True)).split()
     assert set(names) == {"new_name.py", "keep.txt", "img.png", "added.txt", "doomed.txt", "tolink"}
-    st = "".join(review.diff_stream(repo, base, target, stat=True))
+    st = "".join(diffs.diff_stream(repo, base, target, stat=True))
     assert "files changed" in st and "img.png" in st and "Bin" in st
-    only = "".join(review.diff_stream(repo, base, target, paths=["keep.txt"]))
+    only = "".join(diffs.diff_stream(repo, base, target, paths=["keep.txt"]))
     assert "keep.txt" in only and "img.png" not in only
     with pytest.raises(UsageError):
-        review.diff_stream(repo, base, target, stat=True, name_only=True)
+        diffs.diff_stream(repo, base, target, stat=True, name_only=True)
     with pytest.raises(NotFound):
-        review.diff_stream(repo, "nope", target)
+        diffs.diff_stream(repo, "nope", target)
 
 
 def test_diff_stream_is_chunked_and_can_stop_early(tmp_path: Path) -> None:
@@ -412,7 +414,7 @@ def test_diff_stream_is_chunked_and_can_stop_early(tmp_path: Path) -> None:
     base = git(repo, "rev-parse", "HEAD")
     big = "".join(f"{i:08d} some text that makes the line longer ✓\n" for i in range(60_000))
     target = commit(repo, {"big.txt": big}, "big")
-    chunks = review.diff_stream(repo, base, target, chunk_size=16 * 1024)
+    chunks = diffs.diff_stream(repo, base, target, chunk_size=16 * 1024)
     first = next(chunks)
     assert len(first) <= 16 * 1024
     n = 1
@@ -423,17 +425,17 @@ def test_diff_stream_is_chunked_and_can_stop_early(tmp_path: Path) -> None:
     assert n > 10 and total > len(big)
     # Stopping early ends the git process cleanly (warnings are errors in this suite),
     # and a stream that is never read starts no process at all.
-    stream = review.diff_stream(repo, base, target, chunk_size=1024)
+    stream = diffs.diff_stream(repo, base, target, chunk_size=1024)
     next(stream)
     stream.close()
-    unused = review.diff_stream(repo, base, target)
+    unused = diffs.diff_stream(repo, base, target)
     del unused
 
 
 # ------------------------------------------------------------------------------ forecast
 
 MODES = [pytest.param(False, id="pool")]
-if review.merge_tree_supports_stdin():
+if merge_tree.merge_tree_supports_stdin():
     MODES.append(pytest.param(True, id="stdin"))
 
 
@@ -472,9 +474,9 @@ def test_forecast_reports_exactly_the_conflicting_pair(
 ) -> None:
     repo, base, heads = five
     cache: dict[tuple[str, str], list[str]] = {}
-    f = review.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(base, heads)
+    f = forecast.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(base, heads)
     assert f.pairs() == {frozenset({"s4", "s5"})}
-    assert f.conflicts == [review.PairConflict("s4", "s5", ["shared.py"])]
+    assert f.conflicts == [forecast.PairConflict("s4", "s5", ["shared.py"])]
     assert all(s.clean_with_base and s.base_conflict_paths == [] for s in f.sessions.values())
     assert f.sessions["s4"].conflicts_with == ["s5"]
     assert f.sessions["s1"].conflicts_with == []
@@ -484,12 +486,12 @@ def test_forecast_reports_exactly_the_conflicting_pair(
     key = (h4, h5) if h4 <= h5 else (h5, h4)
     assert cache == {key: ["shared.py"]}
     # A second run is answered from the cache.
-    again = review.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(base, heads)
+    again = forecast.ConflictForecast(repo, cache, use_stdin=use_stdin).forecast(base, heads)
     assert again.pairs() == f.pairs()
     assert again.stats.merges_run == 0 and again.stats.cache_hits == 1
     # The cache really is consulted (a caller may persist it).
     cache[key] = ["from-cache.txt"]
-    assert review.forecast(repo, base, heads, cache).conflicts[0].paths == ["from-cache.txt"]
+    assert forecast.forecast(repo, base, heads, cache).conflicts[0].paths == ["from-cache.txt"]
 
 
 @pytest.mark.parametrize("use_stdin", MODES)
@@ -498,7 +500,7 @@ def test_forecast_without_prefilter_agrees_with_pairwise_merge_tree(
 ) -> None:
     """Batch (or pool) answers equal one merge-tree per pair, for every pair."""
     repo, _base, heads = five
-    eng = review.ConflictForecast(repo, use_stdin=use_stdin)
+    eng = forecast.ConflictForecast(repo, use_stdin=use_stdin)
     ids = sorted(heads)
     pairs = [(heads[a], heads[b]) for i, a in enumerate(ids) for b in ids[i + 1 :]]
     got = eng.merge_paths(pairs)
@@ -519,7 +521,7 @@ def test_forecast_does_not_write_objects_into_the_repo(
     repo, base, heads = five
     git(repo, "gc", "-q")
     before = git(repo, "count-objects", "-v")
-    f = review.forecast(repo, base, heads)
+    f = forecast.forecast(repo, base, heads)
     assert f.conflicts
     assert git(repo, "count-objects", "-v") == before
 
@@ -530,7 +532,7 @@ def test_forecast_against_a_moved_base(five: tuple[Path, str, dict[str, str]]) -
     new_base = commit(
         repo, {"shared.py": shared.replace("row 3", "row 3 on main"), "d.py": "d\n"}, "main moves"
     )
-    f = review.forecast(repo, new_base, heads)
+    f = forecast.forecast(repo, new_base, heads)
     assert not f.sessions["s4"].clean_with_base
     assert f.sessions["s4"].base_conflict_paths == ["shared.py"]
     assert not f.sessions["s5"].clean_with_base
@@ -548,7 +550,7 @@ def test_forecast_sessions_forked_from_different_base_commits(tmp_path: Path) ->
     s_old = branch_commit(repo, "old", b1, {"x.txt": "x from old session\n"}, "old")
     b2 = commit(repo, {"x.txt": "x changed on main\n"}, "main")
     s_new = branch_commit(repo, "new", b2, {"y.txt": "y new\n"}, "new")
-    f = review.forecast(repo, b2, {"old": s_old, "new": s_new})
+    f = forecast.forecast(repo, b2, {"old": s_old, "new": s_new})
     assert f.sessions["old"].base_conflict_paths == ["x.txt"]
     assert f.sessions["new"].clean_with_base
     assert f.pairs() == set()
@@ -568,7 +570,7 @@ def test_forecast_file_directory_and_directory_rename_conflicts(tmp_path: Path) 
     git(wt, "mv", "lib", "src")
     git(wt, "commit", "-q", "-m", "lib -> src")
     heads["moves"] = git(wt, "rev-parse", "HEAD")
-    f = review.forecast(repo, base, heads)
+    f = forecast.forecast(repo, base, heads)
     assert f.pairs() == {frozenset({"file", "dir"}), frozenset({"adds", "moves"})}
     fd = next(c for c in f.conflicts if c.a == "dir")
     assert any(p.startswith("thing") for p in fd.paths)
@@ -577,14 +579,14 @@ def test_forecast_file_directory_and_directory_rename_conflicts(tmp_path: Path) 
 def test_forecast_bad_input(five: tuple[Path, str, dict[str, str]], tmp_path: Path) -> None:
     repo, base, heads = five
     with pytest.raises(NotFound, match="s9"):
-        review.forecast(repo, base, {**heads, "s9": "refs/heads/nope"})
+        forecast.forecast(repo, base, {**heads, "s9": "refs/heads/nope"})
     with pytest.raises(NotFound):
-        review.forecast(repo, "nope", heads)
-    assert review.forecast(repo, base, {}).conflicts == []
+        forecast.forecast(repo, "nope", heads)
+    assert forecast.forecast(repo, base, {}).conflicts == []
     # a session with no common history with the base
     empty_tree = git(repo, "hash-object", "-t", "tree", "--stdin", input=b"")
     orphan = git(repo, "commit-tree", empty_tree, "-m", "orphan")
-    f = review.forecast(repo, base, {"s1": heads["s1"], "orphan": orphan})
+    f = forecast.forecast(repo, base, {"s1": heads["s1"], "orphan": orphan})
     assert f.sessions["orphan"].error and not f.sessions["orphan"].clean_with_base
     assert f.sessions["s1"].clean_with_base
 
@@ -592,7 +594,7 @@ def test_forecast_bad_input(five: tuple[Path, str, dict[str, str]], tmp_path: Pa
 def test_forecast_identical_and_stacked_sessions(five: tuple[Path, str, dict[str, str]]) -> None:
     repo, base, heads = five
     stacked = branch_commit(repo, "stack", heads["s4"], {"more.txt": "m\n"}, "on top of s4")
-    f = review.forecast(repo, base, {"s4": heads["s4"], "twin": heads["s4"], "stack": stacked})
+    f = forecast.forecast(repo, base, {"s4": heads["s4"], "twin": heads["s4"], "stack": stacked})
     assert f.conflicts == []
     assert f.to_json()["sessions"]["twin"]["clean_with_base"] is True
 
@@ -611,35 +613,35 @@ def test_merge_bases_from_one_rev_list_agree_with_git(tmp_path: Path) -> None:
     empty_tree = git(repo, "hash-object", "-t", "tree", "--stdin", input=b"")
     orphan = git(repo, "commit-tree", empty_tree, "-m", "orphan")
     heads = [fork, fork2, stacked, merged_in, orphan, b1, b2, b3]
-    review._MB_CACHE.clear()
-    got = review._merge_bases(repo, b3, heads, 2)
+    forecast._MB_CACHE.clear()
+    got = forecast._merge_bases(repo, b3, heads, 2)
     for h in heads:
         r = subprocess.run(
             ["git", "merge-base", b3, h], cwd=repo, capture_output=True, text=True, check=False
         )
         assert got[h] == (r.stdout.strip() or None), h
     assert got[merged_in] == b2 and got[stacked] == b1 and got[b2] == b2
-    assert review._merge_bases(repo, b3, heads, 2) == got  # cached
+    assert forecast._merge_bases(repo, b3, heads, 2) == got  # cached
 
 
 def test_parse_merge_tree_stdin_records() -> None:
     """The documented --stdin -z format: status, tree, paths, empty terminator."""
     out = "1\0" + "a" * 40 + "\0\0" + "0\0" + "b" * 40 + "\0x.txt\0d/y\0\0"
     tokens = out.split("\0")
-    clean, paths, i = review._parse_merge_tree(tokens, 0)
+    clean, paths, i = merge_tree.parse_merge_tree(tokens, 0)
     assert clean and paths == []
-    clean, paths, i = review._parse_merge_tree(tokens, i)
+    clean, paths, i = merge_tree.parse_merge_tree(tokens, i)
     assert not clean and paths == ["x.txt", "d/y"]
     with pytest.raises(ValueError):
-        review._parse_merge_tree(["x", "y"], 0)
+        merge_tree.parse_merge_tree(["x", "y"], 0)
 
 
 # -------------------------------------------------------------------------------- checks
 
 
 def test_check_argv_and_shell_detection() -> None:
-    assert review.check_argv("pytest -q 'tests/a b.py'") == ["pytest", "-q", "tests/a b.py"]
-    assert review.check_argv(["make", "test"]) == ["make", "test"]
+    assert checks.check_argv("pytest -q 'tests/a b.py'") == ["pytest", "-q", "tests/a b.py"]
+    assert checks.check_argv(["make", "test"]) == ["make", "test"]
     for cmd in [
         "make && make test",
         "a | b",
@@ -652,36 +654,36 @@ def test_check_argv_and_shell_detection() -> None:
         "cd ~",
         "make # comment",
     ]:
-        assert review.check_argv(cmd) == ["sh", "-c", cmd], cmd
+        assert checks.check_argv(cmd) == ["sh", "-c", cmd], cmd
     for cmd in ["echo 'a | b'", "pytest -k 'not slow'", "echo a\\|b", "git log --format=%H~x"]:
-        assert review.check_argv(cmd)[0] != "sh", cmd
+        assert checks.check_argv(cmd)[0] != "sh", cmd
     with pytest.raises(UsageError):
-        review.check_argv("  ")
+        checks.check_argv("  ")
     with pytest.raises(UsageError):
-        review.check_argv([])
+        checks.check_argv([])
     with pytest.raises(UsageError):
-        review.check_argv("echo 'unterminated")
+        checks.check_argv("echo 'unterminated")
 
 
 def test_run_check_ok_fail_env_and_shell(tmp_path: Path) -> None:
-    ok = review.run_check(tmp_path, [sys.executable, "-c", "print('fine')"], 30)
+    ok = checks.run_check(tmp_path, [sys.executable, "-c", "print('fine')"], 30)
     assert ok.ok and ok.exit_code == 0 and ok.output_tail.strip() == "fine" and not ok.timed_out
-    bad = review.run_check(tmp_path, f"{sys.executable} -c 'import sys; sys.exit(3)'", 30)
+    bad = checks.run_check(tmp_path, f"{sys.executable} -c 'import sys; sys.exit(3)'", 30)
     assert not bad.ok and bad.exit_code == 3
-    env = review.run_check(
+    env = checks.run_check(
         tmp_path, "echo $PA_TEST_VALUE && echo second >&2", 30, env={"PA_TEST_VALUE": "from-env"}
     )
     assert env.ok and env.output_tail.split() == ["from-env", "second"]
     assert env.command[:2] == ["sh", "-c"]
     (tmp_path / "marker").write_text("here")
-    assert review.run_check(tmp_path, "cat marker", 30).output_tail == "here"
+    assert checks.run_check(tmp_path, "cat marker", 30).output_tail == "here"
 
 
 def test_run_check_keeps_only_the_tail(tmp_path: Path) -> None:
     code = "import sys\nfor i in range(20000): print(f'line {i}')\nprint('THE END')"
-    r = review.run_check(tmp_path, [sys.executable, "-c", code], 30)
+    r = checks.run_check(tmp_path, [sys.executable, "-c", code], 30)
     assert r.ok
-    assert len(r.output_tail.encode()) <= review.TAIL_BYTES
+    assert len(r.output_tail.encode()) <= checks.TAIL_BYTES
     assert r.output_tail.endswith("THE END\n")
     assert "line 0\n" not in r.output_tail
 
@@ -689,7 +691,7 @@ def test_run_check_keeps_only_the_tail(tmp_path: Path) -> None:
 def test_run_check_timeout_kills_the_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     t0 = time.monotonic()
-    r = review.run_check(tmp_path, f"sleep 60 & echo $! > {pidfile}; echo started; wait", 0.5)
+    r = checks.run_check(tmp_path, f"sleep 60 & echo $! > {pidfile}; echo started; wait", 0.5)
     assert r.timed_out and not r.ok and r.exit_code is None
     assert time.monotonic() - t0 < 10
     assert "started" in r.output_tail and "timed out" in r.output_tail
@@ -710,21 +712,21 @@ def test_run_check_timeout_kills_the_process_group(tmp_path: Path) -> None:
 
 def test_run_check_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('x', flush=True)\ntime.sleep(60)"
-    r = review.run_check(tmp_path, [sys.executable, "-c", code], 0.5)
+    r = checks.run_check(tmp_path, [sys.executable, "-c", code], 0.5)
     assert r.timed_out and r.duration_s < 10
 
 
 def test_run_check_missing_program(tmp_path: Path) -> None:
-    r = review.run_check(tmp_path, "no-such-check-program --all", 5)
+    r = checks.run_check(tmp_path, "no-such-check-program --all", 5)
     assert not r.ok and r.exit_code == 127 and not r.timed_out
     assert "not found" in r.output_tail and "no-such-check-program" in r.output_tail
-    r2 = review.run_check(tmp_path, "no-such-check-program && true", 5)
+    r2 = checks.run_check(tmp_path, "no-such-check-program && true", 5)
     assert not r2.ok and r2.exit_code == 127
     (tmp_path / "noexec").write_text("#!/bin/sh\n")
-    r3 = review.run_check(tmp_path, ["./noexec"], 5)
+    r3 = checks.run_check(tmp_path, ["./noexec"], 5)
     assert not r3.ok and r3.exit_code == 126
     with pytest.raises(NotFound):
-        review.run_check(tmp_path / "missing", "true", 5)
+        checks.run_check(tmp_path / "missing", "true", 5)
 
 
 def test_run_checks_in_parallel_within_limit(tmp_path: Path) -> None:
@@ -741,7 +743,7 @@ def test_run_checks_in_parallel_within_limit(tmp_path: Path) -> None:
     d = tmp_path / "started"
     d.mkdir()
     specs = [CheckSpec(tmp_path, [sys.executable, "-c", code, str(d), n], 20) for n in "abc"]
-    results = review.run_checks(specs, limit=3)
+    results = checks.run_checks(specs, limit=3)
     assert [r.output_tail.strip() for r in results] == ["a", "b", "c"]
     assert all(r.ok for r in results)
-    assert review.run_checks([], limit=2) == []
+    assert checks.run_checks([], limit=2) == []

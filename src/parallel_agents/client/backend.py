@@ -146,10 +146,10 @@ class LocalBackend(Backend):
         return Path(self.app.store.repo(s.repo_id).path), base, target, note
 
     def diff_json(self, sid: str, turn: int | None) -> dict[str, Any]:
-        from parallel_agents.git import review
+        from parallel_agents.git import diffs
 
         repo, base, target, note = self._range(sid, turn)
-        files = review.diff_files(repo, base, target)
+        files = diffs.diff_files(repo, base, target)
         return {
             "session": self.app.store.resolve_session(sid).id,
             "base": base,
@@ -162,14 +162,14 @@ class LocalBackend(Backend):
     def diff_text(
         self, sid: str, turn: int | None, *, stat: bool, name_only: bool
     ) -> Iterator[str]:
-        from parallel_agents.git import review
+        from parallel_agents.git import diffs
 
         repo, base, target, note = self._range(sid, turn)
         if note:
             import sys
 
             print(note, file=sys.stderr)
-        return review.diff_stream(repo, base, target, stat=stat, name_only=name_only)
+        return diffs.diff_stream(repo, base, target, stat=stat, name_only=name_only)
 
     def check(self, sid: str, command: str | None, timeout: float | None) -> dict[str, Any]:
         from parallel_agents.sessions import review as review_service

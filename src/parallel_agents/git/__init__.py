@@ -1,14 +1,25 @@
-"""Thin wrapper over the git CLI: argv lists only, never a shell string."""
+"""Thin wrapper over the git CLI: argv lists only, never a shell string.
+
+The one runner (``run``) and the plumbing steps the git modules share: naming objects
+(``resolve``, ``need``), writing commits (``commit_tree``) and a private index
+(``temp_index``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import locale
 import os
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from parallel_agents.errors import PAError
+from parallel_agents.errors import NotFound, PAError
 
 # Keep git from prompting, paging or reading the user's global hooks config in ways
 # that would make an orchestrator hang or behave differently per machine.
@@ -18,6 +29,19 @@ _BASE_ENV = {
     "PAGER": "cat",
     "LC_ALL": "C",
 }
+
+# Variables that would point git at another repository, index or object store than the
+# one we name explicitly (set, for example, when pa runs from inside a git hook).
+_REPO_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+    "GIT_NAMESPACE",
+)
 
 # Identity used for commits pa makes itself (checkpoints, archives) when the user has none.
 PA_IDENTITY = {
@@ -46,9 +70,34 @@ class GitError(PAError):
 
 @dataclass(frozen=True)
 class GitResult:
+    """What a git command printed.
+
+    ``raw`` is stdout byte for byte; ``text`` decodes it keeping every byte (a path in no
+    encoding survives the round trip). ``stdout`` and ``stderr`` are decoded as
+    ``subprocess``'s text mode did for the callers that always read them: with str or no
+    input, the locale's encoding and universal newlines; with bytes input, UTF-8.
+    """
+
     returncode: int
-    stdout: str
+    raw: bytes
     stderr: str
+    bytes_in: bool = False  # the command was given bytes: stdout decodes as UTF-8
+
+    @property
+    def text(self) -> str:
+        return self.raw.decode("utf-8", "surrogateescape")
+
+    @functools.cached_property
+    def stdout(self) -> str:
+        # Decoded on first use: a caller reading ``raw`` never pays for (or trips over)
+        # a decoding it does not need.
+        if self.bytes_in:
+            return self.raw.decode("utf-8", "replace")
+        return _universal_newlines(self.raw.decode(locale.getpreferredencoding(False)))
+
+
+def _universal_newlines(s: str) -> str:
+    return s.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -59,37 +108,118 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def repo_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``git_env`` without inherited variables that would point git at another repository,
+    index or object store than the one named by the working directory (set, for example,
+    when pa runs from inside a git hook); ``extra`` may set them on purpose."""
+    env = git_env()
+    for k in _REPO_ENV:
+        env.pop(k, None)
+    if extra:
+        env.update(extra)
+    return env
+
+
 def run(
     args: Sequence[str],
     cwd: Path | str,
     *,
     check: bool = True,
+    ok: Sequence[int] = (0,),
     env: Mapping[str, str] | None = None,
     input: str | bytes | None = None,
     timeout: float | None = 300,
 ) -> GitResult:
-    """Run ``git <args>`` in ``cwd``; raise GitError on failure when ``check``."""
-    binary_in = isinstance(input, bytes)
+    """Run ``git <args>`` in ``cwd``; raise GitError when ``check`` and the exit code is
+    not in ``ok``."""
+    bytes_in = isinstance(input, bytes)
+    data = input.encode(locale.getpreferredencoding(False)) if isinstance(input, str) else input
     proc = subprocess.run(
         ["git", *args],
         cwd=str(cwd),
-        env=git_env(env),
-        input=input,
+        env=repo_env(env),
+        input=data,
+        stdin=None if data is not None else subprocess.DEVNULL,
         capture_output=True,
-        text=not binary_in,
         timeout=timeout,
         check=False,
     )
-    out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode("utf-8", "replace")
-    err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode("utf-8", "replace")
-    if check and proc.returncode != 0:
-        raise GitError(args, proc.returncode, err, out)
-    return GitResult(proc.returncode, out, err)
+    err = proc.stderr.decode("utf-8", "replace")
+    if not bytes_in:
+        err = _universal_newlines(err)
+    if check and proc.returncode not in ok:
+        raise GitError(args, proc.returncode, err, proc.stdout.decode("utf-8", "replace"))
+    return GitResult(proc.returncode, proc.stdout, err, bytes_in)
 
 
-def out(args: Sequence[str], cwd: Path | str, **kw: object) -> str:
+def out(args: Sequence[str], cwd: Path | str, **kw: Any) -> str:
     """stdout of a git command, stripped of the trailing newline."""
-    return run(args, cwd, **kw).stdout.strip()  # type: ignore[arg-type]
+    return run(args, cwd, **kw).stdout.strip()
+
+
+def resolve(cwd: Path | str, rev: str, kind: str = "commit") -> str | None:
+    """Id of the ``kind`` object (commit, tree…) ``rev`` names, or None; ``rev`` is never
+    taken for an option."""
+    r = run(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{{kind}}}"],
+        cwd,
+        check=False,
+    )
+    return r.text.strip() if r.returncode == 0 else None
+
+
+def need(cwd: Path | str, rev: str, kind: str = "commit", what: str = "commit") -> str:
+    """``resolve``, or NotFound naming ``what`` was asked for."""
+    oid = resolve(cwd, rev, kind)
+    if oid is None:
+        raise NotFound(f"{rev!r} does not name a {what} in {cwd}")
+    return oid
+
+
+def commit_tree(
+    cwd: Path | str,
+    tree: str,
+    parents: Sequence[str],
+    message: str | bytes,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """``git commit-tree``; falls back to pa's own identity when git has none."""
+    args = ["commit-tree", tree]
+    for p in parents:
+        args += ["-p", p]
+    data = message if isinstance(message, bytes) else message.encode("utf-8")
+    r = run(args, cwd, input=data, env=env, check=False)
+    if r.returncode != 0:
+        low = r.stderr.lower()
+        if "ident" in low or "who you are" in low or "auto-detect" in low or "email" in low:
+            # Only what is missing: an author given in ``env`` (a rebase) is kept.
+            r = run(args, cwd, input=data, env={**PA_IDENTITY, **(env or {})})
+        else:
+            raise GitError(args, r.returncode, r.stderr, r.text)
+    return r.text.strip()
+
+
+def tree_of(cwd: Path | str, commit: str) -> str:
+    return out(["rev-parse", f"{commit}^{{tree}}"], cwd)
+
+
+def git_path(cwd: Path, name: str) -> Path:
+    """``git rev-parse --git-path name``, absolute."""
+    p = Path(run(["rev-parse", "--git-path", name], cwd).text.strip())
+    return p if p.is_absolute() else (cwd / p).resolve()
+
+
+@contextlib.contextmanager
+def temp_index(worktree: Path, seed: bool = True) -> Iterator[dict[str, str]]:
+    """Env pointing GIT_INDEX_FILE at a private copy of the worktree's index."""
+    with tempfile.TemporaryDirectory(prefix="pa-index-") as tmp:
+        path = Path(tmp) / "index"
+        if seed:
+            real = git_path(worktree, "index")
+            # A copy keeps the stat data, so `add -A` re-hashes only files that changed.
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(real, path)
+        yield {"GIT_INDEX_FILE": str(path)}
 
 
 def rev_parse(cwd: Path | str, rev: str) -> str | None:

@@ -1,6 +1,6 @@
 """Full archives of a worktree: everything a discard removes, so a restore brings it all back.
 
-A checkpoint (``review.checkpoint``) keeps the commits and the tracked and untracked
+A checkpoint (``snapshots.checkpoint``) keeps the commits and the tracked and untracked
 files. A worktree holds more than that, and a discard deletes all of it:
 
 * ignored files (an agent's ``*.log``, an edited ``.env``, a local database);
@@ -145,9 +145,7 @@ def _excludes(paths: list[str]) -> list[str]:
 
 
 def _commit(wt: Path, tree: str, parents: list[str], message: str) -> str:
-    from parallel_agents.git.review import _commit_tree
-
-    return _commit_tree(wt, tree, parents, message)
+    return git.commit_tree(wt, tree, parents, message)
 
 
 def _blob(wt: Path, data: bytes) -> str:
@@ -324,7 +322,7 @@ def _paths_blob(repo: Path, extras: str, name: str) -> list[str]:
 
 
 def restore_extras(repo: Path, wt: Path, commit: str, ref: str | None) -> list[str]:
-    """After ``review.restore(wt, commit)``: put back ignored files, nested repositories,
+    """After ``snapshots.restore(wt, commit)``: put back ignored files, nested repositories,
     empty directories and the staging area. Returns notes for the user."""
     notes: list[str] = []
     extras = extras_of(repo, commit)

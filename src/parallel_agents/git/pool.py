@@ -160,10 +160,10 @@ def archive_dirty(repo_path: Path, wt: Path, name: str) -> str | None:
     st = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt, check=False)
     if st.returncode == 0 and not st.stdout:
         return None
-    from parallel_agents.git import review
+    from parallel_agents.git import snapshots
 
     ref = unique_ref(repo_path, ARCHIVE_PREFIX + name)
-    review.checkpoint(wt, ref, f"pa: archive of {wt} before removing it")
+    snapshots.checkpoint(wt, ref, f"pa: archive of {wt} before removing it")
     return ref
 
 

@@ -101,6 +101,7 @@ def merge_sessions(
     along). A merge interrupted after moving the branch is finished first, and a retried
     merge finds its work already merged: nothing is merged twice.
     """
+    from parallel_agents.git import merge_queue as queue
     from parallel_agents.git import merging as merge
     from parallel_agents.sessions.repos import require_repo
 
@@ -136,12 +137,12 @@ def merge_sessions(
             notes.append(note)
         notes += copied_file_warnings(repo_path, s, commit)
         msg = message or default_message(app, s)
-        items.append(merge.QueueItem(s.id, commit, msg))
+        items.append(queue.QueueItem(s.id, commit, msg))
     rcfg = load_repo_config(repo_path)
     check = None
     if rcfg.check:
         timeout = float(app.settings.get("check.timeout") or 600)
-        check = merge.commit_checker(repo_path, rcfg.check, timeout, env=rcfg.env)
+        check = queue.commit_checker(repo_path, rcfg.check, timeout, env=rcfg.env)
     with merge.merge_lock(repo_path):
         checkouts = merge.branch_checkouts(repo_path, target)
         _refuse_active_checkouts(app, sessions[0], checkouts, target)
@@ -154,7 +155,7 @@ def merge_sessions(
                     f"{pending[0]} that was interrupted"
                 )
         state = merge.checkout_state(repo_path, target)
-        report = merge.merge_queue(
+        report = queue.merge_queue(
             repo_path,
             items,
             target,
@@ -283,7 +284,7 @@ def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> di
     """Commit the session's work onto its branch (as merge would take it), push the
     branch and open a pull request with gh. Refuses before committing or pushing anything
     when the session is working, gh is missing or not logged in, or there is no remote."""
-    from parallel_agents.git import merging as merge
+    from parallel_agents.git import github
 
     s = app.store.resolve_session(sid)
     if s.status == Status.DISCARDED:
@@ -318,7 +319,7 @@ def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> di
         f"- {t.prompt.strip().splitlines()[0][:100]}" for t in turns if t.prompt.strip()
     )
     base = s.base_ref if git.rev_parse(repo_path, f"refs/heads/{s.base_ref}") else None
-    res = merge.push_and_pr(
+    res = github.push_and_pr(
         repo_path,
         s.branch,
         remote=remote,

@@ -352,7 +352,7 @@ class App:
         if wt.exists() and any(wt.iterdir()):
             raise Conflict(f"{wt} exists and is not empty; move it away first")
         from parallel_agents.git import archive as archive_mod
-        from parallel_agents.git import review
+        from parallel_agents.git import snapshots
 
         if kind == "branch":
             head = commit
@@ -367,7 +367,7 @@ class App:
         if kind == "files":
             checkout_tree(wt, commit)
         elif kind != "branch":
-            review.restore(wt, commit)
+            snapshots.restore(wt, commit)
             notes = archive_mod.restore_extras(repo_path, wt, commit, ref)
         try:
             # Unchanged copies (a .env) are never archived: copy them in again.

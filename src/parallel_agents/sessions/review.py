@@ -1,7 +1,8 @@
 """Review verbs on sessions: checkpoints per turn, diffs, checks, rollback, conflicts.
 
-The git-level work lives in ``review`` and ``merge``; this module maps sessions and
-turns onto refs and records results in the store.
+The git-level work lives in ``git`` (``snapshots``, ``forecast``, ``merging``…) and
+the check runner in ``runtime.checks``; this module maps sessions and turns onto refs
+and records results in the store.
 """
 
 from __future__ import annotations
@@ -39,23 +40,25 @@ def _worktree_ok(s: Session) -> bool:
 
 def checkpoint_turn(store: Store, s: Session, n: int) -> str | None:
     """Snapshot the worktree at the end of turn ``n`` (no-op when the worktree is gone)."""
-    from parallel_agents.git import review
+    from parallel_agents.git import snapshots
 
     if not _worktree_ok(s):
         return None
     ref = turn_ref(s.id, n)
-    commit = review.checkpoint(Path(s.worktree), ref, f"pa checkpoint: {s.title} (turn {n})")
+    commit = snapshots.checkpoint(Path(s.worktree), ref, f"pa checkpoint: {s.title} (turn {n})")
     store.record_checkpoint(s.id, n, ref, commit)
     return commit
 
 
 def snapshot(store: Store, s: Session) -> tuple[str, str | None]:
     """Commit for the session's current state; a note when the worktree is gone."""
-    from parallel_agents.git import review
+    from parallel_agents.git import snapshots
 
     repo_path = Path(store.repo(s.repo_id).path)
     if _worktree_ok(s):
-        return review.checkpoint(Path(s.worktree), live_ref(s.id), f"pa snapshot of {s.id}"), None
+        return snapshots.checkpoint(
+            Path(s.worktree), live_ref(s.id), f"pa snapshot of {s.id}"
+        ), None
     archive = (s.options.get("archive") or {}).get("commit")
     if archive:
         return str(archive), f"note: session {s.id} is discarded; showing its archived state"
@@ -124,7 +127,7 @@ def run_check(
     timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run the repo's check in the session's worktree and store the result."""
-    from parallel_agents.git import review
+    from parallel_agents.runtime import checks
     from parallel_agents.sessions.repos import require_usable
 
     if not _worktree_ok(s):
@@ -134,7 +137,7 @@ def run_check(
     commit, _ = snapshot(store, s)
     limit = float(timeout or settings.get("check.timeout") or 600)
     env = load_repo_config(Path(store.repo(s.repo_id).path)).env
-    res = review.run_check(Path(s.worktree), cmd, limit, env=env)
+    res = checks.run_check(Path(s.worktree), cmd, limit, env=env)
     turn = len(store.turns(s.id))
     record = {
         "session_id": s.id,
@@ -189,7 +192,7 @@ def wait_for_index_lock(worktree: Path, timeout: float = 5.0) -> None:
 # -- rollback ------------------------------------------------------------------------------
 def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     """Restore the worktree to turn ``turn``'s checkpoint, after checkpointing the present."""
-    from parallel_agents.git import review
+    from parallel_agents.git import snapshots
 
     if s.status in ACTIVE:
         raise Conflict(f"session {s.id} is {s.status.value}", hint=f"pa stop {s.id} first")
@@ -213,7 +216,7 @@ def rollback(store: Store, s: Session, turn: int) -> dict[str, Any]:
     # holds only the files as they are in the worktree).
     undo = archive.snapshot(Path(s.worktree), f"pa: state before rollback to {turn}").commit
     undo_ref = archive.write_new_ref(repo_path, undo_ref, undo, "pa checkpoint")
-    review.restore(Path(s.worktree), target)
+    snapshots.restore(Path(s.worktree), target)
     # The next turn starts from the rollback's target, not from the last turn's end.
     next_turn = len(store.turns(s.id)) + 1
     git.run(["update-ref", turn_start_ref(s.id, next_turn), target], repo_path)
@@ -248,7 +251,7 @@ def session_head(store: Store, s: Session) -> str | None:
 
 def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
     """Forecast per repo and base branch: clean with base? which pairs conflict?"""
-    from parallel_agents.git import review
+    from parallel_agents.git import forecast
 
     live = [
         s
@@ -275,7 +278,7 @@ def conflicts(store: Store, repo_id: int | None = None) -> dict[str, Any]:
             tuple(k.split(":", 1)): v for k, v in raw.items()
         }
         try:
-            fc = review.forecast(repo_path, base, heads, cache)
+            fc = forecast.forecast(repo_path, base, heads, cache)
         except PAError as e:
             _skip(store, rid, base_ref, members, e.message, result)
             continue

@@ -54,14 +54,14 @@ def diff(
     format: Literal["json", "patch", "stat"] = "json",
 ) -> Any:
     """What the session (or one turn) changed: files as JSON, or the patch as text."""
-    from parallel_agents.git import review
+    from parallel_agents.git import diffs
 
     app = thread_app(request)
     s = app.store.resolve_session(sid)
     base, target, note = review_service.diff_range(app.store, s, turn)
     repo_path = Path(app.store.repo(s.repo_id).path)
     if format == "json":
-        files = review.diff_files(repo_path, base, target)
+        files = diffs.diff_files(repo_path, base, target)
         return {
             "session": s.id,
             "base": base,
@@ -70,7 +70,7 @@ def diff(
             "note": note,
             "files": [f.to_json() for f in files],
         }
-    chunks = review.diff_stream(repo_path, base, target, stat=format == "stat")
+    chunks = diffs.diff_stream(repo_path, base, target, stat=format == "stat")
     return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
 
 
