@@ -156,7 +156,7 @@ def start_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[byte
         [
             sys.executable,
             "-m",
-            "parallel_agents.cli.server",
+            "parallel_agents",
             "serve",
             "--port",
             "0",

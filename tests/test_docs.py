@@ -15,8 +15,10 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 def _commands(group: click.Group, prefix: str = "") -> list[str]:
     out: list[str] = []
-    for name, cmd in group.commands.items():
-        if cmd.hidden:
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if cmd is None or cmd.hidden:
             continue
         full = f"{prefix}{name}"
         out.append(full)

@@ -19,7 +19,10 @@ SECTIONS = ["Start here", "Sessions", "Review & merge", "Server & dashboard", "M
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     out: list[tuple[str, click.Command]] = []
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         out.append((f"{prefix}{name}", cmd))
         if isinstance(cmd, click.Group):
             out.extend(_commands(cmd, f"{prefix}{name} "))
@@ -54,7 +57,7 @@ def test_top_level_help_groups_commands_with_an_example_each() -> None:
         [block] = [b for b in blocks if b.startswith(f"{title}:\n")]
         assert "\n  e.g. pa " in block, block
     listed = set(re.findall(r"^  ([a-z-]+)  ", out, re.M))
-    visible = {name for name, cmd in main.commands.items() if not cmd.hidden}
+    visible = {path for path, cmd in _commands(main) if " " not in path and not cmd.hidden}
     assert visible <= listed, visible - listed
 
 

@@ -192,7 +192,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             [
                 sys.executable,
                 "-m",
-                "parallel_agents.cli.server",
+                "parallel_agents",
                 "serve",
                 "--port",
                 "0",

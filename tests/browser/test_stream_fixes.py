@@ -22,7 +22,7 @@ import pytest
 
 from .conftest import FAKE_AGENT, GIT_ENV, Server, _wait_for_server, git, js_wait, new_page
 
-PA_SERVE = [sys.executable, "-m", "parallel_agents.cli.server", "serve"]
+PA_SERVE = [sys.executable, "-m", "parallel_agents", "serve"]
 FAIL = [sys.executable, "-c", "import sys; print('about to fail'); sys.exit(3)"]
 
 

@@ -26,8 +26,7 @@ ROOT = HERE.parents[1]
 FAKE_TUI = HERE / "fake_tui.py"
 CAPTURES = ROOT / "tests" / "fixtures" / "captures" / "tui"  # scripts/record-captures
 BANNER = "FAKE-TUI READY"
-# `pa` with the interactive commands registered, whatever cli.py does.
-PA = [sys.executable, "-m", "parallel_agents.cli.interactive"]
+PA = [sys.executable, "-m", "parallel_agents"]
 
 T = TypeVar("T")
 

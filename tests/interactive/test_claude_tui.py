@@ -62,7 +62,7 @@ def test_claude_permission_prompt_hook_send_idle(repo: Path, pa_home: Path, tmp_
         check=False,
     )
     assert registered.returncode == 0, (
-        "`pa hook` is not a command of `pa`: cli.py must call cli_interactive.register(main)"
+        "`pa hook` is not a command of `pa`: cli/__init__.py's COMMANDS must map it"
     )
     user_home = tmp_path / "user-home"  # a fresh user: no ~/.claude.json, no ~/.claude
     user_home.mkdir()

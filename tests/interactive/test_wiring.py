@@ -22,7 +22,7 @@ def test_pa_has_attach_and_hook() -> None:
             text=True,
             check=False,
         )
-        assert p.returncode == 0, f"`pa {cmd}` missing: cli.py must call register(main)"
+        assert p.returncode == 0, f"`pa {cmd}` missing: cli/__init__.py's COMMANDS must map it"
     assert (
         "Ctrl-b d" in p.stdout
         or "Ctrl-b d"

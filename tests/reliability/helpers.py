@@ -1,5 +1,5 @@
-"""Helpers for the pool, doctor and reliability tests: run `pa` (with the ops commands
-registered), poll with deadlines, and check the invariants a crash must not break."""
+"""Helpers for the pool, doctor and reliability tests: run `pa`, poll with deadlines, and
+check the invariants a crash must not break."""
 
 from __future__ import annotations
 
@@ -19,15 +19,7 @@ FULL = bool(os.environ.get("PA_FULL"))
 PY = sys.executable
 T = TypeVar("T")
 
-# `pa` with `doctor` and `pool` registered even before cli.py registers them itself.
-_LAUNCH = (
-    "import sys\n"
-    "from parallel_agents.cli import main\n"
-    "from parallel_agents.cli import ops as cli_ops\n"
-    "if 'doctor' not in main.commands:\n"
-    "    cli_ops.register(main)\n"
-    "main(prog_name='pa')\n"
-)
+_LAUNCH = "from parallel_agents.cli import main\nmain(prog_name='pa')\n"
 
 
 def pa_cmd(*args: str) -> list[str]:

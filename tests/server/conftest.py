@@ -1,9 +1,8 @@
 """Helpers for server tests: a real `pa` server in a subprocess, per test PA_HOME.
 
-The server is started with `pa server start --port 0` (through
-``python -m parallel_agents.cli.server``, which is `pa` with the server commands
-registered) and stopped afterwards; agent processes left behind by a test are killed
-by process group, after checking they belong to this test's PA_HOME.
+The server is started with `pa server start --port 0` (``python -m parallel_agents``) and
+stopped afterwards; agent processes left behind by a test are killed by process group,
+after checking they belong to this test's PA_HOME.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from parallel_agents.runtime.local import alive
 from tests.conftest import make_repo
 
 PY = sys.executable
-PA = [PY, "-m", "parallel_agents.cli.server"]
+PA = [PY, "-m", "parallel_agents"]
 ACTIVE = ("queued", "starting", "running", "needs_input")
 
 

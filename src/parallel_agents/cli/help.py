@@ -1,8 +1,9 @@
 """How `pa --help` and every command's help read: commands grouped by what they are for,
 a one-line summary that is never cut off, an example for each command, and defaults.
 
-Kept apart from the commands so their modules stay as they are: ``apply(main)`` runs once
-every command is registered. Only plain data and click here: `pa ls` imports it at start.
+Kept apart from the commands so their modules stay as they are: the root group calls
+``dress(name, command)`` when it loads a command, and ``format_sections`` for `pa --help`.
+Only plain data and click here: `pa ls` imports it at start.
 """
 
 from __future__ import annotations
@@ -113,19 +114,21 @@ EXAMPLES: dict[str, list[str]] = {
 }
 
 
-def _walk(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
-    out: list[tuple[str, click.Command]] = []
-    for name, cmd in group.commands.items():
-        path = f"{prefix}{name}"
-        out.append((path, cmd))
-        if isinstance(cmd, click.Group):
-            out.extend(_walk(cmd, path + " "))
+def _walk(cmd: click.Command, path: str) -> list[tuple[str, click.Command]]:
+    out = [(path, cmd)]
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is not None:
+                out.extend(_walk(sub, f"{path} {name}"))
     return out
 
 
-def apply(main: click.Group) -> None:
-    """Give every registered command its summary line, example and shown defaults."""
-    for path, cmd in _walk(main):
+def dress(name: str, command: click.Command) -> None:
+    """Give a top-level command and its sub-commands their summary line, example and
+    shown defaults (``name`` is the command's name under `pa`)."""
+    for path, cmd in _walk(command, name):
         if cmd.short_help is None and path in SHORT:
             cmd.short_help = SHORT[path]
         lines = EXAMPLES.get(path)

@@ -1,7 +1,6 @@
 """CLI commands for interactive sessions: ``pa attach`` and ``pa hook``.
 
-``register(main)`` adds them to the ``pa`` group. Imports stay lazy: ``pa hook`` runs for
-every hook an agent fires and must start fast.
+Imports stay lazy: ``pa hook`` runs for every hook an agent fires and must start fast.
 """
 
 from __future__ import annotations
@@ -20,14 +19,6 @@ import click
 HOOK_STDIN_TIMEOUT = 5.0  # seconds to wait for a payload on stdin
 MAX_PAYLOAD = 4 * 1024 * 1024
 _SID = re.compile(r"[0-9a-z][0-9a-z_-]{0,63}")
-
-
-def register(main: click.Group) -> None:
-    """Add ``attach`` and ``hook`` to the ``pa`` command group."""
-    for cmd in (attach, hook):
-        assert cmd.name is not None
-        if cmd.name not in main.commands:
-            main.add_command(cmd)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,15 +144,3 @@ def _log_error(session_dir: Path | None, event: str, e: BaseException) -> None:
     except OSError:
         pass
 
-
-def _main() -> None:  # pragma: no cover - exercised through subprocesses
-    """``python -m parallel_agents.cli.interactive``: `pa` with these commands registered."""
-    from parallel_agents.cli import main
-
-    if "hook" not in main.commands:
-        register(main)
-    main(prog_name="pa")
-
-
-if __name__ == "__main__":
-    _main()

@@ -1,8 +1,6 @@
 """CLI commands for the server: ``pa serve``, ``pa server start|stop|status``, ``pa watch``.
 
-``register(main)`` adds them to the ``pa`` group. ``python -m parallel_agents.cli.server``
-runs ``pa`` with them registered (the background server is started this way, so it
-works whether or not ``cli.py`` registered them).
+The background server is ``python -m parallel_agents serve`` (see server/daemon.py).
 """
 
 from __future__ import annotations
@@ -255,21 +253,3 @@ def watch(as_json: bool) -> None:
             line += f"  — {str(err).strip().splitlines()[0][:120]}"
         click.echo(line)
 
-
-def register(main: click.Group) -> None:
-    """Add ``serve``, ``server`` and ``watch`` to the ``pa`` command group."""
-    for cmd in (serve, server_group, watch):
-        assert cmd.name is not None
-        if cmd.name not in main.commands:
-            main.add_command(cmd)
-
-
-def _main() -> None:  # pragma: no cover - exercised through subprocesses
-    from parallel_agents.cli import main
-
-    register(main)
-    main(prog_name="pa")
-
-
-if __name__ == "__main__":
-    _main()

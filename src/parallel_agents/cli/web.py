@@ -1,7 +1,7 @@
 """``pa up``: start the server if needed and open the dashboard with a one-time login link.
 
-``register(main)`` adds the command to the ``pa`` group; ``open_dashboard`` is what
-``pa demo`` (or any other command) calls to offer the same at its end.
+``open_dashboard`` is what ``pa demo`` (or any other command) calls to offer the same at
+its end.
 """
 
 from __future__ import annotations
@@ -79,6 +79,3 @@ def up(host: str | None, port: int | None, no_open: bool, as_json: bool) -> None
     if not no_open and not d["opened"]:
         click.echo("no browser could be opened here: open the link above yourself", err=True)
 
-
-def register(main: click.Group) -> None:
-    main.add_command(up)

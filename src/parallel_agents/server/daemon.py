@@ -433,7 +433,7 @@ def start_background(
     argv = [
         sys.executable,
         "-m",
-        "parallel_agents.cli.server",
+        "parallel_agents",
         "serve",
         "--log-file",
         str(log_path),
