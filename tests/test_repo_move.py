@@ -226,3 +226,20 @@ def test_concurrent_first_use_of_a_repo_registers_it_once(tmp_path: Path) -> Non
         assert len(app.store.repos()) == rounds
     finally:
         app.close()
+
+
+def test_a_git_husk_left_at_the_old_path_does_not_hide_the_move(tmp_path: Path) -> None:
+    """CI failure of 2026-12-03 (test_repo_move_through_the_server): a background git (the
+    warm-pool filler's `git worktree add`) still running when the folder was moved recreated
+    `.git/worktrees/<id>/` at the old path; pa took that husk for the registered repository,
+    called the moved folder a copy and registered it a second time."""
+    repo, _sid, _wt = started(tmp_path)
+    moved = tmp_path / "proj-moved"
+    repo.rename(moved)
+    husk = repo / ".git" / "worktrees" / "pool-x"
+    husk.mkdir(parents=True)  # what git's leading-directory creation leaves behind
+    (husk / "gitdir").write_text(str(tmp_path / "elsewhere" / ".git") + "\n")
+    p = pa("new", "--cmd", "true", "again", cwd=moved)
+    no_traceback(p)
+    assert p.returncode == 1 and "hint: re-point it" in p.stderr, p.stderr
+    assert "pa repo move proj" in p.stderr

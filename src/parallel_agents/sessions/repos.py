@@ -215,7 +215,11 @@ def claim(store: Store, repo: Repo) -> str | None:
 def holds_repo(store: Store, repo: Repo) -> bool:
     """Does the registered path still hold that repository (not gone, not replaced)?"""
     top = Path(repo.path)
-    if not (top / ".git").exists():
+    dot_git = top / ".git"
+    # A git still running against the old path when the folder was moved (the warm-pool
+    # filler's `git worktree add`) recreates `.git/worktrees/...` there: such a husk has no
+    # HEAD and holds nothing, and must not make the moved repository look like a copy.
+    if not (dot_git.is_file() or (dot_git / "HEAD").exists()):
         return False
     uid = store.repo_uid(repo.id)
     return uid is None or identity.read_uid(top) in (uid, None)
