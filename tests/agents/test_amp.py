@@ -1,4 +1,5 @@
-"""Amp adapter: argv and the Claude-compatible stream from the amp-sdk types (reference §7)."""
+"""Amp adapter: argv and the Claude-compatible stream from the amp-sdk types
+(docs/agent-protocols.md §7)."""
 
 from __future__ import annotations
 

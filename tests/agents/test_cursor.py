@@ -1,4 +1,5 @@
-"""Cursor CLI adapter: argv and the documented stream-json (reference §6; the CLI is not run)."""
+"""Cursor CLI adapter: argv and the documented stream-json (docs/agent-protocols.md §6; the
+CLI is not run)."""
 
 from __future__ import annotations
 

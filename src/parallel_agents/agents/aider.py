@@ -1,6 +1,6 @@
 """Aider (`aider`): one ``--message-file`` per turn, text output parsed line by line.
 
-From Aider's source (0.86.x, reference §4; not run here):
+From Aider's source (0.86.x, docs/agent-protocols.md §4; not run here):
 
 - ``--message``/``--message-file`` sends one message and exits; the prompt goes through a
   file in the session folder (no argv length limit, nothing parsed as a flag).

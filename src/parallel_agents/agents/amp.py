@@ -1,7 +1,7 @@
 """Amp (`amp`): ``--execute --stream-json`` with the prompt on stdin.
 
-From the ``@sourcegraph/amp-sdk`` source (reference §7; not run here: Amp talks only to
-its own servers):
+From the ``@sourcegraph/amp-sdk`` source (docs/agent-protocols.md §7; not run here: Amp
+talks only to its own servers):
 
 - New thread: ``amp --execute --stream-json [--dangerously-allow-all]``; follow-up:
   ``amp threads continue <thread_id> --execute --stream-json``. The prompt is written on
@@ -29,7 +29,7 @@ from parallel_agents.agents.claude import ClaudeAgent
 
 class AmpAgent(ClaudeAgent):
     name = "amp"
-    supported_versions = None  # not run here (reference §6/§7)
+    supported_versions = None  # not run here (docs/agent-protocols.md §6/§7)
     binary = "amp"
     install_hint = "npm install -g @sourcegraph/amp"
     supports_resume = True

@@ -1,6 +1,6 @@
 """Claude Code (`claude`): headless ``-p`` with stream-json in and out, and the TUI with hooks.
 
-Verified against Claude Code 2.1.332 (reference §1):
+Verified against Claude Code 2.1.332 (docs/agent-protocols.md §1):
 
 - ``-p --output-format stream-json`` needs ``--verbose``; the prompt goes on stdin as one
   stream-json user line (``--input-format stream-json``), so no prompt text is ever parsed
@@ -115,7 +115,7 @@ class ClaudeAgent(Agent):
         "--allowedTools",
         "--settings",
     )
-    # Pane text (2.1.332, reference §1.8 and §9) meaning the TUI waits for the person.
+    # Pane text (2.1.332, docs/agent-protocols.md §1.8, §9): the TUI waits for the person.
     waiting_patterns: tuple[str, ...] = (
         "Do you want to proceed?",
         "Do you want to create",
@@ -216,8 +216,8 @@ class ClaudeAgent(Agent):
         """A per-session ``CLAUDE_CONFIG_DIR`` where the TUI shows no first-run dialogs.
 
         The copy of the user's ``.claude.json`` gets onboarding done, the worktree trusted
-        and the env API key approved (reference §1.8). Credentials, user settings,
-        CLAUDE.md, agents/commands/skills/plugins and ``projects`` (the transcripts, so
+        and the env API key approved (docs/agent-protocols.md §1.8). Credentials, user
+        settings, CLAUDE.md, agents/commands/skills/plugins and ``projects`` (the transcripts, so
         ``--resume`` works from headless and interactive turns alike) are symlinks to the
         user's own, so a token refresh lands in the user's file.
         """

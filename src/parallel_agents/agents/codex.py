@@ -1,6 +1,6 @@
 """OpenAI Codex CLI (`codex`): ``codex exec --json`` and ``codex exec resume <thread_id>``.
 
-Verified against Codex 0.171.0 (reference §2):
+Verified against Codex 0.171.0 (docs/agent-protocols.md §2):
 
 - stdin must be closed (/dev/null): piped stdin is appended to the prompt. The prompt is
   the last argv element after ``--`` (so a prompt starting with ``-`` stays a prompt);

@@ -1,7 +1,7 @@
 """Cursor CLI (`cursor-agent`, newer installs call it `agent`): ``-p --output-format stream-json``.
 
-From Cursor's documented output format and third-party captures (reference §6; not run
-here: the CLI installs through a curl script, not a registry):
+From Cursor's documented output format and third-party captures (docs/agent-protocols.md
+§6; not run here: the CLI installs through a curl script, not a registry):
 
 - ``system/init`` (session_id = the chat id), ``user``, ``assistant`` (one line per text
   segment), ``tool_call`` started/completed with one ``<kind>ToolCall`` object,
@@ -34,7 +34,7 @@ _FILE_KINDS = {"write": "modify", "edit": "modify", "delete": "delete"}
 
 class CursorAgent(ClaudeAgent):
     name = "cursor"
-    supported_versions = None  # not run here (reference §6/§7)
+    supported_versions = None  # not run here (docs/agent-protocols.md §6/§7)
     binary = "cursor-agent"
     install_hint = "curl https://cursor.com/install -fsS | bash"
     supports_resume = True

@@ -1,6 +1,6 @@
 """Gemini CLI (`gemini`): ``--output-format stream-json`` and ``--resume <session_id>``.
 
-Verified against Gemini CLI 0.61.0 (reference §3):
+Verified against Gemini CLI 0.61.0 (docs/agent-protocols.md §3):
 
 - The prompt goes in the equals form ``--prompt=<text>`` (a prompt starting with ``-``
   stays a prompt); stdin is closed (``-p`` appends piped stdin to the prompt).

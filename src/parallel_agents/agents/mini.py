@@ -1,6 +1,6 @@
 """mini-swe-agent (`mini`): one run per turn, structured results from its trajectory file.
 
-From mini-swe-agent 2.4.6 (reference §8 and ``minisweagent/run/mini.py``):
+From mini-swe-agent 2.4.6 (docs/agent-protocols.md §8 and ``minisweagent/run/mini.py``):
 
 - ``mini --task=<task> --yolo --exit-immediately -o <session>/turn-<n>.traj.json``; the
   task uses the equals form so a task starting with ``-`` stays a task.

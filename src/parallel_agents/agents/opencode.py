@@ -1,6 +1,6 @@
 """OpenCode (`opencode run --format json`), resumed with ``--session <ses_id>``.
 
-Verified against OpenCode 1.18.33 (reference §5 and its ``run`` source):
+Verified against OpenCode 1.18.33 (docs/agent-protocols.md §5 and its ``run`` source):
 
 - The prompt goes on **stdin** with no message argument: ``run`` wraps every argv message
   containing a space in double quotes (``"fix the bug"`` reaches the model *with* the

@@ -4,7 +4,7 @@ Status of an interactive session comes from structured signals first (Claude Cod
 Codex ``notify``; ``STRUCTURED`` says which), and from the text of its tmux pane only as a
 fallback (``classify_pane``).
 
-The pane strings are those of the captured screens in reference/agent-protocols.md §1.8,
+The pane strings are those of the captured screens in docs/agent-protocols.md §1.8,
 §2.6 and §9 (Claude Code 2.1.332, Codex 0.171.0, Gemini 0.61.0); they drift between
 releases, which is why the hooks come first.
 """
