@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "wait": "parallel_agents.cli.sessions:wait",
     "send": "parallel_agents.cli.sessions:send",
     "stop": "parallel_agents.cli.sessions:stop",
+    "rename": "parallel_agents.cli.sessions:rename",
     "attach": "parallel_agents.cli.interactive:attach",
     "hook": "parallel_agents.cli.interactive:hook",
     "diff": "parallel_agents.cli.review:diff",

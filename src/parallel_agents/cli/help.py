@@ -16,7 +16,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
     ("Start here", ("demo", "repo"), "pa demo      # three agents fix a sample repo, offline"),
     (
         "Sessions",
-        ("new", "ls", "show", "logs", "wait", "send", "stop", "attach"),
+        ("new", "ls", "show", "logs", "wait", "send", "stop", "rename", "attach"),
         'pa new "add a --verbose flag to the CLI" --agent claude',
     ),
     (
@@ -42,6 +42,7 @@ SHORT: dict[str, str] = {
     "wait": "Wait until sessions stop working; exit 1 if one failed.",
     "send": "Send a follow-up: the next turn, in the same worktree.",
     "stop": "Stop a session's agent (interrupt, terminate, then kill).",
+    "rename": "Give a session a new title (the branch keeps its name).",
     "attach": "Attach this terminal to an interactive session's TUI.",
     "diff": "What a session changed against its base (or in one turn).",
     "check": "Run the repo's check command in sessions' worktrees.",
@@ -86,6 +87,7 @@ EXAMPLES: dict[str, list[str]] = {
     "wait": ["pa wait 3f2a9c1e 7b01d4aa --timeout 600"],
     "send": ['pa send 3f2a9c1e "also update the README"'],
     "stop": ["pa stop 3f2a9c1e"],
+    "rename": ['pa rename 3f2a9c1e "login: fix the redirect loop"'],
     "attach": ["pa attach 3f2a9c1e        # detach with Ctrl-b d"],
     "diff": ["pa diff 3f2a9c1e --stat", "pa diff 3f2a9c1e --turn 2"],
     "check": ['pa check 3f2a9c1e 7b01d4aa --check "pytest -q"'],

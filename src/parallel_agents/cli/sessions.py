@@ -259,6 +259,8 @@ def format_event(e: dict[str, Any]) -> str:
         return f"result: {p.get('text')}"
     if k == "attention":
         return ""
+    if k == "renamed":
+        return f"renamed: {p.get('from')!r} → {p.get('to')!r}"
     return f"{k}: {json.dumps(p, ensure_ascii=False)[:200]}"
 
 
@@ -424,3 +426,19 @@ def stop(session_id: str, as_json: bool) -> None:
         emit_json(d)
     else:
         click.echo(f"{d['id']}  {d['status']}")
+
+
+@click.command(
+    help="Give a session a new TITLE (what `pa ls` and the dashboard show). The branch keeps "
+    "its name, so nothing already pushed or checked out changes; the rename is an event in "
+    "`pa logs`."
+)
+@click.argument("session_id")
+@click.argument("title")
+@click.option("--json", "as_json", is_flag=True, help="Print the session as JSON.")
+def rename(session_id: str, title: str, as_json: bool) -> None:
+    d = backend().rename(session_id, title)
+    if as_json:
+        emit_json(d)
+    else:
+        click.echo(f"{d['id']}  {printable(d['title'])}")

@@ -44,6 +44,9 @@ def slugify(text: str, max_len: int = 24) -> str:
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+MAX_TITLE = 200  # characters: a title is a name in lists, not a second prompt
+
+
 def check_text(what: str, text: str) -> None:
     """Refuse text no process can receive (argv, environment and files are C strings)."""
     if "\0" in text:
@@ -268,6 +271,25 @@ class App:
 
     def mark_read(self, sid: str) -> None:
         self.store.update_session(sid, unread=False)
+
+    def rename(self, sid: str, title: str) -> Session:
+        """Give a session a new title. Its branch keeps its name: a branch someone may
+        already have pushed or checked out is not renamed behind their back."""
+        s = self.store.resolve_session(sid)
+        title = " ".join(title.split())
+        if not title:
+            raise UsageError("the title is empty", hint="say what the session is about")
+        check_text("title", title)
+        if len(title) > MAX_TITLE:
+            raise UsageError(
+                f"the title is {len(title)} characters long; at most {MAX_TITLE} fit",
+                hint="shorten it: the prompt keeps the details",
+            )
+        if title != s.title:
+            self.store.update_session(s.id, title=title)
+            # The event tells every dashboard and `pa logs` reader, as it happens.
+            self.store.add_event(s.id, "renamed", {"from": s.title, "to": title})
+        return self.store.session(s.id)
 
     def discard(self, sid: str) -> tuple[Session, dict[str, Any]]:
         """Archive the final state (see ``archive.py``: files, ignored files, staging area,

@@ -1,4 +1,4 @@
-"""The sessions: list, start, show, send, stop, discard, restore, mark read.
+"""The sessions: list, start, show, send, stop, discard, restore, rename, mark read.
 
 A session's JSON comes from ``sessions.views`` (the one place that builds it).
 """
@@ -159,6 +159,16 @@ def restore(request: Request, sid: str, body: RestoreBody | None = None) -> dict
     d = session_json(s)
     d["notes"] = list(s.options.get("restore_notes") or [])
     return d
+
+
+class Rename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(description="The new title (the branch keeps its name).")
+
+
+@router.post("/sessions/{sid}/rename")
+def rename(request: Request, sid: str, body: Rename) -> dict[str, Any]:
+    return session_json(thread_app(request).rename(sid, body.title))
 
 
 @router.post("/sessions/{sid}/read")

@@ -331,6 +331,8 @@ export class ConversationView {
         const undo = p.undo_ref ? ` (the state before is kept at ${p.undo_ref})` : "";
         return h("div.ev.status.rollback", null, `↺ rolled back to turn ${p.rollback_to_turn ?? "?"}${undo}`);
       }
+      case "renamed":
+        return h("div.ev.status", null, `renamed: “${p.from ?? ""}” → “${p.to ?? ""}”`);
       case "conflict": {
         const other = p.with ? state.sessions.get(p.with) : null;
         const who = p.with ? h("a", { href: `#/s/${p.with}` }, other ? other.title : p.with) : "another session";

@@ -100,6 +100,7 @@ export class SessionView {
       discard: b("Discard", () => this.discard(), "Remove the worktree and branch (archived first)", ".danger"),
       restore: b("Restore", () => this.restore(), "Bring a discarded session back"),
       pane: b("Pane", () => this.toPane(), "Show this session in the panes view"),
+      rename: b("Rename", () => this.rename(), "Give the session a new title (the branch keeps its name)"),
     };
     const actions = h("div.actions", null, ...Object.values(this.btn));
     this.tabBtns = TABS.map((t) => h("button", { dataset: { tab: t }, role: "tab", onclick: () => this.show(t) }, t[0].toUpperCase() + t.slice(1)));
@@ -222,6 +223,18 @@ export class SessionView {
       toast(data.ok ? "check passed" : "check failed", data.ok ? "" : "err");
       this.syncMeta();
     }
+  }
+
+  async rename() {
+    const input = h("input", { name: "title", value: this.s.title || "", maxlength: "200", required: "" });
+    const values = await confirmDialog({
+      title: "Rename the session",
+      body: "The new title shows in the sidebar and in `pa ls`. The branch keeps its name.",
+      ok: "Rename",
+      extra: h("label", null, "Title", input),
+    });
+    const title = values && values.title.trim();
+    if (title && title !== this.s.title) await act(this.sid, "rename", { title }, "renamed");
   }
 
   async rollback() {

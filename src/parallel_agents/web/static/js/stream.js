@@ -106,6 +106,9 @@ function apply(ev) {
     case "conflict":
       conflictsSoon(300);
       break;
+    case "renamed": // from any client: the dashboard, `pa rename`, another tab
+      if (typeof p.to === "string") fields.title = p.to;
+      break;
     case "rollback": // the worktree's files changed under the session
       refreshFiles(sid, true);
       conflictsSoon();
