@@ -49,7 +49,6 @@ KNOWN_CYCLES: set[tuple[str, ...]] = {
         "parallel_agents.cli.ops",
         "parallel_agents.cli.server",
     ),
-    ("parallel_agents.client", "parallel_agents.server.daemon"),  # C3: daemon.healthy
     ("parallel_agents.server.api", "parallel_agents.server.app"),  # C4: ServerState
 }
 
@@ -201,8 +200,8 @@ def test_the_graph_is_read() -> None:
     assert f"{PKG}.cli" in MODS[f"{PKG}.__main__"].imports  # from .cli import main
     # `from parallel_agents.sessions import review as review_service` in server/review_api.py
     assert f"{PKG}.sessions.review" in MODS[f"{PKG}.server.review_api"].imports
-    # `from ..client import Client` inside daemon.healthy() (a lazy import)
-    assert f"{PKG}.client" in MODS[f"{PKG}.server.daemon"].imports
+    # `from parallel_agents.server.app import create_app` inside LocalTransport (lazy)
+    assert f"{PKG}.server.app" in MODS[f"{PKG}.client._local"].imports
 
 
 def test_no_new_import_cycles() -> None:

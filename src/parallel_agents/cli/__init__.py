@@ -19,7 +19,7 @@ import click
 from parallel_agents.errors import PAError
 
 if TYPE_CHECKING:
-    from parallel_agents.client.backend import Backend
+    from parallel_agents.client import Client as Backend
     from parallel_agents.sessions.orchestrator import App
 
 
@@ -157,7 +157,7 @@ def main() -> None:
 
 
 def _backend() -> Backend:
-    from parallel_agents.client.backend import connect
+    from parallel_agents.client import connect
 
     return connect()
 
