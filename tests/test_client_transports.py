@@ -155,8 +155,8 @@ def test_errors_are_the_same_class_message_hint_and_exit_code_both_ways(
         "in use": lambda c: c.repo_rm("demo"),
     }
     for what, call in calls.items():
-        got = _error(lambda: call(local))
-        assert got == _error(lambda: call(remote)), what
+        got = _error(lambda call=call: call(local))
+        assert got == _error(lambda call=call: call(remote)), what
         if what.startswith("unknown session"):
             assert got[0].__name__ == "NotFound" and "nope" in got[1], got
 
@@ -176,5 +176,5 @@ def test_a_reader_that_stops_early_releases_an_in_process_stream(
     chunks = local.diff_text(s["id"])
     first = next(iter(chunks))
     assert first.startswith("diff --git")
-    chunks.close()  # type: ignore[attr-defined]
+    chunks.close()
     assert local.session(s["id"])["id"] == s["id"]  # the next request is answered
