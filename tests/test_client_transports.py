@@ -5,6 +5,7 @@ written once, in `client/_client.py`)."""
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,4 +178,9 @@ def test_a_reader_that_stops_early_releases_an_in_process_stream(
     first = next(iter(chunks))
     assert first.startswith("diff --git")
     chunks.close()
-    assert local.session(s["id"])["id"] == s["id"]  # the next request is answered
+
+    def released() -> bool:
+        return not [t for t in threading.enumerate() if t.name == "pa-in-process"]
+
+    wait_for(released, 30, "the in-process request to end")
+    assert local.session(s["id"])["id"] == s["id"]
