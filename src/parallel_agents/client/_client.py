@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from parallel_agents.models import Event, Session
 
 API = "/api/v1"
+# The note of a text diff travels in this header (percent-encoded: a header is one
+# latin-1 line); the JSON diff carries it as ``note``.
+NOTE_HEADER = "x-pa-note"
+
+
+def _to_stderr(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr)
 
 
 def seg(value: str) -> str:
@@ -233,9 +242,15 @@ class Client:
         return json.loads(content)
 
     def stream_text(
-        self, path: str, *, params: dict[str, Any] | None = None, timeout: float = 600
+        self,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        timeout: float = 600,
+        on_headers: Callable[[dict[str, str]], None] | None = None,
     ) -> Iterator[str]:
-        """A text response (e.g. a large diff) chunk by chunk, never all in memory."""
+        """A text response (e.g. a large diff) chunk by chunk, never all in memory;
+        ``on_headers`` sees its headers (lower-case names) before the first chunk."""
         import codecs
 
         try:
@@ -245,6 +260,8 @@ class Client:
         try:
             if ex.status >= 400:
                 _raise_for(ex.status, read_all(ex))
+            if on_headers is not None:
+                on_headers(ex.headers)
             try:
                 yield from codecs.iterdecode(ex.chunks(), "utf-8", "replace")
             except Unreachable as e:
@@ -506,14 +523,34 @@ class Client:
         return dict(self.request("GET", f"/sessions/{seg(sid)}/diff", params=params))
 
     def diff_text(
-        self, sid: str, turn: int | None = None, *, stat: bool = False, name_only: bool = False
+        self,
+        sid: str,
+        turn: int | None = None,
+        *,
+        stat: bool = False,
+        name_only: bool = False,
+        note: Callable[[str], None] | None = _to_stderr,
     ) -> Iterator[str]:
+        """The patch (or ``stat``, or ``name_only``: the paths) as text. A note on what it
+        shows (a discarded session's archive, a missing worktree, nested repositories)
+        goes to ``note``: by default to stderr, where `pa diff` shows it."""
         if name_only:
             d = self.diff_json(sid, turn)
+            if d.get("note") and note is not None:
+                note(str(d["note"]))
             return iter([f["path"] + "\n" for f in d["files"]])
+
+        def noted(headers: dict[str, str]) -> None:
+            from urllib.parse import unquote
+
+            text = headers.get(NOTE_HEADER)
+            if text and note is not None:
+                note(unquote(text))
+
         return self.stream_text(
             f"/sessions/{seg(sid)}/diff",
             params={"turn": turn, "format": "stat" if stat else "patch"},
+            on_headers=noted,
         )
 
     def check(

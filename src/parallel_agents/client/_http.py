@@ -21,6 +21,7 @@ class _Exchange:
         self._conn = conn
         self._r = response
         self.status = response.status
+        self.headers = {k.lower(): v for k, v in response.getheaders()}
 
     def chunks(self) -> Iterator[bytes]:
         from http.client import HTTPException

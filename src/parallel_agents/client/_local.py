@@ -51,7 +51,8 @@ class _Exchange:
         if kind == "error":
             self._ended = True
             raise value
-        self.status: int = value
+        self.status: int = value[0]
+        self.headers: dict[str, str] = value[1]
 
     def _put(self, item: tuple[str, Any]) -> bool:
         """Hand ``item`` to the reader, waiting while the queue is full (False: closed)."""
@@ -79,7 +80,11 @@ class _Exchange:
             nonlocal started
             if msg["type"] == "http.response.start":
                 started = True
-                self._put(("start", int(msg["status"])))
+                headers = {
+                    bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+                    for k, v in msg.get("headers", [])
+                }
+                self._put(("start", (int(msg["status"]), headers)))
             elif msg["type"] == "http.response.body":
                 data = bytes(msg.get("body", b""))
                 if data and not await asyncio.to_thread(self._put, ("body", data)):

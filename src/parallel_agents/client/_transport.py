@@ -20,9 +20,10 @@ class Unreachable(Exception):
 
 
 class Exchange(Protocol):
-    """A response whose status is known and whose body is still to be read."""
+    """A response whose status and headers are known and whose body is still to be read."""
 
     status: int
+    headers: dict[str, str]  # names in lower case
 
     def chunks(self) -> Iterator[bytes]:
         """The body as it arrives (raises ``Unreachable`` when the exchange breaks)."""
