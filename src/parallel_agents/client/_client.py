@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parallel_agents.client._sse import lines, parse_sse
 from parallel_agents.client._transport import Exchange, Transport, Unreachable, read_all
 from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
 from parallel_agents.server.daemon import ServerNotRunning
 
 if TYPE_CHECKING:
     from parallel_agents.config import Settings
-    from parallel_agents.models import Event, Session
 
 API = "/api/v1"
 # The note of a text diff travels in this header (percent-encoded: a header is one
@@ -74,42 +73,6 @@ def _raise_for(status: int, content: bytes) -> None:
             hint="the token lives in $PA_HOME/token; is PA_HOME the server's?",
         )
     raise PAError(f"server error ({status}): {msg}", hint=hint)
-
-
-def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """SSE messages as {"id": int|None, "event": str, "data": str} (comments skipped).
-
-    Id-only messages (no data) are yielded too, with ``data`` None: they move the
-    resume point without carrying an event.
-    """
-    ev_id: str | None = None
-    event = "message"
-    data: list[str] = []
-    seen_field = False
-    for raw in lines:
-        line = raw.rstrip("\r")
-        if not line:
-            if seen_field:
-                yield {
-                    "id": int(ev_id) if ev_id and ev_id.isdigit() else None,
-                    "event": event,
-                    "data": "\n".join(data) if data else None,
-                }
-            ev_id, event, data, seen_field = None, "message", [], False
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "id":
-            ev_id = value
-            seen_field = True
-        elif name == "event":
-            event = value
-            seen_field = True
-        elif name == "data":
-            data.append(value)
-            seen_field = True
 
 
 class Client:
@@ -499,7 +462,7 @@ class Client:
                     if on_connect is not None:
                         on_connect()
                     delay = 0.1
-                    for msg in parse_sse(_lines(ex.chunks())):
+                    for msg in parse_sse(lines(ex.chunks())):
                         if msg["id"] is not None:
                             last = msg["id"]
                         if msg["data"] is None or msg["event"] == "reset":
@@ -580,33 +543,3 @@ class Client:
                 "POST", f"/sessions/{seg(sid)}/pr", json_body={"draft": draft}, timeout=600
             )
         )
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Decoded lines (without their newline) of a byte stream that arrives in chunks."""
-    rest = b""
-    for chunk in chunks:
-        rest += chunk
-        *done, rest = rest.split(b"\n")
-        for line in done:
-            yield line.decode("utf-8", "replace")
-    if rest:
-        yield rest.decode("utf-8", "replace")
-
-# -- JSON -> models ---------------------------------------------------------------------------
-def session_from_json(d: dict[str, Any]) -> Session:
-    from parallel_agents.models import Session, Status
-
-    names = {f.name for f in fields(Session)}
-    kw = {k: v for k, v in d.items() if k in names}
-    kw["status"] = Status(d["status"])
-    return Session(**kw)
-
-
-def event_from_json(d: dict[str, Any]) -> Event:
-    from parallel_agents.models import Event
-
-    names = {f.name for f in fields(Event)}
-    kw = {k: v for k, v in d.items() if k in names}
-    kw.setdefault("raw", None)
-    return Event(**kw)

@@ -65,8 +65,7 @@ class _Exchange:
         return False
 
     def _run(self, app: Any, scope: dict[str, Any], body: bytes) -> None:
-        started = False
-
+        started = ended = False
         unread = [body]
 
         async def receive() -> Message:
@@ -77,7 +76,7 @@ class _Exchange:
             return {"type": "http.disconnect"}
 
         async def send(msg: Message) -> None:
-            nonlocal started
+            nonlocal started, ended
             if msg["type"] == "http.response.start":
                 started = True
                 headers = {
@@ -90,6 +89,7 @@ class _Exchange:
                 if data and not await asyncio.to_thread(self._put, ("body", data)):
                     raise OSError("the reader closed the response")  # ASGI 2.4: a disconnect
                 if not msg.get("more_body", False):
+                    ended = True
                     self._put(("end", None))
 
         async def call() -> None:
@@ -101,11 +101,14 @@ class _Exchange:
 
         try:
             asyncio.run(call())
-        except BaseException as e:  # handed to the caller: a crash is not swallowed here
-            if not started:
+        except BaseException as e:
+            if not started:  # the caller raises it: a crash is not swallowed here
                 self._put(("error", e))
                 return
-        self._put(("end", None))  # harmless after the app's own end
+            # After the response began (Starlette re-raises what its 500 answered; a
+            # stream broke off), the reader has what a socket would have given it.
+        if not ended:
+            self._put(("end", None))
 
     def chunks(self) -> Iterator[bytes]:
         while not self._ended:
