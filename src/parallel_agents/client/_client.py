@@ -49,9 +49,12 @@ def seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _raise_for(status: int, content: bytes) -> None:
+def _raise_for(ex: Exchange, content: bytes) -> None:
+    status = ex.status
     if status < 400:
         return
+    if ex.error is not None:
+        raise ex.error
     text = content.decode("utf-8", "replace")
     try:
         body = json.loads(text)
@@ -201,7 +204,7 @@ class Client:
                 ex.close()
         except Unreachable as e:
             raise self._unreachable(method, path, e) from e
-        _raise_for(ex.status, content)
+        _raise_for(ex, content)
         return json.loads(content)
 
     def stream_text(
@@ -222,7 +225,7 @@ class Client:
             raise self._unreachable("GET", path, e) from e
         try:
             if ex.status >= 400:
-                _raise_for(ex.status, read_all(ex))
+                _raise_for(ex, read_all(ex))
             if on_headers is not None:
                 on_headers(ex.headers)
             try:
@@ -458,7 +461,7 @@ class Client:
                 ex = self._open("GET", path, params=params, headers=headers, timeout=idle_timeout)
                 try:
                     if ex.status >= 400:
-                        _raise_for(ex.status, read_all(ex))
+                        _raise_for(ex, read_all(ex))
                     if on_connect is not None:
                         on_connect()
                     delay = 0.1

@@ -15,6 +15,8 @@ from parallel_agents.client._transport import Unreachable
 if TYPE_CHECKING:
     from http.client import HTTPConnection, HTTPResponse
 
+    from parallel_agents.errors import PAError
+
 
 class _Exchange:
     def __init__(self, conn: HTTPConnection, response: HTTPResponse) -> None:
@@ -22,6 +24,7 @@ class _Exchange:
         self._r = response
         self.status = response.status
         self.headers = {k.lower(): v for k, v in response.getheaders()}
+        self.error: PAError | None = None  # over a socket, only the error JSON arrives
 
     def chunks(self) -> Iterator[bytes]:
         from http.client import HTTPException

@@ -22,6 +22,8 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from parallel_agents.errors import PAError
+
 if TYPE_CHECKING:
     from parallel_agents.config import Settings
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 # name it as their Host, as a browser would name a real server.
 HOST = "127.0.0.1"
 PORT = 0
+RAISED = "pa.raised"  # scope key: the PAErrors the app answered with error JSON
 _QUEUED = 16  # body chunks in flight: a slow reader (`pa diff | less`) holds the app back
 
 Message = MutableMapping[str, Any]
@@ -53,6 +56,8 @@ class _Exchange:
             raise value
         self.status: int = value[0]
         self.headers: dict[str, str] = value[1]
+        raised: list[PAError] = scope[RAISED]
+        self.error: PAError | None = raised[-1] if raised else None
 
     def _put(self, item: tuple[str, Any]) -> bool:
         """Hand ``item`` to the reader, waiting while the queue is full (False: closed)."""
@@ -138,12 +143,25 @@ class LocalTransport:
 
         self.app = create_app(settings=settings)
         self.state = self.app.state.pa
+        self._keep_errors()
         self.state.bind(HOST, PORT)
         self.url = f"http://{HOST}:{PORT}"
         self._headers = [
             (b"host", f"{HOST}:{PORT}".encode()),
             (b"authorization", f"Bearer {self.state.token}".encode()),
         ]
+
+    def _keep_errors(self) -> None:
+        """Have the app's PAError handler also leave the exception in the scope: the
+        client raises it as it is (its class and exit code), as in-process pa always did."""
+        handlers = self.app.exception_handlers
+        answer: Any = handlers[PAError]  # the route's: async, answers with error JSON
+
+        async def kept(request: Any, exc: Exception) -> Any:
+            request.scope[RAISED].append(exc)
+            return await answer(request, exc)
+
+        handlers[PAError] = kept  # before the first request: the app reads it then
 
     def open(
         self,
@@ -174,6 +192,7 @@ class LocalTransport:
             "client": (HOST, 0),
             "server": (HOST, PORT),
             "extensions": {},
+            RAISED: [],
         }
         return _Exchange(self.app, scope, data)
 

@@ -8,7 +8,10 @@ over a socket (``_http``) or by calling the server's ASGI app in this process
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from parallel_agents.errors import PAError
 
 
 class Unreachable(Exception):
@@ -24,6 +27,10 @@ class Exchange(Protocol):
 
     status: int
     headers: dict[str, str]  # names in lower case
+    # The orchestrator's own exception behind an error response, where the app runs in
+    # this process: its class and exit code, which the error JSON does not carry (a
+    # plain PAError, exit 1, reads as a 400, a UsageError).
+    error: PAError | None
 
     def chunks(self) -> Iterator[bytes]:
         """The body as it arrives (raises ``Unreachable`` when the exchange breaks)."""
