@@ -1,8 +1,7 @@
 """The in-process transport: the server's own ASGI app, called in this process.
 
-It serves `PA_SERVER_AUTOSTART=0` / ``server.autostart = false`` and the case where the
-server cannot start, with the very routes a running server answers with, so the JSON,
-the errors (the routes' error JSON, mapped by the client) and the rules are the same.
+It serves `PA_SERVER_AUTOSTART=0` / ``server.autostart = false`` with the very routes a
+running server answers with, so the JSON, the errors and the rules are the same.
 It is safe next to a server: ingestion and status changes are transactional and
 idempotent, so whichever process gets there first does the work.
 
