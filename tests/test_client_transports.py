@@ -184,3 +184,25 @@ def test_a_reader_that_stops_early_releases_an_in_process_stream(
 
     wait_for(released, 30, "the in-process request to end")
     assert local.session(s["id"])["id"] == s["id"]
+
+
+def test_the_diff_note_reaches_the_caller_both_ways(
+    both: tuple[Client, Client], tmp_path: Path
+) -> None:
+    """What a diff shows when it is not the worktree (here: a discarded session's archive)
+    is said apart from the diff, as `pa diff` prints it on stderr."""
+    local, remote = both
+    repo = make_repo(tmp_path / "repo")
+    local.repo_add(repo, name="demo")
+    agent = tmp_path / "agent.py"
+    agent.write_text(AGENT)
+    s = local.new("x", repo="demo", cmd=[PY, str(agent)])
+    _idle(local, s["id"], repo)
+    local.discard(s["id"])
+    notes: dict[str, list[str]] = {"local": [], "remote": []}
+    paths = {
+        name: "".join(c.diff_text(s["id"], name_only=True, note=notes[name].append))
+        for name, c in (("local", local), ("remote", remote))
+    }
+    assert paths["local"] == paths["remote"] and "note1.txt" in paths["local"]
+    assert notes["local"] == notes["remote"] and "is discarded" in notes["local"][0]
