@@ -177,10 +177,9 @@ class Bench:
         self.gates = tmp / "gates"
         self.gates.mkdir()
 
-        from parallel_agents.client import Client
-        from parallel_agents.server import daemon
+        from parallel_agents.client import Client, start_background
 
-        info, _ = daemon.start_background(self.home, port=0)
+        info, _ = start_background(self.home, port=0)
         self.pid = info.pid
         self.client = Client.from_home(self.home)
 

@@ -3,7 +3,7 @@
 ``LazyGroup`` is the root group: it knows its commands as ``name -> "module:attribute"``
 and imports a family's module only when one of its commands runs (or ``pa --help``
 lists them all), so `pa ls` does not load the server, tmux or doctor commands.
-``PAGroup`` turns pa's expected errors into a message and an exit code. ``backend()``
+``PAGroup`` turns pa's expected errors into a message and an exit code. ``client()``
 is how a command reaches the server (or works in-process), ``open_app()`` the
 orchestrator itself for the commands that need it directly.
 
@@ -23,12 +23,13 @@ from parallel_agents.cli.help import dress, format_sections
 from parallel_agents.errors import PAError
 
 if TYPE_CHECKING:
-    from parallel_agents.client.backend import Backend
+    from parallel_agents.client import Client
     from parallel_agents.sessions.orchestrator import App
 
 
-def backend() -> Backend:
-    from parallel_agents.client.backend import connect
+def client() -> Client:
+    """The server of this PA_HOME (started if allowed), else the same API in-process."""
+    from parallel_agents.client import connect
 
     return connect()
 

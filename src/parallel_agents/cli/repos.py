@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from parallel_agents.cli._group import PAGroup, backend
+from parallel_agents.cli._group import PAGroup, client
 from parallel_agents.cli._output import emit_json, table
 
 
@@ -28,7 +28,7 @@ def repo_add(path: str, name: str | None, base: str | None, as_json: bool) -> No
     the `pa repo move NAME PATH` to run instead; a copy whose original is still in place
     is registered as a repository of its own.
     """
-    r = backend().repo_add(path, name, base)
+    r = client().repo_add(path, name, base)
     if as_json:
         emit_json(r)
     else:
@@ -39,7 +39,7 @@ def repo_add(path: str, name: str | None, base: str | None, as_json: bool) -> No
 @click.option("--json", "as_json", is_flag=True)
 def repo_ls(as_json: bool) -> None:
     """List registered repositories."""
-    repos = backend().repo_ls()
+    repos = client().repo_ls()
     if as_json:
         emit_json(repos)
         return
@@ -74,7 +74,7 @@ def repo_move(name: str, new_path: str, as_json: bool) -> None:
     already, or when the old path still holds the repository (a copy, not a move:
     register it with `pa repo add NEWPATH --name OTHER`).
     """
-    res = backend().repo_move(name, new_path)
+    res = client().repo_move(name, new_path)
     if as_json:
         emit_json(res)
         return
@@ -97,7 +97,7 @@ def repo_rm(name: str, as_json: bool) -> None:
     only sessions whose agent is still at work hold it up (pa stop ID), and the worktree
     folders of its sessions are left exactly as they are (copy out what you need).
     """
-    r = backend().repo_rm(name)
+    r = client().repo_rm(name)
     if as_json:
         emit_json(r)
     else:

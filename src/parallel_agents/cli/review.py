@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from parallel_agents.cli._group import backend
+from parallel_agents.cli._group import client
 from parallel_agents.cli._output import emit_json, table
 
 
@@ -44,9 +44,9 @@ def _discarded(d: dict[str, Any]) -> str:
 @click.argument("session_id")
 @click.option("--json", "as_json", is_flag=True)
 def discard(session_id: str, as_json: bool) -> None:
-    be = backend()
-    be.refresh()
-    d = be.discard(session_id)
+    cl = client()
+    cl.refresh()
+    d = cl.discard(session_id)
     if as_json:
         emit_json(d)
     else:
@@ -68,9 +68,9 @@ def restore(session_id: str, archive_ref: str | None, as_json: bool) -> None:
     whose worktree is gone from the archive `pa doctor` made of it (refs/pa/archive/orphan-…),
     or from --archive REF. A branch of the same name that has commits the archive lacks is
     never moved: the session continues on BRANCH-restored and the output says so."""
-    be = backend()
-    be.refresh()
-    d = be.restore(session_id, archive_ref)
+    cl = client()
+    cl.refresh()
+    d = cl.restore(session_id, archive_ref)
     if as_json:
         emit_json(d)
         return
@@ -91,12 +91,12 @@ def restore(session_id: str, archive_ref: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Changed files with counts as JSON.")
 def diff(session_id: str, stat: bool, name_only: bool, turn: int | None, as_json: bool) -> None:
     """What the session changed against its base: commits, uncommitted and untracked files."""
-    be = backend()
-    be.refresh()
+    cl = client()
+    cl.refresh()
     if as_json:
-        emit_json(be.diff_json(session_id, turn))
+        emit_json(cl.diff_json(session_id, turn))
         return
-    for chunk in be.diff_text(session_id, turn, stat=stat, name_only=name_only):
+    for chunk in cl.diff_text(session_id, turn, stat=stat, name_only=name_only):
         sys.stdout.write(chunk)
     sys.stdout.flush()
 
@@ -115,9 +115,9 @@ def rollback(session_id: str, turn: int, as_json: bool) -> None:
     the conversation shows "rolled back to turn N". Refused while the agent works or when
     the session's repository is missing.
     """
-    be = backend()
-    be.refresh()
-    res = be.rollback(session_id, turn)
+    cl = client()
+    cl.refresh()
+    res = cl.rollback(session_id, turn)
     if as_json:
         emit_json(res)
     else:
@@ -147,11 +147,11 @@ def check(
 
     from parallel_agents.config import load_settings
 
-    be = backend()
-    be.refresh()
+    cl = client()
+    cl.refresh()
     limit = int(load_settings().get("check.parallel") or 2)
     with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
-        results = list(pool.map(lambda sid: be.check(sid, command, timeout), session_ids))
+        results = list(pool.map(lambda sid: cl.check(sid, command, timeout), session_ids))
     if as_json:
         emit_json(results)
     else:
@@ -173,9 +173,9 @@ def conflicts(repo_ref: str | None, as_json: bool) -> None:
     A repository that is missing (moved or deleted) is skipped and flagged; the others are
     still forecast.
     """
-    be = backend()
-    be.refresh()
-    fc = be.conflicts(repo_ref)
+    cl = client()
+    cl.refresh()
+    fc = cl.conflicts(repo_ref)
     if as_json:
         emit_json(fc)
         return
@@ -252,9 +252,9 @@ def merge(
     merged twice, and a merge interrupted after moving the branch is finished first
     (`pa doctor --repair` finishes it too).
     """
-    be = backend()
-    be.refresh()
-    rep = be.merge(
+    cl = client()
+    cl.refresh()
+    rep = cl.merge(
         list(session_ids),
         strategy=strategy,
         into=into,
@@ -324,8 +324,8 @@ def pr(session_id: str, draft: bool, as_json: bool) -> None:
     is missing or not logged in (`gh auth login`). If gh fails after the push, the pushed
     branch stays; fix what gh says and run pa pr again.
     """
-    be = backend()
-    res = be.pr(session_id, draft)
+    cl = client()
+    res = cl.pr(session_id, draft)
     if as_json:
         emit_json(res)
     else:

@@ -56,6 +56,7 @@ def exposure_warning(host: str | None) -> str | None:
 
 
 def _status_json(home: Any) -> dict[str, Any] | None:
+    from parallel_agents.client import healthy
     from parallel_agents.server import daemon
     from parallel_agents.server.auth import read_token
 
@@ -68,7 +69,7 @@ def _status_json(home: Any) -> dict[str, Any] | None:
         running=True,
         uptime=round(info.uptime, 1),
         login_url=_one_time_login(home, info.url),
-        healthy=daemon.healthy(info, token) if token else False,
+        healthy=healthy(info, token) if token else False,
     )
     warning = exposure_warning(info.host)
     if warning:
@@ -153,11 +154,12 @@ def server_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def server_start(host: str | None, port: int | None, timeout: float, as_json: bool) -> None:
     """Start the server in the background (if it is not running) and wait until it answers."""
+    from parallel_agents.client import start_background
     from parallel_agents.config import pa_home
     from parallel_agents.server import daemon
 
     home = pa_home()
-    _, started = daemon.start_background(home, host, port, timeout=timeout)
+    _, started = start_background(home, host, port, timeout=timeout)
     d = _status_json(home)
     if d is None:  # it died right after answering
         raise daemon.ServerNotRunning(

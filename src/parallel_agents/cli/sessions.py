@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from parallel_agents.cli._group import backend
+from parallel_agents.cli._group import client
 from parallel_agents.cli._output import (
     ago,
     emit_json,
@@ -90,7 +90,7 @@ def new(
         env[key] = value
     text = "" if (interactive and prompt is None and sys.stdin.isatty()) else _read_prompt(prompt)
     argv = split_cmd(cmd) if cmd is not None else None
-    s = backend().new(
+    s = client().new(
         text,
         repo=repo_ref,
         cwd=Path.cwd(),
@@ -153,14 +153,14 @@ def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) 
             raise UsageError(
                 f"unknown status {status!r}", hint=", ".join(s.value for s in Status)
             ) from None
-    be = backend()
-    be.refresh()
-    sessions = be.sessions(all=show_all or bool(status))
+    cl = client()
+    cl.refresh()
+    sessions = cl.sessions(all=show_all or bool(status))
     if status:
         sessions = [s for s in sessions if s["status"] == status]
     if repo_ref:
-        names = {r["name"] for r in be.repo_ls()}
-        paths = {r["path"]: r["name"] for r in be.repo_ls()}
+        names = {r["name"] for r in cl.repo_ls()}
+        paths = {r["path"]: r["name"] for r in cl.repo_ls()}
         name = repo_ref if repo_ref in names else paths.get(str(Path(repo_ref).resolve()))
         if name is None:
             raise NotFound(f"no registered repo named {repo_ref!r}", hint="see `pa repo ls`")
@@ -182,10 +182,10 @@ def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) 
 @click.option("--json", "as_json", is_flag=True)
 def show(session_id: str, as_json: bool) -> None:
     """Details of one session: status, branch, worktree, turns."""
-    be = backend()
-    be.refresh()
-    s = be.session(session_id)
-    be.mark_read(s["id"])
+    cl = client()
+    cl.refresh()
+    s = cl.session(session_id)
+    cl.mark_read(s["id"])
     if as_json:
         emit_json(s)
         return
@@ -305,15 +305,15 @@ _WAIT_FAILED = ("failed", "interrupted")
 def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
     """Print a session's events (its output): all of them, page by page, up to its result
     and final status; with -f, then keep following until it stops working."""
-    be = backend()
-    be.refresh()
-    sid = be.session(session_id)["id"]
-    be.mark_read(sid)
+    cl = client()
+    cl.refresh()
+    sid = cl.session(session_id)["id"]
+    cl.mark_read(sid)
     last = 0
     last_message: str | None = None
     delay = 0.05
     while True:
-        batch = be.events(sid, after_seq=last)
+        batch = cl.events(sid, after_seq=last)
         for e in batch:
             last = e["seq"]
             if as_json:
@@ -335,10 +335,10 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
             if batch:  # a page (the server sends up to 1000 events): ask for the next one
                 continue
             break
-        ended = not batch and be.session(sid)["status"] not in _WORKING
-        if ended and not be.events(sid, after_seq=last):
+        ended = not batch and cl.session(sid)["status"] not in _WORKING
+        if ended and not cl.events(sid, after_seq=last):
             break
-        be.refresh()
+        cl.refresh()
         time.sleep(delay)
         delay = 0.05 if batch else min(0.5, delay * 1.5)
 
@@ -364,13 +364,13 @@ def wait(session_ids: tuple[str, ...], timeout: float | None, as_json: bool) -> 
            died with pa, e.g. a reboot)
       124  --timeout passed while one was still working (listed on stderr)
     """
-    be = backend()
-    ids = [be.session(x)["id"] for x in session_ids]
+    cl = client()
+    ids = [cl.session(x)["id"] for x in session_ids]
     deadline = time.monotonic() + timeout if timeout else None
     delay = 0.05
     while True:
-        be.refresh()
-        sessions = [be.session(i) for i in ids]
+        cl.refresh()
+        sessions = [cl.session(i) for i in ids]
         waiting = [s for s in sessions if s["status"] in _WORKING]
         if not waiting:
             break
@@ -401,9 +401,9 @@ def send(session_id: str, prompt: str | None, as_json: bool) -> None:
     Refused up front (nothing is queued) when the session's repository is missing or its
     worktree lost its link to it: `pa repo move NAME NEWPATH` re-links a moved repository.
     """
-    be = backend()
-    be.refresh()
-    s = be.send(session_id, _read_prompt(prompt))
+    cl = client()
+    cl.refresh()
+    s = cl.send(session_id, _read_prompt(prompt))
     if as_json:
         emit_json(s)
     else:
@@ -419,9 +419,9 @@ def send(session_id: str, prompt: str | None, as_json: bool) -> None:
 @click.argument("session_id")
 @click.option("--json", "as_json", is_flag=True)
 def stop(session_id: str, as_json: bool) -> None:
-    be = backend()
-    be.refresh()
-    d = be.stop(session_id)
+    cl = client()
+    cl.refresh()
+    d = cl.stop(session_id)
     if as_json:
         emit_json(d)
     else:
@@ -437,7 +437,7 @@ def stop(session_id: str, as_json: bool) -> None:
 @click.argument("title")
 @click.option("--json", "as_json", is_flag=True, help="Print the session as JSON.")
 def rename(session_id: str, title: str, as_json: bool) -> None:
-    d = backend().rename(session_id, title)
+    d = client().rename(session_id, title)
     if as_json:
         emit_json(d)
     else:

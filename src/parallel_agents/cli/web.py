@@ -25,12 +25,12 @@ def open_dashboard(
     Opens the link in the default browser when ``open_browser`` (``opened`` says whether a
     browser took it).
     """
+    from parallel_agents.client import start_background
     from parallel_agents.config import pa_home
-    from parallel_agents.server import daemon
     from parallel_agents.server import login as once
 
     h = Path(home) if home is not None else pa_home()
-    info, started = daemon.start_background(h, host, port)
+    info, started = start_background(h, host, port)
     code = once.issue(h)
     login = f"{info.url}/login/once?code={code}"
     opened = False

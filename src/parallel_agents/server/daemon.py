@@ -1,4 +1,5 @@
-"""One server per PA_HOME: run it in the foreground, start it in the background, stop it.
+"""One server per PA_HOME: run it in the foreground, spawn it in the background, stop it.
+(Waiting until a spawned server answers takes a client: ``client.start_background``.)
 
 ``$PA_HOME/server.lock`` is held with ``flock`` for the server's whole life; the kernel
 drops the lock when the process dies (even by SIGKILL), so a stale lock file never
@@ -32,7 +33,6 @@ from typing import Any
 from parallel_agents import __version__
 from parallel_agents.config import load_settings, pa_home
 from parallel_agents.errors import PAError, UsageError
-from parallel_agents.server.auth import read_token
 
 INFO_FILE = "server.json"
 LOCK_FILE = "server.lock"
@@ -136,16 +136,6 @@ def status(home: Path | None = None) -> ServerInfo | None:
     if not lock_held(h):
         return None
     return info
-
-
-def healthy(info: ServerInfo, token: str, timeout: float = 2.0) -> bool:
-    from parallel_agents.client import Client
-
-    try:
-        health = Client(info.url, token, timeout=timeout).health()
-    except (PAError, ValueError):
-        return False
-    return bool(health.get("pid") == info.pid)
 
 
 # -- running in the foreground -------------------------------------------------------------
@@ -404,24 +394,58 @@ def _log_error(log_path: Path, offset: int) -> tuple[str, str | None]:
     return err, hint
 
 
-def start_background(
-    home: Path | None = None,
-    host: str | None = None,
-    port: int | None = None,
-    *,
-    timeout: float = 30.0,
-) -> tuple[ServerInfo, bool]:
-    """Start a detached server unless one runs; wait until it answers.
+class Spawned:
+    """A server this process just started in the background, not yet known to answer.
 
-    Returns (info, started): ``started`` is False when a server was already running.
+    Waiting until it answers (``parallel_agents.client.start_background``) needs a client;
+    this module knows only the process, the lock and the files.
     """
+
+    def __init__(self, home: Path, proc: subprocess.Popen[bytes], log_path: Path, offset: int):
+        self.home = home
+        self.proc = proc
+        self.log_path = log_path
+        self._offset = offset  # where this start's lines begin in the log
+
+    def info(self) -> ServerInfo | None:
+        """Its ``server.json``, once it wrote it (it then listens)."""
+        info = read_info(self.home)
+        return info if info is not None and info.pid == self.proc.pid else None
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def winner(self) -> ServerInfo:
+        """After it exited: the server that won a race with it, or ServerNotRunning with
+        the error it logged."""
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            cur = status(self.home)
+            if cur is not None:
+                return cur
+            if not lock_held(self.home):
+                break
+            time.sleep(0.05)
+        err, hint = _log_error(self.log_path, self._offset)
+        raise ServerNotRunning(err, hint=hint or f"see {self.log_path}")
+
+    def abandon(self) -> None:
+        """It did not answer in time: stop it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGTERM)
+
+
+def spawn(
+    home: Path | None = None, host: str | None = None, port: int | None = None
+) -> ServerInfo | Spawned:
+    """Start a detached server unless one runs (then: its info). Does not wait for it."""
     from parallel_agents.store import ensure_home  # not on the client's path: it is heavy
 
     h = ensure_home(_home(home))
     _reap()
     cur = status(h)
     if cur is not None:
-        return cur, False
+        return cur
     log_path = h / LOG_FILE
     with contextlib.suppress(OSError):
         if log_path.stat().st_size > LOG_MAX:
@@ -459,32 +483,7 @@ def start_background(
             close_fds=True,
         )
     _spawned.append(proc)
-    token: str | None = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            # Lost a race with another starter? Then use the winner.
-            end = time.monotonic() + 5
-            while time.monotonic() < end:
-                cur = status(h)
-                if cur is not None:
-                    return cur, False
-                if not lock_held(h):
-                    break
-                time.sleep(0.05)
-            err, hint = _log_error(log_path, offset)
-            raise ServerNotRunning(err, hint=hint or f"see {log_path}")
-        info = read_info(h)
-        if info is not None and info.pid == proc.pid:
-            token = token or read_token(h)
-            if token and healthy(info, token):
-                return info, True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    raise ServerNotRunning(
-        f"the server did not answer within {timeout:g} s", hint=f"see {log_path}"
-    )
+    return Spawned(h, proc, log_path, offset)
 
 
 def stop(home: Path | None = None, timeout: float = 15.0) -> ServerInfo | None:

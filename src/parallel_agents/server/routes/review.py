@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -71,7 +72,10 @@ def diff(
             "files": [f.to_json() for f in files],
         }
     chunks = diffs.diff_stream(repo_path, base, target, stat=format == "stat")
-    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
+    # The text diff's note (a discarded session, nested repositories) rides in a header,
+    # percent-encoded because a header is one latin-1 line; `pa diff` prints it on stderr.
+    headers = {"X-PA-Note": quote(note)} if note else None
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8", headers=headers)
 
 
 @router.post("/sessions/{sid}/check")
