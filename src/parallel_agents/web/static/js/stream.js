@@ -15,7 +15,7 @@ import {
 
 export const KINDS = [
   "message", "tool_call", "tool_result", "command", "file_change", "usage", "status", "error",
-  "result", "output", "raw", "attention", "check", "conflict", "rollback",
+  "result", "output", "raw", "attention", "check", "conflict", "rollback", "renamed",
 ];
 // Event names on the wire that differ from the kind (server/sse.py WIRE_NAMES): a message
 // named "error" would reach es.onerror and read as a lost connection.
