@@ -25,13 +25,13 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common, spawn, synth
+from bench import common, spawn, synth, targets
 from bench.common import Home, ms
 
 README = common.ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 OTHERS = ("bench_conflicts.py", "bench_server.py", "bench_dashboard.py")
-SECTIONS = ("spawn", "pool", "diff", "memory", "others")
+SECTIONS = ("spawn", "pool", "diff", "memory", "storage", "scale", "others")
 
 
 def _ints(text: str) -> list[int]:
@@ -248,14 +248,38 @@ def run_memory(tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any]
     res["memory"] = memory.run(tmp / "memory", repo, a.memory_sessions, use_server)
 
 
+def run_module(
+    section: str, tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any]
+) -> None:
+    """bench/<section>.py's ``run(tmp, repo, full) -> dict``, under ``res[section]``.
+
+    Missing module: the section is skipped, so its targets read "not measured"."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"bench.{section}")
+    except ModuleNotFoundError as e:
+        if e.name != f"bench.{section}":
+            raise
+        log(f"{section}: bench/{section}.py not there: its targets are not measured")
+        return
+    log(f"{section}: bench/{section}.py")
+    res[section] = mod.run(tmp / section, repo, a.full)
+
+
 def run_others(a: argparse.Namespace, res: dict[str, Any]) -> None:
+    """The other benchmark scripts, each in its own process; their JSON lands in
+    ``res["server"]``, ``res["dashboard"]``, ``res["conflicts"]`` when written in this run."""
     out: dict[str, Any] = {}
     for name in OTHERS:
         script = common.HERE / name
         if not script.exists():
             continue
+        short = name.removeprefix("bench_").removesuffix(".py")
+        result = common.RESULTS / f"{short}.json"
+        result.unlink(missing_ok=True)  # a file from an earlier run is never read as this one's
         log(f"others: {name}")
-        argv = [sys.executable, str(script)] + (["--full"] if a.full else [])
+        argv = [sys.executable, str(script), "--out", str(result)] + (["--full"] if a.full else [])
         t0 = time.monotonic()
         try:
             p = subprocess.run(
@@ -274,8 +298,11 @@ def run_others(a: argparse.Namespace, res: dict[str, Any]) -> None:
             "seconds": round(time.monotonic() - t0, 1),
             "table": table,
             "error": None if ok else (err.strip().splitlines() or ["failed"])[-1][:300],
-            "results": f"bench/results/{name.removeprefix('bench_').removesuffix('.py')}.json",
+            "results": f"bench/results/{short}.json",
         }
+        data = common.read_json(result) if ok else None
+        if data is not None:
+            res[short] = data
     res["others"] = out
 
 
@@ -456,23 +483,43 @@ def table(res: dict[str, Any]) -> str:
 
 def machine_line(res: dict[str, Any]) -> str:
     m = res["machine"]
+    top = res.get("load_max", m["load"])
     busy = ""
-    if res.get("load_max", 0) > (m["cores"] or 1) * 0.75:
-        busy = f"; the machine was busy with other work (load average up to {res['load_max']})"
+    if top > (m["cores"] or 1) * 0.75:
+        busy = "; the machine was busy with other work"
     return (
         f"{m['cores']} cores, {m['ram_gb']} GB RAM ({m['cpu']}), {m['os']}, "
-        f"Python {m['python']}, git {m['git']}{busy}"
+        f"Python {m['python']}, git {m['git']}; load average {m['load']} at the start, "
+        f"up to {top}{busy}"
     )
 
 
-def markdown(res: dict[str, Any]) -> str:
+def summary(res: dict[str, Any]) -> str:
+    """Issue 14's targets: the table and the one-line verdict."""
+    rows = res.get("targets") or targets.evaluate(res)
+    return "\n".join(
+        [
+            f"### Targets (issue 14), {res['when']}",
+            "",
+            targets.summary_table(rows),
+            "",
+            targets.verdict(rows, bool(res.get("full"))),
+        ]
+    )
+
+
+def markdown(res: dict[str, Any], summary_first: bool = True) -> str:
+    """The README block: what ran where, the targets, then every figure.
+    ``summary_first=False`` puts the targets last (the end of the terminal output)."""
     size = "full" if res["full"] else "small"
     parts = [
         f"Measured by `python -m bench` ({size} run, {res['when']}) on "
         f"{machine_line(res)}. Agent output: {res['agent_source']}.",
         "",
-        table(res),
     ]
+    if summary_first:
+        parts += [summary(res), ""]
+    parts += ["### Every figure", "", table(res)]
     po = res.get("pool")
     if po:
         s = po["single_inprocess"]
@@ -492,6 +539,8 @@ def markdown(res: dict[str, Any]) -> str:
         ]
         if o["table"]:
             parts += [""] + o["table"]
+    if not summary_first:
+        parts += ["", summary(res)]
     return "\n".join(parts)
 
 
@@ -545,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = common.tempdir("pa-bench-")
     homes_dir = tmp
     try:
-        need_small = a.only & {"spawn", "pool", "memory"}
+        need_small = a.only & {"spawn", "pool", "memory", "storage", "scale"}
         need_big = a.only & {"pool", "diff"}
         repo = big = tmp / "repo"
         if need_small:
@@ -565,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
             run_diff(tmp, big, a, res)
         if "memory" in a.only:
             run_memory(tmp, repo, a, res)
+        for section in ("storage", "scale"):
+            if section in a.only:
+                run_module(section, tmp, repo, a, res)
     finally:
         for h in homes_dir.glob("*/home"):
             Home(h.parent).kill_agents()
@@ -576,12 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         run_others(a, res)
     res["wall_seconds"] = round(time.monotonic() - t_start, 1)
     res["load_max"] = max(res["machine"]["load"], common.load(), _load_max[0])
+    res["targets"] = targets.evaluate(res)
     common.write_json(a.out, res)
-    text = markdown(res)
-    print(text)
+    print(markdown(res, summary_first=False))
     print(f"\nwall time {res['wall_seconds']} s; results in {a.out}")
     if not a.no_readme:
-        print(update_readme(text))
+        print(update_readme(markdown(res)))
     sp = res.get("spawn") or {}
     failures = sum(r.get("failures", 0) for r in sp.get("rows", []) + sp.get("server_rows", []))
     failures += sum(r.get("failures", 0) for r in (res.get("pool") or {}).get("rows", []))
