@@ -319,7 +319,7 @@ def table(res: dict[str, Any]) -> str:
     head = ["benchmark", "repo", "pa", "baseline (same run)", "ratio", "failures"]
     sp = res.get("spawn")
     if sp:
-        for r in sp["rows"]:
+        for r in sp.get("rows", []):
             n = r["sessions"]
             how = "via its server" if r.get("mode") == "server" else "no server"
             if n == 1:
@@ -363,7 +363,7 @@ def table(res: dict[str, Any]) -> str:
                 ]
             )
     po = res.get("pool")
-    if po:
+    if po and "raw_add_s" in po:  # not only `pool.default` (issue 14's pool on by default)
         big = f"{po['big_files']:,} files"
         raw = ms(po["raw_add_s"]["median"])
         tv = po.get("take_vs_create")
@@ -459,7 +459,7 @@ def table(res: dict[str, Any]) -> str:
                 f"{d['files']:,} files",
                 ms(d["pa_diff_s"]["median"]),
                 f"{ms(d['git_diff_s']['median'])} `git diff`",
-                _ratio(d["ratio"]),
+                _ratio(d["pa_diff_s"]["median"] / d["git_diff_s"]["median"]),
                 "-",
             ]
         )
@@ -521,7 +521,7 @@ def markdown(res: dict[str, Any], summary_first: bool = True) -> str:
         parts += [summary(res), ""]
     parts += ["### Every figure", "", table(res)]
     po = res.get("pool")
-    if po:
+    if po and "single_inprocess" in po:
         s = po["single_inprocess"]
         tv = po.get("take_vs_create") or {}
         parts += [
