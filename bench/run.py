@@ -11,6 +11,13 @@ compares with a baseline measured in the same run. The other engineers' benchmar
 The README's block between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` is
 rewritten with the table and the machine it ran on (nothing else in README.md is
 touched; with no markers, the README is left alone).
+
+Issue 14's targets (bench/targets.py) are judged from the same results: a summary table
+(figure, baseline from this run, target, pass / FAIL / not measured) and a one-line verdict
+end the output, open the README block and land in the JSON under ``targets``. The
+sections ``storage`` and ``scale`` call ``bench/<section>.py``'s ``run(tmp, repo, full)``
+when that module exists (targets.py lists the keys they return); ``server``,
+``dashboard`` and ``conflicts`` run one of the other scripts, ``others`` all of them.
 """
 
 from __future__ import annotations
@@ -31,7 +38,11 @@ from bench.common import Home, ms
 README = common.ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 OTHERS = ("bench_conflicts.py", "bench_server.py", "bench_dashboard.py")
-SECTIONS = ("spawn", "pool", "diff", "memory", "storage", "scale", "others")
+# "others" runs every script of OTHERS; "server", "dashboard", "conflicts" run one of them.
+SECTIONS = (
+    "spawn", "pool", "diff", "memory", "storage", "scale",
+    "others", "server", "dashboard", "conflicts",
+)
 
 
 def _ints(text: str) -> list[int]:
@@ -273,9 +284,9 @@ def run_others(a: argparse.Namespace, res: dict[str, Any]) -> None:
     out: dict[str, Any] = {}
     for name in OTHERS:
         script = common.HERE / name
-        if not script.exists():
-            continue
         short = name.removeprefix("bench_").removesuffix(".py")
+        if not script.exists() or not a.only & {"others", short}:
+            continue
         result = common.RESULTS / f"{short}.json"
         result.unlink(missing_ok=True)  # a file from an earlier run is never read as this one's
         log(f"others: {name}")
@@ -511,9 +522,12 @@ def summary(res: dict[str, Any]) -> str:
 def markdown(res: dict[str, Any], summary_first: bool = True) -> str:
     """The README block: what ran where, the targets, then every figure.
     ``summary_first=False`` puts the targets last (the end of the terminal output)."""
-    size = "full" if res["full"] else "small"
+    size = "full run" if res["full"] else "small run"
+    only = (res.get("params") or {}).get("only") or SECTIONS
+    if not {"spawn", "pool", "diff", "memory", "storage", "scale", "others"} <= set(only):
+        size += f" of {', '.join(only)} only"
     parts = [
-        f"Measured by `python -m bench` ({size} run, {res['when']}) on "
+        f"Measured by `python -m bench` ({size}, {res['when']}) on "
         f"{machine_line(res)}. Agent output: {res['agent_source']}.",
         "",
     ]
@@ -624,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"kept {tmp}")
         else:
             common.remove_tree(tmp)
-    if "others" in a.only:
+    if a.only & {"others", "server", "dashboard", "conflicts"}:
         run_others(a, res)
     res["wall_seconds"] = round(time.monotonic() - t_start, 1)
     res["load_max"] = max(res["machine"]["load"], common.load(), _load_max[0])

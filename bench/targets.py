@@ -177,7 +177,10 @@ def _diff(res: dict[str, Any]) -> list[Reading]:
     where = f"{changed} files changed of {files:,}" if files and changed else "same change set"
     return [
         Reading(
-            where=where, value=_ratio(pa, git), shown=_ms(pa), baseline=f"{_ms(git)} `git diff`"
+            where=where,
+            value=_ratio(pa, git),
+            shown=_ms(pa),
+            baseline=f"{_ms(git)} `git diff`" if git is not None else "-",
         )
     ]
 
