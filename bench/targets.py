@@ -155,16 +155,20 @@ def _pool(res: dict[str, Any]) -> list[Reading]:
 
 def _status(res: dict[str, Any]) -> list[Reading]:
     rows = [r for r in dig(res, "server.latency") or [] if isinstance(r, dict)]
-    rows = [r for r in rows if _num(r.get("p95_ms")) is not None]
+    rows = [r for r in rows if r.get("sessions")]
     if not rows:
         return [Reading(where=f"{STATUS_SESSIONS} sessions ending together")]
-    top = max(rows, key=lambda r: int(r.get("sessions") or 0))
-    one = next((r for r in rows if r.get("sessions") == 1), None)
-    n = int(top.get("sessions") or 0)
+    top = max(rows, key=lambda r: int(r["sessions"]))
+    one = next((r for r in rows if r["sessions"] == 1 and _num(r.get("p95_ms"))), None)
+    n, seen = int(top["sessions"]), int(top.get("observed", top["sessions"]) or 0)
+    p95 = _num(top.get("p95_ms"))
+    # A status that never arrived is the worst latency, not a smaller sample.
+    value = p95 if p95 is not None and seen >= n else float("inf")
     return [
         Reading(
             where=f"{n} sessions ending together",
-            value=_num(top["p95_ms"]),
+            value=value,
+            shown="" if value != float("inf") else f"{seen} of {n} statuses seen",
             baseline=f"1 session: {one['p95_ms']:,.0f} ms" if one else "-",
             short="" if n >= STATUS_SESSIONS else f"{n} of {STATUS_SESSIONS} sessions",
         )

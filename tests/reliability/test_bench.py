@@ -182,6 +182,10 @@ def test_targets_pass_fail_and_not_measured() -> None:
     rows = targets.evaluate(res)
     assert not [r for r in rows if r["target"] == "1" and r["status"] != targets.PASS]
     assert {r["status"] for r in rows if r["target"] == "6c"} == {targets.PASS}
+    res["server"]["latency"][-1].update(observed=97)  # 3 statuses never arrived
+    rows = targets.evaluate(res)
+    (status_row,) = [r for r in rows if r["target"] == "3"]
+    assert status_row["status"] == targets.FAIL and "97 of 100" in status_row["figure"]
     table = targets.summary_table(rows)
     assert table.count("\n") == len(rows) + 1 and "not measured" in table
 
