@@ -11,10 +11,14 @@ Phases:
            against baselines measured in the same run (raw file append of the same
            lines; raw SQLite inserts of the same rows)
   latency  1/10/N sessions write their last line and exit together: time until the
-           status change arrives through the API (SSE), median and p95
+           status change arrives through the API (SSE), median and p95, and where it
+           goes: last line -> the wrapper's exit record (agent exit, leftover sweep),
+           exit record -> status committed (the server noticing and ingesting the end),
+           committed -> seen on the SSE stream
 
     python bench/bench_server.py          # 100 sessions x 10 ev/s for 8 s, about 90 s
     python bench/bench_server.py --full   # the same for 30 s, and 10 times the lines
+    python bench/bench_server.py --only latency --reps 3   # status latency alone
 
 Prints a markdown table and writes bench/results/server.json.
 """

@@ -266,7 +266,7 @@ class ServerState:
             self._wake.clear()
             pending = False
             try:
-                sup.service_exits(look=False)  # turns that ended while the loop slept
+                sup.begin_pass()  # turns that ended while the loop slept come first
                 if self._schedule_asked.is_set():
                     self._schedule_asked.clear()
                     app.sup.schedule()

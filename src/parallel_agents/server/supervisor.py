@@ -80,6 +80,7 @@ class ServerSupervisor(Supervisor):
         self._seen: dict[str, tuple[tuple[str, int], float]] = {}
         self._watched: dict[str, str] = {}  # session id -> turn folder its pidfd watches
         self._ending: list[str] = []  # sessions whose wrapper exited, to ingest first
+        self._unfinished: list[str] = []  # ended, more output than one look takes
         self._in_exits = False
         self._burst: tuple[float, float] | None = None  # (first, last) end of a burst
         self._no_hold_until = 0.0  # after a hold, checkpoints get as long without one
@@ -226,11 +227,19 @@ class ServerSupervisor(Supervisor):
             if sid not in self._ending:
                 self._ending.append(sid)
 
+    def begin_pass(self) -> int:
+        """At the start of a loop pass: the ended sessions first (``service_exits``),
+        with the ones the last pass could not finish at the head of the line."""
+        self._ending[:0] = [x for x in self._unfinished if x not in self._ending]
+        self._unfinished = []
+        return self.service_exits(look=False)
+
     def service_exits(self, look: bool = True) -> int:
         """Ingest the sessions whose turn just ended, ahead of everything else; returns
         how many ended. ``look``: first collect wrappers that exited since the last look
         (a non-blocking ``select``). Each gets ``ENDING_BUDGET`` seconds of its remaining
-        output per call; one that needs more stays first in line for the next pass."""
+        output per call; one that needs more waits for the next pass (``begin_pass``),
+        so it cannot stall every step of this one."""
         if self._in_exits or not self.server.is_loop_thread():
             return 0
         if look:
@@ -239,7 +248,6 @@ class ServerSupervisor(Supervisor):
                 self.server.wake()  # the wake was for the loop: keep it for its next wait
             self.note_ended(ended)
         finished = 0
-        again: list[str] = []
         self._in_exits = True
         try:
             while self._ending:
@@ -251,12 +259,11 @@ class ServerSupervisor(Supervisor):
                     if rep.finished or not rep.pending:
                         break
                     if time.monotonic() > deadline:
-                        again.append(sid)
+                        self._unfinished.append(sid)
                         break
                 finished += rep.finished
         finally:
             self._in_exits = False
-            self._ending[:0] = again
         return finished
 
     def ingest(self, sid: str) -> TickReport:
