@@ -11,10 +11,14 @@ Phases:
            against baselines measured in the same run (raw file append of the same
            lines; raw SQLite inserts of the same rows)
   latency  1/10/N sessions write their last line and exit together: time until the
-           status change arrives through the API (SSE), median and p95
+           status change arrives through the API (SSE), median and p95, and where it
+           goes: last line -> the wrapper's exit record (agent exit, leftover sweep),
+           exit record -> status committed (the server noticing and ingesting the end),
+           committed -> seen on the SSE stream
 
     python bench/bench_server.py          # 100 sessions x 10 ev/s for 8 s, about 90 s
     python bench/bench_server.py --full   # the same for 30 s, and 10 times the lines
+    python bench/bench_server.py --only latency --reps 3   # status latency alone
 
 Prints a markdown table and writes bench/results/server.json.
 """
@@ -45,6 +49,7 @@ CAPTURES = ROOT / "tests" / "fixtures" / "captures"  # scripts/record-captures
 RESULTS = ROOT / "bench" / "results" / "server.json"
 PY = sys.executable
 TERMINAL = ("idle", "failed", "stopped", "interrupted")
+PHASES = ("load", "ingest", "latency")
 
 REPLAY = r"""
 import json, pathlib, sys, time
@@ -333,12 +338,18 @@ class Bench:
         watcher.start()
         watcher.connected.wait(30)
         gate.touch()
-        self.wait_done(ids, timeout=300)
-        deadline = time.monotonic() + 30
+        # Wait on the stream, not by polling the API: a list of every session 20 times a
+        # second would take the server's CPU from what is measured (then check once).
+        deadline = time.monotonic() + 300
         while not all(i in watcher.seen for i in ids) and time.monotonic() < deadline:
             time.sleep(0.02)
+        self.wait_done(ids, timeout=300)
         watcher.stop = True
         lat: list[float] = []
+        # Where the time goes, per session: last line written -> the wrapper's exit record
+        # ("ended": the agent is gone and its leftovers ended) -> the status committed
+        # (its event's ts) -> the status seen on the SSE stream.
+        parts: dict[str, list[float]] = {"exit": [], "commit": [], "sse": []}
         with self.db() as db:
             for sid in ids:
                 row = db.execute(
@@ -348,34 +359,70 @@ class Bench:
                 ).fetchone()
                 end = json.loads(json.loads(row[0])["text"])
                 assert end.get("type") == "end", end
-                if sid in watcher.seen:
-                    lat.append(watcher.seen[sid] - end["t"])
-        return {
+                if sid not in watcher.seen:
+                    continue
+                lat.append(watcher.seen[sid] - end["t"])
+                st = db.execute(
+                    "SELECT ts FROM events WHERE session_id = ? AND kind = 'status'"
+                    " ORDER BY seq DESC LIMIT 1",
+                    (sid,),
+                ).fetchone()
+                ended = _exit_ended(self.home, sid)
+                if st is None or ended is None:
+                    continue
+                parts["exit"].append(ended - end["t"])
+                parts["commit"].append(st[0] - ended)
+                parts["sse"].append(watcher.seen[sid] - st[0])
+        out: dict[str, Any] = {
             "sessions": n,
             "observed": len(lat),
             "median_ms": round(1000 * statistics.median(lat), 1) if lat else None,
             "p95_ms": round(1000 * pct(lat, 0.95), 1) if lat else None,
             "max_ms": round(1000 * max(lat), 1) if lat else None,
         }
+        for k, v in parts.items():
+            out[f"{k}_ms_median"] = round(1000 * statistics.median(v), 1) if v else None
+            out[f"{k}_ms_p95"] = round(1000 * pct(v, 0.95), 1) if v else None
+        return out
+
+
+def _exit_ended(home: Path, sid: str) -> float | None:
+    """When the wrapper of session ``sid``'s last turn says the agent ended."""
+    turns = sorted((home / "sessions" / sid / "turns").glob("*/exit"))
+    try:
+        ended = json.loads(turns[-1].read_text())["ended"]
+    except (IndexError, OSError, ValueError, KeyError):
+        return None
+    return float(ended)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="the issue's sizes (slow)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--only", choices=PHASES, action="append", help="run only this phase (repeatable)"
+    )
+    ap.add_argument(
+        "--reps", type=int, default=1, help="latency rounds per size (figures pooled)"
+    )
+    ap.add_argument("--sizes", help="latency sizes, comma-separated (1,10,100)")
     args = ap.parse_args()
+    only = set(args.only or PHASES)
     # The issue's 100 concurrent agents in both; --full runs longer and writes more.
     load_size: tuple[int, float, float] = (100, 10.0, 30.0) if args.full else (100, 10.0, 8.0)
     ingest_size: tuple[int, int] = (100, 5_000) if args.full else (100, 500)
-    latency_sizes = [1, 10, 100]
+    latency_sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [1, 10, 100]
 
     tmp = Path(tempfile.mkdtemp(prefix="pa-bench-server-"))
     started = time.time()
     bench = Bench(tmp)
     try:
-        load = bench.load(*load_size)
-        ingest = bench.ingest(*ingest_size)
-        latency = [bench.latency(k) for k in latency_sizes]
+        load = bench.load(*load_size) if "load" in only else None
+        ingest = bench.ingest(*ingest_size) if "ingest" in only else None
+        latency = []
+        if "latency" in only:
+            latency = [pool([bench.latency(k) for _ in range(args.reps)]) for k in latency_sizes]
     finally:
         bench.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -398,7 +445,27 @@ def main() -> None:
     print(f"agent output: {bench.origin}\n")
     print("| measure | value |")
     print("|---|---|")
-    lo = load
+    if load is not None:
+        print_load(load)
+    if ingest is not None:
+        print_ingest(ingest)
+    for la in latency:
+        print(
+            f"| status latency, {la['sessions']} sessions ending together |"
+            f" median {la['median_ms']} ms, p95 {la['p95_ms']} ms, max {la['max_ms']} ms"
+            f" ({la['observed']} seen) |"
+        )
+        print(
+            f"| latency breakdown, {la['sessions']} sessions (median / p95) |"
+            f" line -> exit record {la['exit_ms_median']} / {la['exit_ms_p95']} ms,"
+            f" exit record -> status committed {la['commit_ms_median']} /"
+            f" {la['commit_ms_p95']} ms, committed -> SSE {la['sse_ms_median']} /"
+            f" {la['sse_ms_p95']} ms |"
+        )
+    print(f"\nwall time {result['wall_seconds']} s; results in {args.out}")
+
+
+def print_load(lo: dict[str, Any]) -> None:
     print(
         f"| load: {lo['sessions']} sessions x {lo['events_per_s_each']:g} ev/s"
         f" for {lo['seconds']:g} s | server CPU {lo['server_cpu_pct']} %,"
@@ -409,7 +476,9 @@ def main() -> None:
         f"| load: ingest lag (line written -> stored) | median {lo['ingest_lag_ms_median']} ms,"
         f" p95 {lo['ingest_lag_ms_p95']} ms |"
     )
-    ig = ingest
+
+
+def print_ingest(ig: dict[str, Any]) -> None:
     print(
         f"| max ingest ({ig['sessions']} x {ig['lines_each']} lines at once) |"
         f" {ig['events_per_s']} events/s |"
@@ -422,13 +491,24 @@ def main() -> None:
         f"| baseline: raw SQLite insert, same rows | {ig['baseline_sqlite_rows_per_s']} rows/s"
         f" (ingest ratio {ig['ratio_vs_sqlite']}) |"
     )
-    for la in latency:
-        print(
-            f"| status latency, {la['sessions']} sessions ending together |"
-            f" median {la['median_ms']} ms, p95 {la['p95_ms']} ms, max {la['max_ms']} ms"
-            f" ({la['observed']} seen) |"
-        )
-    print(f"\nwall time {result['wall_seconds']} s; results in {args.out}")
+
+
+def pool(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Latency rounds of one size as one row: each figure the median over the rounds."""
+    if len(rounds) == 1:
+        return rounds[0]
+    out: dict[str, Any] = {"sessions": rounds[0]["sessions"], "rounds": len(rounds)}
+    for k in rounds[0]:
+        if k == "sessions":
+            continue
+        vals = [r[k] for r in rounds if r.get(k) is not None]
+        if not vals:
+            out[k] = None
+        elif k == "observed":
+            out[k] = sum(vals)
+        else:
+            out[k] = round(statistics.median(vals), 1)
+    return out
 
 
 if __name__ == "__main__":

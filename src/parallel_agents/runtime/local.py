@@ -147,6 +147,20 @@ def reap() -> None:
                 _children.remove(p)
 
 
+def wrapper_pid(files: TurnFiles) -> int | None:
+    """The pid of the wrapper running this turn: from its ``wrapper_pid`` file, or, in
+    the moments before the wrapper wrote it, from the child this process spawned."""
+    pid = files.wrapper_pid()
+    if pid is not None:
+        return pid
+    want = str(files.dir)
+    with _children_lock:
+        for p in _children:
+            if isinstance(p.args, list) and p.args[-1:] == [want]:
+                return p.pid
+    return None
+
+
 def kill_session(leader: int | None) -> int:
     """SIGKILL every process of the session led by ``leader`` (a wrapper and its agent).
 

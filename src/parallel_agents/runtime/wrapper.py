@@ -130,10 +130,17 @@ def _pipe_stdin(path: str) -> int:
 TAG = "PA_OWNER_SESSION"
 
 
-def _stray(pgid: int, tag: bytes, exclude: frozenset[int]) -> list[int]:
+def _stray(pgid: int, tag: bytes, exclude: frozenset[int], since: int = 0) -> list[int]:
     """Live processes of process group ``pgid`` (-1: none), or carrying ``tag`` in their
-    environment (Linux /proc; zombies and the pids in ``exclude`` left out)."""
+    environment (Linux /proc; zombies and the pids in ``exclude`` left out).
+
+    ``since`` (clock ticks after boot, as /proc says): only processes started since then
+    can carry the tag. The environment is the costly part (100 wrappers ending together
+    each look at every process), so it is read only for those, and not for a member of a
+    session whose leader is known untagged (a descendant of the agent is in the agent's
+    session or in one a tagged descendant made with setsid)."""
     found = []
+    untagged: set[int] = set()  # session leaders without the tag
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -141,32 +148,52 @@ def _stray(pgid: int, tag: bytes, exclude: frozenset[int]) -> list[int]:
     for name in names:
         if not name.isdigit() or int(name) in exclude:
             continue
+        pid = int(name)
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
             if fields[0] == b"Z":
                 continue
             if int(fields[2]) == pgid:
-                found.append(int(name))
+                found.append(pid)
                 continue
-            if not tag:
+            if not tag or (since and int(fields[19]) < since):
+                continue
+            session = int(fields[3])
+            if session != pid and session in untagged:
                 continue
             with open(f"/proc/{name}/environ", "rb") as f:
                 if tag in f.read().split(b"\0"):
-                    found.append(int(name))
+                    found.append(pid)
+                elif session == pid:
+                    untagged.add(pid)
         except (OSError, IndexError, ValueError):
             continue
     return found
 
 
+def _started() -> int:
+    """When this process started, in clock ticks after boot (0 when unknown)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def end_leftovers(
-    pgid: int, tag: bytes, grace: float = 2.0, exclude: frozenset[int] = frozenset()
+    pgid: int,
+    tag: bytes,
+    grace: float = 2.0,
+    exclude: frozenset[int] = frozenset(),
+    since: int = 0,
 ) -> int:
     """End what the turn left running once the agent itself exited: its process group
-    (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid).
-    SIGTERM, then SIGKILL after ``grace`` seconds. Returns how many were found."""
+    (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid)
+    started since ``since`` (see ``_stray``). SIGTERM, then SIGKILL after ``grace``
+    seconds. Returns how many were found."""
     exclude = exclude | {os.getpid()}
-    first = _stray(pgid, tag, exclude)
+    first = _stray(pgid, tag, exclude, since)
     pids = first
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         if not pids:
@@ -179,7 +206,7 @@ def end_leftovers(
         deadline = time.monotonic() + wait
         while pids and time.monotonic() < deadline:
             time.sleep(0.05)
-            pids = _stray(pgid, tag, exclude)
+            pids = _stray(pgid, tag, exclude, since)
     return len(first)
 
 
@@ -262,7 +289,8 @@ def main(turn_dir: str) -> int:
     pid = _read_pid(turn_dir)
     if pid:
         tag = env.get(TAG)
-        end_leftovers(pid, f"{TAG}={tag}".encode() if tag else b"")
+        # The agent started after this wrapper: nothing older can be one of its own.
+        end_leftovers(pid, f"{TAG}={tag}".encode() if tag else b"", since=_started())
     # Floats' repr is valid JSON; json itself would cost an import of re.
     _write_atomic(
         os.path.join(turn_dir, "exit"),

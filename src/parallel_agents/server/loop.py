@@ -7,6 +7,10 @@ not thread-safe, so every thread gets its own ``App`` (store + supervisor) from
 output, enforces timeouts and is the only thread that starts queued sessions, so the
 concurrency limits cannot be overrun by two threads scheduling at once. After each tick
 it wakes the SSE streams and sends desktop notifications for attention events.
+Between ticks it sleeps in ``ExitWatch.wait`` (runtime/exits.py), which returns the
+moment a watched turn's wrapper exits: a turn's end is an event, not the next poll, and
+the session that ended is ingested before anything else (``service_exits``).
+``ServerSupervisor`` (server/supervisor.py) is the supervisor each thread gets.
 Every ``pool.refill_every`` seconds a background thread looks at the warm worktree
 pools and starts a detached filler for one that is short or stale (``pool_fill.refill``).
 """
@@ -27,12 +31,13 @@ from parallel_agents import __version__
 from parallel_agents.config import Settings
 from parallel_agents.errors import PAError
 from parallel_agents.git import pool
-from parallel_agents.models import Session, Status
+from parallel_agents.models import Status
+from parallel_agents.runtime.exits import ExitWatch
 from parallel_agents.server import notify
 from parallel_agents.server.auth import Guard, load_or_create_token
 from parallel_agents.server.sse import Notifier
+from parallel_agents.server.supervisor import ServerSupervisor
 from parallel_agents.sessions import pool_fill
-from parallel_agents.sessions.headless import Supervisor, TickReport
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
 
@@ -41,144 +46,6 @@ log = logging.getLogger("parallel_agents.server")
 TICK_INTERVAL = 0.15  # seconds between supervisor passes when nothing is pending
 RECOVER_EVERY = 5.0  # seconds between looks for sessions stuck in `starting`
 STUCK_AFTER = 10.0  # a `starting` session this old with a pending turn was orphaned
-MAX_INGEST_FAILURES = 3
-AFTER_TURN_BUDGET = 0.25  # seconds of checkpoints per pass before ingesting again
-
-class ServerSupervisor(Supervisor):
-    """The supervisor as the server runs it.
-
-    * ``schedule`` only runs on the loop thread; elsewhere it wakes the loop instead.
-    * End-of-turn work (checkpoints) on the loop thread runs after the whole pass, right
-      after scheduling: statuses of sessions that end together show up together, and
-      a new session does not wait for other sessions' checkpoints.
-    * Timeouts stop agents on a background thread, so a stubborn agent (which takes
-      ``stop_grace`` × 2 to kill) does not stall ingestion of every other session.
-    * One session whose output cannot be read does not wedge the others: after a few
-      failed passes it is marked failed with the error.
-    * A session whose output file did not grow is not re-read on every pass (see
-      ``_quiet``): 100 quiet sessions cost a stat each, not a write transaction each.
-    """
-
-    def __init__(self, store: Store, settings: Settings, server: ServerState) -> None:
-        super().__init__(store, settings)
-        self.server = server
-        self._failures: dict[str, int] = {}
-        self._deferred: list[str] = []
-        self._seen: dict[str, tuple[tuple[str, int], float]] = {}
-
-    def schedule(self) -> int:
-        if not self.server.on_loop_thread():
-            self.server.schedule_soon()
-            return 0
-        for sid in self.server.take_launches():  # claimed by `new`/`send`: they go first
-            self.start(sid, claimed=True)
-        # Queued sessions first: a new session depends on no one's checkpoint (a session's
-        # own deferred checkpoint runs in ``start``), and checkpoints of a large repo
-        # take a while.
-        started = super().schedule()
-        self.flush_after_turns(budget=AFTER_TURN_BUDGET)
-        return started
-
-    def start(self, sid: str, claimed: bool = False) -> bool:
-        if claimed and not self.server.on_loop_thread():
-            # Launched by the loop, which holds the end-of-turn work (checkpoints) that
-            # must come first; the session shows `starting` meanwhile, not `queued`.
-            self.server.launch_soon(sid)
-            return True
-        if sid in self._deferred:  # its last turn's checkpoint comes before its next turn
-            self._deferred.remove(sid)
-            self._after_turn_now(sid)
-        try:
-            return super().start(sid, claimed)
-        except Exception as e:  # never let one bad session stop scheduling
-            log.exception("could not start session %s", sid)
-            msg = e.message if isinstance(e, PAError) else f"could not start: {e!r}"
-            with contextlib.suppress(Exception):
-                self.store.set_status(sid, Status.FAILED, error=msg)
-            return False
-
-    def _enforce_timeout(self, s: Session) -> None:
-        limit = self._timeout(s)
-        if not limit:
-            return
-        turn = self.store.last_turn(s.id)
-        if turn and turn.started_at and time.time() - turn.started_at > limit:
-            self.server.stop_later(s.id, "timeout")
-
-    def after_turn(self, sid: str) -> None:
-        # The turn's end (status, attention) is committed by now: wake the streams at once.
-        # On the loop thread the slower end-of-turn work (a checkpoint) waits until every
-        # session of this pass was ingested, so one session's end does not delay another's.
-        self.server.publish_from(self.store)
-        if self.server.is_loop_thread():
-            self._deferred.append(sid)
-            return
-        super().after_turn(sid)
-
-    @property
-    def has_deferred(self) -> bool:
-        return bool(self._deferred)
-
-    def flush_after_turns(self, budget: float | None = None) -> None:
-        """Run deferred end-of-turn work, oldest first; with a ``budget`` (seconds), stop
-        once it is spent (the loop comes back at once for the rest, after ingesting)."""
-        deadline = None if budget is None else time.monotonic() + budget
-        while self._deferred:
-            self._after_turn_now(self._deferred.pop(0))
-            if deadline is not None and time.monotonic() > deadline:
-                break
-
-    def _after_turn_now(self, sid: str) -> None:
-        try:
-            super().after_turn(sid)
-        except Exception:
-            log.exception("end-of-turn work failed for session %s", sid)
-
-    def _quiet(self, sid: str) -> tuple[bool, tuple[str, int] | None]:
-        """(nothing new since the last pass, the (turn dir, stdout size) seen now).
-
-        A read-only look: no new bytes, no exit record, checked less than a second ago.
-        Saves the write transaction an idle session would otherwise cost every pass;
-        the liveness check (interrupted agents) still runs every second.
-        """
-        turn = self.store.last_turn(sid)
-        if turn is None or turn.status != "running":
-            return False, None
-        files = self.turn_files(sid, turn.n)
-        try:
-            size = files.stdout.stat().st_size
-        except OSError:
-            return False, None
-        if files.exit.exists():
-            return False, None
-        key = (str(files.dir), size)
-        seen = self._seen.get(sid)
-        quiet = seen is not None and seen[0] == key and time.monotonic() - seen[1] < 1.0
-        return quiet, key
-
-    def ingest(self, sid: str) -> TickReport:
-        quiet, key = self._quiet(sid)
-        if quiet:
-            return TickReport()
-        try:
-            rep = super().ingest(sid)
-            if key is not None and not rep.pending and not rep.finished:
-                self._seen[sid] = (key, time.monotonic())
-            else:
-                self._seen.pop(sid, None)
-        except Exception as e:
-            self._seen.pop(sid, None)
-            n = self._failures[sid] = self._failures.get(sid, 0) + 1
-            log.exception("could not ingest session %s (attempt %d)", sid, n)
-            if n >= MAX_INGEST_FAILURES:
-                self._failures.pop(sid, None)
-                msg = f"pa could not read this session's output: {e}"
-                with contextlib.suppress(Exception):
-                    self.store.set_status(sid, Status.FAILED, error=msg)
-                return TickReport(finished=1)
-            return TickReport()
-        self._failures.pop(sid, None)
-        return rep
 
 
 def recover_stuck(app: App, min_age: float = STUCK_AFTER) -> int:
@@ -251,6 +118,8 @@ class ServerState:
         self.tick_interval = TICK_INTERVAL
         self._local = threading.local()
         self._wake = threading.Event()
+        self.exits = ExitWatch()  # the loop sleeps here: wrappers' exits and wake() end it
+        self.exit_wakes = 0  # loop sleeps a wrapper's exit ended (a health figure)
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._bg = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pa-bg")
@@ -309,6 +178,7 @@ class ServerState:
 
     def wake(self) -> None:
         self._wake.set()
+        self.exits.wake()
 
     def launch_soon(self, sid: str) -> None:
         """Have the loop launch a session `new`/`send` claimed (moved to `starting`)."""
@@ -325,13 +195,15 @@ class ServerState:
         """Have the loop start queued sessions at once, before its next ingestion pass
         (which may take a while with many running sessions)."""
         self._schedule_asked.set()
-        self._wake.set()
+        self.wake()
 
     def loop_health(self) -> dict[str, Any]:
         t = self._thread
         return {
             "alive": t is not None and t.is_alive(),
             "ticks": self.ticks,
+            "exit_events": self.exits.fired,
+            "exit_wakes": self.exit_wakes,
             "last_tick_age": None
             if self.last_tick is None
             else round(max(0.0, time.time() - self.last_tick), 3),
@@ -341,12 +213,13 @@ class ServerState:
         if self._thread is not None:
             return
         self._halt.clear()
+        self.exits.open()
         self._thread = threading.Thread(target=self._run, name="pa-supervisor", daemon=True)
         self._thread.start()
 
     def stop_loop(self) -> None:
         self._halt.set()
-        self._wake.set()
+        self.wake()
         t = self._thread
         if t is not None:
             t.join(timeout=30)
@@ -393,13 +266,14 @@ class ServerState:
             self._wake.clear()
             pending = False
             try:
+                sup.begin_pass()  # turns that ended while the loop slept come first
                 if self._schedule_asked.is_set():
                     self._schedule_asked.clear()
                     app.sup.schedule()
                 rep = app.sup.tick()
                 self.ticks += 1
                 self.last_tick = time.time()
-                pending = rep.pending or sup.has_deferred
+                pending = rep.pending or (sup.has_deferred and not sup.hold())
                 self._run_checks(app)
                 self._after_tick(app)
                 if time.monotonic() >= next_recover:
@@ -412,12 +286,24 @@ class ServerState:
                 log.exception("supervisor pass failed")
                 self._halt.wait(1.0)
                 continue
-            if not pending:
-                self._wake.wait(self.tick_interval)
+            nap = self.tick_interval
+            if sup.has_deferred:
+                nap = min(nap, sup.hold())
+            self._sleep(sup, 0 if pending or self._wake.is_set() else nap)
         try:
             sup.flush_after_turns()  # shutting down: finish the end-of-turn work
         except Exception:
             log.exception("end-of-turn work failed at shutdown")
+        self.exits.close()
+
+    def _sleep(self, sup: ServerSupervisor, timeout: float) -> None:
+        """Until the next pass: ``timeout`` seconds, or less when a watched wrapper exits
+        (its session is then first in the pass) or someone calls ``wake``."""
+        ended, _ = self.exits.wait(timeout)
+        if ended:
+            if timeout:
+                self.exit_wakes += 1
+            sup.note_ended(ended)
 
     def _refill_later(self) -> None:
         """Look at the warm pools on a background thread, one look at a time: a pool that

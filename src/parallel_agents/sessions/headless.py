@@ -52,6 +52,8 @@ class Supervisor(Turns):
     """Runs headless turns: a ``Turns`` (the context and end every turn shares) that
     schedules, spawns, ingests and stops them; its ``tick`` also polls the TUIs."""
 
+    chunk = CHUNK  # bytes of one session's output one ingest pass reads at most
+
     # -- paths ----------------------------------------------------------------------
     def turn_files(self, sid: str, n: int) -> local.TurnFiles:
         return local.TurnFiles(self.session_dir(sid) / "turns" / str(n))
@@ -257,13 +259,19 @@ class Supervisor(Turns):
                 size = files.stdout.stat().st_size
                 with open(files.stdout, "rb") as f:
                     f.seek(offset)
-                    data = f.read(CHUNK)
+                    data = f.read(self.chunk)
             except FileNotFoundError:
                 if not self.session_dir(sid).exists():
                     self._vanished(db, sid, turn.n)
                     rep.finished = 1
                     return rep
             at_eof = offset + len(data) >= size
+            if len(data) == self.chunk < CHUNK and b"\n" not in data:
+                # A line longer than a pass's chunk: read on to its end (as far as CHUNK).
+                with open(files.stdout, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(CHUNK)
+                at_eof = offset + len(data) >= size
             if exit_info is None or not at_eof:
                 cut = data.rfind(b"\n")
                 data = data[: cut + 1] if cut >= 0 else b""

@@ -1,0 +1,299 @@
+"""The supervisor as the server's loop runs it: deferred checkpoints, timeouts on a
+background thread, quiet sessions skipped, and the end of a turn first.
+
+``ServerState`` (server/loop.py) owns the loop thread and hands each thread its own
+``ServerSupervisor``; this module sees it only as a ``LoopHost``, the few things a
+supervisor asks of the loop it runs in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Protocol
+
+from parallel_agents.config import Settings
+from parallel_agents.errors import PAError
+from parallel_agents.models import Session, Status
+from parallel_agents.runtime import local
+from parallel_agents.runtime.exits import ExitWatch
+from parallel_agents.sessions.headless import Supervisor, TickReport
+from parallel_agents.store import Store
+
+log = logging.getLogger("parallel_agents.server")
+
+MAX_INGEST_FAILURES = 3
+AFTER_TURN_BUDGET = 0.25  # seconds of checkpoints per pass before ingesting again
+# Bytes of one session's output one regular pass reads: a chatty session cannot hold the
+# pass (and every other session's end) for long; the loop comes back at once for the rest.
+PASS_CHUNK = 512 * 1024
+ENDING_BUDGET = 0.2  # seconds one ended session's remaining output may take per look
+# While turns keep ending (one less than BURST_GAP s after another), checkpoints wait, up
+# to BURST_HOLD s: their git processes would take the CPU the ending agents, their
+# wrappers and the ingestion of their ends need (2 cores, 100 sessions ending together).
+BURST_GAP = 0.1
+BURST_HOLD = 1.0
+
+
+class LoopHost(Protocol):
+    """What a ``ServerSupervisor`` asks of the loop it runs in (``ServerState``)."""
+
+    exits: ExitWatch
+
+    def on_loop_thread(self) -> bool: ...
+    def is_loop_thread(self) -> bool: ...
+    def wake(self) -> None: ...
+    def schedule_soon(self) -> None: ...
+    def launch_soon(self, sid: str) -> None: ...
+    def take_launches(self) -> list[str]: ...
+    def stop_later(self, sid: str, reason: str) -> None: ...
+    def publish_from(self, store: Store) -> None: ...
+
+
+class ServerSupervisor(Supervisor):
+    """The supervisor as the server runs it.
+
+    * ``schedule`` only runs on the loop thread; elsewhere it wakes the loop instead.
+    * End-of-turn work (checkpoints) on the loop thread runs after the whole pass, right
+      after scheduling: statuses of sessions that end together show up together, and
+      a new session does not wait for other sessions' checkpoints.
+    * Timeouts stop agents on a background thread, so a stubborn agent (which takes
+      ``stop_grace`` × 2 to kill) does not stall ingestion of every other session.
+    * One session whose output cannot be read does not wedge the others: after a few
+      failed passes it is marked failed with the error.
+    * A session whose output file did not grow is not re-read on every pass (see
+      ``_quiet``): 100 quiet sessions cost a stat each, not a write transaction each.
+    * The end of a turn comes first: each running turn's wrapper is watched (a pidfd,
+      ``ServerState.exits``); a wrapper that exited is noticed between any two steps of
+      a pass (sessions' ingestion, checkpoints) and its session is ingested at once
+      (``service_exits``), not after the other sessions' output or checkpoints.
+    """
+
+    chunk = PASS_CHUNK
+
+    def __init__(self, store: Store, settings: Settings, server: LoopHost) -> None:
+        super().__init__(store, settings)
+        self.server = server
+        self._failures: dict[str, int] = {}
+        self._deferred: list[str] = []
+        self._seen: dict[str, tuple[tuple[str, int], float]] = {}
+        self._watched: dict[str, str] = {}  # session id -> turn folder its pidfd watches
+        self._ending: list[str] = []  # sessions whose wrapper exited, to ingest first
+        self._unfinished: list[str] = []  # ended, more output than one look takes
+        self._in_exits = False
+        self._burst: tuple[float, float] | None = None  # (first, last) end of a burst
+        self._no_hold_until = 0.0  # after a hold, checkpoints get as long without one
+
+    def schedule(self) -> int:
+        if not self.server.on_loop_thread():
+            self.server.schedule_soon()
+            return 0
+        for sid in self.server.take_launches():  # claimed by `new`/`send`: they go first
+            self.start(sid, claimed=True)
+        # Queued sessions first: a new session depends on no one's checkpoint (a session's
+        # own deferred checkpoint runs in ``start``), and checkpoints of a large repo
+        # take a while.
+        started = super().schedule()
+        self.flush_after_turns(budget=AFTER_TURN_BUDGET)
+        return started
+
+    def start(self, sid: str, claimed: bool = False) -> bool:
+        if claimed and not self.server.on_loop_thread():
+            # Launched by the loop, which holds the end-of-turn work (checkpoints) that
+            # must come first; the session shows `starting` meanwhile, not `queued`.
+            self.server.launch_soon(sid)
+            return True
+        if sid in self._deferred:  # its last turn's checkpoint comes before its next turn
+            self._deferred.remove(sid)
+            self._after_turn_now(sid)
+        try:
+            return super().start(sid, claimed)
+        except Exception as e:  # never let one bad session stop scheduling
+            log.exception("could not start session %s", sid)
+            msg = e.message if isinstance(e, PAError) else f"could not start: {e!r}"
+            with contextlib.suppress(Exception):
+                self.store.set_status(sid, Status.FAILED, error=msg)
+            return False
+
+    def _enforce_timeout(self, s: Session) -> None:
+        limit = self._timeout(s)
+        if not limit:
+            return
+        turn = self.store.last_turn(s.id)
+        if turn and turn.started_at and time.time() - turn.started_at > limit:
+            self.server.stop_later(s.id, "timeout")
+
+    def after_turn(self, sid: str) -> None:
+        # The turn's end (status, attention) is committed by now: wake the streams at once.
+        # On the loop thread the slower end-of-turn work (a checkpoint) waits until every
+        # session of this pass was ingested, so one session's end does not delay another's.
+        self.server.publish_from(self.store)
+        if self.server.is_loop_thread():
+            self._deferred.append(sid)
+            return
+        super().after_turn(sid)
+
+    @property
+    def has_deferred(self) -> bool:
+        return bool(self._deferred)
+
+    def hold(self) -> float:
+        """Seconds the deferred end-of-turn work waits still (0: it may run now)."""
+        if self._burst is None:
+            return 0.0
+        first, last = self._burst
+        now = time.monotonic()
+        left = min(last + BURST_GAP, first + BURST_HOLD) - now
+        if left <= 0:
+            self._burst = None
+            if now >= first + BURST_HOLD:  # cut short: never held back for good
+                self._no_hold_until = now + BURST_HOLD
+            return 0.0
+        return left
+
+    def flush_after_turns(self, budget: float | None = None) -> None:
+        """Run deferred end-of-turn work, oldest first; with a ``budget`` (seconds), stop
+        once it is spent (the loop comes back at once for the rest, after ingesting)."""
+        deadline = None if budget is None else time.monotonic() + budget
+        while self._deferred:
+            if deadline is not None and self.hold():
+                break  # turns are ending: their statuses first
+            self._after_turn_now(self._deferred.pop(0))
+            self.service_exits()  # a turn that ended meanwhile shows before more checkpoints
+            if deadline is not None and time.monotonic() > deadline:
+                break
+
+    def _after_turn_now(self, sid: str) -> None:
+        try:
+            super().after_turn(sid)
+        except Exception:
+            log.exception("end-of-turn work failed for session %s", sid)
+
+    def _quiet(self, sid: str) -> tuple[bool, tuple[str, int] | None]:
+        """(nothing new since the last pass, the (turn dir, stdout size) seen now).
+
+        A read-only look: no new bytes, no exit record, checked less than a second ago.
+        Saves the write transaction an idle session would otherwise cost every pass;
+        the liveness check (interrupted agents) still runs every second.
+        """
+        turn = self.store.last_turn(sid)
+        if turn is None or turn.status != "running":
+            return False, None
+        files = self.turn_files(sid, turn.n)
+        try:
+            size = files.stdout.stat().st_size
+        except OSError:
+            return False, None
+        if files.exit.exists():
+            return False, None
+        if not self._watch(sid, files):
+            return False, None  # its wrapper is gone already: look now
+        key = (str(files.dir), size)
+        seen = self._seen.get(sid)
+        quiet = seen is not None and seen[0] == key and time.monotonic() - seen[1] < 1.0
+        return quiet, key
+
+    def _watch(self, sid: str, files: local.TurnFiles) -> bool:
+        """Have the loop woken when this running turn's wrapper exits. False when the
+        wrapper is gone already; True when watched, or when only polling is possible
+        (not the loop thread, no pidfds, the wrapper has not written its pid yet)."""
+        exits = self.server.exits
+        if not self.server.is_loop_thread() or not exits.supported():
+            return True
+        turn_dir = str(files.dir)
+        if self._watched.get(sid) == turn_dir:
+            return True  # watched (or known to be unwatchable: polled)
+        pid = local.wrapper_pid(files)
+        if pid is None:
+            return True  # just spawned by another process: the next pass looks again
+        watched = exits.watch(sid, pid)
+        if watched is False:
+            return False
+        self._watched[sid] = turn_dir
+        return True
+
+    def note_ended(self, sids: set[str]) -> None:
+        """Sessions whose wrapper exited: ingested first (``service_exits``)."""
+        now = time.monotonic()
+        if sids and now >= self._no_hold_until:
+            burst = self._burst
+            if burst is None or now - burst[1] > BURST_GAP:
+                self._burst = (now, now)
+            else:
+                self._burst = (burst[0], now)
+        for sid in sorted(sids):
+            self._watched.pop(sid, None)
+            if sid not in self._ending:
+                self._ending.append(sid)
+
+    def begin_pass(self) -> int:
+        """At the start of a loop pass: the ended sessions first (``service_exits``),
+        with the ones the last pass could not finish at the head of the line."""
+        self._ending[:0] = [x for x in self._unfinished if x not in self._ending]
+        self._unfinished = []
+        return self.service_exits(look=False)
+
+    def service_exits(self, look: bool = True) -> int:
+        """Ingest the sessions whose turn just ended, ahead of everything else; returns
+        how many ended. ``look``: first collect wrappers that exited since the last look
+        (a non-blocking ``select``). Each gets ``ENDING_BUDGET`` seconds of its remaining
+        output per call; one that needs more waits for the next pass (``begin_pass``),
+        so it cannot stall every step of this one."""
+        if self._in_exits or not self.server.is_loop_thread():
+            return 0
+        if look:
+            ended, woken = self.server.exits.wait(0)
+            if woken:
+                self.server.wake()  # the wake was for the loop: keep it for its next wait
+            self.note_ended(ended)
+        finished = 0
+        self._in_exits = True
+        try:
+            while self._ending:
+                sid = self._ending.pop(0)
+                self._seen.pop(sid, None)
+                deadline = time.monotonic() + ENDING_BUDGET
+                while True:
+                    rep = self.ingest(sid)
+                    if rep.finished or not rep.pending:
+                        break
+                    if time.monotonic() > deadline:
+                        self._unfinished.append(sid)
+                        break
+                finished += rep.finished
+        finally:
+            self._in_exits = False
+        return finished
+
+    def ingest(self, sid: str) -> TickReport:
+        self.service_exits()
+        quiet, key = self._quiet(sid)
+        if quiet:
+            return TickReport()
+        try:
+            rep = super().ingest(sid)
+            if rep.finished:
+                self._forget_watch(sid)
+            if key is not None and not rep.pending and not rep.finished:
+                self._seen[sid] = (key, time.monotonic())
+            else:
+                self._seen.pop(sid, None)
+        except Exception as e:
+            self._seen.pop(sid, None)
+            self._forget_watch(sid)
+            n = self._failures[sid] = self._failures.get(sid, 0) + 1
+            log.exception("could not ingest session %s (attempt %d)", sid, n)
+            if n >= MAX_INGEST_FAILURES:
+                self._failures.pop(sid, None)
+                msg = f"pa could not read this session's output: {e}"
+                with contextlib.suppress(Exception):
+                    self.store.set_status(sid, Status.FAILED, error=msg)
+                return TickReport(finished=1)
+            return TickReport()
+        self._failures.pop(sid, None)
+        return rep
+
+    def _forget_watch(self, sid: str) -> None:
+        if self._watched.pop(sid, None) is not None and self.server.is_loop_thread():
+            self.server.exits.forget(sid)

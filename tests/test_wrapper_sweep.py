@@ -1,0 +1,51 @@
+"""Issue 14 §3: the wrapper's sweep for an agent's leftovers reads the environment only of
+processes that may carry the turn's tag (started since the turn began, not in a session
+led by an untagged process), and still finds a tagged daemon that called setsid."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from parallel_agents.runtime import wrapper
+
+TAG = b"PA_OWNER_SESSION=sweep-test"
+
+# setsid'd, tagged, lives until killed (as an agent's daemon would).
+DAEMON = "import os, time\nos.setsid()\nprint(os.getpid(), flush=True)\ntime.sleep(600)\n"
+
+
+@pytest.fixture
+def daemon() -> Iterator[int]:
+    env = {**os.environ, "PA_OWNER_SESSION": "sweep-test"}
+    with subprocess.Popen(
+        [sys.executable, "-c", DAEMON], env=env, stdout=subprocess.PIPE, text=True
+    ) as p:
+        assert p.stdout is not None
+        try:
+            yield int(p.stdout.readline())
+        finally:
+            p.kill()
+
+
+def _start_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[19])
+
+
+def test_sweep_finds_a_tagged_daemon_started_since_the_turn(daemon: int) -> None:
+    """issue 14 §3: ``since`` keeps every process started since then (the daemon)."""
+    started = _start_ticks(daemon)
+    assert daemon in wrapper._stray(-1, TAG, frozenset(), since=started)
+    assert daemon in wrapper._stray(-1, TAG, frozenset())
+
+
+def test_sweep_skips_processes_older_than_the_turn(daemon: int) -> None:
+    """issue 14 §3: a process that started before the turn cannot be the agent's: its
+    environment is not read, so a tagged one that old is not ended."""
+    later = _start_ticks(daemon) + 1  # a turn that began a clock tick after it
+    assert daemon not in wrapper._stray(-1, TAG, frozenset(), since=later)
