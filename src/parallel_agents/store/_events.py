@@ -1,4 +1,10 @@
-"""The ``events`` table: each session's numbered stream of events."""
+"""The ``events`` table: each session's numbered stream of events.
+
+An agent's output line is stored once (issue 14 §5): the event keeps what was parsed from
+it (``payload``) and where the line lies in its turn's stdout file (``raw_at``,
+``raw_len``), never a second copy of the line. ``Event.raw`` is read back from that file
+by offset; rows written by older versions still carry their ``raw`` text.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,16 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 from parallel_agents.models import Event
 from parallel_agents.store._base import StoreBase
+
+# Where an event's raw line lies in its turn's stdout file: (byte offset, byte length).
+RawSpan = tuple[int, int]
+# What an event carries besides its payload: its raw line as text (small lines pa writes
+# itself), its place in the output file, or nothing.
+Raw = str | RawSpan | None
 
 
 class EventRows(StoreBase):
@@ -45,7 +57,7 @@ class EventRows(StoreBase):
         db: sqlite3.Connection,
         sid: str,
         turn: int,
-        items: Sequence[tuple[str, dict[str, Any], str | None]],
+        items: Sequence[tuple[str, dict[str, Any], Raw]],
     ) -> None:
         row = db.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
@@ -55,10 +67,13 @@ class EventRows(StoreBase):
         rows = []
         for kind, payload, raw in items:
             seq += 1
-            rows.append((sid, seq, turn, kind, json.dumps(payload, ensure_ascii=False), raw, now))
+            text, at, size = (None, raw[0], raw[1]) if isinstance(raw, tuple) else (raw, None, None)
+            rows.append(
+                (sid, seq, turn, kind, json.dumps(payload, ensure_ascii=False), text, at, size, now)
+            )
         db.executemany(
-            "INSERT INTO events (session_id, seq, turn, kind, payload, raw, ts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (session_id, seq, turn, kind, payload, raw, raw_at, raw_len, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -74,7 +89,9 @@ class EventRows(StoreBase):
         after_id: int = 0,
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
+        with_raw: bool = True,
     ) -> list[Event]:
+        """Events in order; ``with_raw=False`` leaves ``raw`` out (no output file is read)."""
         sql = "SELECT * FROM events WHERE id > ?"
         args: list[Any] = [after_id]
         if sid is not None:
@@ -86,7 +103,38 @@ class EventRows(StoreBase):
         sql += " ORDER BY id"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [_event(r) for r in self.db.execute(sql, args)]
+        rows = self.db.execute(sql, args).fetchall()
+        if not with_raw:
+            return [_event(r, None) for r in rows]
+        files: dict[tuple[str, int], IO[bytes] | None] = {}
+        try:
+            return [_event(r, self._raw(r, files)) for r in rows]
+        finally:
+            for f in files.values():
+                if f is not None:
+                    f.close()
+
+    def _raw(self, r: sqlite3.Row, files: dict[tuple[str, int], IO[bytes] | None]) -> str | None:
+        """The event's raw line: stored text (older rows), else read from the turn's
+        stdout file at its offset (None when the file is gone, e.g. a discarded session)."""
+        if r["raw"] is not None or r["raw_at"] is None:
+            return str(r["raw"]) if r["raw"] is not None else None
+        key = (str(r["session_id"]), int(r["turn"]))
+        if key not in files:
+            path = self.home / "sessions" / key[0] / "turns" / str(key[1]) / "stdout"
+            try:
+                files[key] = open(path, "rb")  # noqa: SIM115 (closed by events())
+            except OSError:
+                files[key] = None
+        f = files[key]
+        if f is None:
+            return None
+        try:
+            f.seek(int(r["raw_at"]))
+            data = f.read(int(r["raw_len"]))
+        except OSError:
+            return None
+        return data.decode("utf-8", "replace").rstrip("\r")
 
     def max_event_id(self) -> int:
         """The id of the newest event in any session (0 when there is none)."""
@@ -94,14 +142,14 @@ class EventRows(StoreBase):
         return int(row[0])
 
 
-def _event(r: sqlite3.Row) -> Event:
+def _event(r: sqlite3.Row, raw: str | None) -> Event:
     return Event(
         session_id=r["session_id"],
         seq=r["seq"],
         turn=r["turn"],
         kind=r["kind"],
         payload=json.loads(r["payload"]),
-        raw=r["raw"],
+        raw=raw,
         ts=r["ts"],
         id=r["id"],
     )
