@@ -48,11 +48,20 @@ def test_each_output_line_is_stored_once(tmp_path: Path) -> None:
         s = app.new_session("talk", repo="demo", cmd=_writer(tmp_path, n))
         _finished(app, s.id)
         copies = app.store.db.execute(
-            "SELECT COUNT(*) FROM events WHERE session_id = ? AND raw IS NOT NULL", (s.id,)
+            # (the turn's result, once, repeats its last line: that is the answer, kept)
+            "SELECT COUNT(*) FROM events WHERE session_id = ? AND kind != 'result'"
+            " AND (raw IS NOT NULL OR instr(payload, 'line ') > 0)",
+            (s.id,),
         ).fetchone()[0]
         assert copies == 0
         outs = app.store.events(s.id, kinds=["output"])
         assert [e.raw for e in outs] == [LINE.format(i=i) for i in range(n)]
+        assert [e.payload for e in outs] == [{"text": LINE.format(i=i)} for i in range(n)]
+        live = app.store.events(s.id, kinds=["output"], with_raw=False)  # as SSE reads them
+        assert [(e.payload["text"], e.raw) for e in live[:2]] == [
+            (LINE.format(i=0), None),
+            (LINE.format(i=1), None),
+        ]
     finally:
         app.close()
     p = pa("logs", "--raw", s.id)

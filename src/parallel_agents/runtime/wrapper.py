@@ -428,7 +428,7 @@ def _stop_agent(turn_dir: str) -> None:
     """The disk is full: the agent's output can no longer be kept, so end its turn."""
     pid = _read_pid(turn_dir)
     if pid:
-        try:
+        try:  # noqa: SIM105 (contextlib is not worth importing here)
             os.killpg(pid, signal.SIGTERM)
         except OSError:
             pass

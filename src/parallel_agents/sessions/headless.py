@@ -24,7 +24,7 @@ from parallel_agents.models import EventKind, Session, Status
 from parallel_agents.runtime import local
 from parallel_agents.sessions import tui
 from parallel_agents.sessions.turns import Turns
-from parallel_agents.store import Raw
+from parallel_agents.store import Payload, Raw
 
 # How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
 CHUNK = 4 * 1024 * 1024
@@ -278,27 +278,32 @@ class Supervisor(Turns):
                         f.seek(offset)
                         data = f.read(CHUNK)
             agent = get_agent(srow.agent)
-            items: list[tuple[str, dict[str, Any], Raw]] = []
+            items: list[tuple[str, Payload, Raw]] = []
             new_offset = offset + len(data)
-            cut = files.cut_info() if data and "output_cut" not in state else None
+            cut_at = files.cut_info() if data and "output_cut" not in state else None
             for m in _LINE.finditer(data):
                 raw_line = m.group(1)
-                if cut is not None and offset + m.start() >= cut[0]:
-                    items.append(_cut_event(cut, state))
-                    cut = None
+                if cut_at is not None and offset + m.start() >= cut_at[0]:
+                    items.append(_cut_event(cut_at, state))
+                    cut_at = None
                 line = raw_line.decode("utf-8", "replace").rstrip("\r")
                 if not line.strip():
                     continue
-                # The line stays in the output file only: events point at it (issue 14 §5),
-                # the first of them, so `pa logs --raw` shows each line once.
-                span: Raw = (offset + m.start(), min(len(raw_line), MAX_RAW))
+                # The line stays in the output file only (issue 14 §5): the first of its
+                # events points at it (so `pa logs --raw` shows each line once), and a
+                # payload that would only repeat it is left to be read from there too.
+                whole = len(raw_line) <= MAX_RAW
+                span: Raw = (offset + m.start(), len(raw_line) if whole else MAX_RAW)
                 for ev in _safe_parse(agent, line, state):
-                    items.append((ev.kind.value, _unpriced(ev.payload, state), span))
+                    payload: Payload = _unpriced(ev.payload, state)
+                    if span is not None and whole and payload == {"text": line}:
+                        payload = None
+                    items.append((ev.kind.value, payload, span))
                     span = None
-            if cut is None and "output_cut" not in state and exit_info is not None:
-                cut = files.cut_info()  # the head ended the file: the tail was all cut
-            if cut is not None and new_offset >= cut[0]:
-                items.append(_cut_event(cut, state))
+            if cut_at is None and "output_cut" not in state and exit_info is not None:
+                cut_at = files.cut_info()  # the head ended the file: the tail was all cut
+            if cut_at is not None and new_offset >= cut_at[0]:
+                items.append(_cut_event(cut_at, state))
             if items:
                 self.store.append_events(db, sid, turn.n, items)
             self.store.update_turn(db, sid, turn.n, read_offset=new_offset, state=state)

@@ -1,9 +1,11 @@
 """The ``events`` table: each session's numbered stream of events.
 
-An agent's output line is stored once (issue 14 §5): the event keeps what was parsed from
-it (``payload``) and where the line lies in its turn's stdout file (``raw_at``,
-``raw_len``), never a second copy of the line. ``Event.raw`` is read back from that file
-by offset; rows written by older versions still carry their ``raw`` text.
+An agent's output line is stored once (issue 14 §5): in its turn's stdout file. The event
+keeps where the line lies in that file (``raw_at``, ``raw_len``) and what was parsed from
+it (``payload``), never a second copy of the line: ``Event.raw`` is read back from the
+file by offset, and a payload that would only repeat the line (``{"text": line}``: plain
+output, lines no parser understood) is stored empty and rebuilt from the file too. Rows
+written by older versions still carry their ``raw`` text and full payload.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ RawSpan = tuple[int, int]
 # What an event carries besides its payload: its raw line as text (small lines pa writes
 # itself), its place in the output file, or nothing.
 Raw = str | RawSpan | None
+# An event's payload; None (with a RawSpan) stands for ``{"text": <the line>}``.
+Payload = dict[str, Any] | None
 
 
 class EventRows(StoreBase):
@@ -57,7 +61,7 @@ class EventRows(StoreBase):
         db: sqlite3.Connection,
         sid: str,
         turn: int,
-        items: Sequence[tuple[str, dict[str, Any], Raw]],
+        items: Sequence[tuple[str, Payload, Raw]],
     ) -> None:
         row = db.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
@@ -68,9 +72,10 @@ class EventRows(StoreBase):
         for kind, payload, raw in items:
             seq += 1
             text, at, size = (None, raw[0], raw[1]) if isinstance(raw, tuple) else (raw, None, None)
-            rows.append(
-                (sid, seq, turn, kind, json.dumps(payload, ensure_ascii=False), text, at, size, now)
-            )
+            if payload is None and at is None:
+                raise ValueError("an event without a payload needs its line's place")
+            body = "" if payload is None else json.dumps(payload, ensure_ascii=False)
+            rows.append((sid, seq, turn, kind, body, text, at, size, now))
         db.executemany(
             "INSERT INTO events (session_id, seq, turn, kind, payload, raw, raw_at, raw_len, ts)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -104,11 +109,13 @@ class EventRows(StoreBase):
         if limit:
             sql += f" LIMIT {int(limit)}"
         rows = self.db.execute(sql, args).fetchall()
-        if not with_raw:
-            return [_event(r, None) for r in rows]
         files: dict[tuple[str, int], IO[bytes] | None] = {}
         try:
-            return [_event(r, self._raw(r, files)) for r in rows]
+            out = []
+            for r in rows:
+                raw = self._raw(r, files) if with_raw or not r["payload"] else None
+                out.append(_event(r, raw, with_raw))
+            return out
         finally:
             for f in files.values():
                 if f is not None:
@@ -142,14 +149,16 @@ class EventRows(StoreBase):
         return int(row[0])
 
 
-def _event(r: sqlite3.Row, raw: str | None) -> Event:
+def _event(r: sqlite3.Row, raw: str | None, with_raw: bool) -> Event:
+    # An empty payload is the line itself (kept in the output file only).
+    payload = json.loads(r["payload"]) if r["payload"] else {"text": raw or ""}
     return Event(
         session_id=r["session_id"],
         seq=r["seq"],
         turn=r["turn"],
         kind=r["kind"],
-        payload=json.loads(r["payload"]),
-        raw=raw,
+        payload=payload,
+        raw=raw if with_raw else None,
         ts=r["ts"],
         id=r["id"],
     )
