@@ -181,3 +181,50 @@ def test_a_disk_filling_while_the_agent_runs_fails_the_turn(
         assert p.returncode == 1, p.stdout + p.stderr
         row = json.loads(pa("show", s.id, "--json").stdout)
         assert row["status"] == "failed"
+
+
+def test_read_commands_work_on_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 14 §5: with PA_HOME's disk full and nothing holding pa.db open, `pa show`,
+    `pa ls`, `pa logs` (also --raw), `pa diff` and `pa wait` answer from what is stored and
+    write nothing."""
+    mnt = tmp_path / "small"
+    with _tmpfs(mnt, "8m") as ok:
+        if not ok:
+            pytest.skip("needs a tmpfs mount: run the suite as root")
+        home = mnt / "home"
+        monkeypatch.setenv("PA_HOME", str(home))
+        repo = make_repo(tmp_path / "repo")
+        app = App.open()
+        try:
+            app.add_repo(repo, name="demo")
+            s = app.new_session("talk", repo="demo", cmd=_writer(tmp_path, 20))
+            _finished(app, s.id)
+        finally:
+            app.close()
+        assert pa("ls").returncode == 0  # as a user had: the CLI has run here before
+        before = sorted((p.name, p.stat().st_size) for p in home.glob("pa.db*"))
+        ballast = _fill(mnt)
+        try:
+            for args in (
+                ("show", s.id),
+                ("ls",),
+                ("logs", s.id),
+                ("logs", "--raw", s.id),
+                ("diff", s.id, "--stat"),
+                ("wait", s.id),
+            ):
+                p = pa(*args)
+                assert p.returncode == 0, (args, p.stderr)
+                assert "Traceback" not in p.stderr, p.stderr
+                if args[0] == "logs":
+                    assert LINE.format(i=19) in p.stdout, p.stdout
+                elif args[0] != "diff":
+                    assert s.id in p.stdout, p.stdout
+            after = sorted(
+                (p.name, p.stat().st_size) for p in home.glob("pa.db*") if p.stat().st_size > 8
+            )
+            assert after == [x for x in before if x[1] > 8]
+        finally:
+            ballast.unlink()
