@@ -289,17 +289,15 @@ class Supervisor(Turns):
                 line = raw_line.decode("utf-8", "replace").rstrip("\r")
                 if not line.strip():
                     continue
-                # The line stays in the output file only (issue 14 §5): the first of its
-                # events points at it (so `pa logs --raw` shows each line once), and a
-                # payload that would only repeat it is left to be read from there too.
+                # The line stays in the output file only (issue 14 §5): its events point
+                # at it, and a payload that would only repeat it is read from there too.
                 whole = len(raw_line) <= MAX_RAW
                 span: Raw = (offset + m.start(), len(raw_line) if whole else MAX_RAW)
                 for ev in _safe_parse(agent, line, state):
                     payload: Payload = _unpriced(ev.payload, state)
-                    if span is not None and whole and payload == {"text": line}:
+                    if whole and payload == {"text": line}:
                         payload = None
                     items.append((ev.kind.value, payload, span))
-                    span = None
             if cut_at is None and "output_cut" not in state and exit_info is not None:
                 cut_at = files.cut_info()  # the head ended the file: the tail was all cut
             if cut_at is not None and new_offset >= cut_at[0]:
