@@ -24,6 +24,8 @@ RawSpan = tuple[int, int]
 # What an event carries besides its payload: its raw line as text (small lines pa writes
 # itself), its place in the output file, or nothing.
 Raw = str | RawSpan | None
+# Output files one ``events`` call keeps open at once.
+_OPEN_FILES = 32
 # An event's payload; None (with a RawSpan) stands for ``{"text": <the line>}``.
 Payload = dict[str, Any] | None
 
@@ -127,6 +129,11 @@ class EventRows(StoreBase):
         if r["raw"] is not None or r["raw_at"] is None:
             return str(r["raw"]) if r["raw"] is not None else None
         key = (str(r["session_id"]), int(r["turn"]))
+        if key not in files and len(files) >= _OPEN_FILES:
+            for f in files.values():  # a page across many turns: bound the open files
+                if f is not None:
+                    f.close()
+            files.clear()
         if key not in files:
             path = self.home / "sessions" / key[0] / "turns" / str(key[1]) / "stdout"
             try:
