@@ -44,8 +44,11 @@ DEFAULTS: dict[str, Any] = {
         "refill_every": 30,  # seconds between the server's pool checks; 0: none
         "repos": {},
     },
+    "output": {"max_bytes": 50_000_000},  # per turn: the head and tail kept beyond it
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
+# The smallest output cap: a head and a tail of a few lines each.
+MIN_OUTPUT_BYTES = 64 * 1024
 
 
 def pa_home() -> Path:
@@ -91,6 +94,17 @@ class Settings:
     def limits(self) -> dict[str, Any]:
         return dict(self.data.get("limits") or {})
 
+    def output_max_bytes(self) -> int:
+        """``output.max_bytes``: what one turn's output may keep (its head and its tail)."""
+        value = self.get("output.max_bytes")
+        if isinstance(value, bool) or not isinstance(value, int) or value < MIN_OUTPUT_BYTES:
+            raise UsageError(
+                f"output.max_bytes must be a whole number of bytes, at least {MIN_OUTPUT_BYTES}"
+                f" (got {value!r})",
+                hint=f"set it in {config_path()}, e.g. [output] max_bytes = 50_000_000",
+            )
+        return value
+
     def agent_settings(self, name: str) -> dict[str, Any]:
         agents = self.data.get("agents") or {}
         return dict(agents.get(name) or {})
@@ -116,7 +130,9 @@ def load_settings() -> Settings:
         except OSError as e:
             raise PAError(f"cannot read settings file {path}: {e}") from e
         data = _merge(data, user)
-    return Settings(data=data, home=pa_home())
+    settings = Settings(data=data, home=pa_home())
+    settings.output_max_bytes()  # a bad value is refused by every command, not mid-turn
+    return settings
 
 
 @dataclass

@@ -319,7 +319,9 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
             if as_json:
                 click.echo(json.dumps(e, ensure_ascii=False))
             elif raw:
-                if e.get("raw") is not None:
+                if e["payload"].get("output_cut") is not None:  # the cap's note, not output
+                    click.echo(printable(format_event(e)))
+                elif e.get("raw") is not None:
                     # An agent's output may carry OSC/BEL sequences that retitle the window
                     # or worse: shown as escapes, like titles in `pa ls`.
                     click.echo(printable(e["raw"], keep_newlines=True))

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from parallel_agents.runtime.wrapper import LAUNCH, end_leftovers
+from parallel_agents.runtime.wrapper import CUT, LAUNCH, end_leftovers
 from parallel_agents.runtime.wrapper import (
     TAG as TAG,  # re-exported: the supervisor tags turns with it
 )
@@ -66,6 +66,15 @@ class TurnFiles:
                 return self.dir / name
         return None
 
+    def cut_info(self) -> tuple[int, int] | None:
+        """Where the output cap cut stdout and how many bytes it dropped there, once the
+        wrapper has kept the tail (``wrapper.CUT``: "offset bytes")."""
+        try:
+            at, size = (self.dir / CUT).read_text().split()
+            return int(at), int(size)
+        except (OSError, ValueError):
+            return None
+
     def exit_info(self) -> dict[str, object] | None:
         try:
             data = json.loads(self.exit.read_text(encoding="utf-8"))
@@ -105,12 +114,22 @@ def spawn(
     env: dict[str, str],
     stdin: bytes | None,
     setup: list[str] | None = None,
+    max_bytes: int = 0,
 ) -> int:
-    """Start the wrapper detached from this process; returns the wrapper's pid."""
+    """Start the wrapper detached from this process; returns the wrapper's pid.
+
+    ``max_bytes``: the most the turn's stdout (and stderr) may keep, its head and tail
+    (``wrapper.pump``); 0: the agent writes its files itself, without a cap."""
     _private_dirs(turn_dir)
     if stdin is not None:
         _write_private(turn_dir / "stdin", stdin)
-    spec = {"argv": list(argv), "cwd": str(cwd), "env": dict(env), "setup": setup}
+    spec = {
+        "argv": list(argv),
+        "cwd": str(cwd),
+        "env": dict(env),
+        "setup": setup,
+        "max_bytes": int(max_bytes),
+    }
     # The spec holds the agent's environment (API keys): readable by the owner only.
     # marshal, not JSON: the wrapper (same interpreter) reads it without importing json.
     _write_private(turn_dir / LAUNCH, marshal.dumps(spec))

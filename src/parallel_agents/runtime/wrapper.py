@@ -4,14 +4,21 @@ Started detached (own session) by runtime.local as ``python -I -S wrapper.py TUR
 It runs the optional setup command, then the agent with stdout/stderr going to files,
 and records the exit code atomically.
 
+With a cap (``max_bytes`` in the launch spec, pa's ``output.max_bytes``) the agent writes
+into pipes and the wrapper keeps each file to the first half of the cap, as it comes, plus
+the newest bytes (``_Sink``); the cut is recorded in ``CUT`` for the ingester to announce.
+A full disk stops the agent and is recorded in the exit record (``disk_full``), written
+as soon as there is room again, so the turn ends ``failed`` instead of staying ``running``.
+
 It sits on the path of every session start, so it imports nothing but built-in
-modules (os, signal, time, marshal): subprocess, json and pathlib would cost more than
+modules (os, signal, time, marshal, _thread): subprocess, json and pathlib would cost more than
 everything else it does. The launch spec is therefore a marshal file written by the
 same interpreter (``local.spawn`` runs ``sys.executable``).
 """
 
 from __future__ import annotations
 
+import _thread
 import marshal
 import os
 import signal
@@ -20,9 +27,15 @@ import time
 
 TYPE_CHECKING = False  # typing itself is not worth importing here
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 LAUNCH = "launch.bin"
+# "<offset> <bytes>": where the output cap cut stdout and how much it dropped there;
+# written before the kept tail is appended at that offset.
+CUT = "stdout.cut"
+_NO_SPACE = (28, 122)  # ENOSPC, EDQUOT
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 # Python ignores these at start-up and an ignored disposition survives exec: the agent
 # must get the defaults back (what subprocess's restore_signals does).
 _RESTORE = tuple(
@@ -40,6 +53,129 @@ def _write_atomic(path: str, text: str, *, durable: bool = False) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Sink:
+    """One output file fed from a pipe, kept to ``limit`` bytes: the first half as it
+    comes (ending at a line end, so the ingester reads it live), then only the newest
+    bytes, in two rotating segment files of a quarter each; ``finish`` appends the kept
+    tail (from its first whole line) where the head ended."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.fd = os.open(path, _APPEND, 0o600)
+        self.head = limit // 2
+        self.seg = max(1, (limit - self.head) // 2)
+        self.written = 0
+        self.cut_at = -1  # where the head ended (-1: not yet)
+        self.tail_seen = 0  # bytes that came after the head
+        self.segs = (path + ".tail0", path + ".tail1")  # the older, the current
+        self.cur = -1
+        self.cur_size = 0
+        self.full = False  # a write failed for lack of space: the rest is dropped
+        self.closed = False
+        self.lock = _thread.allocate_lock()
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+
+    def feed(self, data: bytes) -> bool:
+        """Keep ``data``; False when the disk is full (then nothing more is kept)."""
+        if self.full:
+            return True
+        try:
+            if self.cut_at < 0:
+                room = self.head - self.written
+                if len(data) <= room:
+                    _write_all(self.fd, data)
+                    self.written += len(data)
+                    return True
+                keep = data[: data.rfind(b"\n", 0, room) + 1]
+                _write_all(self.fd, keep)
+                self.written += len(keep)
+                self.cut_at = self.written
+                data = data[len(keep) :]
+            self.tail_seen += len(data)
+            while data:
+                if self.cur < 0 or self.cur_size >= self.seg:
+                    if self.cur >= 0:
+                        os.close(self.cur)
+                        os.replace(self.segs[1], self.segs[0])
+                    self.cur = os.open(self.segs[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    self.cur_size = 0
+                n = min(len(data), self.seg - self.cur_size)
+                _write_all(self.cur, data[:n])
+                self.cur_size += n
+                data = data[n:]
+        except OSError as e:
+            if e.errno not in _NO_SPACE:
+                raise
+            self.full = True
+            return False
+        return True
+
+    def finish(self, cut_file: str | None) -> None:
+        if self.cur >= 0:
+            os.close(self.cur)
+        tail = b""
+        for p in self.segs:
+            try:
+                with open(p, "rb") as f:
+                    tail += f.read()
+                os.unlink(p)
+            except OSError:
+                pass
+        try:
+            if self.cut_at >= 0 and not self.full:
+                if len(tail) < self.tail_seen:  # the middle was dropped: start at a line
+                    tail = tail[tail.find(b"\n") + 1 :] if b"\n" in tail else b""
+                    if cut_file:
+                        _write_atomic(cut_file, f"{self.cut_at} {self.tail_seen - len(tail)}")
+                _write_all(self.fd, tail)
+        except OSError as e:
+            if e.errno not in _NO_SPACE:
+                raise
+            self.full = True
+        finally:
+            os.close(self.fd)
+
+
+def _pump(fd: int, sink: _Sink, on_full: Callable[[], None]) -> None:
+    """Thread: copy the pipe ``fd`` into ``sink`` until every writer has closed it."""
+    try:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            with sink.lock:
+                if sink.closed:
+                    break
+                if not sink.feed(data):
+                    on_full()
+    finally:
+        os.close(fd)
+        sink.done.release()
+
+
+def _write_exit(path: str, text: str) -> None:
+    """The exit record, durably; on a full disk, retried until there is room again."""
+    delay = 0.2
+    while True:
+        try:
+            _write_atomic(path, text, durable=True)
+            return
+        except OSError as e:
+            if e.errno not in _NO_SPACE:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _which(program: str, env: dict[str, str]) -> str:
@@ -268,14 +404,24 @@ def main(turn_dir: str) -> int:
         return 0
     stdin_path = os.path.join(turn_dir, "stdin")
     started = time.time()
-    append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    # The agent's output holds the prompt's answers and the code: the owner's only.
-    out = os.open(os.path.join(turn_dir, "stdout"), append, 0o600)
-    err = os.open(os.path.join(turn_dir, "stderr"), append, 0o600)
     if os.path.exists(stdin_path):
         inp = _pipe_stdin(stdin_path)
     else:
         inp = os.open(os.devnull, os.O_RDONLY)
+    limit = int(spec.get("max_bytes") or 0)
+    sinks: list[_Sink] = []
+    # The agent's output holds the prompt's answers and the code: the owner's only.
+    if limit:
+        sinks = [_Sink(os.path.join(turn_dir, n), limit) for n in ("stdout", "stderr")]
+        ends = []
+        for sink in sinks:
+            r, w = os.pipe()  # close-on-exec: the agent gets only the dup2'ed write end
+            ends.append(w)
+            _thread.start_new_thread(_pump, (r, sink, lambda: _stop_agent(turn_dir)))
+        out, err = ends
+    else:
+        out = os.open(os.path.join(turn_dir, "stdout"), _APPEND, 0o600)
+        err = os.open(os.path.join(turn_dir, "stderr"), _APPEND, 0o600)
     try:
         argv = spec["argv"]
         rc = _run(
@@ -291,13 +437,29 @@ def main(turn_dir: str) -> int:
         tag = env.get(TAG)
         # The agent started after this wrapper: nothing older can be one of its own.
         end_leftovers(pid, f"{TAG}={tag}".encode() if tag else b"", since=_started())
+    for sink, cut in zip(sinks, (os.path.join(turn_dir, CUT), None), strict=False):
+        # A process outside the agent's group and tag may still hold the pipe open.
+        sink.done.acquire(timeout=5.0)
+        with sink.lock:
+            sink.closed = True
+            sink.finish(cut)
+    full = ', "disk_full": true' if any(s.full for s in sinks) else ""
     # Floats' repr is valid JSON; json itself would cost an import of re.
-    _write_atomic(
+    _write_exit(
         os.path.join(turn_dir, "exit"),
-        f'{{"code": {rc}, "started": {started!r}, "ended": {time.time()!r}}}',
-        durable=True,
+        f'{{"code": {rc}, "started": {started!r}, "ended": {time.time()!r}{full}}}',
     )
     return 0
+
+
+def _stop_agent(turn_dir: str) -> None:
+    """The disk is full: the agent's output can no longer be kept, so end its turn."""
+    pid = _read_pid(turn_dir)
+    if pid:
+        try:  # noqa: SIM105 (contextlib is not worth importing here)
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

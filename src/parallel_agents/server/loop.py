@@ -159,7 +159,9 @@ class ServerState:
     def query_events(
         self, sid: str | None, after_id: int, limit: int, kinds: Sequence[str] | None
     ) -> list[dict[str, Any]]:
-        evs = self.app().store.events(sid, after_id=after_id, kinds=kinds, limit=limit)
+        evs = self.app().store.events(
+            sid, after_id=after_id, kinds=kinds, limit=limit, with_raw=False
+        )
         out = []
         for e in evs:
             d = e.to_json()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,12 @@ from parallel_agents.models import EventKind, Session, Status
 from parallel_agents.runtime import local
 from parallel_agents.sessions import tui
 from parallel_agents.sessions.turns import Turns
+from parallel_agents.store import Payload, Raw
 
 # How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
 CHUNK = 4 * 1024 * 1024
+# The lines ``bytes.splitlines`` yields (split at \n, \r\n or \r), with their offsets.
+_LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\r|\n|$)")
 ACTIVE = (Status.STARTING, Status.RUNNING, Status.NEEDS_INPUT)
 # In an agent's environment (`pa demo` puts it there) when the model answering it is pa's
 # scripted model server. The CLIs price the scripted tokens as if the model they were
@@ -196,6 +200,7 @@ class Supervisor(Turns):
                 env=env,
                 stdin=launch.stdin,
                 setup=setup,
+                max_bytes=self.settings.output_max_bytes(),
             )
         except OSError as e:
             with self.store.tx() as db:
@@ -281,14 +286,30 @@ class Supervisor(Turns):
                         f.seek(offset)
                         data = f.read(CHUNK)
             agent = get_agent(srow.agent)
-            items: list[tuple[str, dict[str, Any], str | None]] = []
-            for raw_line in data.splitlines():
+            items: list[tuple[str, Payload, Raw]] = []
+            new_offset = offset + len(data)
+            cut_at = files.cut_info() if data and "output_cut" not in state else None
+            for m in _LINE.finditer(data):
+                raw_line = m.group(1)
+                if cut_at is not None and offset + m.start() >= cut_at[0]:
+                    items.append(_cut_event(cut_at, state))
+                    cut_at = None
                 line = raw_line.decode("utf-8", "replace").rstrip("\r")
                 if not line.strip():
                     continue
+                # The line stays in the output file only (issue 14 §5): its events point
+                # at it, and a payload that would only repeat it is read from there too.
+                whole = len(raw_line) <= MAX_RAW
+                span: Raw = (offset + m.start(), len(raw_line) if whole else MAX_RAW)
                 for ev in _safe_parse(agent, line, state):
-                    items.append((ev.kind.value, _unpriced(ev.payload, state), line[:MAX_RAW]))
-            new_offset = offset + len(data)
+                    payload: Payload = _unpriced(ev.payload, state)
+                    if whole and payload == {"text": line}:
+                        payload = None
+                    items.append((ev.kind.value, payload, span))
+            if cut_at is None and "output_cut" not in state and exit_info is not None:
+                cut_at = files.cut_info()  # the head ended the file: the tail was all cut
+            if cut_at is not None and new_offset >= cut_at[0]:
+                items.append(_cut_event(cut_at, state))
             if items:
                 self.store.append_events(db, sid, turn.n, items)
             self.store.update_turn(db, sid, turn.n, read_offset=new_offset, state=state)
@@ -336,6 +357,17 @@ class Supervisor(Turns):
         items: list[tuple[str, dict[str, Any], str | None]] = []
         opts = dict(s.options)
         stop_reason = opts.pop("stop_reason", None)
+        if exit_info.get("disk_full"):
+            # The wrapper stopped the agent when its output could no longer be written, and
+            # recorded it once there was room again (issue 14 §5): never a stuck `running`.
+            msg = "disk full: the agent's output could not be written, so its turn was stopped"
+            items.append((EventKind.ERROR.value, {"message": msg, "reason": "disk_full"}, None))
+            self.store.append_events(db, sid, n, items)
+            self.store.update_turn(
+                db, sid, n, status="failed", ended_at=time.time(), exit_code=exit_code, error=msg
+            )
+            self.store.set_status(sid, Status.FAILED, db=db, error=msg, options=opts)
+            return
         if exit_info.get("setup_failed"):
             out = _tail(files.setup_log)
             tail = f": {out}" if out else ""
@@ -457,6 +489,17 @@ class Supervisor(Turns):
                 time.sleep(0.05)
         with contextlib.suppress(PAError):
             self.store.set_status(sid, Status.STOPPED, error="stopped by the user")
+
+
+def _cut_event(cut: tuple[int, int], state: dict[str, Any]) -> tuple[str, dict[str, Any], Raw]:
+    """The event saying what the output cap (``output.max_bytes``) cut from this turn."""
+    state["output_cut"] = cut[1]
+    mb = cut[1] / 1e6
+    text = (
+        f"[pa: {cut[1]:,} bytes ({mb:.1f} MB) of output cut here: the turn wrote more than"
+        " output.max_bytes; its head and tail are kept]"
+    )
+    return (EventKind.RAW.value, {"text": text, "output_cut": cut[1]}, None)
 
 
 def _safe_parse(agent: Any, line: str, state: dict[str, Any]) -> list[NormEvent]:

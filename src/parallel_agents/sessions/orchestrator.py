@@ -270,6 +270,8 @@ class App:
         return self.store.session(s.id)
 
     def mark_read(self, sid: str) -> None:
+        if self.store.read_only:  # a full disk: reading must still work (issue 14 §5)
+            return
         self.store.update_session(sid, unread=False)
 
     def rename(self, sid: str, title: str) -> Session:
@@ -418,6 +420,8 @@ class App:
 
     def refresh(self) -> None:
         """Bring statuses up to date when no server does it for us."""
+        if self.store.read_only:  # a full disk: show what is stored (issue 14 §5)
+            return
         for _ in range(50):
             if not self.sup.tick().pending:
                 break

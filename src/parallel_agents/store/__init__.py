@@ -30,6 +30,7 @@ from parallel_agents.store._conn import (
     ensure_home,
     newest_backup,
 )
+from parallel_agents.store._events import Payload, Raw, RawSpan
 from parallel_agents.store._repos import RepoRows
 from parallel_agents.store._sessions import SessionRows, SessionState
 from parallel_agents.store._turns import RebuiltTurn, TurnRows
@@ -46,6 +47,9 @@ __all__ = [
     "Connection",
     "DatabaseDamaged",
     "DatabaseTooNew",
+    "Payload",
+    "Raw",
+    "RawSpan",
     "RebuiltTurn",
     "SessionState",
     "Store",

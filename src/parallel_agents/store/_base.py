@@ -14,6 +14,7 @@ from pathlib import Path
 from parallel_agents.errors import PAError
 from parallel_agents.store._conn import (
     _connect,
+    _no_space,
     _private,
     _translate,
     backup_db,
@@ -33,6 +34,9 @@ class DatabaseTooNew(PAError):
 class StoreBase:
     """The open database; the table families below build on it."""
 
+    # True when the disk was full at open: reads work, every write transaction is refused.
+    read_only = False
+
     def __init__(self, home: Path) -> None:
         self.home = ensure_home(home)
         self.path = home / DB_FILE
@@ -42,7 +46,13 @@ class StoreBase:
             self._migrate()
             self._daily_backup()
         except sqlite3.OperationalError as e:
-            raise PAError(f"cannot open the state database {self.path}: {e}") from e
+            with contextlib.suppress(AttributeError):
+                self.db.close()
+            # A full disk (SQLite cannot size its -shm/-wal files): still show what is
+            # stored (issue 14 §5: read commands work on a full disk).
+            if not self.path.exists() or not _no_space(e, self.path):
+                raise PAError(f"cannot open the state database {self.path}: {e}") from e
+            self._open_read_only(e)
         except sqlite3.DatabaseError as e:
             raise damaged_error(self.path, e) from e
         except PAError:
@@ -50,12 +60,35 @@ class StoreBase:
                 self.db.close()
             raise
 
+    def _open_read_only(self, cause: sqlite3.OperationalError) -> None:
+        """Open ``pa.db`` for reading only. With its -wal and -shm files present (another
+        process has it open) SQLite reads through them; without them (nothing is open,
+        so all is in the main file) it is opened immutable, which needs no file at all."""
+        try:
+            self.db = _connect(self.path, read_only=True)
+            todo = [n for n, _ in MIGRATIONS if n not in self._applied_or_refuse()]
+        except sqlite3.OperationalError as e:
+            raise PAError(f"cannot open the state database {self.path}: {cause}") from e
+        if todo:
+            self.db.close()
+            raise PAError(
+                f"the disk holding {self.path} is full: pa cannot update its state database"
+                f" ({cause})",
+                hint="free some space (or move PA_HOME) and run the command again",
+            )
+        self.read_only = True
+
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken up front so read-modify-write cannot race."""
+        if self.read_only:
+            raise PAError(
+                f"the disk holding {self.path.parent} is full; nothing was written",
+                hint="free some space (or move PA_HOME) and run the command again",
+            )
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:

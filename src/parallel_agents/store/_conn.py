@@ -8,6 +8,7 @@ surface, also on rows read after ``execute``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sqlite3
@@ -126,7 +127,22 @@ def _private(path: Path) -> None:
                 os.chmod(p, PRIVATE_FILE)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _no_space(e: sqlite3.OperationalError, path: Path) -> bool:
+    """Did opening fail for want of disk space (SQLite says "disk I/O error" when it
+    cannot size its -shm file, "database or disk is full" when a write fails)?"""
+    text = str(e)
+    if "full" not in text and "disk I/O" not in text:
+        return False
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        return _connect_read_only(path)
     db = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, factory=_Connection
     )
@@ -150,6 +166,36 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """``path`` opened for reading only, creating no file: through its -wal and -shm when
+    they exist (a process has it open and may hold commits not yet in the main file),
+    else immutable (nothing has it open: every commit is in the main file)."""
+    from urllib.parse import quote
+
+    side = [path.with_name(path.name + x) for x in ("-wal", "-shm")]
+    modes = ["mode=ro", "immutable=1"] if all(p.exists() for p in side) else ["immutable=1"]
+    for i, mode in enumerate(modes):
+        db = sqlite3.connect(
+            f"file:{quote(str(path))}?{mode}",
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            factory=_Connection,
+        )
+        assert isinstance(db, _Connection)
+        db.pa_path = path
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            db.close()
+            if i == len(modes) - 1:
+                raise
+            continue
+        return db
+    raise AssertionError("unreachable")
+
+
 def _translate(e: sqlite3.OperationalError, path: Path) -> Exception:
     text = str(e)
     if "full" in text:
@@ -170,8 +216,13 @@ def ensure_home(home: Path) -> Path:
             if home.stat().st_mode & 0o077:
                 os.chmod(home, PRIVATE_DIR)
         probe = home / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # Writable but full: reading what is stored still works (issue 14 §5).
     except OSError as e:
         raise PAError(
             f"PA_HOME {home} is not writable: {e.strerror or e}",

@@ -1,4 +1,12 @@
-"""The ``events`` table: each session's numbered stream of events."""
+"""The ``events`` table: each session's numbered stream of events.
+
+An agent's output line is stored once (issue 14 §5): in its turn's stdout file. The event
+keeps where the line lies in that file (``raw_at``, ``raw_len``) and what was parsed from
+it (``payload``), never a second copy of the line: ``Event.raw`` is read back from the
+file by offset, and a payload that would only repeat the line (``{"text": line}``: plain
+output, lines no parser understood) is stored empty and rebuilt from the file too. Rows
+written by older versions still carry their ``raw`` text and full payload.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,20 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 from parallel_agents.models import Event
 from parallel_agents.store._base import StoreBase
+
+# Where an event's raw line lies in its turn's stdout file: (byte offset, byte length).
+RawSpan = tuple[int, int]
+# What an event carries besides its payload: its raw line as text (small lines pa writes
+# itself), its place in the output file, or nothing.
+Raw = str | RawSpan | None
+# Output files one ``events`` call keeps open at once.
+_OPEN_FILES = 32
+# An event's payload; None (with a RawSpan) stands for ``{"text": <the line>}``.
+Payload = dict[str, Any] | None
 
 
 class EventRows(StoreBase):
@@ -45,7 +63,7 @@ class EventRows(StoreBase):
         db: sqlite3.Connection,
         sid: str,
         turn: int,
-        items: Sequence[tuple[str, dict[str, Any], str | None]],
+        items: Sequence[tuple[str, Payload, Raw]],
     ) -> None:
         row = db.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?", (sid,)
@@ -55,10 +73,14 @@ class EventRows(StoreBase):
         rows = []
         for kind, payload, raw in items:
             seq += 1
-            rows.append((sid, seq, turn, kind, json.dumps(payload, ensure_ascii=False), raw, now))
+            text, at, size = (None, raw[0], raw[1]) if isinstance(raw, tuple) else (raw, None, None)
+            if payload is None and at is None:
+                raise ValueError("an event without a payload needs its line's place")
+            body = "" if payload is None else json.dumps(payload, ensure_ascii=False)
+            rows.append((sid, seq, turn, kind, body, text, at, size, now))
         db.executemany(
-            "INSERT INTO events (session_id, seq, turn, kind, payload, raw, ts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (session_id, seq, turn, kind, payload, raw, raw_at, raw_len, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -74,7 +96,9 @@ class EventRows(StoreBase):
         after_id: int = 0,
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
+        with_raw: bool = True,
     ) -> list[Event]:
+        """Events in order; ``with_raw=False`` leaves ``raw`` out (no output file is read)."""
         sql = "SELECT * FROM events WHERE id > ?"
         args: list[Any] = [after_id]
         if sid is not None:
@@ -86,7 +110,45 @@ class EventRows(StoreBase):
         sql += " ORDER BY id"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [_event(r) for r in self.db.execute(sql, args)]
+        rows = self.db.execute(sql, args).fetchall()
+        files: dict[tuple[str, int], IO[bytes] | None] = {}
+        try:
+            out = []
+            for r in rows:
+                raw = self._raw(r, files) if with_raw or not r["payload"] else None
+                out.append(_event(r, raw, with_raw))
+            return out
+        finally:
+            for f in files.values():
+                if f is not None:
+                    f.close()
+
+    def _raw(self, r: sqlite3.Row, files: dict[tuple[str, int], IO[bytes] | None]) -> str | None:
+        """The event's raw line: stored text (older rows), else read from the turn's
+        stdout file at its offset (None when the file is gone, e.g. a discarded session)."""
+        if r["raw"] is not None or r["raw_at"] is None:
+            return str(r["raw"]) if r["raw"] is not None else None
+        key = (str(r["session_id"]), int(r["turn"]))
+        if key not in files and len(files) >= _OPEN_FILES:
+            for f in files.values():  # a page across many turns: bound the open files
+                if f is not None:
+                    f.close()
+            files.clear()
+        if key not in files:
+            path = self.home / "sessions" / key[0] / "turns" / str(key[1]) / "stdout"
+            try:
+                files[key] = open(path, "rb")  # noqa: SIM115 (closed by events())
+            except OSError:
+                files[key] = None
+        f = files[key]
+        if f is None:
+            return None
+        try:
+            f.seek(int(r["raw_at"]))
+            data = f.read(int(r["raw_len"]))
+        except OSError:
+            return None
+        return data.decode("utf-8", "replace").rstrip("\r")
 
     def max_event_id(self) -> int:
         """The id of the newest event in any session (0 when there is none)."""
@@ -94,14 +156,16 @@ class EventRows(StoreBase):
         return int(row[0])
 
 
-def _event(r: sqlite3.Row) -> Event:
+def _event(r: sqlite3.Row, raw: str | None, with_raw: bool) -> Event:
+    # An empty payload is the line itself (kept in the output file only).
+    payload = json.loads(r["payload"]) if r["payload"] else {"text": raw or ""}
     return Event(
         session_id=r["session_id"],
         seq=r["seq"],
         turn=r["turn"],
         kind=r["kind"],
-        payload=json.loads(r["payload"]),
-        raw=r["raw"],
+        payload=payload,
+        raw=raw if with_raw else None,
         ts=r["ts"],
         id=r["id"],
     )

@@ -130,9 +130,19 @@ def _m004_repo_uid(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE repos ADD COLUMN uid TEXT")
 
 
+def _m005_events_raw_span(db: sqlite3.Connection) -> None:
+    # Issue 14 §5: an event's raw line is no longer copied into ``raw`` (the output file
+    # already holds it, and ``payload`` holds what was parsed from it): the event keeps
+    # where the line is in its turn's stdout file instead. Rows written before keep their
+    # ``raw`` text and read as before.
+    db.execute("ALTER TABLE events ADD COLUMN raw_at INTEGER")
+    db.execute("ALTER TABLE events ADD COLUMN raw_len INTEGER")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_checkpoints", _m002_checkpoints),
     ("003_checks", _m003_checks),
     ("004_repo_uid", _m004_repo_uid),
+    ("005_events_raw_span", _m005_events_raw_span),
 ]
