@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from parallel_agents.store.migration_list_indexes import m_list_indexes
+
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT the migration transaction half-way; run statements one by one.
@@ -135,4 +137,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("002_checkpoints", _m002_checkpoints),
     ("003_checks", _m003_checks),
     ("004_repo_uid", _m004_repo_uid),
+    ("006_list_indexes", m_list_indexes),
 ]
