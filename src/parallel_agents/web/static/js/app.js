@@ -66,7 +66,7 @@ function openSession(id) {
 }
 
 function nextWaiting() {
-  const items = sidebar.visible().map((el) => state.sessions.get(el.dataset.id)).filter(Boolean);
+  const items = sidebar.visibleIds().map((id) => state.sessions.get(id)).filter(Boolean);
   const waiting = items.filter((s) => s.status === "needs_input" || (s.unread && ATTENTION.has(s.status)));
   if (!waiting.length) return;
   const i = waiting.findIndex((s) => s.id === state.openId);
