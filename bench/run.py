@@ -30,7 +30,7 @@ from bench.common import Home, ms
 
 README = common.ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-OTHERS = ("bench_conflicts.py", "bench_server.py", "bench_dashboard.py")
+OTHERS = ("bench_conflicts.py", "bench_server.py", "bench_dashboard.py", "scale.py")
 SECTIONS = ("spawn", "pool", "diff", "memory", "others")
 
 
