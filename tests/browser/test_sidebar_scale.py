@@ -113,3 +113,30 @@ def test_many_sessions_only_visible_rows_and_keyboard(browser: Any, server: Serv
         assert not page.pa_errors, page.pa_errors
     finally:
         page.context.close()
+
+
+def test_file_counts_are_asked_for_drawn_rows_only(browser: Any, server: Server) -> None:
+    """issue 14 §6: at boot the dashboard asks for the changed-file counts of the rows it
+    drew (one diff each), not of every session (400 git diffs on the server)."""
+    if not server.has_route("get", "/sessions/{sid}/diff"):
+        return
+    if len(server.api("GET", "/sessions")["sessions"]) < N:  # run alone
+        _fill(server)
+    page = new_page(browser, server, login=False)
+    diffs: list[str] = []
+    page.on("request", lambda r: diffs.append(r.url) if "/diff" in r.url else None)
+    try:
+        page.goto(f"/login?token={server.token}")
+        js_wait(page, "() => window.__pa && window.__pa.ready")
+        js_wait(
+            page,
+            "() => { const f = [...document.querySelectorAll('#session-list .item .files')];"
+            " return f.length > 3 && f.every(e => e.textContent); }",
+            timeout=60_000,
+        )
+        # Rows drawn near the viewport (a first draw before the row height is measured
+        # may add a few), far fewer than the sessions.
+        assert 0 < len(diffs) < 60, len(diffs)
+        assert not page.pa_errors, page.pa_errors
+    finally:
+        page.context.close()

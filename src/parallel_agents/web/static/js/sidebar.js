@@ -1,5 +1,5 @@
 // The session list: grouped by repo, filtered and searched, patched in place on every change.
-import { ACTIVE, ENDED, LIVE, extraOf, on, state } from "./state.js";
+import { ACTIVE, ENDED, LIVE, extraOf, on, refreshFiles, state } from "./state.js";
 import { $, cost, duration, frameBatcher, h, storeGet, storeSet } from "./util.js";
 
 const STATUS_LABEL = { needs_input: "needs input" };
@@ -23,6 +23,7 @@ export class Sidebar {
     this.cursor = null;
     this.rowH = 0; // measured from the first row drawn
     this.headH = 0;
+    this.filesOn = false; // changed-file counts are asked for drawn rows only, after boot
     this.filter = storeGet("filter", { q: "", status: "", repo: "", agent: "" });
     this.flush = frameBatcher(() => this.apply());
     this.redraw = frameBatcher(() => this.render());
@@ -220,10 +221,25 @@ export class Sidebar {
   row(id) {
     let it = this.items.get(id);
     if (!it) {
-      it = this.create(state.sessions.get(id));
-      this.patch(it, state.sessions.get(id));
+      const s = state.sessions.get(id);
+      it = this.create(s);
+      this.patch(it, s);
+      if (this.filesOn) this.countFilesOf(s);
     }
     return it;
+  }
+
+  /** Changed-file counts from now on, starting with the rows drawn: one diff a row shown,
+   * not one per session at boot (1,000 sessions would be 1,000 git diffs). */
+  countFiles() {
+    this.filesOn = true;
+    for (const id of this.items.keys()) this.countFilesOf(state.sessions.get(id));
+  }
+
+  countFilesOf(s) {
+    if (!s || extraOf(s.id).files !== null) return;
+    if (["discarded", "merged", "queued", "starting"].includes(s.status)) return;
+    refreshFiles(s.id);
   }
 
   group(repo) {
