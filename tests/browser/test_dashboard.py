@@ -33,6 +33,17 @@ def item(page: Any, sid: str) -> Any:
     return page.locator(f'#session-list .item[data-id="{sid}"]')
 
 
+def shown_status(sid: str, status: str) -> str:
+    """A page condition: the sidebar row of ``sid`` says ``status``, or (the "live" filter
+    hides merged and discarded sessions, and the virtualised list draws shown rows only)
+    the row is gone and the dashboard's model has the status."""
+    return f"""() => {{
+        const b = document.querySelector('.item[data-id="{sid}"] .badge');
+        const s = window.__pa.state.sessions.get("{sid}");
+        return b ? b.textContent === '{status}' : !!s && s.status === '{status}';
+    }}"""
+
+
 def badge(page: Any, sid: str) -> Any:
     return item(page, sid).locator(".badge")
 
@@ -214,8 +225,7 @@ def test_merge_marks_merged_and_lands_on_base(
     dlg.locator("button.c-ok").click()
     js_wait(
         page,
-        f"""() => document.querySelector('.item[data-id="{s["id"]}"] .badge')
-                           ?.textContent === 'merged'""",
+        shown_status(s["id"], "merged"),
         timeout=30_000,
     )
     assert page.locator("#view-session .s-head .badge").inner_text() == "merged"
@@ -236,8 +246,7 @@ def test_discard_removes_the_worktree(server: Server, page: Any, four: dict[str,
     dlg.locator("button.c-ok").click()
     js_wait(
         page,
-        f"""() => document.querySelector('.item[data-id="{s["id"]}"] .badge')
-                           ?.textContent === 'discarded'""",
+        shown_status(s["id"], "discarded"),
     )
     after = server.session(s["id"])
     assert after["status"] == "discarded"

@@ -105,7 +105,10 @@ class EventRows(StoreBase):
             sql += " AND session_id = ? AND seq > ?"
             args += [sid, after_seq]
         if kinds:
-            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            # One session's events come by (session_id, seq): the unary + keeps the planner
+            # off the kind index, which would walk that kind in every session (issue 14 §6).
+            col = "+kind" if sid is not None else "kind"
+            sql += f" AND {col} IN ({','.join('?' * len(kinds))})"
             args += list(kinds)
         sql += " ORDER BY id"
         if limit:

@@ -102,9 +102,12 @@ class SessionRows(EventRows):
         if not prefix:
             raise UsageError("empty session id")
         # A plain prefix comparison: '%' and '_' are characters here, not LIKE wildcards.
+        # The range lets the primary key's index find the rows (issue 14 §6); the highest
+        # code point sorts after every character an id may continue with.
         rows = self.db.execute(
-            "SELECT id, title FROM sessions WHERE substr(id, 1, ?) = ? ORDER BY id",
-            (len(prefix), prefix),
+            "SELECT id, title FROM sessions WHERE id >= ? AND id < ? AND substr(id, 1, ?) = ?"
+            " ORDER BY id",
+            (prefix, prefix + "\U0010ffff", len(prefix), prefix),
         ).fetchall()
         if not rows:
             raise NotFound(f"no session matches {prefix!r}", hint="see `pa ls --all`")

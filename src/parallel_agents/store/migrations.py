@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from parallel_agents.store.migration_list_indexes import m_list_indexes
+
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT the migration transaction half-way; run statements one by one.
@@ -145,4 +147,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("003_checks", _m003_checks),
     ("004_repo_uid", _m004_repo_uid),
     ("005_events_raw_span", _m005_events_raw_span),
+    ("006_list_indexes", m_list_indexes),
 ]

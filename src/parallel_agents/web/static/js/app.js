@@ -3,7 +3,7 @@ import { setUnauthorizedHandler } from "./api.js";
 import { initAttention } from "./attention.js";
 import { helpDialog, newSessionDialog } from "./dialogs.js";
 import { Sidebar } from "./sidebar.js";
-import { ATTENTION, emit, loadChecks, loadConflicts, loadRepos, loadSessions, loadStatuses, on, refreshFiles, state } from "./state.js";
+import { ATTENTION, emit, loadChecks, loadConflicts, loadRepos, loadSessions, loadStatuses, on, state } from "./state.js";
 import * as stream from "./stream.js";
 import { $, $$, h, isTyping } from "./util.js";
 
@@ -66,7 +66,7 @@ function openSession(id) {
 }
 
 function nextWaiting() {
-  const items = sidebar.visible().map((el) => state.sessions.get(el.dataset.id)).filter(Boolean);
+  const items = sidebar.visibleIds().map((id) => state.sessions.get(id)).filter(Boolean);
   const waiting = items.filter((s) => s.status === "needs_input" || (s.unread && ATTENTION.has(s.status)));
   if (!waiting.length) return;
   const i = waiting.findIndex((s) => s.id === state.openId);
@@ -147,9 +147,7 @@ async function boot() {
     import("./markdown.js").then((m) => m.loadMarkdown()).catch(() => {});
     loadConflicts();
     loadChecks();
-    for (const s of state.sessions.values()) {
-      if (s.status !== "discarded" && s.status !== "merged" && !["queued", "starting"].includes(s.status)) refreshFiles(s.id);
-    }
+    sidebar.countFiles(); // of the rows drawn, and of each row when it is drawn
   });
 }
 

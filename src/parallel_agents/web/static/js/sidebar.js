@@ -1,22 +1,37 @@
 // The session list: grouped by repo, filtered and searched, patched in place on every change.
-import { ACTIVE, ENDED, LIVE, extraOf, on, state } from "./state.js";
+import { ACTIVE, ENDED, LIVE, extraOf, on, refreshFiles, state } from "./state.js";
 import { $, cost, duration, frameBatcher, h, storeGet, storeSet } from "./util.js";
 
 const STATUS_LABEL = { needs_input: "needs input" };
+
+// Virtualised (issue 14 §6): with 1,000 sessions only the rows in (or near) the viewport
+// are in the DOM; every row has the same height, so a group's hidden rows are its body's
+// padding, and the order, filters and keyboard work on the model, not on the DOM.
+const OVERSCAN = 8; // rows drawn above and below the viewport
 
 export class Sidebar {
   constructor(listEl, { onOpen }) {
     this.list = listEl;
     this.onOpen = onOpen;
-    this.items = new Map(); // id -> {el, refs, last: {}}
-    this.groups = new Map(); // repo -> {el, head, body, count}
+    this.items = new Map(); // id -> {el, refs, last: {}}: the rows in the DOM only
+    this.groups = new Map(); // repo -> {el, head, body, count, drawn: [ids]}
+    this.layout = []; // [{repo, ids}] of the sessions the filters show, in display order
+    this.order = []; // the same ids, flat
+    this.shown = new Set(); // ids the filters show
+    this.known = new Set(); // ids seen (a new one may bring a new agent or repo)
     this.dirty = new Set();
     this.cursor = null;
+    this.rowH = 0; // measured from the first row drawn
+    this.headH = 0;
+    this.filesOn = false; // changed-file counts are asked for drawn rows only, after boot
     this.filter = storeGet("filter", { q: "", status: "", repo: "", agent: "" });
     this.flush = frameBatcher(() => this.apply());
+    this.redraw = frameBatcher(() => this.render());
     this.bindFilters();
     on("session", (s) => this.mark(s.id));
     on("repos", () => this.fillSelect("#f-repo", state.repos.map((r) => r.name), "all repos"));
+    this.list.addEventListener("scroll", () => this.redraw(), { passive: true });
+    if (window.ResizeObserver) new ResizeObserver(() => this.redraw()).observe(this.list);
     this.list.addEventListener("click", (e) => {
       const it = e.target.closest(".item");
       if (it) this.open(it.dataset.id);
@@ -60,7 +75,7 @@ export class Sidebar {
 
   refilter() {
     storeSet("filter", this.filter);
-    for (const id of this.items.keys()) this.dirty.add(id);
+    for (const id of state.sessions.keys()) this.dirty.add(id);
     this.flush();
   }
 
@@ -95,37 +110,136 @@ export class Sidebar {
   }
 
   apply() {
-    const agents = new Set();
+    let moved = false; // a row appeared or went: the layout is rebuilt
     let newAgents = false;
-    // Groups are counted once all items are placed: counting while a repo's first items are
-    // hidden and its visible ones not created yet would hide the whole group.
-    const recount = new Set();
     for (const id of this.dirty) {
       const s = state.sessions.get(id);
+      const show = !!s && this.matches(s);
+      if (show !== this.shown.has(id)) {
+        moved = true;
+        if (show) this.shown.add(id);
+        else this.shown.delete(id);
+      }
       if (!s) continue;
-      let it = this.items.get(id);
-      if (!it) {
-        it = this.create(s);
+      if (!this.known.has(id)) {
+        this.known.add(id);
         newAgents = true;
-        recount.add(it.repo);
       }
-      this.patch(it, s);
-      const show = this.matches(s);
-      if (it.el.hidden === show) {
-        it.el.hidden = !show;
-        recount.add(it.repo);
-      }
+      const it = this.items.get(id);
+      if (it) this.patch(it, s);
     }
-    for (const repo of recount) this.groupCount(repo);
     this.dirty.clear();
     if (newAgents) {
+      const agents = new Set();
       for (const s of state.sessions.values()) agents.add(s.agent);
       this.fillSelect("#f-agent", [...agents], "all agents");
       const repos = new Set(state.repos.map((r) => r.name));
       for (const s of state.sessions.values()) repos.add(s.repo_name);
       this.fillSelect("#f-repo", [...repos], "all repos");
     }
+    if (moved) {
+      this.relayout();
+      this.render();
+    }
     this.foot();
+  }
+
+  /** The shown sessions grouped by repo (by name), newest first inside a repo. */
+  relayout() {
+    const byRepo = new Map();
+    for (const id of this.shown) {
+      const s = state.sessions.get(id);
+      if (!s) continue;
+      const repo = s.repo_name || "?";
+      if (!byRepo.has(repo)) byRepo.set(repo, []);
+      byRepo.get(repo).push(s);
+    }
+    const newest = (a, b) => (b.created_at || 0) - (a.created_at || 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    this.layout = [...byRepo.keys()].sort().map((repo) => ({ repo, ids: byRepo.get(repo).sort(newest).map((s) => s.id) }));
+    this.order = this.layout.flatMap((g) => g.ids);
+    const groups = this.layout.map((g) => this.group(g.repo));
+    const els = groups.map((g) => g.el);
+    const cur = [...this.list.children];
+    if (cur.length !== els.length || cur.some((el, i) => el !== els[i])) this.list.replaceChildren(...els);
+    for (let i = 0; i < groups.length; i++) groups[i].count.textContent = String(this.layout[i].ids.length);
+  }
+
+  /** Draw the rows in (and near) the viewport, and pad for the rest. */
+  render() {
+    const rowH = this.rowH || 50;
+    const headH = this.headH || 20;
+    const view = this.list.clientHeight || 800;
+    // The list may just have shrunk (a filter): the browser clamps scrollTop only after
+    // this draw, so clamp it here or the window would lie below the last row.
+    const total = this.layout.reduce((n, g) => n + headH + g.ids.length * rowH, 0);
+    const scroll = Math.min(this.list.scrollTop, Math.max(0, total - view));
+    const top = scroll - OVERSCAN * rowH;
+    const bottom = scroll + view + OVERSCAN * rowH;
+    const keep = new Set();
+    let y = 0;
+    for (const { repo, ids } of this.layout) {
+      const g = this.group(repo);
+      const y0 = y + headH; // the group's first row
+      y = y0 + ids.length * rowH;
+      const first = Math.max(0, Math.floor((top - y0) / rowH));
+      const last = Math.min(ids.length - 1, Math.floor((bottom - y0) / rowH));
+      const want = first <= last ? ids.slice(first, last + 1) : [];
+      for (const id of want) keep.add(id);
+      g.body.style.paddingTop = `${(want.length ? first : 0) * rowH}px`;
+      g.body.style.paddingBottom = `${(ids.length - (want.length ? last + 1 : 0)) * rowH}px`;
+      if (want.length !== g.drawn.length || want.some((id, i) => id !== g.drawn[i])) {
+        g.body.replaceChildren(...want.map((id) => this.row(id).el));
+        g.drawn = want;
+      }
+    }
+    for (const [id, it] of this.items) {
+      if (!keep.has(id)) {
+        it.el.remove();
+        this.items.delete(id);
+      }
+    }
+    for (const g of this.groups.values()) {
+      if (!this.layout.some((l) => l.repo === g.repo)) g.drawn = [];
+    }
+    this.measure();
+  }
+
+  /** Row heights from the DOM once (one layout read); draw again when they differ. */
+  measure() {
+    if (this.rowH && this.headH) return;
+    const it = this.items.values().next().value;
+    const g = this.layout.length ? this.groups.get(this.layout[0].repo) : null;
+    if (!it || !g) return;
+    const rowH = it.el.offsetHeight;
+    const headH = g.head.offsetHeight;
+    if (!rowH || !headH) return; // not laid out (hidden): keep the estimates
+    this.rowH = rowH;
+    this.headH = headH;
+    this.render();
+  }
+
+  row(id) {
+    let it = this.items.get(id);
+    if (!it) {
+      const s = state.sessions.get(id);
+      it = this.create(s);
+      this.patch(it, s);
+      if (this.filesOn) this.countFilesOf(s);
+    }
+    return it;
+  }
+
+  /** Changed-file counts from now on, starting with the rows drawn: one diff a row shown,
+   * not one per session at boot (1,000 sessions would be 1,000 git diffs). */
+  countFiles() {
+    this.filesOn = true;
+    for (const id of this.items.keys()) this.countFilesOf(state.sessions.get(id));
+  }
+
+  countFilesOf(s) {
+    if (!s || extraOf(s.id).files !== null) return;
+    if (["discarded", "merged", "queued", "starting"].includes(s.status)) return;
+    refreshFiles(s.id);
   }
 
   group(repo) {
@@ -135,22 +249,10 @@ export class Sidebar {
       const head = h("div.group-head", null, h("span", null, repo), count);
       const body = h("div.group-body");
       const el = h("div.group", { dataset: { repo } }, head, body);
-      g = { el, head, body, count };
+      g = { el, head, body, count, repo, drawn: [] };
       this.groups.set(repo, g);
-      const names = [...this.groups.keys()].sort();
-      const next = names[names.indexOf(repo) + 1];
-      this.list.insertBefore(el, next ? this.groups.get(next).el : null);
     }
     return g;
-  }
-
-  groupCount(repo) {
-    const g = this.groups.get(repo);
-    if (!g) return;
-    let n = 0;
-    for (const c of g.body.children) if (!c.hidden) n++;
-    g.count.textContent = String(n);
-    g.el.hidden = n === 0;
   }
 
   create(s) {
@@ -171,20 +273,9 @@ export class Sidebar {
       h("div.r1", null, refs.title, refs.badge),
       h("div.r2", null, refs.agent, refs.elapsed, refs.cost, refs.files, refs.check, refs.conflict),
     );
-    const repo = s.repo_name || "?";
-    const it = { el, refs, last: {}, repo, created: s.created_at || 0 };
+    if (this.cursor === s.id) el.classList.add("cursor");
+    const it = { el, refs, last: {} };
     this.items.set(s.id, it);
-    const g = this.group(repo);
-    // Newest first inside a repo.
-    let before = null;
-    for (const c of g.body.children) {
-      const other = this.items.get(c.dataset.id);
-      if (other && other.created < it.created) {
-        before = c;
-        break;
-      }
-    }
-    g.body.insertBefore(el, before);
     return it;
   }
 
@@ -239,7 +330,7 @@ export class Sidebar {
     if (document.hidden) return;
     for (const [id, it] of this.items) {
       const s = state.sessions.get(id);
-      if (s && ACTIVE.has(s.status) && !it.el.hidden) this.elapsed(it, s);
+      if (s && ACTIVE.has(s.status)) this.elapsed(it, s);
     }
   }
 
@@ -252,26 +343,44 @@ export class Sidebar {
     $("#sidebar-foot").textContent = parts.join(" · ") || `${state.sessions.size} sessions`;
   }
 
-  visible() {
-    return [...this.list.querySelectorAll(".group:not([hidden]) .item:not([hidden])")];
+  /** The ids the filters show, in display order (drawn or not). */
+  visibleIds() {
+    return this.order.slice();
   }
 
   move(delta) {
-    const items = this.visible();
-    if (!items.length) return;
-    let i = items.findIndex((el) => el.dataset.id === (this.cursor || state.openId));
-    i = i < 0 ? (delta > 0 ? 0 : items.length - 1) : Math.max(0, Math.min(items.length - 1, i + delta));
-    this.setCursor(items[i].dataset.id);
+    const ids = this.order;
+    if (!ids.length) return;
+    let i = ids.indexOf(this.cursor || state.openId);
+    i = i < 0 ? (delta > 0 ? 0 : ids.length - 1) : Math.max(0, Math.min(ids.length - 1, i + delta));
+    this.setCursor(ids[i]);
+  }
+
+  /** Where row ``id`` starts in the list's scroll space, or null when it is not shown. */
+  offsetOf(id) {
+    const rowH = this.rowH || 50;
+    const headH = this.headH || 20;
+    let y = 0;
+    for (const { ids } of this.layout) {
+      const i = ids.indexOf(id);
+      if (i >= 0) return { y: y + headH + i * rowH, headH, rowH };
+      y += headH + ids.length * rowH;
+    }
+    return null;
   }
 
   setCursor(id) {
     if (this.cursor) this.items.get(this.cursor)?.el.classList.remove("cursor");
     this.cursor = id;
-    const it = this.items.get(id);
-    if (it) {
-      it.el.classList.add("cursor");
-      it.el.scrollIntoView({ block: "nearest" });
+    const at = this.offsetOf(id);
+    if (at) {
+      // Scroll the model's row into view, then draw: the row exists only once drawn.
+      const view = this.list;
+      if (at.y - at.headH < view.scrollTop) view.scrollTop = at.y - at.headH;
+      else if (at.y + at.rowH > view.scrollTop + view.clientHeight) view.scrollTop = at.y + at.rowH - view.clientHeight;
+      this.render();
     }
+    this.items.get(id)?.el.classList.add("cursor");
   }
 
   openCursor() {
