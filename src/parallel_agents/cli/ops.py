@@ -213,9 +213,9 @@ def pool_fill(repo_ref: str | None, size: int | None, as_json: bool) -> None:
     app = open_app()
     try:
         reps = []
-        for r in _repos(app, repo_ref):
-            pool_budget.mark_used(app.settings, r.name)
-            reps.append(pl.fill(app.settings, r, target=size))
+        for repo in _repos(app, repo_ref):
+            pool_budget.mark_used(app.settings, repo.name)
+            reps.append(pl.fill(app.settings, repo, target=size))
     finally:
         app.close()
     if as_json:

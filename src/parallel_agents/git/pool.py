@@ -5,9 +5,10 @@ two cores); the pool does that work ahead of time. Per repository, up to ``pool.
 worktrees (default 2; 0: off) wait on a detached HEAD at the repo's default base commit
 under ``$worktree_root/<repo>/.pool/``; ``pool.max`` caps the total over all repos, and
 the disk budget and free-space floor cap it further (``pool_budget.py``: which repos,
-how many, what one costs). Pools are refilled by a detached low-priority filler, started after a take and by the
-server every ``pool.refill_every`` seconds when a pool is short or stale: that process
-side lives in ``sessions/pool_fill.py``; this module is the git and file mechanics only.
+how many, what one costs). Pools are refilled by a detached low-priority filler, started
+after a take and by the server every ``pool.refill_every`` seconds when a pool is short,
+stale or over its limits: that process side lives in ``sessions/pool_fill.py``; this
+module is the git and file mechanics only.
 
 Layout of ``$worktree_root/<repo>/.pool/``::
 
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from parallel_agents import git
-from parallel_agents.config import Settings
+from parallel_agents.config import Settings, pool_disk_budget
 from parallel_agents.errors import PAError
 from parallel_agents.git import pool_budget, worktrees
 from parallel_agents.models import Repo
@@ -395,7 +396,7 @@ def _plan(
     have = len([e for e in ready_entries(pdir, base) if not foreign(e.path, settings.home)])
     entry: int | None = None
     if (cfg.size > 0 or explicit) and base is not None:
-        if measure and (explicit or not pool_budget.pool_disk_budget(settings).zero):
+        if measure and (explicit or not pool_disk_budget(settings).zero):
             d = pool_budget.disk(settings.worktree_root)
             entry = pool_budget.cost(Path(repo.path), pdir, base, d.block if d else 4096)
         else:
