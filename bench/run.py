@@ -256,9 +256,10 @@ def _default_pool(
         return dict(rows[0])
 
     def warm() -> dict[str, Any] | None:
+        """The pool as full as its limits allow (none on a short disk), no filler busy."""
         st = status()
-        ok = st["want"] > 0 and st["ready"] == st["want"] and not st["filling"]
-        return st if ok and not st["unready"] else None
+        ok = st["used"] and st["limit"] != "no estimate" and st["ready"] == st["want"]
+        return st if ok and not st["filling"] and not st["unready"] else None
 
     try:
         t0 = time.perf_counter()
@@ -268,6 +269,9 @@ def _default_pool(
         for k in ("want", "limit", "entry_bytes", "held_bytes", "budget_bytes"):
             res[k] = st[k]
         res["free_bytes"], res["floor_bytes"] = st["free_bytes"], st["floor_bytes"]
+        if not st["want"]:
+            res["skipped"] = f"the pool stays empty here ({st['limit']})"
+            return res
         entry = st["entries"][0]["path"]
         du = subprocess.run(["du", "-sk", entry], capture_output=True, text=True, check=True)
         res["du_bytes"] = int(du.stdout.split()[0]) * 1024
