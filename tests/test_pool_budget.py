@@ -97,7 +97,8 @@ def test_status_shows_what_the_pool_holds_and_costs(demo: Path) -> None:
     assert du / 2 <= each <= du * 2, (each, du)
     text = pa("pool", "status").stdout
     assert "demo: 2/2 ready" in text and "on disk" in text, text
-    assert "1.0 GiB budget" in text, text
+    assert "1.0 GiB budget (pool.disk_budget = 1GiB)" in text, text
+    assert st["disk_budget"] == "pool.disk_budget = 1GiB"
 
 
 def test_the_budget_caps_the_pool(demo: Path) -> None:

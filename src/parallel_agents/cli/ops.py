@@ -196,6 +196,7 @@ def pool_status(repo_ref: str | None, as_json: bool) -> None:
         r = rows[0]
         click.echo(
             f"all pools: {_bytes(r['held_bytes'])} of a {_bytes(r['budget_bytes'])} budget"
+            f" ({r['disk_budget']})"
             f"; {_bytes(r['free_bytes'])} free, floor {_bytes(r['floor_bytes'])}"
             f"; at most {r['size']} per repo, {r['max']} in all"
         )

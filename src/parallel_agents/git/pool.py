@@ -577,6 +577,7 @@ def status(settings: Settings, repo: Repo) -> dict[str, Any]:
         "bytes": len(entries) * (each or 0),  # what this pool holds on disk, estimated
         "held_bytes": pl.held_bytes,  # every pool of this home
         "budget_bytes": pl.budget_bytes,
+        "disk_budget": pool_budget.budget_setting(settings),
         "free_bytes": pl.free_bytes,
         "floor_bytes": pl.floor_bytes,
     }

@@ -29,11 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from parallel_agents import git
-from parallel_agents.config import Settings, pool_disk_budget, pool_min_free
+from parallel_agents.config import POOL_BUDGET_ENV, Settings, pool_disk_budget, pool_min_free
 
 COST_FILE = ".cost"
 USED_DIR = "pool-used"  # under PA_HOME: one empty file per used repo
 INDEX_ENTRY = 72  # bytes of an index entry besides its path (62 + padding, rounded up)
+
+
+def budget_setting(settings: Settings) -> str:
+    """The budget as written (``5%``, ``2GiB``), and where, for ``pa pool status``."""
+    env = os.environ.get(POOL_BUDGET_ENV)
+    if env is not None:
+        return f"{POOL_BUDGET_ENV}={env}"
+    return f"pool.disk_budget = {settings.get('pool.disk_budget')}"
 
 
 # -- use ----------------------------------------------------------------------------------
