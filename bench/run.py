@@ -202,6 +202,9 @@ def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[
     cli.kill_agents()
     _drop(cli.root, big)
 
+    log("pool: the default pool (no pool settings), filled after a first session")
+    out["default_on"] = _default_pool(tmp, big, a, one_raw, raw)
+
     plain = Home(tmp / "nopool-big", autostart=False)
     spawn.setup_home(plain, big)
     log("pool: the same single starts without the pool, for reference")
@@ -235,6 +238,90 @@ def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[
         _drop(h.root, repo)
     out["rows"] = rows
     res["pool"] = out
+
+
+def _default_pool(
+    tmp: Path, big: Path, a: argparse.Namespace, one_raw: Any, raw: list[float]
+) -> dict[str, Any]:
+    """What a user gets with no pool settings (issue 14 §2): the first `pa new` in a repo
+    marks it used and starts the background filler; how long until the pool is warm, what
+    it costs on disk (the estimate against `du`), and `pa new` (CLI via its server) once
+    it is warm, each after one raw `git worktree add` and with the pool refilled in between.
+    Result keys: time_to_warm_s, want, limit, entry_bytes, du_bytes, estimate_ratio,
+    estimate_s, held_bytes, budget_bytes, free_bytes, floor_bytes, latency_s, ratio,
+    from_pool, failures."""
+    import json
+    import os
+
+    from bench.common import started_at, stats, wait_for
+
+    # The users' default, not the test suite's (it sets a budget of 0 in the environment).
+    saved = os.environ.pop("PA_POOL_DISK_BUDGET", None)
+    home = Home(tmp / "pool-default", autostart=True)  # pa's default: via its server
+    home.write_settings("[limits]\nmax_running = 0\n")
+    home.pa("repo", "add", str(big), "--name", "bench")
+    res: dict[str, Any] = {"failures": 0}
+
+    def status() -> dict[str, Any]:
+        rows = json.loads(home.pa("pool", "status", "--repo", "bench", "--json").stdout)
+        return dict(rows[0])
+
+    def warm() -> dict[str, Any] | None:
+        """The pool as full as its limits allow (none on a short disk), no filler busy."""
+        st = status()
+        ok = st["used"] and st["limit"] != "no estimate" and st["ready"] == st["want"]
+        return st if ok and not st["filling"] and not st["unready"] else None
+
+    try:
+        t0 = time.perf_counter()
+        home.pa("new", "first", "--repo", "bench", "--cmd", spawn.AGENT, "--json")
+        st = wait_for(warm, 3600, "the default pool to fill")
+        res["time_to_warm_s"] = round(time.perf_counter() - t0, 3)
+        for k in ("want", "limit", "entry_bytes", "held_bytes", "budget_bytes"):
+            res[k] = st[k]
+        res["free_bytes"], res["floor_bytes"] = st["free_bytes"], st["floor_bytes"]
+        if not st["want"]:
+            res["skipped"] = f"the pool stays empty here ({st['limit']})"
+            return res
+        entry = st["entries"][0]["path"]
+        du = subprocess.run(["du", "-sk", entry], capture_output=True, text=True, check=True)
+        res["du_bytes"] = int(du.stdout.split()[0]) * 1024
+        res["estimate_ratio"] = round(st["entry_bytes"] / res["du_bytes"], 3)
+        with home.activated():
+            from parallel_agents.git import pool_budget
+
+            e0 = time.perf_counter()
+            pool_budget.estimate(big, str(st["base"]), 4096)
+            res["estimate_s"] = round(time.perf_counter() - e0, 4)
+        lat: list[float] = []
+        sids: list[str] = []
+        first = len(raw)
+        for i in range(max(2, a.reps // 2)):
+            wait_for(warm, 3600, "the pool to be warm again")
+            one_raw()
+            t = time.time()
+            p = home.pa("new", f"warm {i}", "--repo", "bench", "--cmd", spawn.AGENT, "--json",
+                        check=False)  # fmt: skip
+            sid = json.loads(p.stdout)["id"] if p.returncode == 0 else None
+            t1 = started_at(home, sid) if sid else None
+            if sid is None or t1 is None:
+                res["failures"] += 1
+                continue
+            sids.append(sid)
+            lat.append(t1 - t)
+        res["latency_s"] = stats(lat)
+        base = stats(raw[first:])
+        res["raw_add_s"] = base
+        res["ratio"] = round(res["latency_s"]["median"] / base["median"], 3) if lat else None
+        res["from_pool"] = spawn._from_pool(home, sids)
+        spawn.wait_idle(home)
+        wait_for(warm, 3600, "the last refill to end")  # no filler left writing
+    finally:
+        if saved is not None:
+            os.environ["PA_POOL_DISK_BUDGET"] = saved
+        home.kill_agents()
+        _drop(home.root, big)
+    return res
 
 
 def run_diff(tmp: Path, big: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:

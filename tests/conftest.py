@@ -34,6 +34,9 @@ def pa_home(
     # The CLI works in-process unless a test asks for the background server (server_mode).
     monkeypatch.setenv("PA_SERVER_AUTOSTART", "0")
     monkeypatch.delenv("PA_URL", raising=False)
+    # The warm pool is on by default for users; in tests it is off (a budget of 0), so no
+    # test repo fills a pool in the background. Pool tests opt in with `pool_on`.
+    monkeypatch.setenv("PA_POOL_DISK_BUDGET", "0")
     for k, v in {
         "GIT_AUTHOR_NAME": "Test",
         "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -44,6 +47,12 @@ def pa_home(
         monkeypatch.setenv(k, v)
     yield home
     _stop_leftover_server(home)
+
+
+@pytest.fixture
+def pool_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm pool as users get it: the budget from the settings (default 5%)."""
+    monkeypatch.delenv("PA_POOL_DISK_BUDGET")
 
 
 def _stop_leftover_server(home: Path) -> None:

@@ -188,7 +188,7 @@ def test_session_killed_during_creation(app: App, repo: Path, checkout: bool) ->
     assert app.store.session(sid).status == Status.IDLE
 
 
-def test_session_killed_during_a_pool_take(app: App, repo: Path) -> None:
+def test_session_killed_during_a_pool_take(app: App, repo: Path, pool_on: None) -> None:
     """Killed between the rename and the repair: git still points into the pool."""
     write_settings("[pool]\nsize = 1\nbackground = false\n")
     sid = _half_created(app, repo, checkout=True, branch=False)
@@ -349,7 +349,7 @@ def test_cli_json_and_exit_codes(app: App, repo: Path) -> None:
     assert pa("doctor").returncode == 0
 
 
-def test_pool_leftovers(app: App, repo: Path) -> None:
+def test_pool_leftovers(app: App, repo: Path, pool_on: None) -> None:
     write_settings("[pool]\nsize = 1\nbackground = false\n")
     app2 = App.open()
     r = app2.store.repo_by_name("demo")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parallel_agents.git import pool, pool_take
+from parallel_agents.git import pool, pool_budget, pool_take
 from parallel_agents.sessions import pool_fill
 from parallel_agents.sessions.orchestrator import App
 from tests.conftest import make_repo
@@ -30,11 +30,12 @@ def _app() -> App:
 
 
 @pytest.fixture
-def pooled(repo: Path) -> Path:
+def pooled(repo: Path, pool_on: None) -> Path:
     write_settings("[pool]\nsize = 3\nbackground = false\n")
     app = _app()
     try:
         app.add_repo(repo, name="demo")
+        pool_budget.mark_used(app.settings, "demo")  # as if a session had started there
     finally:
         app.close()
     return repo
@@ -60,7 +61,8 @@ def _status() -> dict[str, object]:
         app.close()
 
 
-def test_off_by_default(repo: Path) -> None:
+def test_size_zero_turns_it_off(repo: Path, pool_on: None) -> None:
+    write_settings("[pool]\nsize = 0\n")
     app = _app()
     try:
         r = app.add_repo(repo, name="demo")
@@ -418,7 +420,7 @@ def test_take_refuses_a_non_empty_path_and_keeps_the_pool(pooled: Path) -> None:
         app.close()
 
 
-def test_removing_a_repo_clears_its_warm_worktrees(tmp_path: Path) -> None:
+def test_removing_a_repo_clears_its_warm_worktrees(tmp_path: Path, pool_on: None) -> None:
     import subprocess
 
     from tests.conftest import make_repo, pa

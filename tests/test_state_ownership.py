@@ -124,7 +124,7 @@ def test_doctor_never_removes_a_worktree_a_live_process_works_in(
 
 
 def test_pool_of_another_home_keeps_this_homes_warm_worktrees(
-    repo: Path, pa_home: Path, shared_root: Path, tmp_path: Path
+    repo: Path, pa_home: Path, shared_root: Path, tmp_path: Path, pool_on: None
 ) -> None:
     """issue 11 H: with a shared worktree_root, `pa pool clear` (or a fill) in another home
     removed this home's warm worktrees; now each home tidies only its own."""

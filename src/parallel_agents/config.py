@@ -37,11 +37,13 @@ DEFAULTS: dict[str, Any] = {
     "merge": {"strategy": "merge", "remove_worktree": False},
     "server": {"host": "127.0.0.1", "port": 7317, "autostart": True},
     "interactive": {"cols": 200, "rows": 50},  # tmux pane size of interactive sessions
-    "pool": {  # warm worktree pool
-        "size": 0,
+    "pool": {  # warm worktree pool, on for the repos sessions were started in
+        "size": 2,  # warm worktrees per repo at most; 0: off
         "max": 16,
         "background": True,
         "refill_every": 30,  # seconds between the server's pool checks; 0: none
+        "disk_budget": "5%",  # of free space (bytes with a unit also); 0: no filling
+        "min_free": "5GiB",  # the pool never leaves less free (or a % of the disk)
         "repos": {},
     },
     "output": {"max_bytes": 50_000_000},  # per turn: the head and tail kept beyond it
@@ -118,6 +120,94 @@ class Settings:
         return cur
 
 
+# -- disk sizes (pool.disk_budget, pool.min_free) -----------------------------------------
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kib": 1024, "kb": 1000,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
+}  # fmt: skip
+POOL_BUDGET_ENV = "PA_POOL_DISK_BUDGET"
+
+
+@dataclass(frozen=True)
+class DiskSize:
+    """A size in bytes, or a fraction of some other size (``"5%"``)."""
+
+    bytes: int | None = None
+    fraction: float | None = None
+
+    def of(self, whole: int) -> int:
+        """In bytes; a fraction is taken of ``whole``."""
+        if self.fraction is not None:
+            return int(whole * self.fraction)
+        return self.bytes or 0
+
+    @property
+    def zero(self) -> bool:
+        return not self.bytes and not self.fraction
+
+
+def parse_size(value: Any, key: str, *, of: str) -> DiskSize:
+    """``1234``, ``"500MB"``, ``"2GiB"``, ``"1.5G"`` or ``"5%"`` (of ``of``); UsageError else.
+
+    KB/MB/GB/TB are powers of 1000; K/M/G/T and KiB/MiB/GiB/TiB powers of 1024.
+    """
+    hint = (
+        f"write {key} as bytes with a unit (\"500MB\", \"2GiB\") or a percentage of"
+        f" {of} (\"5%\"); 0 means none"
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"{key} = {value!r} is not a size", hint=hint)
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise UsageError(f"{key} = {value!r} is negative", hint=hint)
+        return DiskSize(bytes=int(value))
+    text = value.strip()
+    if text.endswith("%"):
+        try:
+            pct = float(text[:-1])
+        except ValueError:
+            raise UsageError(f"{key} = {value!r} is not a percentage", hint=hint) from None
+        if not 0 <= pct <= 100:
+            raise UsageError(f"{key} = {value!r} is not between 0% and 100%", hint=hint)
+        return DiskSize(fraction=pct / 100)
+    m = _SIZE.fullmatch(text)
+    unit = _UNITS.get(m.group(2).lower()) if m else None
+    if m is None or unit is None:
+        if text.startswith("-"):
+            raise UsageError(f"{key} = {value!r} is negative", hint=hint)
+        raise UsageError(f"{key} = {value!r} is not a size", hint=hint)
+    return DiskSize(bytes=int(float(m.group(1)) * unit))
+
+
+def pool_disk_budget(settings: Settings) -> DiskSize:
+    """``pool.disk_budget`` (``PA_POOL_DISK_BUDGET`` overrides it): a fraction is of the
+    space that would be free without the pool."""
+    env = os.environ.get(POOL_BUDGET_ENV)
+    if env is not None:
+        return parse_size(env, POOL_BUDGET_ENV, of="free space")
+    return parse_size(settings.get("pool.disk_budget"), "pool.disk_budget", of="free space")
+
+
+def pool_min_free(settings: Settings) -> DiskSize:
+    """``pool.min_free``: a fraction is of the whole filesystem."""
+    return parse_size(settings.get("pool.min_free"), "pool.min_free", of="the disk's size")
+
+
+def _validate(settings: Settings, path: Path) -> None:
+    """Refuse settings no command could work with, naming the file."""
+    for check in (pool_disk_budget, pool_min_free):
+        try:
+            check(settings)
+        except UsageError as e:
+            if e.message.startswith(POOL_BUDGET_ENV):
+                raise  # the environment's, not the file's
+            raise UsageError(f"{path}: {e.message}", hint=e.hint) from None
+
+
 def load_settings() -> Settings:
     path = config_path()
     # A deep copy: callers may adjust their settings without touching the defaults.
@@ -132,6 +222,7 @@ def load_settings() -> Settings:
         data = _merge(data, user)
     settings = Settings(data=data, home=pa_home())
     settings.output_max_bytes()  # a bad value is refused by every command, not mid-turn
+    _validate(settings, path)
     return settings
 
 

@@ -200,3 +200,45 @@ def test_checkpoint_on_a_full_disk(tmp_path: Path, small_fs: Path | None) -> Non
         assert app.store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         app.close()
+
+
+def test_the_pool_keeps_above_the_floor_and_gives_way_when_the_disk_fills(
+    tmp_path: Path, small_fs: Path | None, pool_on: None
+) -> None:
+    """issue 14 §2: warm worktrees on a 3 MB disk with pool.min_free = 1 MB: the fill stops
+    at the floor; ballast that pushes free space under it makes the next fill give
+    worktrees back until it is above the floor again; the space back, it fills again."""
+    if small_fs is None:
+        pytest.skip("needs a tmpfs mount for the worktrees: run the suite as root")
+    files = {f"f{i:02d}.txt": "y" * 5000 for i in range(60)}  # 60 blocks of 8 KiB
+    repo = make_repo(tmp_path / "repo", files)
+    write_settings(
+        f'worktree_root = "{small_fs / "wt"}"\n'
+        '[pool]\nsize = 8\nbackground = false\ndisk_budget = "100%"\nmin_free = "1MB"\n'
+    )
+    app = App.open()
+
+    def free() -> int:
+        st = os.statvfs(small_fs)
+        return st.f_bavail * st.f_frsize
+
+    try:
+        r = app.add_repo(repo, name="demo")
+        rep = pool.fill(app.settings, r)
+        assert rep.errors == [] and rep.limit == "disk", rep
+        assert 1 <= rep.ready < 8
+        assert free() >= 1_000_000, (free(), rep)
+        each = rep.entry_bytes
+        assert each is not None and each >= 60 * 8192
+        before = rep.ready
+        ballast = small_fs / "ballast"
+        ballast.write_bytes(b"\0" * (free() - 1_000_000 + each // 2))  # half an entry short
+        assert pool.needs_fill(app.settings, r)
+        rep = pool.fill(app.settings, r)
+        assert rep.ready < before and rep.discarded >= 1, rep
+        assert free() >= 1_000_000 - 8192, free()
+        assert len(git(repo, "worktree", "list").splitlines()) == 1 + rep.ready
+        ballast.unlink()
+        assert pool.fill(app.settings, r).ready == before
+    finally:
+        app.close()

@@ -64,9 +64,12 @@ def _pool_processes_done(home: Path) -> bool:
 
 
 @pytest.mark.parametrize("with_pool", [False, True], ids=["create", "pool"])
-def test_kill_pa_new_at_random_moments(tmp_path: Path, pa_home: Path, with_pool: bool) -> None:
+def test_kill_pa_new_at_random_moments(
+    tmp_path: Path, pa_home: Path, with_pool: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = make_repo(tmp_path / "repo", _files(400))
     if with_pool:
+        monkeypatch.delenv("PA_POOL_DISK_BUDGET")  # the pool on, as for users (conftest: off)
         write_settings("[pool]\nsize = 3\nbackground = false\n")
     assert pa("repo", "add", str(repo), "--name", "demo").returncode == 0
     if with_pool:

@@ -35,8 +35,11 @@ def _ready_at(commit: str) -> dict[str, Any] | None:
     return st if done else None
 
 
-def test_the_server_refills_a_stale_pool(start_server: Callable[..., Srv], repo_path: Path) -> None:
-    srv = start_server("[pool]\nsize = 1\nbackground = true\nrefill_every = 0.2\n")
+def test_the_server_refills_a_stale_pool(
+    start_server: Callable[..., Srv], repo_path: Path, pool_on: None
+) -> None:
+    # No session is started: the repo's own size asks for its pool (`pool_budget.wanted`).
+    srv = start_server("[pool]\nbackground = true\nrefill_every = 0.2\n[pool.repos.demo]\nsize = 1\n")
     srv.client.add_repo(repo_path, name="demo")
     first = git(repo_path, "rev-parse", "HEAD").strip()
     # An empty pool is short: the periodic check fills it.
@@ -55,7 +58,7 @@ def test_the_server_refills_a_stale_pool(start_server: Callable[..., Srv], repo_
 
 
 def test_refill_every_zero_leaves_the_pool_alone(
-    start_server: Callable[..., Srv], repo_path: Path
+    start_server: Callable[..., Srv], repo_path: Path, pool_on: None
 ) -> None:
     srv = start_server("[pool]\nsize = 1\nbackground = true\nrefill_every = 0\n")
     srv.client.add_repo(repo_path, name="demo")

@@ -135,14 +135,37 @@ def doctor(repair: bool, grace: float, verbose: bool, rebuild: bool, as_json: bo
 
 @click.group(cls=PAGroup)
 def pool() -> None:
-    """The warm worktree pool (settings: pool.size, pool.max, pool.background,
+    """The warm worktree pool, on for repos a session was started in (settings:
+    pool.size, pool.max, pool.disk_budget, pool.min_free, pool.background,
     pool.refill_every)."""
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    x = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if x < 1024:
+            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.1f} {unit}"
+        x /= 1024
+    return f"{x:.1f} TiB"
+
+
+_WHY = {
+    "size": "",
+    "max": ", capped by pool.max",
+    "budget": ", capped by pool.disk_budget",
+    "disk": ", disk short (pool.min_free)",
+    "no estimate": "",
+    "off": "",
+}
+
 
 @pool.command("status")
 @click.option("--repo", "repo_ref", help="Only this repo.")
 @click.option("--json", "as_json", is_flag=True)
 def pool_status(repo_ref: str | None, as_json: bool) -> None:
-    """Warm worktrees per repo: ready at the base, stale, being filled."""
+    """Warm worktrees per repo, what they cost on disk (estimated), the budget."""
     from parallel_agents.git import pool as pl
 
     app = open_app()
@@ -156,10 +179,26 @@ def pool_status(repo_ref: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no repos registered")
     for r in rows:
-        state = "filling" if r["filling"] else ("off" if not r["size"] else "idle")
+        if r["filling"]:
+            state = "filling"
+        elif not r["size"]:
+            state = "off"
+        elif not r["used"]:
+            state = "unused (fills after the first session)"
+        else:
+            state = "on" + _WHY.get(str(r["limit"]), "")
         click.echo(
-            f"{r['repo']}: {r['ready']}/{r['size']} ready at {str(r['base'])[:10]}"
-            f", {r['stale']} stale, {r['unready']} unfinished, {state} (max {r['max']})"
+            f"{r['repo']}: {r['ready']}/{r['want']} ready at {str(r['base'])[:10]}"
+            f", {_bytes(r['bytes'])} on disk ({_bytes(r['entry_bytes'])} each)"
+            f", {r['stale']} stale, {r['unready']} unfinished, {state}"
+        )
+    if rows:
+        r = rows[0]
+        click.echo(
+            f"all pools: {_bytes(r['held_bytes'])} of a {_bytes(r['budget_bytes'])} budget"
+            f" ({r['disk_budget']})"
+            f"; {_bytes(r['free_bytes'])} free, floor {_bytes(r['floor_bytes'])}"
+            f"; at most {r['size']} per repo, {r['max']} in all"
         )
 
 @pool.command("fill")
@@ -167,12 +206,17 @@ def pool_status(repo_ref: str | None, as_json: bool) -> None:
 @click.option("--size", type=int, help="Fill to this many instead of pool.size.")
 @click.option("--json", "as_json", is_flag=True)
 def pool_fill(repo_ref: str | None, size: int | None, as_json: bool) -> None:
-    """Create warm worktrees up to pool.size (and drop stale ones) now."""
+    """Create warm worktrees up to what the budget allows (and drop stale ones) now; the
+    repos filled count as used. --size ignores the budget, never the free-space floor."""
     from parallel_agents.git import pool as pl
+    from parallel_agents.git import pool_budget
 
     app = open_app()
     try:
-        reps = [pl.fill(app.settings, r, target=size) for r in _repos(app, repo_ref)]
+        reps = []
+        for repo in _repos(app, repo_ref):
+            pool_budget.mark_used(app.settings, repo.name)
+            reps.append(pl.fill(app.settings, repo, target=size))
     finally:
         app.close()
     if as_json:
@@ -181,8 +225,10 @@ def pool_fill(repo_ref: str | None, size: int | None, as_json: bool) -> None:
         for r in reps:
             click.echo(
                 f"{r.repo}: {r.ready} ready (created {r.created}, removed {r.discarded})"
-                f" in {r.seconds:.1f}s"
+                f" in {r.seconds:.1f}s" + (f"; {r.limit}" if r.limit not in ("", "size") else "")
             )
+            if r.skipped:
+                click.echo(f"  {r.skipped} not created: the disk is short (pool.min_free)")
             for e in r.errors:
                 click.echo(f"  error: {e}", err=True)
     if any(r.errors for r in reps):
@@ -192,7 +238,8 @@ def pool_fill(repo_ref: str | None, size: int | None, as_json: bool) -> None:
 @click.option("--repo", "repo_ref", help="Only this repo.")
 @click.option("--json", "as_json", is_flag=True)
 def pool_clear(repo_ref: str | None, as_json: bool) -> None:
-    """Remove every warm worktree (dirty ones are archived first)."""
+    """Remove every warm worktree (dirty ones are archived first); the background fills a
+    repo's pool again after its next session starts."""
     from parallel_agents.git import pool as pl
 
     app = open_app()

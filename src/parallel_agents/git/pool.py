@@ -1,18 +1,21 @@
 """Warm worktree pool: pre-created checkouts that `pa new` takes instead of creating one.
 
 Checking out a large repository dominates session start (about 1 s for 20,000 files on
-two cores); the pool does that work ahead of time. Per repository, ``pool.size``
-worktrees (default 0: off) wait on a detached HEAD at the repo's default base commit
-under ``$worktree_root/<repo>/.pool/``; ``pool.max`` caps the total over all repos.
-Pools are refilled by a detached low-priority filler, started after a take and by the
-server every ``pool.refill_every`` seconds when a pool is short or stale: that process
-side lives in ``sessions/pool_fill.py``; this module is the git and file mechanics only.
+two cores); the pool does that work ahead of time. Per repository, up to ``pool.size``
+worktrees (default 2; 0: off) wait on a detached HEAD at the repo's default base commit
+under ``$worktree_root/<repo>/.pool/``; ``pool.max`` caps the total over all repos, and
+the disk budget and free-space floor cap it further (``pool_budget.py``: which repos,
+how many, what one costs). Pools are refilled by a detached low-priority filler, started
+after a take and by the server every ``pool.refill_every`` seconds when a pool is short,
+stale or over its limits: that process side lives in ``sessions/pool_fill.py``; this
+module is the git and file mechanics only.
 
 Layout of ``$worktree_root/<repo>/.pool/``::
 
     <token>/          a registered git worktree, detached at the base commit
     <token>.ready     marker (JSON {"commit", "created"}): the worktree is complete
     .fill.lock        flock held by the one process filling this pool
+    .cost             estimated bytes of one entry at the last base (pool_budget.py)
     .trash/           discarded entries, already unregistered, being deleted
 
 Invariant: only markers make entries visible, and a marker is written after the checkout
@@ -38,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from parallel_agents import git
-from parallel_agents.config import Settings
+from parallel_agents.config import Settings, pool_disk_budget
 from parallel_agents.errors import PAError
-from parallel_agents.git import worktrees
+from parallel_agents.git import pool_budget, worktrees
 from parallel_agents.models import Repo
 
 # It lives in worktrees (which pool imports); ops.doctor and ops.rebuild call pool.admin_dir.
@@ -253,6 +256,9 @@ class FillReport:
     discarded: int = 0  # stale, dirty, broken or surplus entries removed
     ready: int = 0  # warm entries at the base after the fill
     busy: bool = False  # another filler held the lock; nothing done
+    limit: str = ""  # what capped the target (pool_budget.Plan.limit)
+    entry_bytes: int | None = None  # estimated cost of one warm worktree
+    skipped: int = 0  # not created: the disk would have gone below pool.min_free
     removed_trash: int = 0
     archived: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -278,35 +284,42 @@ def fill(
     longer knows, and the trash.
     """
     t0 = time.monotonic()
-    cfg = config_for(settings, repo.name)
-    if target is None:
-        others = _ready_elsewhere(settings, repo.name)
-        want = max(0, min(cfg.size, cfg.max - others))
-    else:
-        want = max(0, target)
     pdir = pool_dir(settings, repo.name)
     repo_path = Path(repo.path)
     base = default_base_commit(repo)
-    rep = FillReport(repo.name, base, want)
-    if want == 0 and not pdir.exists():
+    rep = FillReport(repo.name, base, max(0, target or 0))
+    if target == 0 and not pdir.exists():
         return rep
     with fill_lock(pdir, wait=wait, fd=lock_fd) as got:
         if not got:
             rep.busy = True
             return rep
+        if target is None or target > 0:
+            # Under the lock: the plan counts this pool's entries and measures its cost.
+            pl = _plan(settings, repo, pdir, base, measure=True, explicit=target is not None)
+            rep.entry_bytes = pl.entry_bytes
+            if target is None:
+                rep.target, rep.limit = pl.want, pl.limit
+            elif pl.by_floor is not None and pl.by_floor < target:  # explicit: only the floor
+                rep.target, rep.limit = pl.by_floor, "disk"
+        want = rep.target
         keep = _tidy(repo_path, pdir, base, want, rep, settings.home)
         missing = want - len(keep)
         if missing > 0 and base is not None:
             n_workers = workers or max(1, min(missing, os.cpu_count() or 1))
+            cost = rep.entry_bytes or 0
             with ThreadPoolExecutor(max_workers=n_workers) as ex:
                 made = list(
                     ex.map(
-                        lambda _: _create_entry(repo_path, pdir, base, settings.home),
+                        lambda _: _create_entry(repo_path, pdir, base, settings.home)
+                        if pool_budget.room_for_one(settings, cost)
+                        else None,
                         range(missing),
                     )
                 )
             done = [m for m in made if isinstance(m, _NewEntry)]
             rep.errors += [m for m in made if isinstance(m, str)]
+            rep.skipped = sum(1 for m in made if m is None)
             rep.created = _publish(repo_path, pdir, base, done, rep.errors)
         elif base is None:
             rep.errors.append(f"the base of {repo.name} names no commit")
@@ -366,17 +379,36 @@ def tidy(settings: Settings, repo: Repo) -> FillReport:
     return rep
 
 
-def _ready_elsewhere(settings: Settings, repo_name: str) -> int:
-    """Warm worktrees in the other repos' pools (for the ``pool.max`` cap)."""
-    n = 0
-    root = settings.worktree_root
-    with contextlib.suppress(FileNotFoundError):
-        for d in os.scandir(root):
-            if d.name != repo_name and d.is_dir(follow_symlinks=False):
-                p = Path(d.path) / POOL_DIR
-                if p.is_dir():
-                    n += sum(1 for x in os.listdir(p) if x.endswith(MARKER_SUFFIX))
-    return n
+def _plan(
+    settings: Settings,
+    repo: Repo,
+    pdir: Path,
+    base: str | None,
+    *,
+    measure: bool,
+    explicit: bool = False,
+) -> pool_budget.Plan:
+    """How many this pool may hold now; ``measure``: estimate the cost at ``base`` when the
+    cache has none (one ``git ls-tree``), else use the last estimate; ``explicit``: a size
+    was asked for (only the floor applies), so measure even with the pool off."""
+    cfg = config_for(settings, repo.name)
+    others, held = pool_budget.elsewhere(settings, repo.name, POOL_DIR, MARKER_SUFFIX)
+    have = len([e for e in ready_entries(pdir, base) if not foreign(e.path, settings.home)])
+    entry: int | None = None
+    if (cfg.size > 0 or explicit) and base is not None:
+        if measure and (explicit or not pool_disk_budget(settings).zero):
+            d = pool_budget.disk(settings.worktree_root)
+            entry = pool_budget.cost(Path(repo.path), pdir, base, d.block if d else 4096)
+        else:
+            entry = pool_budget.cached_cost(pdir)[1]
+    return pool_budget.plan(
+        settings,
+        size=cfg.size,
+        room=cfg.max - others,
+        have=have,
+        held_elsewhere=held,
+        entry_bytes=entry,
+    )
 
 
 def _registered(repo_path: Path) -> set[str]:
@@ -473,8 +505,15 @@ def _publish(
 
 
 def clear(settings: Settings, repo: Repo) -> FillReport:
-    """Remove every warm worktree of ``repo`` (waits for a running filler)."""
-    return fill(settings, repo, target=0)
+    """Remove every warm worktree of ``repo`` (waits for a running filler) and forget that
+    it was used: the background fills it again only after its next session starts."""
+    pool_budget.forget_used(settings, repo.name)
+    rep = fill(settings, repo, target=0)
+    pdir = pool_dir(settings, repo.name)
+    for name in (pool_budget.COST_FILE, FILL_LOG):
+        with contextlib.suppress(OSError):
+            (pdir / name).unlink()
+    return rep
 
 
 def refill_every(settings: Settings) -> float:
@@ -489,7 +528,6 @@ def needs_fill(settings: Settings, repo: Repo) -> bool:
     """Would a fill change ``repo``'s pool? Decided from a directory scan and one
     ``rev-parse``: fewer (or more) ready entries at the base than wanted under the
     ``pool.max`` cap, entries at another commit or without a marker, lone markers, trash."""
-    cfg = config_for(settings, repo.name)
     pdir = pool_dir(settings, repo.name)
     base = default_base_commit(repo)
     entries, lone = scan(pdir)
@@ -501,7 +539,7 @@ def needs_fill(settings: Settings, repo: Repo) -> bool:
             return True
     if base is None:
         return False  # nothing to fill from; the filler would only report an error
-    want = max(0, min(cfg.size, cfg.max - _ready_elsewhere(settings, repo.name)))
+    want = _plan(settings, repo, pdir, base, measure=False).want
     return len(entries) != want  # every entry left is ready at the base
 
 
@@ -515,6 +553,9 @@ def status(settings: Settings, repo: Repo) -> dict[str, Any]:
     stale = [e for e in entries if e.marker and e.commit != base]
     trash_dir = pdir / TRASH_DIR
     trash = len(os.listdir(trash_dir)) if trash_dir.is_dir() else 0
+    pl = _plan(settings, repo, pdir, base, measure=False)
+    each = pl.entry_bytes or pool_budget.cached_cost(pdir)[1]
+    used = pool_budget.wanted(settings, repo.name)
     return {
         "repo": repo.name,
         "dir": str(pdir),
@@ -529,4 +570,14 @@ def status(settings: Settings, repo: Repo) -> dict[str, Any]:
         "trash": trash,
         "filling": filling(pdir),
         "entries": [e.to_json() for e in entries],
+        "used": used,
+        "want": pl.want if used else 0,
+        "limit": pl.limit if used else "unused",
+        "entry_bytes": each,  # estimated (pool_budget.estimate)
+        "bytes": len(entries) * (each or 0),  # what this pool holds on disk, estimated
+        "held_bytes": pl.held_bytes,  # every pool of this home
+        "budget_bytes": pl.budget_bytes,
+        "disk_budget": pool_budget.budget_setting(settings),
+        "free_bytes": pl.free_bytes,
+        "floor_bytes": pl.floor_bytes,
     }

@@ -3,8 +3,8 @@
 ``git/pool.py`` and ``git/pool_take.py`` hold the git and file mechanics (scan, take,
 fill, tidy, status) on plain values; this module adds what needs a process or the store:
 a take that starts a filler afterwards, the filler itself (``python -m
-parallel_agents.sessions.pool_fill REPO``) and the periodic top-up of every registered
-repo's pool.
+parallel_agents.sessions.pool_fill REPO``) and the periodic top-up of the pools of the
+repos the user has used (``pool_budget.wanted``): every ``pa new`` marks its repo used.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Literal, overload
 
-from parallel_agents.config import Settings, load_settings
+from parallel_agents.config import Settings, load_settings, pool_disk_budget
 from parallel_agents.errors import PAError
-from parallel_agents.git import pool, pool_take
+from parallel_agents.git import pool, pool_budget, pool_take
 from parallel_agents.git.pool import FILL_LOCK, FILL_LOG, FillReport
 from parallel_agents.runtime.local import Detached
 from parallel_agents.store import Store
@@ -36,12 +36,21 @@ def take(
     base_commit: str,
 ) -> bool:
     """``pool_take.take``, then (with the pool on and ``pool.background``) a filler started to
-    replace what was taken or to fill a pool that could not serve."""
+    replace what was taken or to fill a pool that could not serve. Marks the repo used:
+    from now on the background keeps its pool filled."""
+    pool_budget.mark_used(settings, repo_name)
     res = pool_take.take_detail(settings, repo_path, repo_name, path, branch, base_commit)
     cfg = pool.config_for(settings, repo_name)
-    if cfg.size > 0 and cfg.background:
+    if cfg.size > 0 and cfg.background and not _budget_zero(settings):
         kick_soon(settings, repo_name)
     return res.taken
+
+
+def _budget_zero(settings: Settings) -> bool:
+    try:
+        return pool_disk_budget(settings).zero
+    except PAError:
+        return True  # a bad budget: no filling (`pa pool status` and the next command say why)
 
 
 @overload
@@ -51,11 +60,13 @@ def refill(settings: Settings, store: Store, *, wait: Literal[True]) -> list[Fil
 def refill(settings: Settings, store: Store, *, wait: bool = False) -> list[str] | list[FillReport]:
     """Top up every repo's pool (the server calls this every ``pool.refill_every`` s).
 
-    By default cheap: each repo with its pool on and ``pool.background`` true whose pool
-    ``needs_fill`` gets a detached filler (``kick``; none while one runs); returns the
+    By default cheap: each used repo (``pool_budget.wanted``) with its pool on and
+    ``pool.background`` true whose pool ``needs_fill`` (short, stale, over the budget or
+    the disk short) gets a detached filler (``kick``; none while one runs); returns the
     names of the repos kicked. ``wait=True`` fills in this process instead (waiting for a
-    running filler), pools switched off but not empty included, and returns the reports.
-    Repos with ``pool.background = false`` are left alone: ``pa pool fill`` fills them.
+    running filler), pools switched off or not used but not empty emptied, and returns the
+    reports. Repos with ``pool.background = false`` are left alone: ``pa pool fill`` fills
+    them.
     """
     _reap()
     kicked: list[str] = []
@@ -65,15 +76,16 @@ def refill(settings: Settings, store: Store, *, wait: bool = False) -> list[str]
         cfg = pool.config_for(settings, repo.name)
         if not cfg.background:
             continue
+        wanted = pool_budget.wanted(settings, repo.name)
         if wait:
-            if cfg.size <= 0 and not pdir.exists():
+            if (cfg.size <= 0 or not wanted) and not pdir.exists():
                 continue
             try:
-                out.append(pool.fill(settings, repo, wait=True))
+                out.append(pool.fill(settings, repo, wait=True, target=None if wanted else 0))
             except PAError as e:
                 out.append(FillReport(repo.name, None, 0, errors=[e.message]))
             continue
-        if cfg.size <= 0 or pool.filling(pdir):
+        if cfg.size <= 0 or not wanted or pool.filling(pdir):
             continue
         try:
             if pool.needs_fill(settings, repo) and kick(settings, repo.name):
