@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -148,13 +150,30 @@ def worktree_stream(
     def gen() -> Generator[str, None, None]:
         from parallel_agents.git import snapshots
 
-        with git.temp_index(worktree) as env:
+        with tempfile.TemporaryDirectory(prefix="pa-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            with contextlib.suppress(FileNotFoundError):
+                # A copy keeps the stat data, so `add -A` re-hashes only changed files.
+                shutil.copyfile(_index_path(worktree), env["GIT_INDEX_FILE"])
             git.run(["add", "-A"], worktree, env=env)
             if exclude:
                 snapshots._keep_head(worktree, env, exclude)  # as a checkpoint does
             yield from _stream(args, worktree, chunk_size, env=env, name_only=name_only)
 
     return _primed(gen(), worktree, (base,))
+
+
+def _index_path(worktree: Path) -> Path:
+    """Where git keeps ``worktree``'s index (``git rev-parse --git-path index`` without
+    starting git): ``.git`` is that folder, or a file naming it in a linked worktree."""
+    dot = worktree / ".git"
+    if dot.is_dir():
+        return dot / "index"
+    head = dot.read_bytes()[:4096] if dot.is_file() else b""
+    if head.startswith(b"gitdir: "):
+        gitdir = Path(os.fsdecode(head[8:].splitlines()[0]))
+        return (worktree / gitdir if not gitdir.is_absolute() else gitdir) / "index"
+    return git.git_path(worktree, "index")
 
 
 def _diff_args(stat: bool, name_only: bool) -> list[str]:
