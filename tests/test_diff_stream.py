@@ -74,7 +74,10 @@ def test_bad_ref_fails_at_the_call_not_mid_stream(tmp_path: Path) -> None:
         diffs.diff_stream(repo, "0" * 40, head)
     with pytest.raises(NotFound, match="does not name a commit or tree"):
         diffs.worktree_stream(repo, "refs/heads/nope")
+    with pytest.raises(NotFound, match="does not name a commit or tree"):
+        diffs.diff_files(repo, head, "refs/heads/nope")
     assert "".join(diffs.diff_stream(repo, head, head)) == ""
+    assert diffs.diff_files(repo, head, head) == []
 
 
 def test_nested_scan_finds_what_the_archive_scan_finds(tmp_path: Path) -> None:

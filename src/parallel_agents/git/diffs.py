@@ -50,25 +50,14 @@ def _tree_ish(repo: Path, rev: str) -> str:
 def diff_files(repo: Path, base: str, target: str) -> list[FileChange]:
     """Changed files from ``base`` to ``target`` with line counts, renames and binary flags."""
     repo = Path(repo)
-    _tree_ish(repo, base)
-    _tree_ish(repo, target)
-    raw = git.run(
-        [
-            "diff",
-            "--raw",
-            "--numstat",
-            "-z",
-            "-M",
-            "--no-color",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--end-of-options",
-            base,
-            target,
-            "--",
-        ],
-        repo,
-    ).text
+    args = ["diff", "--raw", "--numstat", "-z", "-M", "--no-color", "--no-ext-diff"]
+    args += ["--no-textconv", "--end-of-options", base, target, "--"]
+    r = git.run(args, repo, check=False)
+    if r.returncode != 0:  # the refs are looked at only when git could not diff them
+        _tree_ish(repo, base)
+        _tree_ish(repo, target)
+        raise GitError(args, r.returncode, r.stderr)
+    raw = r.text
     tokens = raw.split("\0")
     if tokens and tokens[-1] == "":
         tokens.pop()
