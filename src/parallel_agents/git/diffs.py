@@ -152,17 +152,22 @@ def worktree_stream(
     return _primed(gen(), worktree, (base,))
 
 
-def _index_path(worktree: Path) -> Path:
-    """Where git keeps ``worktree``'s index (``git rev-parse --git-path index`` without
-    starting git): ``.git`` is that folder, or a file naming it in a linked worktree."""
+def git_dir(worktree: Path) -> Path:
+    """``worktree``'s own git folder (where ``git rev-parse --git-path index`` points),
+    found without starting git: ``.git`` itself, or the folder a linked worktree's
+    ``.git`` file names."""
     dot = worktree / ".git"
     if dot.is_dir():
-        return dot / "index"
+        return dot
     head = dot.read_bytes()[:4096] if dot.is_file() else b""
     if head.startswith(b"gitdir: "):
         gitdir = Path(os.fsdecode(head[8:].splitlines()[0]))
-        return (worktree / gitdir if not gitdir.is_absolute() else gitdir) / "index"
-    return git.git_path(worktree, "index")
+        return gitdir if gitdir.is_absolute() else worktree / gitdir
+    return git.git_path(worktree, "index").parent
+
+
+def _index_path(worktree: Path) -> Path:
+    return git_dir(worktree) / "index"
 
 
 def _diff_args(stat: bool, name_only: bool) -> list[str]:

@@ -93,7 +93,7 @@ def diff_text(
     changed, streamed, and its note. The worktree's state is diffed straight from a
     throwaway index, the way a checkpoint sees it, without making one."""
     from parallel_agents.git import diffs
-    from parallel_agents.git.worktrees import copied_unchanged
+    from parallel_agents.git.worktrees import COPIED_RECORD, copied_unchanged
     from parallel_agents.sessions.repos import require_repo
 
     repo_path = require_repo(store, s)
@@ -103,8 +103,14 @@ def diff_text(
     if end is None and _worktree_ok(s):
         wt = Path(s.worktree)
         nested = diffs.nested_scan(wt) if turn is None else None  # beside git's own walk
+        # No record of copied files (the usual case): nothing to keep out, no git call.
+        copied = (diffs.git_dir(wt) / COPIED_RECORD).exists()
         chunks = diffs.worktree_stream(
-            wt, start, exclude=copied_unchanged(wt), stat=stat, name_only=name_only
+            wt,
+            start,
+            exclude=copied_unchanged(wt) if copied else (),
+            stat=stat,
+            name_only=name_only,
         )
         return chunks, _with_nested_note(s, None, nested)
     if end is None:
