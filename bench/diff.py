@@ -1,17 +1,32 @@
-"""`pa diff` of a session that changed 10 files, against plain `git diff` of the same change."""
+"""`pa diff` of a session that changed 10 files, against plain `git diff` of the same change.
+
+Each form (patch, ``--stat``, ``--name-only``) alternates a `pa diff` run with the `git
+diff` run that prints the same thing, at least five pairs, so that load on the machine
+falls on both alike. The breakdown says where `pa diff`'s time goes: the interpreter and
+the client's imports, the server's work (timed in this process through the same
+function the route calls, and its parts: git adding the worktree to a throwaway index,
+git diffing that index against the base, the walk for nested repositories) and, as the
+rest, finding the server, the HTTP round trip (a ``/health`` request alone is timed
+too), printing and exit.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.common import Home, agent_cmd, stats, wait_for
 
+FORMS: dict[str, list[str]] = {"patch": [], "stat": ["--stat"], "name_only": ["--name-only"]}
+
 
 def run(home: Home, repo: Path, reps: int = 5, files: int = 10) -> dict[str, Any]:
+    reps = max(5, reps)
     home.write_settings("[limits]\nmax_running = 0\n")
     if not (home.home / "pa.db").exists():
         home.pa("repo", "add", str(repo), "--name", "bench")
@@ -32,25 +47,93 @@ def run(home: Home, repo: Path, reps: int = 5, files: int = 10) -> dict[str, Any
     if len(names) != files:
         raise RuntimeError(f"expected {files} changed files, pa diff lists {len(names)}")
 
-    def timed(argv: list[str], cwd: Path | None = None) -> list[float]:
-        out = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            r = subprocess.run(argv, cwd=cwd, capture_output=True, env=home.env())
-            out.append(time.perf_counter() - t0)
-            if r.returncode != 0:
-                raise RuntimeError(r.stderr.decode(errors="replace"))
-        return out
+    def once(argv: list[str], cwd: Path | None = None) -> tuple[float, bytes]:
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, cwd=cwd, capture_output=True, env=home.env())
+        took = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.decode(errors="replace"))
+        return took, r.stdout
 
-    ours = timed(home.pa_argv("diff", s["id"]))
-    ours_stat = timed(home.pa_argv("diff", s["id"], "--stat"))
-    raw = timed(["git", "diff", base], cwd=wt)
+    out: dict[str, Any] = {"files_changed": files, "runs": reps}
+    for form, flags in FORMS.items():
+        git_flags = ["--name-only", "-z"] if form == "name_only" else flags
+        ours: list[float] = []
+        raw: list[float] = []
+        for _ in range(reps):  # alternating, so a burst of load hits both
+            t, text = once(home.pa_argv("diff", s["id"], *flags))
+            ours.append(t)
+            t, want = once(["git", "diff", "--no-color", "-M", *git_flags, base], cwd=wt)
+            raw.append(t)
+        if form == "name_only":
+            want = want.replace(b"\0", b"\n")
+        key = "" if form == "patch" else f"_{form}"
+        out[f"same_output{key}"] = text == want  # the same change set, printed alike
+        out[f"pa_diff{key}_s"] = stats(ours)
+        out[f"git_diff{key}_s"] = stats(raw)
+        out[f"ratio{key}"] = round(stats(ours)["median"] / stats(raw)["median"], 2)
+    out["breakdown_ms"] = breakdown(home, s["id"], wt, base, reps)
+    return out
+
+
+def breakdown(home: Home, sid: str, wt: Path, base: str, reps: int) -> dict[str, float]:
+    """Medians (ms) of the parts of one `pa diff`, each timed on its own."""
+    env = home.env()
+
+    def proc(argv: list[str], cwd: Path | None = None) -> Callable[[], object]:
+        return lambda: subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=True)
+
+    client = "import parallel_agents.cli, parallel_agents.cli.review, parallel_agents.client"
+    parts: dict[str, Callable[[], object]] = {
+        "python_start": proc([sys.executable, "-c", "pass"]),
+        "client_imports": proc([sys.executable, "-c", client]),
+        "pa_diff_total": proc(home.pa_argv("diff", sid)),
+        "git_diff": proc(["git", "diff", "--no-color", "-M", base], cwd=wt),
+        "git_status": proc(["git", "status", "--porcelain"], cwd=wt),
+    }
+    parts.update(_server_parts(home, sid, wt, base))
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(reps):
+        for name, fn in parts.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    res = {k: round(stats(v)["median"] * 1000, 1) for k, v in times.items()}
+    # What is left of the total: finding the server, the HTTP request, printing, exit.
+    res["rest"] = round(
+        res["pa_diff_total"] - res["client_imports"] - res["server_diff_text"], 1
+    )
+    return res
+
+
+def _server_parts(home: Home, sid: str, wt: Path, base: str) -> dict[str, Callable[[], object]]:
+    """The server's share, run in this process on the same store and worktree."""
+    with home.activated():
+        from parallel_agents import git
+        from parallel_agents.client import Client
+        from parallel_agents.git import diffs
+        from parallel_agents.sessions import review
+        from parallel_agents.store import Store
+
+        store = Store(home.home)
+        s = store.resolve_session(sid)
+        cl = Client.from_home(home.home)
+
+    def text() -> None:
+        with home.activated():
+            chunks, _ = review.diff_text(store, s, None)
+            "".join(chunks)
+
+    def add() -> None:
+        with git.temp_index(wt) as env:
+            git.run(["add", "-A"], wt, env=env)
+
     return {
-        "files_changed": files,
-        "pa_diff_s": stats(ours),
-        "pa_diff_stat_s": stats(ours_stat),
-        "git_diff_s": stats(raw),
-        "ratio": round(stats(ours)["median"] / stats(raw)["median"], 1),
+        "http_round_trip": lambda: cl.health(),
+        "server_diff_text": text,
+        "server_add_to_temp_index": add,
+        "server_add_and_diff": lambda: "".join(diffs.worktree_stream(wt, base)),
+        "server_nested_scan": lambda: diffs.nested_scan(wt)(),
     }
 
 

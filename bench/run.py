@@ -325,12 +325,21 @@ def _default_pool(
 
 
 def run_diff(tmp: Path, big: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
+    import json
+
     from bench import diff
 
     log(f"diff: `pa diff` of a 10-file change on {a.big_files:,} files")
     home = Home(tmp / "diff")
     try:
-        res["diff"] = {"files": a.big_files, **diff.run(home, big, reps=a.reps)}
+        d = res["diff"] = {"files": a.big_files, **diff.run(home, big, reps=a.reps)}
+        for form in ("", "_stat", "_name_only"):
+            log(
+                f"diff{form or ' (patch)'}: pa {ms(d[f'pa_diff{form}_s']['median'])}, git"
+                f" {ms(d[f'git_diff{form}_s']['median'])}, {d[f'ratio{form}']}x,"
+                f" same output: {d[f'same_output{form}']}"
+            )
+        log("diff breakdown (ms, medians): " + json.dumps(d["breakdown_ms"]))
     finally:
         home.kill_agents()
 

@@ -505,11 +505,6 @@ class Client:
         """The patch (or ``stat``, or ``name_only``: the paths) as text. A note on what it
         shows (a discarded session's archive, a missing worktree, nested repositories)
         goes to ``note``: by default to stderr, where `pa diff` shows it."""
-        if name_only:
-            d = self.diff_json(sid, turn)
-            if d.get("note") and note is not None:
-                note(str(d["note"]))
-            return iter([f["path"] + "\n" for f in d["files"]])
 
         def noted(headers: dict[str, str]) -> None:
             from urllib.parse import unquote
@@ -518,9 +513,11 @@ class Client:
             if text and note is not None:
                 note(unquote(text))
 
+        fmt = "stat" if stat else "patch"
         return self.stream_text(
             f"/sessions/{seg(sid)}/diff",
-            params={"turn": turn, "format": "stat" if stat else "patch"},
+            # name_only wins over stat, as it always has.
+            params={"turn": turn, "format": "name-only" if name_only else fmt},
             on_headers=noted,
         )
 

@@ -93,10 +93,11 @@ def scan(wt: Path) -> tuple[list[str], list[str]]:
     return sorted(nested), sorted(empty)
 
 
-def nested_changes(wt: Path) -> list[tuple[str, int]]:
-    """(path, number of uncommitted changes) of each nested repository in ``wt``."""
+def nested_changes(wt: Path, nested: list[str] | None = None) -> list[tuple[str, int]]:
+    """(path, number of uncommitted changes) of each nested repository in ``wt``
+    (``nested``: those ``scan`` finds, when the caller has them already)."""
     out: list[tuple[str, int]] = []
-    for rel in scan(wt)[0]:
+    for rel in scan(wt)[0] if nested is None else nested:
         r = git.run(
             ["status", "--porcelain=v1", "-z", "--untracked-files=all"], wt / rel, check=False
         )
@@ -105,10 +106,10 @@ def nested_changes(wt: Path) -> list[tuple[str, int]]:
     return out
 
 
-def nested_note(wt: Path) -> str | None:
+def nested_note(wt: Path, nested: list[str] | None = None) -> str | None:
     """What `pa diff` cannot show: nested repositories are only gitlinks to the outer one."""
     lines = []
-    for rel, n in nested_changes(wt):
+    for rel, n in nested_changes(wt, nested):
         what = "state unknown" if n < 0 else f"{n} uncommitted change{'s' * (n != 1)}"
         lines.append(
             f"note: nested repo {rel}/ has {what} (its own commits and files are not in "

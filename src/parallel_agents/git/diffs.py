@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +18,7 @@ from parallel_agents import git
 from parallel_agents.errors import NotFound, UsageError
 from parallel_agents.git import GitError
 
-__all__ = ["FileChange", "diff_files", "diff_stream"]
+__all__ = ["FileChange", "diff_files", "diff_stream", "worktree_stream"]
 
 Status = Literal["A", "M", "D", "R", "T"]
 _STATUSES: dict[str, Status] = {"A": "A", "M": "M", "D": "D", "R": "R", "T": "T"}
@@ -48,25 +50,14 @@ def _tree_ish(repo: Path, rev: str) -> str:
 def diff_files(repo: Path, base: str, target: str) -> list[FileChange]:
     """Changed files from ``base`` to ``target`` with line counts, renames and binary flags."""
     repo = Path(repo)
-    _tree_ish(repo, base)
-    _tree_ish(repo, target)
-    raw = git.run(
-        [
-            "diff",
-            "--raw",
-            "--numstat",
-            "-z",
-            "-M",
-            "--no-color",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--end-of-options",
-            base,
-            target,
-            "--",
-        ],
-        repo,
-    ).text
+    args = ["diff", "--raw", "--numstat", "-z", "-M", "--no-color", "--no-ext-diff"]
+    args += ["--no-textconv", "--end-of-options", base, target, "--"]
+    r = git.run(args, repo, check=False)
+    if r.returncode != 0:  # the refs are looked at only when git could not diff them
+        _tree_ish(repo, base)
+        _tree_ish(repo, target)
+        raise GitError(args, r.returncode, r.stderr)
+    raw = r.text
     tokens = raw.split("\0")
     if tokens and tokens[-1] == "":
         tokens.pop()
@@ -117,34 +108,115 @@ def diff_stream(
     stat: bool = False,
     name_only: bool = False,
     chunk_size: int = 64 * 1024,
-) -> Generator[str, None, None]:
+) -> Iterator[str]:
     """The text of ``git diff base target`` in chunks, read from a pipe as git writes it.
 
-    Binary files are summarised as git does ("Binary files … differ"). Refs are checked
-    before anything streams, so a bad ref raises NotFound at the call, not mid-stream.
+    Binary files are summarised as git does ("Binary files … differ"); ``name_only``
+    gives one path a line, unquoted (as ``diff_files`` names them). A bad ref raises
+    NotFound at the call, not mid-stream: the first chunk is read before this returns.
     """
+    repo = Path(repo)
+    args = [*_diff_args(stat, name_only), "--end-of-options", base, target, "--", *(paths or [])]
+    return _primed(_stream(args, repo, chunk_size, name_only=name_only), repo, (base, target))
+
+
+def worktree_stream(
+    worktree: Path,
+    base: str,
+    *,
+    exclude: Sequence[str] = (),
+    stat: bool = False,
+    name_only: bool = False,
+    chunk_size: int = 64 * 1024,
+) -> Iterator[str]:
+    """``diff_stream`` from ``base`` to what a checkpoint of ``worktree`` would hold now
+    (tracked and untracked files, ignored ones not, ``exclude`` as HEAD has them), without
+    making one: the worktree is added to a throwaway copy of its index and git diffs
+    ``base`` against that index. No commit, no ref, and no second pass over the files."""
+    worktree = Path(worktree)
+    args = [*_diff_args(stat, name_only), "--cached", "--end-of-options", base, "--"]
+
+    def gen() -> Generator[str, None, None]:
+        from parallel_agents.git import snapshots
+
+        with tempfile.TemporaryDirectory(prefix="pa-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            with contextlib.suppress(FileNotFoundError):
+                # A copy keeps the stat data, so `add -A` re-hashes only changed files.
+                shutil.copyfile(_index_path(worktree), env["GIT_INDEX_FILE"])
+            git.run(["add", "-A"], worktree, env=env)
+            if exclude:
+                snapshots._keep_head(worktree, env, exclude)  # as a checkpoint does
+            yield from _stream(args, worktree, chunk_size, env=env, name_only=name_only)
+
+    return _primed(gen(), worktree, (base,))
+
+
+def git_dir(worktree: Path) -> Path:
+    """``worktree``'s own git folder (where ``git rev-parse --git-path index`` points),
+    found without starting git: ``.git`` itself, or the folder a linked worktree's
+    ``.git`` file names."""
+    dot = worktree / ".git"
+    if dot.is_dir():
+        return dot
+    head = dot.read_bytes()[:4096] if dot.is_file() else b""
+    if head.startswith(b"gitdir: "):
+        gitdir = Path(os.fsdecode(head[8:].splitlines()[0]))
+        return gitdir if gitdir.is_absolute() else worktree / gitdir
+    return git.git_path(worktree, "index").parent
+
+
+def _index_path(worktree: Path) -> Path:
+    return git_dir(worktree) / "index"
+
+
+def _diff_args(stat: bool, name_only: bool) -> list[str]:
     if stat and name_only:
         raise UsageError("choose one of --stat and --name-only")
-    repo = Path(repo)
-    _tree_ish(repo, base)
-    _tree_ish(repo, target)
     args = ["git", "diff", "--no-color", "--no-ext-diff", "-M"]
     if stat:
         args.append("--stat")
     if name_only:
-        args.append("--name-only")
-    args += ["--end-of-options", base, target, "--", *(paths or [])]
-    return _stream(args, repo, chunk_size)
+        args += ["--name-only", "-z"]  # -z: paths as they are, never C-quoted
+    return args
 
 
-def _stream(args: list[str], cwd: Path, chunk_size: int) -> Generator[str, None, None]:
+def _primed(chunks: Generator[str, None, None], cwd: Path, revs: Sequence[str]) -> Iterator[str]:
+    """``chunks`` with its first chunk already read, so that git failing to start (a bad
+    ref) raises here, before a response has begun."""
+    try:
+        first = next(chunks, None)
+    except GitError:
+        for rev in revs:
+            _tree_ish(cwd, rev)  # the clear error for a ref that names nothing
+        raise
+
+    def rest() -> Generator[str, None, None]:
+        try:
+            if first is not None:
+                yield first
+            yield from chunks
+        finally:
+            chunks.close()
+
+    return rest()
+
+
+def _stream(
+    args: list[str],
+    cwd: Path,
+    chunk_size: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    name_only: bool = False,
+) -> Generator[str, None, None]:
     """Chunks of a command's stdout; the process starts at the first ``next()`` and is
     ended (and waited for) when the generator finishes, fails or is closed early."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             args,
             cwd=str(cwd),
-            env=git.repo_env(),
+            env=git.repo_env(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
@@ -153,7 +225,8 @@ def _stream(args: list[str], cwd: Path, chunk_size: int) -> Generator[str, None,
         try:
             fd = proc.stdout.fileno()
             chunks = iter(lambda: os.read(fd, chunk_size), b"")
-            yield from codecs.iterdecode(chunks, "utf-8", "replace")
+            for text in codecs.iterdecode(chunks, "utf-8", "replace"):
+                yield text.replace("\0", "\n") if name_only else text
             rc = proc.wait()
             if rc != 0:
                 err.seek(0)
@@ -163,3 +236,42 @@ def _stream(args: list[str], cwd: Path, chunk_size: int) -> Generator[str, None,
                 proc.kill()
             proc.wait()
             proc.stdout.close()
+
+
+def nested_scan(wt: Path) -> Callable[[], list[str]]:
+    """Start looking for nested repositories under ``wt`` (``archive.scan``'s first list,
+    the same rules) in a ``find`` process, so the walk runs beside git's own work; the
+    returned function waits for it and gives the sorted paths."""
+    from parallel_agents.git import archive
+
+    heavy: list[str] = []
+    for name in sorted(archive.HEAVY):
+        heavy += ["-o", "-name", name]
+    try:
+        # A `.git` entry of any kind marks a repository; caches and `.git` folders are
+        # not entered, nor (as find never follows them) symbolic links.
+        proc = subprocess.Popen(
+            ["find", ".", "-name", ".git", "-print0", "-prune", "-o", "-type", "d",
+             "(", *heavy[1:], ")", "-prune"],
+            cwd=str(wt),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return lambda: archive.scan(wt)[0]
+
+    def collect() -> list[str]:
+        out, _ = proc.communicate()  # an unreadable folder is skipped, as os.walk does
+        found = sorted(
+            os.fsdecode(p[2:-5])
+            for p in out.split(b"\0")
+            if p.startswith(b"./") and p.endswith(b"/.git") and p != b"./.git"
+        )
+        nested: list[str] = []
+        for rel in found:  # a repository inside a nested one is that one's business
+            if not any(rel.startswith(n + "/") for n in nested):
+                nested.append(rel)
+        return nested
+
+    return collect

@@ -8,6 +8,7 @@ and records results in the store.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,40 +71,98 @@ def snapshot(store: Store, s: Session) -> tuple[str, str | None]:
 
 def diff_range(store: Store, s: Session, turn: int | None) -> tuple[str, str, str | None]:
     """(base, target, note) of what the session (or one turn) changed."""
+    from parallel_agents.git import diffs
     from parallel_agents.sessions.repos import require_repo
 
     repo_path = require_repo(store, s)
     if turn is None:
+        nested = diffs.nested_scan(Path(s.worktree)) if _worktree_ok(s) else None
         target, note = snapshot(store, s)
-        return s.base_commit, target, _with_nested_note(s, note)
+        return s.base_commit, target, _with_nested_note(s, note, nested)
+    start, end = _turn_range(store, s, turn, repo_path)
+    note = None
+    if end is None:
+        end, note = snapshot(store, s)  # the turn is still running: show it so far
+    return start, end, note
+
+
+def diff_text(
+    store: Store, s: Session, turn: int | None, *, stat: bool = False, name_only: bool = False
+) -> tuple[Iterator[str], str | None]:
+    """The patch (or ``stat``, or the changed paths) of what the session (or one turn)
+    changed, streamed, and its note. The worktree's state is diffed straight from a
+    throwaway index, the way a checkpoint sees it, without making one."""
+    from parallel_agents.git import diffs
+    from parallel_agents.git.worktrees import COPIED_RECORD, copied_unchanged
+    from parallel_agents.sessions.repos import require_repo
+
+    repo_path = require_repo(store, s)
+    start, end = s.base_commit, None
+    if turn is not None:
+        start, end = _turn_range(store, s, turn, repo_path)
+    if end is None and _worktree_ok(s):
+        wt = Path(s.worktree)
+        nested = diffs.nested_scan(wt) if turn is None else None  # beside git's own walk
+        # No record of copied files (the usual case): nothing to keep out, no git call.
+        copied = (diffs.git_dir(wt) / COPIED_RECORD).exists()
+        chunks = diffs.worktree_stream(
+            wt,
+            start,
+            exclude=copied_unchanged(wt) if copied else (),
+            stat=stat,
+            name_only=name_only,
+        )
+        return chunks, _with_nested_note(s, None, nested)
+    if end is None:
+        end, note = snapshot(store, s)
+        if turn is None:
+            note = _with_nested_note(s, note)
+    else:
+        note = None
+    return diffs.diff_stream(repo_path, start, end, stat=stat, name_only=name_only), note
+
+
+def _turn_range(store: Store, s: Session, turn: int, repo_path: Path) -> tuple[str, str | None]:
+    """(start, end) of one turn; end None while the last turn runs without a checkpoint."""
     n_turns = len(store.turns(s.id))
     if not 1 <= turn <= n_turns:
         raise UsageError(
             f"session {s.id} has no turn {turn}", hint=f"it has {n_turns} turn(s): 1..{n_turns}"
         )
-    end = git.rev_parse(repo_path, turn_ref(s.id, turn))
-    note = None
-    if end is None:
-        if turn != n_turns:
-            raise UsageError(f"session {s.id} has no checkpoint for turn {turn}")
-        end, note = snapshot(store, s)  # the turn is still running: show it so far
+    # One git process for every ref the range may need.
+    end, restart, prev = _resolve_many(
+        repo_path, [turn_ref(s.id, turn), turn_start_ref(s.id, turn), turn_ref(s.id, turn - 1)]
+    )
+    if end is None and turn != n_turns:
+        raise UsageError(f"session {s.id} has no checkpoint for turn {turn}")
     # A turn's diff is its own: after a rollback it starts from the rollback's target.
-    start = git.rev_parse(repo_path, turn_start_ref(s.id, turn))
-    if start is None:
-        start = s.base_commit if turn == 1 else git.rev_parse(repo_path, turn_ref(s.id, turn - 1))
+    start = restart or (s.base_commit if turn == 1 else prev)
     if start is None:
         raise UsageError(f"session {s.id} has no checkpoint for turn {turn - 1}")
-    return start, end, note
+    return start, end
 
 
-def _with_nested_note(s: Session, note: str | None) -> str | None:
+def _resolve_many(repo: Path, revs: list[str]) -> list[str | None]:
+    """``git.rev_parse`` of each of ``revs`` (full ref names), in one git process."""
+    data = "".join(f"{r}^{{commit}}\n" for r in revs).encode()
+    out = git.run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], repo, input=data)
+    res: list[str | None] = []
+    for line in out.text.splitlines():
+        oid, _, kind = line.partition(" ")
+        res.append(oid if kind == "commit" else None)  # "<rev> missing" names nothing
+    return res
+
+
+def _with_nested_note(
+    s: Session, note: str | None, nested: Callable[[], list[str]] | None = None
+) -> str | None:
     """Nested repositories are only gitlinks to the session's repo: say what they hold."""
     from parallel_agents.git import archive
 
     if not _worktree_ok(s):
         return note
-    nested = archive.nested_note(Path(s.worktree))
-    return "\n".join(n for n in (note, nested) if n) or None
+    found = archive.nested_note(Path(s.worktree), nested() if nested is not None else None)
+    return "\n".join(n for n in (note, found) if n) or None
 
 
 # -- checks --------------------------------------------------------------------------------

@@ -52,17 +52,17 @@ def diff(
     request: Request,
     sid: str,
     turn: int | None = Query(default=None, ge=1, le=1_000_000),
-    format: Literal["json", "patch", "stat"] = "json",
+    format: Literal["json", "patch", "stat", "name-only"] = "json",
 ) -> Any:
-    """What the session (or one turn) changed: files as JSON, or the patch as text."""
-    from parallel_agents.git import diffs
-
+    """What the session (or one turn) changed: files as JSON, or the patch (its stat, its
+    paths one a line) as text streamed from git."""
     app = thread_app(request)
     s = app.store.resolve_session(sid)
-    base, target, note = review_service.diff_range(app.store, s, turn)
-    repo_path = Path(app.store.repo(s.repo_id).path)
     if format == "json":
-        files = diffs.diff_files(repo_path, base, target)
+        from parallel_agents.git import diffs
+
+        base, target, note = review_service.diff_range(app.store, s, turn)
+        files = diffs.diff_files(Path(app.store.repo(s.repo_id).path), base, target)
         return {
             "session": s.id,
             "base": base,
@@ -71,7 +71,9 @@ def diff(
             "note": note,
             "files": [f.to_json() for f in files],
         }
-    chunks = diffs.diff_stream(repo_path, base, target, stat=format == "stat")
+    chunks, note = review_service.diff_text(
+        app.store, s, turn, stat=format == "stat", name_only=format == "name-only"
+    )
     # The text diff's note (a discarded session, nested repositories) rides in a header,
     # percent-encoded because a header is one latin-1 line; `pa diff` prints it on stderr.
     headers = {"X-PA-Note": quote(note)} if note else None
