@@ -59,6 +59,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=20_000,
         help="files in the repo of the warm-pool and diff runs (20,000)",
     )
+    ap.add_argument(
+        "--spawn-sizes",
+        help="repo sizes of the one-session spawn against git, with its per-phase table"
+        " (2,000,5,000,20,000; with --files: that size)",
+    )
     ap.add_argument("--counts", help="sessions started at once (1,10,30,100)")
     ap.add_argument("--pool-counts", help="same with the warm pool (1,10; full 1,10,30,100)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of single starts")
@@ -80,6 +85,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args(argv)
     a.files = a.files or (20_000 if a.full else 2_000)
+    explicit = a.spawn_sizes or (str(a.files) if a.files else "2000,5000,20000")
+    a.spawn_sizes = _ints(explicit)
     a.counts = _ints(a.counts) if a.counts else [1, 10, 30, 100]
     a.pool_counts = (
         _ints(a.pool_counts) if a.pool_counts else ([1, 10, 30, 100] if a.full else [1, 10])
@@ -144,6 +151,30 @@ def run_spawn(tmp: Path, repo: Path, a: argparse.Namespace, res: dict[str, Any])
             _drop(home.root, repo)
         _drop(tmp / f"raw-spawn-{n}", repo)
     res["spawn"] = {"files": a.files, "rows": rows, "server_rows": api_rows}
+    # Issue 14 §1: one `pa new` against one raw add, alternating, per repo size.
+    single: list[dict[str, Any]] = []
+    for files in a.spawn_sizes:
+        src = repo if files == a.files else tmp / f"spawn-repo-{files}"
+        if src != repo:
+            log(f"building a synthetic repo of {files:,} files")
+            synth.make_repo(src, files)
+        home = Home(tmp / f"spawn-single-{files}", autostart=True)
+        spawn.setup_home(home, src)
+        log(f"spawn: {a.reps} x (raw add, `pa new`, POST) alternating on {files:,} files")
+        r = spawn.alternating(home, src, a.reps, tmp / f"raw-single-{files}")
+        r["files"] = files
+        r["acceptance"] = "<= 1.2x raw git worktree add"
+        r["ok"] = bool(r["ratio"] is not None and r["ratio"] <= 1.2 and r["failures"] == 0)
+        single.append(r)
+        spawn.wait_idle(home)
+        home.kill_agents()
+        _drop(home.root, src)
+        _drop(tmp / f"raw-single-{files}", src)
+        if src != repo:
+            common.remove_tree(src)
+    res["spawn"]["single"] = single
+    res["spawn"]["phase_table"] = spawn.phase_table(single)
+    print(res["spawn"]["phase_table"], file=sys.stderr, flush=True)
 
 
 def run_pool(tmp: Path, repo: Path, big: Path, a: argparse.Namespace, res: dict[str, Any]) -> None:
@@ -451,6 +482,17 @@ def table(res: dict[str, Any]) -> str:
                         str(r["failures"]),
                     ]
                 )
+        for r in sp.get("single", []):
+            rows.append(
+                [
+                    "spawn, no pool: 1 `pa new` → agent running (server running), alternating",
+                    f"{r['files']:,} files",
+                    ms(r["cli_s"].get("median")),
+                    f"{ms(r['raw_s'].get('median'))} `git worktree add`",
+                    _ratio(r["ratio"]) + (" ✓" if r["ok"] else " ✗"),
+                    str(r["failures"]),
+                ]
+            )
         for r in sp.get("server_rows", []):
             n = r["sessions"]
             what = "1 session" if n == 1 else f"{n} at once (all running)"
@@ -630,6 +672,8 @@ def markdown(res: dict[str, Any], summary_first: bool = True) -> str:
     if summary_first:
         parts += [summary(res), ""]
     parts += ["### Every figure", "", table(res)]
+    if (res.get("spawn") or {}).get("phase_table"):
+        parts += ["", res["spawn"]["phase_table"]]
     po = res.get("pool")
     if po and "single_inprocess" in po:
         s = po["single_inprocess"]
@@ -745,7 +789,10 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_readme:
         print(update_readme(markdown(res)))
     sp = res.get("spawn") or {}
-    failures = sum(r.get("failures", 0) for r in sp.get("rows", []) + sp.get("server_rows", []))
+    failures = sum(
+        r.get("failures", 0)
+        for r in sp.get("rows", []) + sp.get("server_rows", []) + sp.get("single", [])
+    )
     failures += sum(r.get("failures", 0) for r in (res.get("pool") or {}).get("rows", []))
     return 1 if failures else 0
 

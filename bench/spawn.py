@@ -7,6 +7,10 @@
 * ``single_inprocess``: ``App.new_session`` in a warm process, which is what the server
   does for every `pa new` once one runs; with and without the warm pool.
 * ``via_server``: POST /api/v1/sessions to a real `pa server`, when there is one.
+* ``alternating``: issue 14 §1, one `pa new` (CLI through its running server, no pool)
+  against one raw ``git worktree add``, alternating, with where the time goes: the
+  server's own steps (its ``Server-Timing`` header on a direct POST, alternated with
+  the others), the client around them and the wrapper's start-up after them.
 """
 
 from __future__ import annotations
@@ -246,8 +250,169 @@ class Server:
         c = Client(self.info["url"], self.token, timeout=600)
         return str(c.new_sessions(prompt, repo="bench", cmd=cmd.split())[0]["id"])
 
+    def post(self, prompt: str, cmd: str = AGENT) -> tuple[str, dict[str, float], float]:
+        """POST /api/v1/sessions with ``http.client`` (to read the response headers): the
+        session id, the server's ``Server-Timing`` phases in seconds, and the seconds
+        from the request to the response."""
+        from http.client import HTTPConnection
+        from urllib.parse import urlsplit
+
+        u = urlsplit(self.info["url"])
+        body = json.dumps({"prompt": prompt, "repo": "bench", "cmd": cmd.split()})
+        conn = HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=600)
+        try:
+            t0 = time.perf_counter()
+            conn.request(
+                "POST",
+                "/api/v1/sessions",
+                body=body.encode(),
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Content-Type": "application/json",
+                },
+            )
+            r = conn.getresponse()
+            data = json.loads(r.read())
+            took = time.perf_counter() - t0
+        finally:
+            conn.close()
+        if r.status != 201:
+            raise RuntimeError(str(data)[:300])
+        return str(data["sessions"][0]["id"]), server_timing(r.getheader("Server-Timing")), took
+
     def stop(self) -> None:
         self.home.stop_server()
+
+
+def server_timing(header: str | None) -> dict[str, float]:
+    """``a;dur=1.5, b;dur=2`` -> {"a": 0.0015, "b": 0.002} (seconds)."""
+    out: dict[str, float] = {}
+    for part in (header or "").split(","):
+        name, _, rest = part.strip().partition(";")
+        if name and rest.startswith("dur="):
+            out[name] = float(rest[4:]) / 1000
+    return out
+
+
+def _turn_started(home: Home, sid: str) -> float | None:
+    """When the server had launched the wrapper of turn 1 (the turn's ``started_at``)."""
+    import sqlite3
+
+    con = sqlite3.connect(str(home.home / "pa.db"))
+    try:
+        row = con.execute(
+            "SELECT started_at FROM turns WHERE session_id = ? AND n = 1", (sid,)
+        ).fetchone()
+    finally:
+        con.close()
+    return float(row[0]) if row and row[0] is not None else None
+
+
+def alternating(home: Home, repo: Path, reps: int, dest: Path) -> dict[str, Any]:
+    """Issue 14 §1: ``reps`` rounds of (raw ``git worktree add``, `pa new` through the
+    running server, the same start as a direct POST), each from its launch to its agent
+    running, and the per-phase medians of where pa's time went."""
+    srv = Server(home)
+    raw: list[float] = []
+    cli: list[float] = []
+    api: list[float] = []
+    cli_call: list[float] = []
+    wrapper: list[float] = []
+    http: list[float] = []
+    phases: dict[str, list[float]] = {}
+    failures: list[str] = []
+    try:
+        srv.post("warm-up")
+        home.pa("new", "warm-up", "--repo", "bench", "--cmd", AGENT, "--json")
+        for i in range(reps):
+            raw.extend(raw_adds(repo, 1, dest, first=i))
+            t0 = time.time()
+            p = home.pa("new", f"cli {i}", "--repo", "bench", "--cmd", AGENT, "--json", check=False)
+            call = time.time() - t0
+            if p.returncode != 0:
+                failures.append(p.stderr.strip()[-200:] or f"exit {p.returncode}")
+            else:
+                sid = json.loads(p.stdout)["id"]
+                t = started_at(home, sid)
+                if t is None:
+                    failures.append(f"{sid}: agent never started")
+                else:
+                    cli.append(t - t0)
+                    cli_call.append(call)
+            t0 = time.time()
+            try:
+                sid, timing, took = srv.post(f"api {i}")
+            except (RuntimeError, OSError) as e:
+                failures.append(str(e)[:200])
+                continue
+            t = started_at(home, sid)
+            launched = _turn_started(home, sid)
+            if t is None or launched is None:
+                failures.append(f"{sid}: agent never started")
+                continue
+            api.append(t - t0)
+            wrapper.append(max(0.0, t - launched))
+            http.append(max(0.0, took - sum(timing.values())))
+            for k, v in timing.items():
+                phases.setdefault(k, []).append(v)
+    finally:
+        srv.stop()
+    med = {k: stats(v)["median"] for k, v in phases.items()}
+    raw_med = stats(raw).get("median")
+    cli_med = stats(cli).get("median")
+    api_med = stats(api).get("median")
+    breakdown: dict[str, float | None] = {}
+    if cli_med is not None and api_med is not None:
+        # What the CLI adds to the same request: Python start-up, imports, its own
+        # connection, printing the reply.
+        breakdown["client: start-up, imports, request"] = round(max(0.0, cli_med - api_med), 4)
+    breakdown["HTTP round trip (outside the handler)"] = stats(http).get("median")
+    for k, v in med.items():
+        breakdown[f"server: {k}"] = v
+    breakdown["wrapper start-up (launched -> agent running)"] = stats(wrapper).get("median")
+    return {
+        "reps": reps,
+        "raw_s": stats(raw),
+        "cli_s": stats(cli),
+        "cli_call_s": stats(cli_call),
+        "api_s": stats(api),
+        "ratio": round(cli_med / raw_med, 3) if cli_med and raw_med else None,
+        "api_ratio": round(api_med / raw_med, 3) if api_med and raw_med else None,
+        "phases_s": breakdown,
+        "failures": len(failures),
+        "failure_messages": failures[:5],
+    }
+
+
+def phase_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one column per repo size, one row per phase (medians), then the totals."""
+    if not rows:
+        return ""
+    names: list[str] = []
+    for r in rows:
+        names.extend(k for k in r["phases_s"] if k not in names)
+    head = ["where the time of one `pa new` goes (median)"] + [f"{r['files']:,} files" for r in rows]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v * 1000:,.1f} ms"
+
+    for n in names:
+        out.append("| " + " | ".join([n] + [cell(r["phases_s"].get(n)) for r in rows]) + " |")
+    for label, key in (
+        ("total: `pa new` → agent running", "cli_s"),
+        ("total: POST → agent running", "api_s"),
+        ("baseline: `git worktree add`", "raw_s"),
+    ):
+        out.append(
+            "| **" + label + "** | " + " | ".join(cell(r[key].get("median")) for r in rows) + " |"
+        )
+    out.append(
+        "| **ratio `pa new` / git** | "
+        + " | ".join("-" if r["ratio"] is None else f"{r['ratio']:.2f}×" for r in rows)
+        + " |"
+    )
+    return "\n".join(out)
 
 
 def via_server(home: Home, reps: int) -> dict[str, Any] | None:
@@ -334,8 +499,10 @@ def worktree_count(repo: Path) -> int:
 
 
 __all__ = [
+    "alternating",
     "concurrent",
     "fill_pool",
+    "phase_table",
     "raw_adds",
     "setup_home",
     "single_cli",

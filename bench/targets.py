@@ -9,7 +9,8 @@ pass. Ratios are computed here from the two medians rather than read from a roun
 Result keys read (``a.b`` is ``res["a"]["b"]``); the ones marked *new* are filled by the
 bench modules of issue 14:
 
-- spawn: ``spawn.by_size`` *new*: a list of ``{"files", "pa_s", "git_s", "reps"}``, one per
+- spawn: ``spawn.single`` (run_spawn: ``files``, ``cli_s``/``raw_s`` stats, ``reps``) or
+  ``spawn.by_size``: a list of ``{"files", "pa_s", "git_s", "reps"}``, one per
   repository size: medians (seconds) of ``pa new`` → agent running without a pool and of raw
   ``git worktree add``, alternating, ``reps`` runs each. Without it, today's 1-session row
   of ``spawn.rows`` (via the server) at ``spawn.files``.
@@ -108,7 +109,17 @@ def _ratio(pa: float | None, base: float | None) -> float | None:
 def _spawn(res: dict[str, Any]) -> list[Reading]:
     full = bool(res.get("full"))
     measured: dict[int, Reading] = {}
-    for r in dig(res, "spawn.by_size") or []:
+    # bench/run.py's run_spawn writes `single` (stats dicts); `by_size` holds plain medians.
+    rows = list(dig(res, "spawn.by_size") or []) + [
+        {
+            "files": r["files"],
+            "pa_s": (r.get("cli_s") or {}).get("median"),
+            "git_s": (r.get("raw_s") or {}).get("median"),
+            "reps": r.get("reps"),
+        }
+        for r in dig(res, "spawn.single") or []
+    ]
+    for r in rows:
         pa, git = _num(r.get("pa_s")), _num(r.get("git_s"))
         reps = f", median of {r['reps']}" if r.get("reps") else ""
         measured[int(r["files"])] = Reading(

@@ -17,6 +17,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def repo_lock(repo: Path, name: str = "pa-worktree.lock") -> Iterator[None]:
     (``pa-merge.lock``) for as long as a whole queue with its checks runs, which must not
     block ``pa new`` nor the check worktrees that take the worktree lock inside it.
     """
-    common = git.common_dir(repo)
+    common = _common_dir(repo)
     key = f"{common}\0{name}"
     with _guard:
         tlock = _thread_locks.setdefault(key, threading.Lock())
@@ -56,6 +57,56 @@ def repo_lock(repo: Path, name: str = "pa-worktree.lock") -> Iterator[None]:
             os.close(fd)
 
 
+def _common_dir(repo: Path) -> Path:
+    """``git rev-parse --git-common-dir`` read from the files it reads (no git process on
+    the path of every `pa new`); git's own answer when the layout is unusual."""
+    dot = repo / ".git"
+    try:
+        if dot.is_dir():
+            gitdir = dot
+        else:
+            text = dot.read_text(encoding="utf-8").strip()
+            if not text.startswith("gitdir:"):
+                return git.common_dir(repo)
+            gitdir = Path(text[len("gitdir:") :].strip())
+            if not gitdir.is_absolute():
+                gitdir = repo / gitdir
+        try:
+            common = gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            common = gitdir
+        if not (common / "HEAD").exists():
+            return git.common_dir(repo)
+        return common.resolve()
+    except (OSError, UnicodeDecodeError):
+        return git.common_dir(repo)
+
+
+def _branch_exists(repo: Path, branch: str) -> bool:
+    """Does ``refs/heads/<branch>`` exist, read from the ref files (loose or packed) of the
+    files backend; git's own answer for any other ref storage (reftable)."""
+    ref = f"refs/heads/{branch}"
+    common = _common_dir(repo)
+    if (common / "reftable").exists() or not (common / "refs").is_dir():
+        return git.ref_exists(repo, ref)
+    if os.path.lexists(common / ref):
+        return True
+    try:
+        packed = (common / "packed-refs").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return git.ref_exists(repo, ref)
+    return f" {ref}\n".encode() in packed
+
+
+def _checkout_config() -> list[str]:
+    """git options for filling a new worktree: a parallel checkout on every core (git's
+    own default is one process), which fills big trees up to twice as fast on 2 cores."""
+    n = min(os.cpu_count() or 1, 8)
+    return ["-c", f"checkout.workers={n}"] if n > 1 else []
+
+
 def registered_worktrees(repo: Path) -> dict[str, str | None]:
     """Path -> branch (None when detached) for every worktree git knows about."""
     text = git.run(["worktree", "list", "--porcelain"], repo).stdout
@@ -70,13 +121,24 @@ def registered_worktrees(repo: Path) -> dict[str, str | None]:
     return result
 
 
-def create(repo: Path, path: Path, branch: str, base_commit: str) -> None:
-    """New worktree at ``path`` on new ``branch`` starting at ``base_commit``."""
+def create(
+    repo: Path,
+    path: Path,
+    branch: str,
+    base_commit: str,
+    phases: dict[str, float] | None = None,
+) -> None:
+    """New worktree at ``path`` on new ``branch`` starting at ``base_commit``.
+
+    ``phases`` (if given) receives the seconds each step took: ``lock`` (waiting for the
+    repository's worktree lock), ``add`` (git's metadata), ``checkout`` (the files)."""
     if path.exists() and any(path.iterdir()):
         raise PAError(f"worktree path {path} already exists and is not empty")
     path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     with repo_lock(repo):
-        if git.ref_exists(repo, f"refs/heads/{branch}"):
+        t1 = time.perf_counter()
+        if _branch_exists(repo, branch):
             raise PAError(f"branch {branch} already exists", hint="try again: ids are random")
         r = git.run(
             [
@@ -96,8 +158,11 @@ def create(repo: Path, path: Path, branch: str, base_commit: str) -> None:
             # Never retry blindly: undo exactly what the failed command left behind.
             _undo_failed_add(repo, path, branch, base_commit)
             raise git.GitError(["worktree", "add"], r.returncode, r.stderr)
+    t2 = time.perf_counter()
     # Filling the files may overlap with other creations: it touches only this worktree.
-    git.run(["reset", "--hard", "--quiet"], path)
+    git.run([*_checkout_config(), "reset", "--hard", "--quiet"], path)
+    if phases is not None:
+        phases.update(lock=t1 - t0, add=t2 - t1, checkout=time.perf_counter() - t2)
 
 
 def _undo_failed_add(repo: Path, path: Path, branch: str, base_commit: str) -> None:

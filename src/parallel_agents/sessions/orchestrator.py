@@ -10,7 +10,7 @@ import re
 import secrets
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,9 @@ class App:
     settings: Settings
     store: Store
     sup: Supervisor
+    # Seconds per step of this App's last ``new_session`` (the bench's breakdown, and the
+    # server's Server-Timing header): a dict of phase -> seconds, in order.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> App:
@@ -120,6 +123,9 @@ class App:
         timeout: float | None = None,
         env: dict[str, str] | None = None,
     ) -> Session:
+        ph: dict[str, float] = {}
+        self.timings = ph
+        lap = _Lap(ph)
         if not prompt.strip() and not interactive:
             raise UsageError("the prompt is empty", hint="say what the agent should do")
         check_text("prompt", prompt)
@@ -144,6 +150,7 @@ class App:
         else:
             adapter.resolve_binary(settings)
         model = model or settings.get("model")
+        lap("checks")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
         if not (repo_path / ".git").exists():
@@ -154,9 +161,11 @@ class App:
                 f"unknown base {base_ref!r}: it names no commit in {repo_path}",
                 hint="pass an existing branch, tag or commit with --base",
             )
+        lap("repo")  # the repo, its base commit (one git process)
         rcfg = load_repo_config(repo_path)  # validate before creating anything
         if rcfg.copy:
             worktrees.plan_copy(repo_path, rcfg.copy)  # refuses escapes before any git work
+        lap("repo_config")
         sid = secrets.token_hex(4)
         title = (title or default_title(prompt)).strip() or "session"
         branch = f"pa/{slugify(title)}-{sid}"
@@ -184,10 +193,19 @@ class App:
         self.store.insert_session(s)
         if env:
             self.sup.write_session_env(sid, env)
+        lap("store_insert")
         try:
-            if not pool_fill.take(self.settings, repo_path, r.name, wt, branch, base_commit):
-                worktrees.create(repo_path, wt, branch, base_commit)
+            if pool_fill.take(self.settings, repo_path, r.name, wt, branch, base_commit):
+                lap("pool_take")
+            else:
+                lap("pool_miss")
+                made: dict[str, float] = {}
+                worktrees.create(repo_path, wt, branch, base_commit, made)
+                lap("create")
+                ph.pop("create")
+                ph.update({f"worktree_{k}": v for k, v in made.items()})
             worktrees.mark_owner(wt, self.settings.home)
+            lap("mark_owner")
         except (PAError, OSError) as e:
             msg = f"could not create the worktree: {e}"
             self.store.set_status(sid, Status.FAILED, error=msg)
@@ -201,12 +219,14 @@ class App:
                 msg = f"could not copy the files of copy = [...] into the worktree: {e}"
                 self.store.set_status(sid, Status.FAILED, error=msg)
                 raise PAError(msg, hint="fix copy = [...] in .parallel-agents.toml") from e
+            lap("copy")
         with self.store.tx() as db:
             self.store.add_turn(db, sid, prompt, {})
             # Queued only when it has to wait: otherwise it stays `starting` till it runs.
             now = not interactive and self.sup.fits_now(db, sid)
             if not now:
                 self.store.set_status(sid, Status.QUEUED, db=db)
+        lap("schedule")  # the turn stored, a place among the running sessions
         if interactive:
             from parallel_agents.sessions import tui as tmux
 
@@ -215,7 +235,10 @@ class App:
             self.sup.start(sid, claimed=True)
         else:
             self.sup.schedule()
-        return self.store.session(sid)
+        lap("start")  # the wrapper launched (its own start-up follows, off this path)
+        out = self.store.session(sid)
+        lap("reply")
+        return out
 
     def send(self, sid: str, prompt: str) -> Session:
         s = self.store.resolve_session(sid)
@@ -440,6 +463,19 @@ def _start_point(repo_path: Path, base: str | None) -> tuple[str, str | None]:
     repos.validate_repo_path(repo_path)
     base_ref = base or git.current_branch(repo_path) or "HEAD"
     return base_ref, git.rev_parse(repo_path, base_ref)
+
+
+class _Lap:
+    """Records the seconds since the previous call under each name, into ``into``."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = self.into.get(name, 0.0) + now - self.t
+        self.t = now
 
 
 def _probe_ctx(cmd: list[str]) -> Any:

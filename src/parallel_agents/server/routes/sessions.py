@@ -82,7 +82,7 @@ def list_sessions(
 
 
 @router.post("/sessions", status_code=201)
-def new_sessions(request: Request, body: NewSessions) -> dict[str, Any]:
+def new_sessions(request: Request, body: NewSessions, response: Response) -> dict[str, Any]:
     from parallel_agents.cmdline import split_cmd
 
     app = thread_app(request)
@@ -122,6 +122,10 @@ def new_sessions(request: Request, body: NewSessions) -> dict[str, Any]:
             errors.append({"error": e.message, "hint": e.hint})
             break
         created.append(session_json(s))
+    # Where the last start's time went (issue 14: the spawn bench's per-phase table).
+    response.headers["Server-Timing"] = ", ".join(
+        f"{k};dur={v * 1000:.2f}" for k, v in app.timings.items()
+    )
     out: dict[str, Any] = {"sessions": created}
     if errors:
         out["errors"] = errors
