@@ -350,14 +350,15 @@ class Bench:
         # ("ended": the agent is gone and its leftovers ended) -> the status committed
         # (its event's ts) -> the status seen on the SSE stream.
         parts: dict[str, list[float]] = {"exit": [], "commit": [], "sse": []}
+        from parallel_agents.store import Store
+
+        # Through the store: a plain output line's text lives in the output file, not the row.
+        store = Store(self.home)
+        last_output = {sid: store.events(sid, kinds=["output"])[-1] for sid in ids}
+        store.close()
         with self.db() as db:
             for sid in ids:
-                row = db.execute(
-                    "SELECT payload FROM events WHERE session_id = ? AND kind = 'output'"
-                    " ORDER BY seq DESC LIMIT 1",
-                    (sid,),
-                ).fetchone()
-                end = json.loads(json.loads(row[0])["text"])
+                end = json.loads(str(last_output[sid].payload["text"]))
                 assert end.get("type") == "end", end
                 if sid not in watcher.seen:
                     continue

@@ -148,6 +148,16 @@ def _spawn(res: dict[str, Any]) -> list[Reading]:
 
 def _pool(res: dict[str, Any]) -> list[Reading]:
     d = dig(res, "pool.default")
+    on = dig(res, "pool.default_on")  # run_pool's own shape
+    if not isinstance(d, dict) and isinstance(on, dict) and "held_bytes" in on:
+        entry = _num(on.get("entry_bytes")) or 0.0
+        held_bytes = _num(on.get("held_bytes")) or 0.0
+        d = {
+            "enabled": int(on.get("want") or 0) > 0,
+            "held": round(held_bytes / entry) if entry else 0,
+            "bytes": held_bytes,
+            "budget_bytes": on.get("budget_bytes"),
+        }
     if not isinstance(d, dict) or "enabled" not in d:
         return [Reading(where="default settings")]
     on, held = bool(d["enabled"]), int(d.get("held") or 0)
