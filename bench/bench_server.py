@@ -244,15 +244,19 @@ class Bench:
         self.wait_done(ids, timeout=seconds * 4 + 120)
         cpu1, t1 = cpu_seconds(self.pid), time.monotonic()
         lags: list[float] = []
-        with self.db() as db:
-            q = (
-                "SELECT payload, ts FROM events WHERE kind = 'output' AND session_id IN"
-                f" ({','.join('?' * len(ids))})"
-            )
-            rows = db.execute(q, ids).fetchall()
+        from parallel_agents.store import Store
+
+        # Through the store: a plain output line's text lives in the output file, not the row.
+        store = Store(self.home)
+        rows = [
+            (str(e.payload["text"]), e.ts)
+            for sid in ids
+            for e in store.events(sid, kinds=["output"])
+        ]
+        store.close()
         stored = 0
-        for payload, ts in rows:
-            line = json.loads(json.loads(payload)["text"])
+        for text, ts in rows:
+            line = json.loads(text)
             if "i" in line:
                 stored += 1
                 lags.append(ts - line["t"])
