@@ -180,6 +180,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "PA_HOME": str(home),
         "XDG_CONFIG_HOME": str(base / "config"),
         "XDG_DATA_HOME": str(base / "data"),
+        # No background warm pool (on by default for users): its filler writing into a repo
+        # races the tests that move or delete it. tests/conftest.py does the same per test,
+        # but this module-wide server starts before that fixture runs.
+        "PA_POOL_DISK_BUDGET": "0",
     }
     env.pop("PA_CONFIG", None)
     env.pop("PA_URL", None)

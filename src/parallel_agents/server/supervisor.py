@@ -83,6 +83,8 @@ class ServerSupervisor(Supervisor):
         self._unfinished: list[str] = []  # ended, more output than one look takes
         self._in_exits = False
         self._burst: tuple[float, float] | None = None  # (first, last) end of a burst
+        # The turn each deferred checkpoint is for (a follow-up may add the next one first).
+        self._deferred_turn: dict[str, int | None] = {}
         self._no_hold_until = 0.0  # after a hold, checkpoints get as long without one
 
     def schedule(self) -> int:
@@ -124,15 +126,19 @@ class ServerSupervisor(Supervisor):
         if turn and turn.started_at and time.time() - turn.started_at > limit:
             self.server.stop_later(s.id, "timeout")
 
-    def after_turn(self, sid: str) -> None:
+    def after_turn(self, sid: str, n: int | None = None) -> None:
         # The turn's end (status, attention) is committed by now: wake the streams at once.
         # On the loop thread the slower end-of-turn work (a checkpoint) waits until every
         # session of this pass was ingested, so one session's end does not delay another's.
         self.server.publish_from(self.store)
         if self.server.is_loop_thread():
+            if n is None:
+                turn = self.store.last_turn(sid)
+                n = turn.n if turn else None
+            self._deferred_turn[sid] = n
             self._deferred.append(sid)
             return
-        super().after_turn(sid)
+        super().after_turn(sid, n)
 
     @property
     def has_deferred(self) -> bool:
@@ -166,7 +172,7 @@ class ServerSupervisor(Supervisor):
 
     def _after_turn_now(self, sid: str) -> None:
         try:
-            super().after_turn(sid)
+            super().after_turn(sid, self._deferred_turn.pop(sid, None))
         except Exception:
             log.exception("end-of-turn work failed for session %s", sid)
 

@@ -66,16 +66,20 @@ class Turns:
         )
 
     # -- the end --------------------------------------------------------------------
-    def after_turn(self, sid: str) -> None:
-        """Checkpoint the worktree at the end of a turn; optionally run the repo's check."""
+    def after_turn(self, sid: str, n: int | None = None) -> None:
+        """Checkpoint the worktree at the end of turn ``n`` (default: the last turn);
+        optionally run the repo's check. A deferred checkpoint passes ``n``: by the time
+        it runs, a follow-up may already have added the next turn."""
         from parallel_agents.sessions import review as review_service
 
         s = self.store.session(sid)
-        turn = self.store.last_turn(sid)
-        if turn is None:
-            return
+        if n is None:
+            turn = self.store.last_turn(sid)
+            if turn is None:
+                return
+            n = turn.n
         try:
-            review_service.checkpoint_turn(self.store, s, turn.n)
+            review_service.checkpoint_turn(self.store, s, n)
         except Exception as e:  # a failed snapshot must not wedge the session
             self.store.add_event(sid, "error", {"message": f"checkpoint failed: {e}"})
             return
