@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -53,6 +54,51 @@ def test_agent_error_keeps_the_connection_live(server: Server, page: Any) -> Non
     [ok] = server.start("errs", "then fine delay=0.2")
     badge_is(page, ok["id"], "idle")
     assert conn(page) == "live"
+
+
+def test_events_during_the_first_fetch_of_a_new_session_are_not_lost(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    """A session made elsewhere is fetched when its first event arrives. Its later events
+    (here: it failed) used to be dropped while that fetch was in flight, so a stale answer
+    ("running") stayed on screen for good: CI saw a badge that never turned "failed". The
+    fetch is held here until the session has failed, then answered with its stale copy."""
+    js_wait(page, "() => document.querySelector('#conn')?.textContent === 'live'")
+    server.repo("late")
+    gate = tmp_path / "go"
+    wait_then_fail = [
+        sys.executable,
+        "-c",
+        "import os, sys, time\n"
+        f"while not os.path.exists({str(gate)!r}): time.sleep(0.02)\n"
+        "sys.exit(3)",
+    ]
+    held: list[str] = []
+
+    def hold_first(route: Any) -> None:
+        sid = route.request.url.split("?")[0].rsplit("/", 1)[-1]
+        if held:
+            route.continue_()
+            return
+        stale = route.fetch()
+        data = stale.json()
+        if data.get("repo_name") != "late":  # another test's session
+            route.fulfill(response=stale)
+            return
+        held.append(str(data["status"]))
+        gate.write_text("")
+        server.wait(sid, "failed")
+        route.fulfill(response=stale)
+
+    page.route(re.compile(r".*/api/v1/sessions/[0-9a-z-]+(\?.*)?$"), hold_first)
+    try:
+        body = {"prompt": "late", "repo": "late", "agent": "command", "cmd": wait_then_fail}
+        [s] = server.api("POST", "/sessions", body)["sessions"]
+        badge_is(page, s["id"], "failed")
+        assert held and held[0] != "failed", held  # the race really happened
+    finally:
+        page.unroute("**/*")
+        gate.write_text("")
 
 
 def _visible(page: Any) -> set[str]:

@@ -26,7 +26,7 @@ let lastId = 0;
 let buffering = true;
 let buffer = [];
 let retryMs = 1000;
-const unknown = new Set();
+const unknown = new Map(); // sid -> an event arrived while its first fetch was in flight
 
 function setConn(text, cls) {
   const el = document.getElementById("conn");
@@ -59,13 +59,21 @@ function apply(ev) {
   const sid = ev.session_id;
   const s = state.sessions.get(sid);
   if (!s) {
-    // A session this page has not seen yet (made elsewhere): fetch it once.
-    if (!unknown.has(sid)) {
-      unknown.add(sid);
+    // A session this page has not seen yet (made elsewhere): fetch it. Events that arrive
+    // while that fetch is in flight may be newer than its answer (a fast agent fails before
+    // the server reads the row), so they ask for one more fetch once it lands.
+    if (unknown.has(sid)) {
+      unknown.set(sid, true);
+    } else {
+      unknown.set(sid, false);
       api(`/sessions/${encodeURIComponent(sid)}`)
         .then((full) => upsertSession(full))
         .catch(() => {})
-        .finally(() => unknown.delete(sid));
+        .finally(() => {
+          const again = unknown.get(sid);
+          unknown.delete(sid);
+          if (again) refreshSoon(sid, 0);
+        });
     }
     emit("event", ev);
     return;
