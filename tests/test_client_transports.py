@@ -146,6 +146,7 @@ def test_errors_are_the_same_class_message_hint_and_exit_code_both_ways(
     s = local.new("x", repo="demo", cmd=[PY, str(agent)])
     _idle(local, s["id"], repo)
 
+    git(repo, "remote", "add", "origin", str(tmp_path / "nowhere.git"))
     calls = {
         "unknown session": lambda c: c.session("nope"),
         "unknown session (diff)": lambda c: "".join(c.diff_text("nope")),
@@ -154,10 +155,15 @@ def test_errors_are_the_same_class_message_hint_and_exit_code_both_ways(
         "turn 0 (the route's validation)": lambda c: c.rollback(s["id"], 0),
         "already registered": lambda c: c.repo_add(repo),
         "in use": lambda c: c.repo_rm("demo"),
+        # A refusal that is not bad input (gh missing or not logged in): exit 1 both ways,
+        # not the 2 of a usage error (the server answers 400 for both).
+        "pull request without gh": lambda c: c.pr(s["id"]),  # origin is set below
     }
     for what, call in calls.items():
         got = _error(lambda call=call: call(local))
         assert got == _error(lambda call=call: call(remote)), what
+        if what == "pull request without gh":
+            assert got[0] is PAError and got[3] == 1, got
         if what.startswith("unknown session"):
             assert got[0].__name__ == "NotFound" and "nope" in got[1], got
 

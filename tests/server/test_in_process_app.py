@@ -57,7 +57,7 @@ def test_create_app_runs_in_process_without_lifespan(pa_home: Path, repo_path: P
     assert health.status_code == 200 and health.json()["supervisor"]["alive"] is False
     assert "queued" in {s["name"] for s in statuses.json()["statuses"]}
     assert missing.status_code == 404
-    assert set(missing.json()) == {"error", "hint"}
+    assert set(missing.json()) == {"error", "hint", "exit_code"}
     assert added.status_code == 201 and added.json()["name"] == "demo"
     assert login.status_code == 303 and login.headers["location"] == "/"
     assert "pa_session=" in login.headers["set-cookie"]

@@ -131,7 +131,7 @@ def test_error_responses(start_server: Callable[..., Srv], repo_path: Path, tmp_
     with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {srv.token}"}) as h:
         r = h.get("/api/v1/sessions/doesnotexist")
         assert r.status_code == 404
-        assert set(r.json()) == {"error", "hint"} and "no session" in r.json()["error"]
+        assert set(r.json()) == {"error", "hint", "exit_code"} and "no session" in r.json()["error"]
         r = h.post("/api/v1/sessions", json={"prompt": "x", "repo": str(repo_path), "count": 0})
         assert r.status_code == 422 and "count" in r.json()["error"]
         r = h.post("/api/v1/sessions", json={"prompt": "x", "repo": "r", "colour": "red"})

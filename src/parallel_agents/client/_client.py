@@ -68,6 +68,8 @@ def _raise_for(ex: Exchange, content: bytes) -> None:
         raise NotFound(msg, hint=hint)
     if status == 409:
         raise Conflict(msg, hint=hint)
+    if status == 400 and body.get("exit_code") == PAError.exit_code:
+        raise PAError(msg, hint=hint)  # an expected failure, not bad input
     if status in (400, 422):
         raise UsageError(msg, hint=hint)
     if status == 401:

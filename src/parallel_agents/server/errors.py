@@ -1,4 +1,5 @@
-"""How the server says no: every error is JSON ``{"error": message, "hint": hint-or-null}``.
+"""How the server says no: every error is JSON ``{"error": message, "hint": hint-or-null}``
+(a refusal of pa's own also carries ``exit_code``, the CLI's exit status for it).
 
 400 (bad input), 404 (no such repo/session), 409 (not possible in the session's current
 state), 401 (token, see ``auth``), 422 (request body or query does not validate;
@@ -83,9 +84,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PAError)
     async def pa_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PAError)
-        return JSONResponse(
-            {"error": exc.message, "hint": exc.hint}, status_code=status_code_for(exc)
-        )
+        # The exit code travels too: a plain PAError (exit 1) and bad input (exit 2) both
+        # answer 400, and a CLI talking to a server must exit as an in-process one would.
+        body = {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+        return JSONResponse(body, status_code=status_code_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: Exception) -> JSONResponse:
