@@ -102,9 +102,12 @@ def diff_text(
         start, end = _turn_range(store, s, turn, repo_path)
     if end is None and _worktree_ok(s):
         wt = Path(s.worktree)
-        nested = diffs.nested_scan(wt) if turn is None else None  # beside git's own walk
         # No record of copied files (the usual case): nothing to keep out, no git call.
         copied = (diffs.git_dir(wt) / COPIED_RECORD).exists()
+        if not copied:
+            chunks, found = diffs.live_stream(wt, start, stat=stat, name_only=name_only)
+            return chunks, _with_nested_note(s, None, lambda: found)
+        nested = diffs.nested_scan(wt) if turn is None else None  # beside git's own walk
         chunks = diffs.worktree_stream(
             wt,
             start,
