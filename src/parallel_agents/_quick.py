@@ -16,8 +16,8 @@ byte is written and the click command does the work, with its messages and exit 
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import sys
 
 TYPE_CHECKING = False  # typing itself costs an import; mypy reads this name as usual
@@ -102,12 +102,12 @@ def _server() -> tuple[str, int, str, str] | None:
     (the same test as ``daemon.status``: its lock is held; a token with loose
     permissions is left for ``auth.read_token`` to tighten)."""
     import fcntl
-    import json
 
+    url: str | None
     home = _home()
     try:
         with open(os.path.join(home, "server.json"), encoding="utf-8") as f:
-            info = json.load(f)
+            url = _url(f.read(65536))
         fd = os.open(os.path.join(home, "server.lock"), os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -123,10 +123,9 @@ def _server() -> tuple[str, int, str, str] | None:
             token = os.read(tfd, 4096).decode("utf-8").strip()
         finally:
             os.close(tfd)
-        url = str(info["url"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return None
-    if not token or not url.startswith("http://"):
+    if not token or not url or not url.startswith("http://"):
         return None
     netloc, _, path = url[7:].partition("/")
     host, _, port = netloc.rpartition(":")
@@ -135,12 +134,29 @@ def _server() -> tuple[str, int, str, str] | None:
     return host, int(port), ("/" + path).rstrip("/") if path else "", token
 
 
+def _url(text: str) -> str | None:
+    """The ``url`` of ``server.json`` (pa writes it: one plain string), read without the
+    json module and its ``re``; None when it is not that simple."""
+    _, key, rest = text.partition('"url"')
+    rest = rest.lstrip()
+    if not key or not rest.startswith(":"):
+        return None
+    rest = rest[1:].lstrip()
+    value, quote, _ = rest[1:].partition('"')
+    if not rest.startswith('"') or not quote or "\\" in value:
+        return None
+    return value
+
+
 def _get(
     host: str, port: int, target: str, token: str
-) -> tuple[socket.socket, dict[str, str], bytes]:
-    """Send the request; (socket, headers with ``:status``, body bytes read so far)."""
-    sock = socket.create_connection((host, port), timeout=600)
+) -> tuple[_socket.socket, dict[str, str], bytes]:
+    """Send the request; (socket, headers with ``:status``, body bytes read so far).
+    ``_socket`` itself: ``socket`` would import ``enum`` and ``selectors``."""
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
     try:
+        sock.settimeout(600)
+        sock.connect((host, port))
         sock.sendall(
             (
                 f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -167,12 +183,12 @@ def _get(
     return sock, head, rest
 
 
-def _copy(sock: socket.socket, head: dict[str, str], rest: bytes, url: str) -> int:
+def _copy(sock: _socket.socket, head: dict[str, str], rest: bytes, url: str) -> int:
     """Copy the body to stdout as it arrives; the exit code."""
     out = sys.stdout.buffer
     chunked = "chunked" in head.get("transfer-encoding", "").lower()
     try:
-        with sock:
+        try:
             if chunked:
                 _dechunk(sock, rest, out.write)
             else:
@@ -187,6 +203,8 @@ def _copy(sock: socket.socket, head: dict[str, str], rest: bytes, url: str) -> i
                         break
                     got += len(data)
                     out.write(data)
+        finally:
+            sock.close()
         out.flush()
     except BrokenPipeError:
         # A reader that stopped early (`pa diff | head`): quietly done, as git is.
@@ -201,7 +219,7 @@ def _copy(sock: socket.socket, head: dict[str, str], rest: bytes, url: str) -> i
     return 0
 
 
-def _dechunk(sock: socket.socket, buf: bytes, write: Callable[[bytes], object]) -> None:
+def _dechunk(sock: _socket.socket, buf: bytes, write: Callable[[bytes], object]) -> None:
     """HTTP/1.1 chunked transfer coding from ``sock`` (``buf``: bytes already read) to
     ``write``; raises ConnectionError when the body ends before its last chunk."""
 
