@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -176,9 +177,12 @@ def live_stream(
 
     worktree = Path(worktree)
     plain = [*_diff_args(stat, name_only), "--end-of-options", base, "--"]
-    if untracked_cache.clean(worktree):
-        return _primed(_stream(plain, worktree, chunk_size, name_only=name_only), worktree,
-                       (base,)), []
+    if untracked_cache.known(worktree):
+        # git's own pass over the tracked files runs while the folders are checked.
+        check = functools.partial(untracked_cache.clean, worktree)
+        with contextlib.suppress(_Stale):
+            chunks = _stream(plain, worktree, chunk_size, name_only=name_only, ready=check)
+            return _primed(chunks, worktree, (base,)), []
     look = untracked_cache.Look(worktree, git_dir(worktree))
     try:
         nested = look.nested()  # the walk ends before git's (see untracked_cache)
@@ -265,6 +269,10 @@ def _primed(chunks: Generator[str, None, None], cwd: Path, revs: Sequence[str]) 
     return rest()
 
 
+class _Stale(Exception):
+    """What a diff was started on changed before its output was read."""
+
+
 def _stream(
     args: list[str],
     cwd: Path,
@@ -272,9 +280,12 @@ def _stream(
     *,
     env: Mapping[str, str] | None = None,
     name_only: bool = False,
+    ready: Callable[[], bool] | None = None,
 ) -> Generator[str, None, None]:
     """Chunks of a command's stdout; the process starts at the first ``next()`` and is
-    ended (and waited for) when the generator finishes, fails or is closed early."""
+    ended (and waited for) when the generator finishes, fails or is closed early.
+    ``ready`` runs while the process works, before its output is read: False ends the
+    process and raises ``_Stale``."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             args,
@@ -286,6 +297,8 @@ def _stream(
         )
         assert proc.stdout is not None
         try:
+            if ready is not None and not ready():
+                raise _Stale
             fd = proc.stdout.fileno()
             chunks = iter(lambda: os.read(fd, chunk_size), b"")
             for text in codecs.iterdecode(chunks, "utf-8", "replace"):

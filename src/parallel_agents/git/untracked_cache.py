@@ -33,7 +33,7 @@ from pathlib import Path
 
 from parallel_agents import git
 
-__all__ = ["Look", "clean", "forget", "untracked"]
+__all__ = ["Look", "clean", "forget", "known", "untracked"]
 
 RACY = 1.0  # seconds: a time this close to the look may hide a change in the same tick
 MAX_DIRS = 50_000  # more folders than this: checking them costs more than it saves
@@ -70,6 +70,12 @@ def clean(wt: Path) -> bool:
     return True
 
 
+def known(wt: Path) -> bool:
+    """Was ``wt`` kept at its last look? (``clean`` says whether it still holds.)"""
+    with _lock:
+        return str(wt) in _clean
+
+
 def forget(wt: Path) -> None:
     with _lock:
         _clean.pop(str(wt), None)
@@ -77,9 +83,9 @@ def forget(wt: Path) -> None:
 
 class Look:
     """One walk of ``wt`` (its git folder ``gd``; a ``find`` process, started at once):
-    its folders' stamps, ``.gitignore`` files and ``.git`` entries. ``nested()`` gives the nested repositories
-    by ``archive.scan``'s rules; ``keep_if_clean()`` remembers the evidence when git
-    found nothing untracked."""
+    its folders' stamps, ``.gitignore`` files and ``.git`` entries. ``nested()`` gives
+    the nested repositories by ``archive.scan``'s rules; ``keep_if_clean()`` remembers
+    the evidence when git found nothing untracked."""
 
     def __init__(self, wt: Path, gd: Path) -> None:
         self.wt = wt
