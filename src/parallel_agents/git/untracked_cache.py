@@ -28,6 +28,7 @@ import os
 import subprocess
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from pathlib import Path
 
@@ -37,11 +38,15 @@ __all__ = ["Look", "clean", "forget", "known", "untracked"]
 
 RACY = 1.0  # seconds: a time this close to the look may hide a change in the same tick
 MAX_DIRS = 50_000  # more folders than this: checking them costs more than it saves
-_KEEP = 256  # worktrees remembered
+# Paths remembered over all worktrees (about 80 bytes each: a few MB at most); the
+# worktrees diffed least recently are forgotten first.
+BUDGET = 200_000
 
 Stamp = tuple[int, int, int]  # inode, mtime_ns, ctime_ns; (0, 0, 0): did not exist
 _lock = threading.Lock()
-_clean: OrderedDict[str, dict[str, Stamp]] = OrderedDict()
+# worktree -> (its paths, "\0"-joined; their stamps, three numbers each), compact
+_clean: OrderedDict[str, tuple[str, array[int]]] = OrderedDict()
+_held = [0]  # paths in _clean
 
 
 def _stamp(path: str) -> Stamp:
@@ -57,15 +62,15 @@ def clean(wt: Path) -> bool:
     change that changed since?"""
     key = str(wt)
     with _lock:
-        stamps = _clean.get(key)
-        if stamps is not None:
+        kept = _clean.get(key)
+        if kept is not None:
             _clean.move_to_end(key)
-    if stamps is None:
+    if kept is None:
         return False
-    for path, was in stamps.items():
-        if _stamp(path) != was:
-            with _lock:
-                _clean.pop(key, None)
+    paths, stamps = kept
+    for i, path in enumerate(paths.split("\0")):
+        if _stamp(path) != (stamps[3 * i], stamps[3 * i + 1], stamps[3 * i + 2]):
+            forget(wt)
             return False
     return True
 
@@ -78,7 +83,13 @@ def known(wt: Path) -> bool:
 
 def forget(wt: Path) -> None:
     with _lock:
-        _clean.pop(str(wt), None)
+        _drop(str(wt))
+
+
+def _drop(key: str) -> None:
+    kept = _clean.pop(key, None)
+    if kept is not None:
+        _held[0] -= len(kept[1]) // 3
 
 
 class Look:
@@ -151,11 +162,16 @@ class Look:
         ):
             forget(self.wt)
             return
+        flat = array("q")
+        for st in stamps.values():
+            flat.extend(st)
+        key = str(self.wt)
         with _lock:
-            _clean[str(self.wt)] = stamps
-            _clean.move_to_end(str(self.wt))
-            while len(_clean) > _KEEP:
-                _clean.popitem(last=False)
+            _drop(key)
+            _clean[key] = ("\0".join(stamps), flat)
+            _held[0] += len(stamps)
+            while _held[0] > BUDGET and len(_clean) > 1:
+                _drop(next(iter(_clean)))
 
     def close(self) -> None:
         if self._proc is not None:
