@@ -186,7 +186,8 @@ def live_stream(
     look = untracked_cache.Look(worktree, git_dir(worktree))
     try:
         nested = look.nested()  # the walk ends before git's (see untracked_cache)
-        paths = untracked_cache.untracked(worktree) if not look.gits else None
+        whole = look.complete and not look.gits
+        paths = untracked_cache.untracked(worktree) if whole else None
         look.keep_if_clean(paths != [])
     finally:
         look.close()

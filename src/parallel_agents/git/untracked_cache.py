@@ -103,18 +103,22 @@ class Look:
         self.started = time.time()
         # Rule files first, before git's walk (the same reason as the folders).
         self.rules = {p: _stamp(p) for p in _rule_files(wt, gd)}
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            ["find", ".", "(", "-name", ".git", "-printf", r"g %p\0", "-prune", ")",
-             "-o", "(", "-type", "d", "-printf", r"d %i %T@ %C@ %p\0", ")",
-             "-o", "(", "-name", ".gitignore", "-printf", r"d %i %T@ %C@ %p\0", ")"],
-            cwd=str(wt),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
         self.stamps: dict[str, Stamp] = {}
         self.gits: list[str] = []
+        # False: find failed (an unreadable folder; no GNU find): nothing is kept, and
+        # the nested repositories come from ``archive.scan``.
         self.complete = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        with contextlib.suppress(OSError):
+            self._proc = subprocess.Popen(
+                ["find", ".", "(", "-name", ".git", "-printf", r"g %p\0", "-prune", ")",
+                 "-o", "(", "-type", "d", "-printf", r"d %i %T@ %C@ %p\0", ")",
+                 "-o", "(", "-name", ".gitignore", "-printf", r"d %i %T@ %C@ %p\0", ")"],
+                cwd=str(wt),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
 
     def wait(self) -> Look:
         if self._proc is None:
@@ -139,6 +143,8 @@ class Look:
         from parallel_agents.git import archive
 
         self.wait()
+        if not self.complete:
+            return archive.scan(self.wt)[0]
         nested: list[str] = []
         for rel in sorted(self.gits):
             if any(part in archive.HEAVY for part in rel.split("/")):
