@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from parallel_agents import git
 from parallel_agents.errors import NotFound, UsageError
 from parallel_agents.git import GitError
 
-__all__ = ["FileChange", "diff_files", "diff_stream", "worktree_stream"]
+__all__ = ["FileChange", "diff_files", "diff_stream", "live_stream", "worktree_stream"]
 
 Status = Literal["A", "M", "D", "R", "T"]
 _STATUSES: dict[str, Status] = {"A": "A", "M": "M", "D": "D", "R": "R", "T": "T"}
@@ -152,6 +153,73 @@ def worktree_stream(
     return _primed(gen(), worktree, (base,))
 
 
+def live_stream(
+    worktree: Path,
+    base: str,
+    *,
+    stat: bool = False,
+    name_only: bool = False,
+    chunk_size: int = 64 * 1024,
+) -> tuple[Iterator[str], list[str]]:
+    """``worktree_stream`` (no ``exclude``) and the nested repositories of ``worktree``
+    (``nested_scan``'s list), with as few passes over the files as the worktree allows.
+
+    With nothing untracked and no ``.git`` below the top, the diff is ``git diff BASE``
+    on the worktree's own index: one git process, nothing written, the same text (the
+    throwaway index would only repeat the tracked files). ``untracked_cache`` remembers
+    such a worktree and, while no folder or ignore rule changed, this is all it costs.
+    Otherwise one walk (``find``) finds the nested repositories and stamps the folders,
+    then git lists what is untracked, and only those paths are added to a copy of the
+    index before git diffs ``base`` against the worktree through it. A worktree with
+    nested repositories goes the throwaway-index way (``add -A``, then ``--cached``),
+    which records them as gitlinks exactly as a checkpoint does."""
+    from parallel_agents.git import untracked_cache
+
+    worktree = Path(worktree)
+    plain = [*_diff_args(stat, name_only), "--end-of-options", base, "--"]
+    if untracked_cache.known(worktree):
+        # git's own pass over the tracked files runs while the folders are checked.
+        check = functools.partial(untracked_cache.clean, worktree)
+        with contextlib.suppress(_Stale):
+            chunks = _stream(plain, worktree, chunk_size, name_only=name_only, ready=check)
+            return _primed(chunks, worktree, (base,)), []
+    look = untracked_cache.Look(worktree, git_dir(worktree))
+    try:
+        nested = look.nested()  # the walk ends before git's (see untracked_cache)
+        whole = look.complete and not look.gits
+        paths = untracked_cache.untracked(worktree) if whole else None
+        look.keep_if_clean(paths != [])
+    finally:
+        look.close()
+    if paths == []:
+        chunks = _stream(plain, worktree, chunk_size, name_only=name_only)
+    elif paths is not None:
+        chunks = _with_added(worktree, paths, plain, chunk_size, name_only)
+    else:
+        return worktree_stream(
+            worktree, base, stat=stat, name_only=name_only, chunk_size=chunk_size
+        ), nested
+    return _primed(chunks, worktree, (base,)), nested
+
+
+def _with_added(
+    worktree: Path, paths: list[bytes], args: list[str], chunk_size: int, name_only: bool
+) -> Generator[str, None, None]:
+    """``args`` (a diff of the worktree) through a copy of its index with ``paths`` added:
+    the untracked files as new files, and the walk limited to them."""
+    with tempfile.TemporaryDirectory(prefix="pa-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile(_index_path(worktree), env["GIT_INDEX_FILE"])
+        git.run(
+            ["add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+            worktree,
+            env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+            input=b"\0".join(paths) + b"\0",
+        )
+        yield from _stream(args, worktree, chunk_size, env=env, name_only=name_only)
+
+
 def git_dir(worktree: Path) -> Path:
     """``worktree``'s own git folder (where ``git rev-parse --git-path index`` points),
     found without starting git: ``.git`` itself, or the folder a linked worktree's
@@ -202,6 +270,10 @@ def _primed(chunks: Generator[str, None, None], cwd: Path, revs: Sequence[str]) 
     return rest()
 
 
+class _Stale(Exception):
+    """What a diff was started on changed before its output was read."""
+
+
 def _stream(
     args: list[str],
     cwd: Path,
@@ -209,9 +281,12 @@ def _stream(
     *,
     env: Mapping[str, str] | None = None,
     name_only: bool = False,
+    ready: Callable[[], bool] | None = None,
 ) -> Generator[str, None, None]:
     """Chunks of a command's stdout; the process starts at the first ``next()`` and is
-    ended (and waited for) when the generator finishes, fails or is closed early."""
+    ended (and waited for) when the generator finishes, fails or is closed early.
+    ``ready`` runs while the process works, before its output is read: False ends the
+    process and raises ``_Stale``."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             args,
@@ -223,6 +298,8 @@ def _stream(
         )
         assert proc.stdout is not None
         try:
+            if ready is not None and not ready():
+                raise _Stale
             fd = proc.stdout.fileno()
             chunks = iter(lambda: os.read(fd, chunk_size), b"")
             for text in codecs.iterdecode(chunks, "utf-8", "replace"):

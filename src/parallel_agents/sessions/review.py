@@ -90,8 +90,10 @@ def diff_text(
     store: Store, s: Session, turn: int | None, *, stat: bool = False, name_only: bool = False
 ) -> tuple[Iterator[str], str | None]:
     """The patch (or ``stat``, or the changed paths) of what the session (or one turn)
-    changed, streamed, and its note. The worktree's state is diffed straight from a
-    throwaway index, the way a checkpoint sees it, without making one."""
+    changed, streamed, and its note. The worktree's state is diffed the way a checkpoint
+    sees it, without making one: ``diffs.live_stream`` (one `git diff BASE` while the
+    worktree holds nothing untracked), or a throwaway index when copied files must stay
+    out."""
     from parallel_agents.git import diffs
     from parallel_agents.git.worktrees import COPIED_RECORD, copied_unchanged
     from parallel_agents.sessions.repos import require_repo
@@ -102,9 +104,12 @@ def diff_text(
         start, end = _turn_range(store, s, turn, repo_path)
     if end is None and _worktree_ok(s):
         wt = Path(s.worktree)
-        nested = diffs.nested_scan(wt) if turn is None else None  # beside git's own walk
         # No record of copied files (the usual case): nothing to keep out, no git call.
         copied = (diffs.git_dir(wt) / COPIED_RECORD).exists()
+        if not copied:
+            chunks, found = diffs.live_stream(wt, start, stat=stat, name_only=name_only)
+            return chunks, _with_nested_note(s, None, lambda: found)
+        nested = diffs.nested_scan(wt) if turn is None else None  # beside git's own walk
         chunks = diffs.worktree_stream(
             wt,
             start,

@@ -1,0 +1,170 @@
+"""Issue 14 §4: `pa diff` as close to `git diff` as it can be, printing the same text.
+
+The light client path (no click, no client package) and pa's own untracked cache (one
+`git diff BASE` while nothing untracked can have appeared) are checked against what the
+throwaway-index diff prints, through changes that must reach the output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from parallel_agents.git import archive, diffs, untracked_cache
+from tests.conftest import git, make_repo, pa
+from tests.foundation.test_cli_sessions import new_json, script, wait_ok
+from tests.foundation.test_startup import _imported
+
+FORMS = ({}, {"stat": True}, {"name_only": True})
+
+
+def _worktree(tmp_path: Path) -> tuple[Path, str]:
+    files = {
+        "a.txt": "a\n",
+        "src/b.py": "b = 1\n",
+        "old.txt": "a file long enough to be found again after its rename\n" * 3,
+        ".gitignore": "*.log\n",
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "s", str(wt))
+    (wt / "a.txt").write_text("a, edited\n")
+    (wt / "keep.log").write_text("ignored\n")
+    return wt, git(repo, "rev-parse", "HEAD").strip()
+
+
+def _same(wt: Path, base: str) -> list[str]:
+    """The live diff in every form equals the throwaway-index diff; its nested list
+    equals the nested scan's. Returns the names it printed."""
+    names: list[str] = []
+    for form in FORMS:
+        chunks, nested = diffs.live_stream(wt, base, **form)
+        got = "".join(chunks)
+        assert got == "".join(diffs.worktree_stream(wt, base, **form)), form
+        assert nested == diffs.nested_scan(wt)() == archive.scan(wt)[0]
+        if form.get("name_only"):
+            names = got.splitlines()
+    return names
+
+
+def _until_clean(wt: Path, base: str) -> None:
+    """Diff until the cache keeps the worktree: times within RACY seconds of a look are
+    not trusted, so this takes about a second after the last change."""
+    deadline = time.monotonic() + 30
+    while not untracked_cache.clean(wt):
+        assert time.monotonic() < deadline, "the untracked cache never kept the worktree"
+        _same(wt, base)
+
+
+def test_live_diff_follows_every_change_that_adds_or_hides_a_file(tmp_path: Path) -> None:
+    """issue 14 §4: while the worktree is known to hold nothing untracked, `pa diff` is a
+    plain `git diff BASE`; a new file (in an old or a new folder), a rule that stops
+    ignoring a file (.gitignore or info/exclude edited in place), a staged new file and
+    a nested repository all reach the output at once, byte for byte as the throwaway
+    index shows them."""
+    wt, base = _worktree(tmp_path)
+    assert _same(wt, base) == ["a.txt"]
+    _until_clean(wt, base)
+    assert _same(wt, base) == ["a.txt"]  # served from the cache
+
+    (wt / "src" / "new.py").write_text("new\n")
+    assert untracked_cache.known(wt)  # the diff starts, then finds the folder changed
+    assert _same(wt, base) == ["a.txt", "src/new.py"]
+    (wt / "src" / "new.py").unlink()
+    _until_clean(wt, base)
+
+    (wt / "fresh" / "deep").mkdir(parents=True)
+    (wt / "fresh" / "deep" / "f.txt").write_text("f\n")
+    assert _same(wt, base) == ["a.txt", "fresh/deep/f.txt"]
+    (wt / "fresh" / "deep" / "f.txt").unlink()
+    (wt / "fresh" / "deep").rmdir()
+    (wt / "fresh").rmdir()
+    _until_clean(wt, base)
+
+    with open(wt / ".gitignore", "r+") as f:  # in place: the folder's times stay
+        f.write("*.nope\n")
+    assert _same(wt, base) == [".gitignore", "a.txt", "keep.log"]
+    with open(wt / ".gitignore", "r+") as f:
+        f.write("*.log \n")
+    _until_clean(wt, base)
+
+    (wt / "scratch.tmp").write_text("kept out by info/exclude\n")
+    exclude = Path(git(wt, "rev-parse", "--git-common-dir").strip())
+    exclude = (exclude if exclude.is_absolute() else wt / exclude) / "info" / "exclude"
+    exclude.parent.mkdir(exist_ok=True)
+    exclude.write_text("*.tmp\n")
+    assert _same(wt, base) == [".gitignore", "a.txt"]
+    _until_clean(wt, base)
+    exclude.write_text("# no rule\n")  # the same file, rewritten: no folder changes
+    assert _same(wt, base) == [".gitignore", "a.txt", "scratch.tmp"]
+    (wt / "scratch.tmp").unlink()
+    _until_clean(wt, base)
+
+    (wt / "old.txt").rename(wt / "renamed.txt")
+    git(wt, "add", "-A")  # the worktree's own index changes: what is tracked moves
+    assert _same(wt, base) == [".gitignore", "a.txt", "renamed.txt"]
+    _until_clean(wt, base)
+
+    make_repo(wt / "inner", {"x.txt": "x\n"})
+    assert not untracked_cache.clean(wt)
+    assert _same(wt, base) == [".gitignore", "a.txt", "inner", "renamed.txt"]
+
+
+def test_nested_repositories_from_the_look_match_the_scan(tmp_path: Path) -> None:
+    """issue 14 §4: the one walk of a live diff names the nested repositories as
+    ``archive.scan`` does (not in caches, not inside another one, links not followed)."""
+    wt = make_repo(tmp_path / "wt")
+    for d in ("lib/one", "lib/one/inner", "node_modules/pkg", "deep/a/b/c", "venv2/x", "sp ace"):
+        (wt / d / ".git").mkdir(parents=True)
+    (wt / "gitfile").mkdir()
+    (wt / "gitfile" / ".git").write_text("gitdir: /elsewhere\n")
+    (wt / "target" / ".git").mkdir(parents=True)
+    os.symlink(wt / "target", wt / "link")
+    (wt / "build" / ".venv" / "r" / ".git").mkdir(parents=True)
+    look = untracked_cache.Look(wt, wt / ".git")
+    assert look.nested() == archive.scan(wt)[0]
+    look.keep_if_clean(False)
+    assert not untracked_cache.clean(wt), "a worktree with nested repositories is not kept"
+
+
+@pytest.mark.usefixtures("server_mode")
+def test_pa_diff_through_the_server_is_a_light_client(tmp_path: Path) -> None:
+    """issue 14 §4: `pa diff` through a running server imports neither click, the client
+    package, http.client nor httpx/fastapi, and prints what the click command prints
+    (patch, --stat, --name-only, --turn; the note on stderr); an unknown session still
+    gets the click command's error and exit code."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
+    agent = "import pathlib\npathlib.Path('a.txt').write_text('two\\n')\n"
+    s = new_json("edit", "--cmd", script(tmp_path, agent), cwd=repo)
+    sid = str(s["id"])
+    assert wait_ok(sid).returncode == 0
+    mods, out = _imported(["-m", "parallel_agents", "diff", sid, "--name-only"], cwd=repo)
+    assert out == "a.txt\n"
+    for heavy in ("click", "parallel_agents.client", "http.client", "httpx", "fastapi"):
+        assert heavy not in mods, f"`pa diff` imported {heavy}"
+    make_repo(Path(str(s["worktree"])) / "inner", {"x.txt": "x\n"})  # a note on stderr
+    for flags in ([], ["--stat"], ["--name-only"], ["--turn", "1"], ["--turn=1", "--stat"]):
+        quick = pa("diff", sid, *flags)
+        assert (quick.returncode, quick.stdout, quick.stderr) == _click(sid, flags), flags
+    assert "note: nested repo inner/" in pa("diff", sid).stderr
+    bad = pa("diff", "nosuch")
+    assert bad.returncode == _click("nosuch", [])[0] != 0
+    assert "error: no session matches 'nosuch'" in bad.stderr
+
+
+def _click(sid: str, flags: list[str]) -> tuple[int, str, str]:
+    """`pa diff` through the click command (what the light path stands in for)."""
+    launch = "import sys\nfrom parallel_agents.cli import main\nsys.argv[0] = 'pa'\nmain()\n"
+    p = subprocess.run(
+        [sys.executable, "-c", launch, "diff", sid, *flags],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+    return p.returncode, p.stdout, p.stderr
