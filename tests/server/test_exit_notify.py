@@ -138,5 +138,5 @@ def test_turns_ending_together_are_finished_in_one_transaction(
         f"every session in {pa_db} to be idle",
     )
     health = state.loop_health()
-    assert health["exit_ends"] == 4
+    assert health["turn_ends"] == 4
     assert health["end_batches"] <= 2  # the first noticed alone at most, then the rest

@@ -208,9 +208,9 @@ class ServerState:
             "ticks": self.ticks,
             "exit_events": self.exits.fired,
             "exit_wakes": self.exit_wakes,
-            # Turns ended because their wrapper exited, and the transactions that ended
-            # them: many ending together share one (issue 14 §3).
-            "exit_ends": sup.exit_ends if sup else 0,
+            # Turns the loop ended, and the transactions that ended them: many ending
+            # together share one (issue 14 §3).
+            "turn_ends": sup.turn_ends if sup else 0,
             "end_batches": sup.end_batches if sup else 0,
             "last_tick_age": None
             if self.last_tick is None
