@@ -140,3 +140,27 @@ def test_turns_ending_together_are_finished_in_one_transaction(
     health = state.loop_health()
     assert health["turn_ends"] == 4
     assert health["end_batches"] <= 2  # the first noticed alone at most, then the rest
+
+
+def test_a_watched_wrapper_killed_is_noticed_without_a_poll(
+    state: ServerState, repo_path: Path, tmp_path: Path
+) -> None:
+    """issue 14 §6: a session whose wrapper the loop watches is not re-read every second
+    to see whether its wrapper died: the pidfd says so. A wrapper killed with SIGKILL (no
+    exit record) still ends its turn `interrupted`, with no poll to find it."""
+    import signal
+
+    cmd, gate = _gated(tmp_path)
+    state.start_loop()
+    app = state.app()
+    sid = app.new_session("wait for the gate", repo=str(repo_path), cmd=cmd).id
+    wait_for(lambda: state.exits.watching(sid), 30, "the loop to watch the turn's wrapper")
+    files = app.sup.turn_files(sid, 1)
+    wpid = wait_for(files.wrapper_pid, 30, "the wrapper's pid file")
+    wakes = state.exit_wakes
+    os.kill(wpid, signal.SIGKILL)
+    store = app.store
+    wait_for(lambda: store.session(sid).status == Status.INTERRUPTED, 30, "interrupted")
+    assert state.exit_wakes > wakes
+    assert files.exit_info() is None
+    gate.touch()  # the orphaned agent ends

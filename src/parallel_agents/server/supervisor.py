@@ -71,6 +71,9 @@ class ServerSupervisor(Supervisor):
       ``ServerState.exits``); a wrapper that exited is noticed between any two steps of
       a pass (sessions' ingestion, checkpoints) and its session is ingested at once
       (``service_exits``), not after the other sessions' output or checkpoints.
+    * Sessions are ingested in shared transactions: the turns that ended together in one
+      (with the streams woken once, after its commit), a pass in a few (``PASS_BATCH``);
+      each session's part is a savepoint, so one that fails undoes only itself.
     """
 
     chunk = PASS_CHUNK
@@ -294,8 +297,6 @@ class ServerSupervisor(Supervisor):
                             self._unfinished.append(sid)
                             break
                     finished += rep.finished
-                if not self._ending:
-                    self._look_exits()  # ended meanwhile: in the next batch, not a pass later
         finally:
             self._in_exits = False
         return finished
