@@ -338,6 +338,7 @@ class Bench:
         gate = self.gates / f"latency-{n}"
         ids = self.sessions(n, 1000, 5, "rate", str(gate))
         self.wait_ready(ids)
+        before = self.client.health().get("supervisor") or {}
         watcher = StatusWatcher(self.home)
         watcher.start()
         watcher.connected.wait(30)
@@ -349,6 +350,7 @@ class Bench:
             time.sleep(0.02)
         self.wait_done(ids, timeout=300)
         watcher.stop = True
+        after = self.client.health().get("supervisor") or {}
         lat: list[float] = []
         # Where the time goes, per session: last line written -> the wrapper's exit record
         # ("ended": the agent is gone and its leftovers ended) -> the status committed
@@ -388,6 +390,11 @@ class Bench:
         for k, v in parts.items():
             out[f"{k}_ms_median"] = round(1000 * statistics.median(v), 1) if v else None
             out[f"{k}_ms_p95"] = round(1000 * pct(v, 0.95), 1) if v else None
+        # How the server ended them: turns ended, and the transactions those ends took
+        # (many share one: issue 14 §3).
+        for k in ("turn_ends", "end_batches"):
+            if k in after:
+                out[k] = int(after[k]) - int(before.get(k) or 0)
         return out
 
 
@@ -467,6 +474,11 @@ def main() -> None:
             f" {la['commit_ms_p95']} ms, committed -> SSE {la['sse_ms_median']} /"
             f" {la['sse_ms_p95']} ms |"
         )
+        if la.get("turn_ends") is not None:
+            print(
+                f"| turn ends, {la['sessions']} sessions | {la['turn_ends']:g} turns ended"
+                f" in {la['end_batches']:g} transactions |"
+            )
     print(f"\nwall time {result['wall_seconds']} s; results in {args.out}")
 
 

@@ -49,3 +49,32 @@ def test_sweep_skips_processes_older_than_the_turn(daemon: int) -> None:
     environment is not read, so a tagged one that old is not ended."""
     later = _start_ticks(daemon) + 1  # a turn that began a clock tick after it
     assert daemon not in wrapper._stray(-1, TAG, frozenset(), since=later)
+
+
+def test_sweep_opens_only_pids_handed_out_since_the_turn_began() -> None:
+    """issue 14 §3: with the turn's ``pid_mark`` the sweep does not even open a process
+    whose pid was handed out before the turn began (100 wrappers ending together each
+    read every process's stat otherwise), and still finds one started since."""
+    env = {**os.environ, "PA_OWNER_SESSION": "sweep-test"}
+    with subprocess.Popen(
+        [sys.executable, "-c", DAEMON], env=env, stdout=subprocess.PIPE, text=True
+    ) as old:
+        assert old.stdout is not None
+        old_pid = int(old.stdout.readline())
+        mark = wrapper.pid_mark()
+        if mark[0] < 0:
+            old.kill()
+            pytest.skip("no /proc/loadavg pid counter here")
+        with subprocess.Popen(
+            [sys.executable, "-c", DAEMON], env=env, stdout=subprocess.PIPE, text=True
+        ) as new:
+            assert new.stdout is not None
+            new_pid = int(new.stdout.readline())
+            try:
+                found = wrapper._stray(-1, TAG, frozenset(), mark=mark)
+                assert new_pid in found
+                assert old_pid not in found  # tagged, but its pid is older than the mark
+                assert old_pid in wrapper._stray(-1, TAG, frozenset())
+            finally:
+                new.kill()
+                old.kill()

@@ -92,6 +92,25 @@ def test_events_have_increasing_ids_and_per_session_seq(pa_home: Path) -> None:
     assert st.events(a.id, after_seq=3)[0].payload == {"text": "3"}
 
 
+def test_a_transaction_inside_another_is_a_savepoint(pa_home: Path) -> None:
+    """issue 14 §3: several sessions' ends share one transaction, each in a nested
+    ``tx``: one that fails undoes only its own writes, the others commit together."""
+    st = Store(pa_home)
+    a = _session(st, "aaaa0002")
+    other = Store(pa_home)  # another connection: sees nothing before the commit
+    with st.tx():
+        with st.tx() as db:
+            st.append_events(db, a.id, 1, [("output", {"text": "kept"}, "kept")])
+        with contextlib.suppress(RuntimeError), st.tx() as db:
+            st.append_events(db, a.id, 1, [("output", {"text": "undone"}, "undone")])
+            raise RuntimeError("this session's ingestion failed")
+        with st.tx() as db:
+            st.append_events(db, a.id, 1, [("output", {"text": "also kept"}, "also kept")])
+        assert other.events(a.id) == []
+    assert [e.payload["text"] for e in other.events(a.id)] == ["kept", "also kept"]
+    other.close()
+
+
 @contextlib.contextmanager
 def read_only_dir(path: Path) -> Iterator[None]:
     """A directory nobody may write to, root included (CI runs as root)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from parallel_agents.config import load_settings
 from parallel_agents.models import Status
+from parallel_agents.runtime import local
 from parallel_agents.server.loop import ServerState
 from tests.server.conftest import wait_for
 
@@ -98,3 +100,67 @@ def test_end_of_a_turn_another_process_started_wakes_the_loop(
     sid = json.loads(p.stdout)["id"]
     state.start_loop()
     _idle_after_gate(state, sid, gate)
+
+
+def test_turns_ending_together_are_finished_in_one_transaction(
+    state: ServerState, repo_path: Path, tmp_path: Path
+) -> None:
+    """issue 14 §3: turns whose wrappers exit together are finished together: their ends
+    share one transaction (and one wake of the streams), not one each in a row. The
+    database is held locked while the turns end, so the loop can finish at most the
+    first one it noticed on its own; every other end is there by the time it can write."""
+    cmd, gate = _gated(tmp_path)
+    state.start_loop()
+    app = state.app()
+    ids = [app.new_session(f"wait {i}", repo=str(repo_path), cmd=cmd).id for i in range(4)]
+    for sid in ids:
+        wait_for(lambda sid=sid: state.exits.watching(sid), 30, "the loop to watch it")
+    lock = sqlite3.connect(pa_db := str(state.home / "pa.db"), isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        gate.touch()
+
+        def ended() -> bool:
+            for sid in ids:
+                files = app.sup.turn_files(sid, 1)
+                if files.exit_info() is None or local.alive(files.wrapper_pid()):
+                    return False
+            return True
+
+        wait_for(ended, 30, "every wrapper to write its exit record and exit")
+    finally:
+        lock.rollback()
+        lock.close()
+    store = app.store
+    wait_for(
+        lambda: all(store.session(sid).status == Status.IDLE for sid in ids),
+        30,
+        f"every session in {pa_db} to be idle",
+    )
+    health = state.loop_health()
+    assert health["turn_ends"] == 4
+    assert health["end_batches"] <= 2  # the first noticed alone at most, then the rest
+
+
+def test_a_watched_wrapper_killed_is_noticed_without_a_poll(
+    state: ServerState, repo_path: Path, tmp_path: Path
+) -> None:
+    """issue 14 §6: a session whose wrapper the loop watches is not re-read every second
+    to see whether its wrapper died: the pidfd says so. A wrapper killed with SIGKILL (no
+    exit record) still ends its turn `interrupted`, with no poll to find it."""
+    import signal
+
+    cmd, gate = _gated(tmp_path)
+    state.start_loop()
+    app = state.app()
+    sid = app.new_session("wait for the gate", repo=str(repo_path), cmd=cmd).id
+    wait_for(lambda: state.exits.watching(sid), 30, "the loop to watch the turn's wrapper")
+    files = app.sup.turn_files(sid, 1)
+    wpid = wait_for(files.wrapper_pid, 30, "the wrapper's pid file")
+    wakes = state.exit_wakes
+    os.kill(wpid, signal.SIGKILL)
+    store = app.store
+    wait_for(lambda: store.session(sid).status == Status.INTERRUPTED, 30, "interrupted")
+    assert state.exit_wakes > wakes
+    assert files.exit_info() is None
+    gate.touch()  # the orphaned agent ends

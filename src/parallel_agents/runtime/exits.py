@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import selectors
 import threading
 
@@ -69,6 +70,11 @@ class ExitWatch:
             return False
         except OSError:  # EMFILE, ENOSYS, EPERM: fall back to polling
             return None
+        if select.select([fd], [], [], 0)[0]:
+            # Ended already: a zombie (our child, not reaped yet) still gives a pidfd, a
+            # readable one. Watching it would only report the end again and again.
+            os.close(fd)
+            return False
         assert self._sel is not None  # supported() says it is open
         self._fds[key] = fd
         self._sel.register(fd, selectors.EVENT_READ, key)

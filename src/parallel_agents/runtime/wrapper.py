@@ -165,11 +165,16 @@ def _pump(fd: int, sink: _Sink, on_full: Callable[[], None]) -> None:
 
 
 def _write_exit(path: str, text: str) -> None:
-    """The exit record, durably; on a full disk, retried until there is room again."""
+    """The exit record, atomically; on a full disk, retried until there is room again.
+
+    Not fsynced: it sits between the agent's exit and its status (100 wrappers ending
+    together waited 55 ms for their fsyncs, 100 ms at p95; issue 14 §3), and it would
+    outlast a power cut only to describe output that is not fsynced either (nor pa.db's
+    last commits). Lost in one, the turn shows ``interrupted`` ("machine restarted?")."""
     delay = 0.2
     while True:
         try:
-            _write_atomic(path, text, durable=True)
+            _write_atomic(path, text)
             return
         except OSError as e:
             if e.errno not in _NO_SPACE:
@@ -266,7 +271,48 @@ def _pipe_stdin(path: str) -> int:
 TAG = "PA_OWNER_SESSION"
 
 
-def _stray(pgid: int, tag: bytes, exclude: frozenset[int], since: int = 0) -> list[int]:
+def pid_mark() -> tuple[int, int]:
+    """(the last pid handed out, forks since boot) now, or (-1, -1) when unknown; taken
+    again later, ``_new_pids`` tells which pids processes started in between can have."""
+    try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return -1, -1  # /proc of another pid namespace: its pids are not ours
+        with open("/proc/loadavg", "rb") as f:
+            last = int(f.read().split()[-1])
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"processes "):
+                    return last, int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1, -1
+
+
+def _new_pids(mark: tuple[int, int]) -> tuple[int, int] | None:
+    """(after, up to): a process started since ``mark`` has a pid in that cyclic range
+    (pids are handed out in order, wrapping around at pid_max); None when unknown or when
+    so many processes were started since that the pids may have gone all the way round."""
+    if mark[0] < 0:
+        return None
+    now = pid_mark()
+    try:
+        with open("/proc/sys/kernel/pid_max", "rb") as f:
+            pid_max = int(f.read())
+    except (OSError, ValueError):
+        return None
+    # Forks are counted machine-wide: at least as many as pids handed out here.
+    if now[0] < 0 or now[1] - mark[1] >= pid_max - 301:
+        return None
+    return mark[0], now[0]
+
+
+def _stray(
+    pgid: int,
+    tag: bytes,
+    exclude: frozenset[int],
+    since: int = 0,
+    mark: tuple[int, int] = (-1, -1),
+) -> list[int]:
     """Live processes of process group ``pgid`` (-1: none), or carrying ``tag`` in their
     environment (Linux /proc; zombies and the pids in ``exclude`` left out).
 
@@ -274,17 +320,25 @@ def _stray(pgid: int, tag: bytes, exclude: frozenset[int], since: int = 0) -> li
     can carry the tag. The environment is the costly part (100 wrappers ending together
     each look at every process), so it is read only for those, and not for a member of a
     session whose leader is known untagged (a descendant of the agent is in the agent's
-    session or in one a tagged descendant made with setsid)."""
+    session or in one a tagged descendant made with setsid). ``mark`` (``pid_mark()``
+    when the turn began): every process to find (the agent's group, tagged ones) started
+    since, so a pid handed out before is not even opened: 100 wrappers ending together
+    each read every process's stat otherwise (issue 14 §3)."""
     found = []
     untagged: set[int] = set()  # session leaders without the tag
     try:
         names = os.listdir("/proc")
     except OSError:
         return []
+    span = _new_pids(mark)
     for name in names:
         if not name.isdigit() or int(name) in exclude:
             continue
         pid = int(name)
+        if span is not None:
+            after, upto = span
+            if not (after < pid <= upto if after <= upto else pid > after or pid <= upto):
+                continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
@@ -323,13 +377,14 @@ def end_leftovers(
     grace: float = 2.0,
     exclude: frozenset[int] = frozenset(),
     since: int = 0,
+    mark: tuple[int, int] = (-1, -1),
 ) -> int:
     """End what the turn left running once the agent itself exited: its process group
     (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid)
-    started since ``since`` (see ``_stray``). SIGTERM, then SIGKILL after ``grace``
-    seconds. Returns how many were found."""
+    started since ``since`` (and ``mark``: see ``_stray``). SIGTERM, then SIGKILL after
+    ``grace`` seconds. Returns how many were found."""
     exclude = exclude | {os.getpid()}
-    first = _stray(pgid, tag, exclude, since)
+    first = _stray(pgid, tag, exclude, since, mark)
     pids = first
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         if not pids:
@@ -342,7 +397,7 @@ def end_leftovers(
         deadline = time.monotonic() + wait
         while pids and time.monotonic() < deadline:
             time.sleep(0.05)
-            pids = _stray(pgid, tag, exclude, since)
+            pids = _stray(pgid, tag, exclude, since, mark)
     return len(first)
 
 
@@ -394,6 +449,7 @@ def main(turn_dir: str) -> int:
         signal.signal(sig, _ignore)
     # pid files need no fsync: after a machine crash the processes they name are gone.
     _write_atomic(os.path.join(turn_dir, "wrapper_pid"), str(os.getpid()))
+    mark = pid_mark()  # before the setup and the agent: all the sweep looks for is newer
     rc = _run_setup(turn_dir, spec, env)
     if rc != 0:
         _write_atomic(
@@ -436,7 +492,8 @@ def main(turn_dir: str) -> int:
     if pid:
         tag = env.get(TAG)
         # The agent started after this wrapper: nothing older can be one of its own.
-        end_leftovers(pid, f"{TAG}={tag}".encode() if tag else b"", since=_started())
+        tagged = f"{TAG}={tag}".encode() if tag else b""
+        end_leftovers(pid, tagged, since=_started(), mark=mark)
     for sink, cut in zip(sinks, (os.path.join(turn_dir, CUT), None), strict=False):
         # A process outside the agent's group and tag may still hold the pipe open.
         sink.done.acquire(timeout=5.0)

@@ -135,6 +135,7 @@ class ServerState:
         self._attention_cursor = 0
         self.ticks = 0
         self.last_tick: float | None = None
+        self._loop_sup: ServerSupervisor | None = None  # the loop thread's (health figures)
 
     # -- per-thread orchestrator ------------------------------------------------------
     def app(self) -> App:
@@ -201,11 +202,16 @@ class ServerState:
 
     def loop_health(self) -> dict[str, Any]:
         t = self._thread
+        sup = self._loop_sup
         return {
             "alive": t is not None and t.is_alive(),
             "ticks": self.ticks,
             "exit_events": self.exits.fired,
             "exit_wakes": self.exit_wakes,
+            # Turns the loop ended, and the transactions that ended them: many ending
+            # together share one (issue 14 §3).
+            "turn_ends": sup.turn_ends if sup else 0,
+            "end_batches": sup.end_batches if sup else 0,
             "last_tick_age": None
             if self.last_tick is None
             else round(max(0.0, time.time() - self.last_tick), 3),
@@ -254,6 +260,7 @@ class ServerState:
         app = self.app()
         sup = app.sup
         assert isinstance(sup, ServerSupervisor)
+        self._loop_sup = sup
         try:
             recover_stuck(app)
         except Exception:

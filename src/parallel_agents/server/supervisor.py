@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 from parallel_agents.config import Settings
@@ -29,6 +30,8 @@ AFTER_TURN_BUDGET = 0.25  # seconds of checkpoints per pass before ingesting aga
 # pass (and every other session's end) for long; the loop comes back at once for the rest.
 PASS_CHUNK = 512 * 1024
 ENDING_BUDGET = 0.2  # seconds one ended session's remaining output may take per look
+END_BATCH = 128  # ended sessions finished in one transaction at most
+PASS_BATCH = 0.05  # seconds of a pass's ingestion committed in one transaction
 # While turns keep ending (one less than BURST_GAP s after another), checkpoints wait, up
 # to BURST_HOLD s: their git processes would take the CPU the ending agents, their
 # wrappers and the ingestion of their ends need (2 cores, 100 sessions ending together).
@@ -68,6 +71,9 @@ class ServerSupervisor(Supervisor):
       ``ServerState.exits``); a wrapper that exited is noticed between any two steps of
       a pass (sessions' ingestion, checkpoints) and its session is ingested at once
       (``service_exits``), not after the other sessions' output or checkpoints.
+    * Sessions are ingested in shared transactions: the turns that ended together in one
+      (with the streams woken once, after its commit), a pass in a few (``PASS_BATCH``);
+      each session's part is a savepoint, so one that fails undoes only itself.
     """
 
     chunk = PASS_CHUNK
@@ -86,6 +92,11 @@ class ServerSupervisor(Supervisor):
         # The turn each deferred checkpoint is for (a follow-up may add the next one first).
         self._deferred_turn: dict[str, int | None] = {}
         self._no_hold_until = 0.0  # after a hold, checkpoints get as long without one
+        self._in_batch = False  # inside ``_batching``: publish after its commit, not before
+        # Health figures (issue 14 §3): turns the loop ended, and the transactions that
+        # ended them (turns ending together share one).
+        self.turn_ends = 0
+        self.end_batches = 0
 
     def schedule(self) -> int:
         if not self.server.on_loop_thread():
@@ -130,8 +141,11 @@ class ServerSupervisor(Supervisor):
         # The turn's end (status, attention) is committed by now: wake the streams at once.
         # On the loop thread the slower end-of-turn work (a checkpoint) waits until every
         # session of this pass was ingested, so one session's end does not delay another's.
-        self.server.publish_from(self.store)
+        # In a batch (``_batching``) the end is not committed yet: it publishes after.
+        if not self._in_batch:
+            self.server.publish_from(self.store)
         if self.server.is_loop_thread():
+            self.turn_ends += 1
             if n is None:
                 turn = self.store.last_turn(sid)
                 n = turn.n if turn else None
@@ -197,7 +211,12 @@ class ServerSupervisor(Supervisor):
             return False, None  # its wrapper is gone already: look now
         key = (str(files.dir), size)
         seen = self._seen.get(sid)
-        quiet = seen is not None and seen[0] == key and time.monotonic() - seen[1] < 1.0
+        # The look every second is for a wrapper that died unseen; one the loop watches
+        # (a pidfd) says so itself, so its session is read only when its output grew.
+        watched = self.server.is_loop_thread() and self.server.exits.watching(sid)
+        quiet = (
+            seen is not None and seen[0] == key and (watched or time.monotonic() - seen[1] < 1.0)
+        )
         return quiet, key
 
     def _watch(self, sid: str, files: local.TurnFiles) -> bool:
@@ -243,34 +262,97 @@ class ServerSupervisor(Supervisor):
     def service_exits(self, look: bool = True) -> int:
         """Ingest the sessions whose turn just ended, ahead of everything else; returns
         how many ended. ``look``: first collect wrappers that exited since the last look
-        (a non-blocking ``select``). Each gets ``ENDING_BUDGET`` seconds of its remaining
-        output per call; one that needs more waits for the next pass (``begin_pass``),
-        so it cannot stall every step of this one."""
-        if self._in_exits or not self.server.is_loop_thread():
-            return 0
+        (a non-blocking ``select``).
+
+        Every session that ended by now is finished in ONE transaction (``END_BATCH`` at
+        most), then the streams are woken once: 100 turns ending together cost one
+        commit and one wake, not 100 of each one after another (issue 14 §3). A session
+        with more output left than one look takes gets ``ENDING_BUDGET`` seconds of it
+        afterwards; one that needs more waits for the next pass (``begin_pass``), so it
+        cannot stall every step of this one."""
+        if self._in_exits or self._in_batch or not self.server.is_loop_thread():
+            return 0  # (in a pass's batch: it comes right after that batch's commit)
         if look:
-            ended, woken = self.server.exits.wait(0)
-            if woken:
-                self.server.wake()  # the wake was for the loop: keep it for its next wait
-            self.note_ended(ended)
+            self._look_exits()
         finished = 0
         self._in_exits = True
         try:
             while self._ending:
-                sid = self._ending.pop(0)
-                self._seen.pop(sid, None)
-                deadline = time.monotonic() + ENDING_BUDGET
-                while True:
-                    rep = self.ingest(sid)
-                    if rep.finished or not rep.pending:
-                        break
-                    if time.monotonic() > deadline:
-                        self._unfinished.append(sid)
-                        break
-                finished += rep.finished
+                batch, self._ending = self._ending[:END_BATCH], self._ending[END_BATCH:]
+                rest: list[str] = []
+                with self._batching():
+                    for sid in batch:
+                        self._seen.pop(sid, None)
+                        rep = self.ingest(sid)
+                        finished += rep.finished
+                        if not rep.finished and rep.pending:
+                            rest.append(sid)
+                for sid in rest:  # much output left: committed step by step, in budget
+                    deadline = time.monotonic() + ENDING_BUDGET
+                    while True:
+                        rep = self.ingest(sid)
+                        if rep.finished or not rep.pending:
+                            break
+                        if time.monotonic() > deadline:
+                            self._unfinished.append(sid)
+                            break
+                    finished += rep.finished
         finally:
             self._in_exits = False
         return finished
+
+    def _look_exits(self) -> None:
+        ended, woken = self.server.exits.wait(0)
+        if woken:
+            self.server.wake()  # the wake was for the loop: keep it for its next wait
+        self.note_ended(ended)
+
+    @contextlib.contextmanager
+    def _batching(self) -> Iterator[None]:
+        """One write transaction around several sessions' ingestion (each one a savepoint
+        in it, so one that fails undoes only itself); the streams are woken once, after
+        the commit."""
+        ends = self.turn_ends
+        self._in_batch = True
+        try:
+            with self.store.tx():
+                yield
+        finally:
+            self._in_batch = False
+        if self.turn_ends > ends:
+            self.end_batches += 1
+        self.server.publish_from(self.store)
+
+    def _ingest_pass(self, sessions: list[Session]) -> TickReport:
+        """The pass's sessions in a few transactions (``PASS_BATCH`` seconds of work
+        each, then the commit and one wake of the streams), not one each: 100 running
+        sessions cost a few commits a pass. The ended ones go first, between batches."""
+        if not self.server.is_loop_thread():
+            return super()._ingest_pass(sessions)
+        rep = TickReport()
+        i = 0
+        while i < len(sessions):
+            self.service_exits()
+            deadline = time.monotonic() + PASS_BATCH
+            with self._batching():
+                while i < len(sessions) and time.monotonic() < deadline:
+                    r = super()._ingest_pass(sessions[i : i + 1])
+                    i += 1
+                    rep.ingested += r.ingested
+                    rep.finished += r.finished
+                    rep.pending = rep.pending or r.pending
+        return rep
+
+    def _alive_or_watched(self, sid: str, files: local.TurnFiles) -> bool:
+        # A wrapper whose exit the loop watches (a pidfd) is alive until that fires: no
+        # pid file, kill(0) and /proc read on every look (issue 14 §6).
+        if (
+            self.server.is_loop_thread()
+            and self._watched.get(sid) == str(files.dir)
+            and self.server.exits.watching(sid)
+        ):
+            return True
+        return super()._alive_or_watched(sid, files)
 
     def ingest(self, sid: str) -> TickReport:
         self.service_exits()

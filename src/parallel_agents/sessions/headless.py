@@ -222,19 +222,25 @@ class Supervisor(Turns):
     # -- ingestion ------------------------------------------------------------------
     def tick(self) -> TickReport:
         """One pass: ingest every active session, enforce timeouts, start queued ones."""
+        # Interactive sessions' status comes from hooks and the pane (sessions.tui).
+        rep = self._ingest_pass(
+            [s for s in self.store.sessions(statuses=list(ACTIVE)) if not s.interactive]
+        )
+        rep.finished += tui.poll(self)
+        rep.started = self.schedule()
+        local.reap()
+        return rep
+
+    def _ingest_pass(self, sessions: list[Session]) -> TickReport:
+        """Ingest each of ``sessions`` and enforce its timeout (the server batches them)."""
         rep = TickReport()
-        for s in self.store.sessions(statuses=list(ACTIVE)):
-            if s.interactive:
-                continue  # status comes from hooks and the pane (sessions.tui)
+        for s in sessions:
             r = self.ingest(s.id)
             rep.ingested += r.ingested
             rep.finished += r.finished
             rep.pending = rep.pending or r.pending
             if not r.finished:
                 self._enforce_timeout(s)
-        rep.finished += tui.poll(self)
-        rep.started = self.schedule()
-        local.reap()
         return rep
 
     def ingest(self, sid: str) -> TickReport:
@@ -318,10 +324,15 @@ class Supervisor(Turns):
             if exit_info is not None and new_offset >= size:
                 self._finish(db, sid, turn.n, exit_info, state, files)
                 rep.finished = 1
-            elif exit_info is None and not self._alive(files):
+            elif exit_info is None and not self._alive_or_watched(sid, files):
                 self._interrupted(db, sid, turn.n)
                 rep.finished = 1
         return rep
+
+    def _alive_or_watched(self, sid: str, files: local.TurnFiles) -> bool:
+        """Whether the turn's wrapper may still run (the server knows without looking
+        when it watches the wrapper's exit)."""
+        return self._alive(files)
 
     def _alive(self, files: local.TurnFiles) -> bool:
         wpid = files.wrapper_pid()

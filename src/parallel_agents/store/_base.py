@@ -89,6 +89,13 @@ class StoreBase:
                 f"the disk holding {self.path.parent} is full; nothing was written",
                 hint="free some space (or move PA_HOME) and run the command again",
             )
+        if self.db.in_transaction:
+            # Inside an outer transaction of this connection (several sessions' ends
+            # committed at once, issue 14 §3): a savepoint, so a failure undoes only
+            # this part and the outer one carries on.
+            with self._savepoint():
+                yield self.db
+            return
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -101,6 +108,22 @@ class StoreBase:
                 raise
             else:
                 self.db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            raise _translate(e, self.path) from e
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        try:
+            self.db.execute("SAVEPOINT nested")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK TO nested")
+                    self.db.execute("RELEASE nested")
+                raise
+            else:
+                self.db.execute("RELEASE nested")
         except sqlite3.OperationalError as e:
             raise _translate(e, self.path) from e
 
