@@ -231,7 +231,10 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
     home = Home(root / "h")
     try:
         repo = synth.make_repo(root / "repo", a.files)
-        home.write_settings("[limits]\nmax_running = 0\n")
+        # No warm pool: each session taken from it would start a background refill (another
+        # worktree), doubling the git work of making 1,000 sessions; nothing measured here
+        # depends on it (bench/spawn.py and the pool rows measure it).
+        home.write_settings("[limits]\nmax_running = 0\n\n[pool]\ndisk_budget = 0\n")
         home.pa("repo", "add", str(repo), "--name", "bench")
         srv = Server(home)
         pid, url, token = int(srv.info["pid"]), str(srv.info["url"]), srv.token
