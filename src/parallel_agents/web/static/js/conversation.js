@@ -123,7 +123,10 @@ export class ConversationView {
   }
 
   scrollEnd(force = false) {
-    if (force || this.stick) this.root.scrollTop = this.root.scrollHeight;
+    if (!force && !this.stick) return;
+    const tail = this.tail;
+    if (tail && tail.follow && tail.pre.isConnected) tail.pre.scrollTop = tail.pre.scrollHeight;
+    this.root.scrollTop = this.root.scrollHeight;
   }
 
   /** Note a prompt we just sent, so its turn shows it before the API says so. */
@@ -225,10 +228,15 @@ export class ConversationView {
         if (t.lastOut && t.lastOut.kind === k && t.lastOut.lines < 5000) {
           t.lastOut.pre.append("\n" + text);
           t.lastOut.lines++;
+          this.tail = t.lastOut;
           return null;
         }
         const pre = h(`pre.out${k === "raw" ? ".raw" : ""}`, null, text);
-        t.lastOut = { kind: k, pre, lines: 1 };
+        // The block scrolls on its own (max-height): it follows its newest line, like the
+        // conversation, until the person scrolls it up.
+        const out = { kind: k, pre, lines: 1, follow: true };
+        pre.addEventListener("scroll", () => (out.follow = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24), { passive: true });
+        t.lastOut = this.tail = out;
         return h(`div.ev.${k}`, null, pre);
       }
       case "tool_call": {

@@ -24,6 +24,9 @@ export class Sidebar {
     this.rowH = 0; // measured from the first row drawn
     this.headH = 0;
     this.filesOn = false; // changed-file counts are asked for drawn rows only, after boot
+    this.counts = {}; // status -> sessions, kept as rows change (the footer), not recounted
+    this.counted = new Map(); // id -> the status it is counted under
+    state.drawn = (id) => this.items.has(id);
     this.filter = storeGet("filter", { q: "", status: "", repo: "", agent: "" });
     this.flush = frameBatcher(() => this.apply());
     this.redraw = frameBatcher(() => this.render());
@@ -88,6 +91,7 @@ export class Sidebar {
   renderAll() {
     for (const id of state.sessions.keys()) this.dirty.add(id);
     this.apply();
+    this.foot();
   }
 
   matches(s) {
@@ -112,8 +116,10 @@ export class Sidebar {
   apply() {
     let moved = false; // a row appeared or went: the layout is rebuilt
     let newAgents = false;
+    let recount = false;
     for (const id of this.dirty) {
       const s = state.sessions.get(id);
+      if (this.count(id, s)) recount = true;
       const show = !!s && this.matches(s);
       if (show !== this.shown.has(id)) {
         moved = true;
@@ -141,7 +147,21 @@ export class Sidebar {
       this.relayout();
       this.render();
     }
-    this.foot();
+    if (recount) this.foot();
+  }
+
+  /** Keep the footer's counts by status; true when they changed. */
+  count(id, s) {
+    const was = this.counted.get(id);
+    const now = s ? s.status : undefined;
+    if (was === now) return false;
+    if (was !== undefined) this.counts[was]--;
+    if (now === undefined) this.counted.delete(id);
+    else {
+      this.counts[now] = (this.counts[now] || 0) + 1;
+      this.counted.set(id, now);
+    }
+    return true;
   }
 
   /** The shown sessions grouped by repo (by name), newest first inside a repo. */
@@ -237,7 +257,8 @@ export class Sidebar {
   }
 
   countFilesOf(s) {
-    if (!s || extraOf(s.id).files !== null) return;
+    const x = s && extraOf(s.id);
+    if (!x || (x.files !== null && !x.filesStale)) return;
     if (["discarded", "merged", "queued", "starting"].includes(s.status)) return;
     refreshFiles(s.id);
   }
@@ -335,12 +356,13 @@ export class Sidebar {
   }
 
   foot() {
-    const counts = {};
-    for (const s of state.sessions.values()) counts[s.status] = (counts[s.status] || 0) + 1;
+    const counts = this.counts;
     const parts = ["running", "needs_input", "idle", "failed", "queued"]
       .filter((k) => counts[k])
       .map((k) => `${counts[k]} ${STATUS_LABEL[k] || k}`);
-    $("#sidebar-foot").textContent = parts.join(" · ") || `${state.sessions.size} sessions`;
+    const text = parts.join(" · ") || `${state.sessions.size} sessions`;
+    const el = $("#sidebar-foot");
+    if (el.textContent !== text) el.textContent = text;
   }
 
   /** The ids the filters show, in display order (drawn or not). */

@@ -18,6 +18,8 @@ export const state = {
   extra: new Map(),
   conflicts: null,
   openId: null,
+  /** @type {((id: string) => boolean) | null} whether a session's row is drawn (the sidebar's) */
+  drawn: null,
   features: { diff: true, conflicts: true },
 };
 
@@ -146,11 +148,18 @@ export function refreshSoon(id, ms = 150) {
   );
 }
 
-/** Changed-file counts come from the diff route; fetch them slowly, a few at a time. */
+/** Changed-file counts come from the diff route; fetch them slowly, a few at a time.
+ * Only for a session on screen (its row drawn, or open): with 1,000 sessions most rows are
+ * not drawn, and a git diff per ending session nobody sees is server time taken from the
+ * ones that run. Its count is marked stale and asked for when its row is drawn. */
 const fileQueue = [];
 let fileWorkers = 0;
 export function refreshFiles(id, front = false) {
   if (!state.features.diff) return;
+  if (id !== state.openId && state.drawn && !state.drawn(id)) {
+    extraOf(id).filesStale = true;
+    return;
+  }
   if (fileQueue.includes(id)) return;
   if (front) fileQueue.unshift(id);
   else fileQueue.push(id);
@@ -165,6 +174,7 @@ export function refreshFiles(id, front = false) {
           const d = await api(`/sessions/${encodeURIComponent(sid)}/diff?format=json`);
           const x = extraOf(sid);
           x.files = listOf(d, "files").length;
+          x.filesStale = false;
           emit("session", s, "update");
         } catch (e) {
           // FastAPI's bare "Not Found" means the route is missing (older server): stop asking.
@@ -205,39 +215,68 @@ export async function loadChecks() {
 
 export async function loadConflicts() {
   if (!state.features.conflicts) return null;
+  const t0 = performance.now();
   try {
     const data = await api("/conflicts");
     state.conflicts = data;
     const sessions = (data && data.sessions) || {};
-    for (const [id, x] of state.extra) {
-      x.conflicts = 0;
-      x.baseConflict = false;
-      if (sessions[id]) x.baseConflict = sessions[id].clean_with_base === false;
-    }
-    for (const [id, info] of Object.entries(sessions)) {
-      extraOf(id).baseConflict = info.clean_with_base === false;
-    }
+    const counts = new Map();
     for (const p of (data && data.pairs) || []) {
       if (!p.paths || !p.paths.length) continue;
-      extraOf(p.a).conflicts++;
-      extraOf(p.b).conflicts++;
+      counts.set(p.a, (counts.get(p.a) || 0) + 1);
+      counts.set(p.b, (counts.get(p.b) || 0) + 1);
     }
-    for (const id of state.extra.keys()) {
+    // Tell the views about the sessions whose figures changed only (not all 1,000).
+    const set = (id, conflicts, baseConflict) => {
+      const x = extraOf(id);
+      if (x.conflicts === conflicts && x.baseConflict === baseConflict) return;
+      x.conflicts = conflicts;
+      x.baseConflict = baseConflict;
       const s = state.sessions.get(id);
       if (s) emit("session", s, "update");
+    };
+    for (const id of state.extra.keys()) {
+      set(id, counts.get(id) || 0, !!sessions[id] && sessions[id].clean_with_base === false);
     }
+    for (const [id, info] of Object.entries(sessions)) set(id, counts.get(id) || 0, info.clean_with_base === false);
+    for (const [id, n] of counts) set(id, n, !!sessions[id] && sessions[id].clean_with_base === false);
     emit("conflicts", data);
     return data;
   } catch (e) {
     if (e.status === 404 || e.status === 405) state.features.conflicts = false;
     return null;
+  } finally {
+    conflictCost = performance.now() - t0;
   }
 }
 
+// The forecast covers every live session (seconds of server time at 1,000): asked for at
+// most once per `ms` however many sessions end (a steady stream of endings neither pushes
+// it back forever nor asks again and again), one at a time, and spaced by a few times
+// what the last one took.
 let conflictTimer = null;
+let conflictBusy = false;
+let conflictAgain = false;
+let conflictCost = 0;
 export function conflictsSoon(ms = 2000) {
-  clearTimeout(conflictTimer);
-  conflictTimer = setTimeout(loadConflicts, ms);
+  if (conflictBusy) {
+    conflictAgain = true;
+    return;
+  }
+  if (conflictTimer) return;
+  conflictTimer = setTimeout(async () => {
+    conflictBusy = true;
+    try {
+      await loadConflicts();
+    } finally {
+      conflictTimer = null;
+      conflictBusy = false;
+      if (conflictAgain) {
+        conflictAgain = false;
+        conflictsSoon();
+      }
+    }
+  }, Math.max(ms, 4 * conflictCost));
 }
 
 /** Sessions waiting for the person: needs input, or finished and not yet looked at. */
