@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from parallel_agents.client import parse_sse
+from tests.conftest import output_lines
 from tests.server.conftest import Srv, wait_for, write_script
 
 PY = sys.executable
@@ -80,7 +81,7 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
             assert r.status_code == 200
             tail = _read(r, lambda evs: evs[-1]["id"] >= mine[-1]["id"])
         assert [e["id"] for e in tail] == [e["id"] for e in mine if e["id"] > cut]
-        outputs = [e["payload"]["text"] for e in mine if e["kind"] == "output"]
+        outputs = output_lines(mine)
         assert outputs == [f"line {i}" for i in range(1, 151)]
 
         # Filter by kind; the stream starts with an id-only message naming its start,
@@ -114,9 +115,7 @@ def test_client_stream_follows_a_session(
         seen.append(ev)
         if ev["kind"] == "attention":
             break
-    assert [e["payload"]["text"] for e in seen if e["kind"] == "output"] == [
-        f"line {i}" for i in range(1, 21)
-    ]
+    assert output_lines(seen) == [f"line {i}" for i in range(1, 21)]
     seqs = [e["seq"] for e in seen]
     assert seqs == list(range(1, len(seqs) + 1))
     assert wait_for(lambda: srv.session(s["id"])["status"] == "idle", 10, "idle")
