@@ -85,13 +85,10 @@ export class ConversationView {
     this.scrollEnd(true);
   }
 
-  /** Where the tail drawn on open starts: about TAIL lines back, at least one event. */
+  /** Where the tail drawn on open starts: the newest events that hold TAIL lines. */
   tailStart() {
     let i = this.all.length;
-    for (let rows = 0; i > 0; i--) {
-      rows += linesOf(this.all[i - 1]);
-      if (rows > TAIL && i < this.all.length) break;
-    }
+    for (let rows = 0; i > 0 && rows < TAIL; ) rows += linesOf(this.all[--i]);
     return i;
   }
 
