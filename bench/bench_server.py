@@ -246,12 +246,14 @@ class Bench:
         lags: list[float] = []
         from parallel_agents.store import Store
 
-        # Through the store: a plain output line's text lives in the output file, not the row.
+        # Through the store: a plain output line's text lives in the output file, not the row;
+        # one event holds a run of lines (issue 14 §5): count lines, not rows.
         store = Store(self.home)
         rows = [
-            (str(e.payload["text"]), e.ts)
+            (text, e.ts)
             for sid in ids
             for e in store.events(sid, kinds=["output"])
+            for text in str(e.payload["text"]).split("\n")
         ]
         store.close()
         stored = 0
@@ -364,7 +366,7 @@ class Bench:
         store.close()
         with self.db() as db:
             for sid in ids:
-                end = json.loads(str(last_output[sid].payload["text"]))
+                end = json.loads(str(last_output[sid].payload["text"]).rsplit("\n", 1)[-1])
                 assert end.get("type") == "end", end
                 if sid not in watcher.seen:
                     continue

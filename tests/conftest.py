@@ -101,6 +101,17 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     return path
 
 
+def output_lines(events: Any, kind: str = "output") -> list[str]:
+    """The plain lines a session's ``kind`` events hold, in order: one event holds a run of
+    them, joined by "\n" (issue 14 §5). ``events``: ``Event``s or their JSON dicts."""
+    out: list[str] = []
+    for e in events:
+        k, payload = (e["kind"], e["payload"]) if isinstance(e, dict) else (e.kind, e.payload)
+        if k == kind and "output_cut" not in payload:
+            out += str(payload.get("text", "")).split("\n")
+    return out
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")

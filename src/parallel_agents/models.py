@@ -84,7 +84,7 @@ class EventKind(enum.StrEnum):
     ERROR = "error"
     RESULT = "result"
     RAW = "raw"
-    OUTPUT = "output"  # a plain line of output from the `command` agent
+    OUTPUT = "output"  # plain output of the `command` agent: a run of lines, "\n" between
     ATTENTION = "attention"
     CHECK = "check"
     CONFLICT = "conflict"

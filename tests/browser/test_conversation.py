@@ -6,6 +6,7 @@ so this covers the kinds the `command` agent never produces."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from parallel_agents.store import Store
@@ -136,3 +137,39 @@ def test_long_sessions_draw_the_tail_first(server: Server, page: Any) -> None:
     convo.get_by_text("working on").wait_for()
     assert "line 0\nline 1\n" in convo.inner_text()
     assert more.count() == 0
+
+
+def test_output_runs_draw_as_their_lines_and_every_page_loads(server: Server, page: Any) -> None:
+    """issue 14 §5: a run of plain lines is one output event: the conversation draws it as
+    its lines, counts lines (not events) for the tail drawn on open, and loads every page
+    of events, also when pages end at their 8 MB bound before 5000 events."""
+    cmd = [sys.executable, "-c", "print('\\n'.join(f'out {i}' for i in range(3000)))"]
+    sid = server.start("runs", "Many lines", title="Runs", cmd=cmd)[0]["id"]
+    server.wait(sid, "idle")
+    evs = server.api("GET", f"/sessions/{sid}/events?kinds=output")["events"]
+    assert len(evs) < 10 and "out 0\nout 1\n" in evs[0]["payload"]["text"]
+    page.goto(f"/#/s/{sid}")
+    page.locator("#view-session .convo pre.out").first.wait_for()
+    js_wait(page, "() => document.querySelector('#view-session .convo').innerText.includes('out 2999')")
+    drawn = page.eval_on_selector_all(
+        "#view-session .convo pre.out", "els => els.map((e) => e.textContent).join('\\n')"
+    )
+    assert drawn == "\n".join(f"out {i}" for i in range(3000))
+
+    store = Store(server.home)
+    try:
+        with store.tx() as db:
+            big = [("output", {"text": f"big {i} " + "z" * 60_000}, None) for i in range(150)]
+            blocks = [
+                ("output", {"text": "\n".join(f"blk {j}-{k}" for k in range(100))}, None)
+                for j in range(20)
+            ]
+            store.append_events(db, sid, 1, big + blocks)
+    finally:
+        store.close()
+    page.reload()
+    convo = page.locator("#view-session .convo")
+    page.locator("#view-session .convo button.earlier").wait_for()
+    js_wait(page, "() => document.querySelector('#view-session .convo').innerText.includes('blk 19-99')")
+    text = convo.inner_text()
+    assert "blk 17-0\nblk 17-1" in text and "blk 16-99" not in text

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from parallel_agents.sessions.orchestrator import App
-from tests.conftest import make_repo
+from tests.conftest import make_repo, output_lines
 from tests.reliability.helpers import FULL, doctor, pa, pa_cmd
 from tests.reliability.test_kill_create import _kill_group_at
 
@@ -54,7 +54,7 @@ def test_kill_ingesting_process_repeatedly(tmp_path: Path, pa_home: Path) -> Non
     app = App.open()
     try:
         outs = app.store.events(sid, kinds=["output"])
-        assert [e.payload["text"] for e in outs] == [str(i) for i in range(1, N + 1)]
+        assert output_lines(outs) == [str(i) for i in range(1, N + 1)]
         seqs = [e.seq for e in app.store.events(sid)]
         assert seqs == list(range(1, len(seqs) + 1))
         assert app.store.session(sid).status.value == "idle"

@@ -12,7 +12,7 @@ import pytest
 
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
-from tests.conftest import make_repo
+from tests.conftest import make_repo, output_lines
 from tests.reliability.helpers import pa, wait_until, write_settings
 from tests.reliability.test_disk_full import _fill, _tmpfs
 
@@ -54,14 +54,13 @@ def test_each_output_line_is_stored_once(tmp_path: Path) -> None:
             (s.id,),
         ).fetchone()[0]
         assert copies == 0
+        # (A run of plain lines is one event, its text the lines: issue 14 §5.)
         outs = app.store.events(s.id, kinds=["output"])
-        assert [e.raw for e in outs] == [LINE.format(i=i) for i in range(n)]
-        assert [e.payload for e in outs] == [{"text": LINE.format(i=i)} for i in range(n)]
+        assert output_lines(outs) == [LINE.format(i=i) for i in range(n)]
+        assert [e.raw for e in outs] == [e.payload["text"] for e in outs]
         live = app.store.events(s.id, kinds=["output"], with_raw=False)  # as SSE reads them
-        assert [(e.payload["text"], e.raw) for e in live[:2]] == [
-            (LINE.format(i=0), None),
-            (LINE.format(i=1), None),
-        ]
+        assert output_lines(live) == [LINE.format(i=i) for i in range(n)]
+        assert all(e.raw is None for e in live)
     finally:
         app.close()
     p = pa("logs", "--raw", s.id)
@@ -105,14 +104,15 @@ def test_output_over_the_cap_keeps_head_and_tail_and_says_what_was_cut(
         evs = app.store.events(s.id, kinds=["output", "raw"])
         cuts = [i for i, e in enumerate(evs) if "output_cut" in e.payload]
         assert len(cuts) == 1, [e.payload for e in evs if e.kind == "raw"]
-        head = [e.payload["text"] for e in evs[: cuts[0]]]
-        tail = [e.payload["text"] for e in evs[cuts[0] + 1 :]]
+        head = output_lines(evs[: cuts[0]])
+        tail = output_lines(evs[cuts[0] + 1 :])
         every = [LINE.format(i=i) for i in range(n)]
         assert head == every[: len(head)] and len(head) > 100
         assert tail == every[n - len(tail) :] and len(tail) > 100
         cut = evs[cuts[0]].payload["output_cut"]
         assert cut == (n - len(head) - len(tail)) * 100
-        assert [e.raw for e in evs[cuts[0] + 1 :]] == tail  # offsets still point right
+        raws = [str(e.raw) for e in evs[cuts[0] + 1 :]]
+        assert "\n".join(raws).split("\n") == tail  # offsets still point right
     finally:
         app.close()
     p = pa("logs", s.id)

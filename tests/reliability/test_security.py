@@ -19,6 +19,7 @@ import pytest
 from parallel_agents.agents.base import TurnContext
 from parallel_agents.agents.registry import available, get_agent
 from parallel_agents.errors import PAError
+from tests.conftest import output_lines
 from tests.reliability.helpers import pa
 
 HOST = "127.0.0.1:7317"
@@ -55,7 +56,7 @@ def test_titles_and_prompts_never_reach_a_shell(repo: Path, tmp_path: Path) -> N
     assert pa("wait", "--timeout", "60", s["id"]).returncode == 0
     logs = pa("logs", s["id"], "--json")
     events = [json.loads(line) for line in logs.stdout.splitlines() if line.strip()]
-    texts = [e["payload"].get("text") for e in events if e["kind"] == "output"]
+    texts = output_lines(events)
     assert texts == evil.splitlines() * 2  # the agent got the prompt byte for byte
     # A repo name is never a shell word either.
     bad = pa("repo", "add", str(repo), "--name", f"$(touch {markers[0]})")

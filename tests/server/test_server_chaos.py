@@ -19,6 +19,7 @@ from typing import Any
 
 from parallel_agents.client import Client, ServerNotRunning
 from parallel_agents.models import Status
+from tests.conftest import output_lines
 from tests.server.conftest import ACTIVE, Srv, wait_for, write_script
 
 PY = sys.executable
@@ -116,7 +117,7 @@ def test_sigkill_the_server_twice_nothing_lost_or_doubled(
         s = srv.session(sid)
         evs = srv.client.all_events(sid)
         assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1)), why
-        out = [e["payload"]["text"] for e in evs if e["kind"] == "output"]
+        out = output_lines(evs)
         assert out == expected, f"session {sid}: {len(out)} lines {why}"
         [turn] = s["turns"]
         assert turn["exit_code"] == code, why

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from parallel_agents.runtime.local import alive
 from parallel_agents.store import Store
+from tests.conftest import output_lines
 from tests.server.conftest import Srv, proc_status, write_script
 
 PY = sys.executable
@@ -45,7 +46,7 @@ def test_stop_interrupts_then_terminates_then_kills(
     pid = srv.agent_pid(s["id"])
     stopped = srv.client.stop(s["id"])
     assert stopped["status"] == "stopped"
-    texts = [e["payload"]["text"] for e in srv.client.events(s["id"], kinds=["output"])]
+    texts = output_lines(srv.client.events(s["id"], kinds=["output"]))
     assert texts == ["ready", "got SIGINT", "got SIGTERM"]
     turn = srv.session(s["id"])["turns"][0]
     assert turn["exit_code"] == -signal.SIGKILL
@@ -136,17 +137,19 @@ def test_fifty_megabytes_of_output_all_stored_memory_bounded(
     # (A plain line is stored once, in the output file: the store reads it back from there.)
     store = Store(srv.home)
     try:
-        rows = [e.payload["text"] for e in store.events(s["id"], kinds=["output"])]
+        rows = output_lines(store.events(s["id"], kinds=["output"]))
     finally:
         store.close()
     assert len(rows) == 50_000
     pad = "x" * 1000
     assert all(row == f"{i:06d} {pad}" for i, row in enumerate(rows))
-    # Pages through the API stay bounded in size (about 8 MB), and chain exactly.
+    # Pages through the API stay bounded in size (about 8 MB), and chain exactly (an
+    # event holds a run of lines, issue 14 §5: the page ends between two runs).
     page = srv.client.events_page(s["id"], limit=10_000, kinds=["output"])
-    assert page["more"] is True and 3_000 < len(page["events"]) < 10_000
+    first = output_lines(page["events"])
+    assert page["more"] is True and 3_000 < len(first) < 10_000
     assert page["last_seq"] == page["events"][-1]["seq"]
     after = srv.client.events_page(s["id"], after_seq=page["last_seq"], limit=5, kinds=["output"])
     assert after["events"][0]["seq"] == page["last_seq"] + 1
-    assert after["events"][0]["payload"]["text"] == f"{len(page['events']):06d} {pad}"
+    assert after["events"][0]["payload"]["text"].split("\n")[0] == f"{len(first):06d} {pad}"
     assert srv.client.health()["pid"] == srv.pid

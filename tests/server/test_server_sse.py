@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from parallel_agents.client import parse_sse
+from tests.conftest import output_lines
 from tests.server.conftest import Srv, wait_for, write_script
 
 PY = sys.executable
@@ -56,7 +57,8 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
         # Connect from the beginning, read some, drop the connection mid-stream.
         with h.stream("GET", "/api/v1/stream", params={"after_id": 0}) as r:
             assert r.status_code == 200
-            first = _read(r, lambda evs: len(evs) >= 40)
+            # (40 lines: a run of lines read together is one event, issue 14 §5)
+            first = _read(r, lambda evs: len(output_lines(evs)) >= 40)
         for sid in ids:
             srv.wait_status(sid, "idle")
         everything = srv.client.all_events()
@@ -80,7 +82,7 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
             assert r.status_code == 200
             tail = _read(r, lambda evs: evs[-1]["id"] >= mine[-1]["id"])
         assert [e["id"] for e in tail] == [e["id"] for e in mine if e["id"] > cut]
-        outputs = [e["payload"]["text"] for e in mine if e["kind"] == "output"]
+        outputs = output_lines(mine)
         assert outputs == [f"line {i}" for i in range(1, 151)]
 
         # Filter by kind; the stream starts with an id-only message naming its start,
@@ -114,9 +116,7 @@ def test_client_stream_follows_a_session(
         seen.append(ev)
         if ev["kind"] == "attention":
             break
-    assert [e["payload"]["text"] for e in seen if e["kind"] == "output"] == [
-        f"line {i}" for i in range(1, 21)
-    ]
+    assert output_lines(seen) == [f"line {i}" for i in range(1, 21)]
     seqs = [e["seq"] for e in seen]
     assert seqs == list(range(1, len(seqs) + 1))
     assert wait_for(lambda: srv.session(s["id"])["status"] == "idle", 10, "idle")

@@ -329,8 +329,10 @@ def logs(session_id: str, follow: bool, raw: bool, as_json: bool) -> None:
                 text = format_event(e)
                 if text:
                     click.echo(printable(text, keep_newlines=True))
-            if e["kind"] in ("message", "output"):
+            if e["kind"] == "message":
                 last_message = str(e["payload"].get("text") or "").strip()
+            elif e["kind"] == "output":  # one line or a run of them: the last one counts
+                last_message = str(e["payload"].get("text") or "").rsplit("\n", 1)[-1].strip()
             elif e["kind"] == "result":
                 last_message = None
         if not follow:

@@ -24,7 +24,7 @@ from parallel_agents.models import EventKind, Session, Status
 from parallel_agents.runtime import local
 from parallel_agents.sessions import tui
 from parallel_agents.sessions.turns import Turns
-from parallel_agents.store import Payload, Raw
+from parallel_agents.store import Payload, PlainRun, Raw
 
 # How much of a stdout file one ingest pass reads: bounds memory for chatty agents.
 CHUNK = 4 * 1024 * 1024
@@ -295,9 +295,11 @@ class Supervisor(Turns):
             items: list[tuple[str, Payload, Raw]] = []
             new_offset = offset + len(data)
             cut_at = files.cut_info() if data and "output_cut" not in state else None
+            run = PlainRun(items)
             for m in _LINE.finditer(data):
                 raw_line = m.group(1)
                 if cut_at is not None and offset + m.start() >= cut_at[0]:
+                    run.close()
                     items.append(_cut_event(cut_at, state))
                     cut_at = None
                 line = raw_line.decode("utf-8", "replace").rstrip("\r")
@@ -306,12 +308,18 @@ class Supervisor(Turns):
                 # The line stays in the output file only (issue 14 §5): its events point
                 # at it, and a payload that would only repeat it is read from there too.
                 whole = len(raw_line) <= MAX_RAW
-                span: Raw = (offset + m.start(), len(raw_line) if whole else MAX_RAW)
-                for ev in _safe_parse(agent, line, state):
+                span = (offset + m.start(), len(raw_line) if whole else MAX_RAW)
+                evs = _safe_parse(agent, line, state)
+                one = evs[0] if whole and len(evs) == 1 else None
+                if one is not None and run.take(one.kind.value, one.payload, line, span):
+                    continue
+                run.close()
+                for ev in evs:
                     payload: Payload = _unpriced(ev.payload, state)
                     if whole and payload == {"text": line}:
                         payload = None
                     items.append((ev.kind.value, payload, span))
+            run.close()
             if cut_at is None and "output_cut" not in state and exit_info is not None:
                 cut_at = files.cut_info()  # the head ended the file: the tail was all cut
             if cut_at is not None and new_offset >= cut_at[0]:

@@ -30,7 +30,7 @@ from parallel_agents.store._conn import (
     ensure_home,
     newest_backup,
 )
-from parallel_agents.store._events import Payload, Raw, RawSpan
+from parallel_agents.store._events import MAX_SPAN, Payload, PlainRun, Raw, RawSpan
 from parallel_agents.store._repos import RepoRows
 from parallel_agents.store._sessions import SessionRows, SessionState
 from parallel_agents.store._turns import RebuiltTurn, TurnRows
@@ -41,6 +41,7 @@ __all__ = [
     "BACKUP_DIR",
     "BUSY_TIMEOUT_MS",
     "DB_FILE",
+    "MAX_SPAN",
     "MIGRATIONS",
     "PRIVATE_DIR",
     "PRIVATE_FILE",
@@ -48,6 +49,7 @@ __all__ = [
     "DatabaseDamaged",
     "DatabaseTooNew",
     "Payload",
+    "PlainRun",
     "Raw",
     "RawSpan",
     "RebuiltTurn",

@@ -26,8 +26,44 @@ RawSpan = tuple[int, int]
 Raw = str | RawSpan | None
 # Output files one ``events`` call keeps open at once.
 _OPEN_FILES = 32
-# An event's payload; None (with a RawSpan) stands for ``{"text": <the line>}``.
+# An event's payload; None (with a RawSpan) stands for ``{"text": <the line(s)>}``.
 Payload = dict[str, Any] | None
+# The most bytes of output one event's span covers (whole lines; one longer line is
+# already cut to the agents' MAX_RAW, the same 64 KiB).
+MAX_SPAN = 64 * 1024
+
+
+# Kinds whose event may be just its line (``{"text": line}``): such lines coalesce.
+_PLAIN = ("output", "raw")
+
+
+class PlainRun:
+    """Consecutive plain lines of one ingest pass (an event that is only its line: the
+    command agent's output, a line no parser understood) become ONE event whose span
+    covers them all, at most MAX_SPAN bytes (issue 14 §5: a row per 100-byte line cost
+    0.9× the output again). Appends to ``items`` on ``close``."""
+
+    def __init__(self, items: list[tuple[str, Payload, Raw]]) -> None:
+        self.items = items
+        self.kind = ""
+        self.start = self.end = 0
+
+    def take(self, kind: str, payload: Payload, line: str, span: RawSpan) -> bool:
+        """Add the line to the run when its one event is plain; False otherwise (then
+        the caller closes the run before it appends that line's events)."""
+        if kind not in _PLAIN or payload != {"text": line}:
+            return False
+        if self.kind and (kind != self.kind or span[0] + span[1] - self.start > MAX_SPAN):
+            self.close()
+        if not self.kind:
+            self.kind, self.start = kind, span[0]
+        self.end = span[0] + span[1]
+        return True
+
+    def close(self) -> None:
+        if self.kind:
+            self.items.append((self.kind, None, (self.start, self.end - self.start)))
+            self.kind = ""
 
 
 class EventRows(StoreBase):
@@ -151,12 +187,21 @@ class EventRows(StoreBase):
             data = f.read(int(r["raw_len"]))
         except OSError:
             return None
-        return data.decode("utf-8", "replace").rstrip("\r")
+        return span_text(data)
 
     def max_event_id(self) -> int:
         """The id of the newest event in any session (0 when there is none)."""
         row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
         return int(row[0])
+
+
+def span_text(data: bytes) -> str:
+    """The text of an output span: its lines (split where the ingester splits them, at
+    \n, \r\n or \r) without the blank ones, joined by "\n"."""
+    if b"\n" not in data and b"\r" not in data:
+        return data.decode("utf-8", "replace")
+    lines = (x.decode("utf-8", "replace") for x in data.splitlines())
+    return "\n".join(x for x in lines if x.strip())
 
 
 def _event(r: sqlite3.Row, raw: str | None, with_raw: bool) -> Event:

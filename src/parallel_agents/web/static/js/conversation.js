@@ -5,7 +5,17 @@ import { on, state } from "./state.js";
 import { argSummary, clip, cost, frameBatcher, h, jsonText } from "./util.js";
 
 const PAGE = 5000;
-const TAIL = 300; // events drawn on open; older ones on request
+const TAIL = 300; // events drawn on open (an output event: its lines); older ones on request
+
+/** Lines an event draws: an output event holds a run of lines (issue 14 §5). */
+function linesOf(ev) {
+  const k = ev.kind;
+  if (k !== "output" && k !== "raw") return 1;
+  const text = String((ev.payload || {}).text ?? "");
+  let n = 1;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
+  return n;
+}
 
 export class ConversationView {
   /**
@@ -58,11 +68,13 @@ export class ConversationView {
       for (;;) {
         const evs = listOf(data, "events");
         for (const ev of evs) this.all.push(ev);
-        if (evs.length < PAGE) break;
+        // A page also ends at about 8 MB: output events of many lines fill it sooner.
+        const more = data && typeof data.more === "boolean" ? data.more : evs.length >= PAGE;
+        if (!more || !evs.length) break;
         data = await page(this.all[this.all.length - 1].seq);
         if (this.dead) return;
       }
-      this.draw(Math.max(0, this.all.length - TAIL));
+      this.draw(this.tailStart());
     } catch (e) {
       this.root.replaceChildren(h("div.ev.error", null, `could not load the conversation: ${errMsg(e)}`));
     }
@@ -71,6 +83,13 @@ export class ConversationView {
     this.held = [];
     for (const ev of held) this.take(ev);
     this.scrollEnd(true);
+  }
+
+  /** Where the tail drawn on open starts: the newest events that hold TAIL lines. */
+  tailStart() {
+    let i = this.all.length;
+    for (let rows = 0; i > 0 && rows < TAIL; ) rows += linesOf(this.all[--i]);
+    return i;
   }
 
   /** Render this.all from index `start` (older events wait behind a button). */
@@ -224,17 +243,19 @@ export class ConversationView {
       }
       case "output":
       case "raw": {
+        // One event may hold a run of lines ("\n" between them): count them all.
         const text = String(p.text ?? "");
+        const lines = linesOf(ev);
         if (t.lastOut && t.lastOut.kind === k && t.lastOut.lines < 5000) {
           t.lastOut.pre.append("\n" + text);
-          t.lastOut.lines++;
+          t.lastOut.lines += lines;
           this.tail = t.lastOut;
           return null;
         }
         const pre = h(`pre.out${k === "raw" ? ".raw" : ""}`, null, text);
         // The block scrolls on its own (max-height): it follows its newest line, like the
         // conversation, until the person scrolls it up.
-        const out = { kind: k, pre, lines: 1, follow: true };
+        const out = { kind: k, pre, lines, follow: true };
         pre.addEventListener("scroll", () => (out.follow = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24), { passive: true });
         t.lastOut = this.tail = out;
         return h(`div.ev.${k}`, null, pre);
