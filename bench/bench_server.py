@@ -58,8 +58,11 @@ rate, count = float(rate), int(count)
 lines = [json.loads(x) for x in open(src, encoding="utf-8") if x.strip()]
 g = pathlib.Path(gate)
 print(json.dumps({"type": "ready", "t": time.time()}), flush=True)
-while not g.exists():
-    time.sleep(0.005)
+# The gate is a FIFO: opening it blocks until the bench opens it for writing. Polling a
+# file every 5 ms took more than a core with 100 agents waiting, CPU that the measured
+# end then lacked (a real agent waiting for its model does not spin either).
+with open(g, "rb"):
+    pass
 out = sys.stdout
 if mode == "blast":
     t = time.time()
@@ -181,6 +184,7 @@ class Bench:
         self.source, self.origin = source_lines(tmp / "source.jsonl")
         self.gates = tmp / "gates"
         self.gates.mkdir()
+        self._gate_fds: list[int] = []
 
         from parallel_agents.client import Client, start_background
 
@@ -191,6 +195,9 @@ class Bench:
     def close(self) -> None:
         from parallel_agents.server import daemon
 
+        for fd in self._gate_fds:
+            os.close(fd)
+
         self.client.close()
         daemon.stop(self.home)
         for pidfile in self.home.glob("sessions/*/turns/*/pid"):
@@ -198,6 +205,17 @@ class Bench:
                 os.killpg(int(pidfile.read_text()), signal.SIGKILL)
 
     # -- building blocks -------------------------------------------------------------------
+    def gate(self, name: str) -> Path:
+        """A FIFO the agents block on until ``open_gate`` (no polling)."""
+        path = self.gates / name
+        os.mkfifo(path)
+        return path
+
+    def open_gate(self, path: Path) -> None:
+        # Kept open for writing until close(): an agent that reaches its open() only
+        # after this still passes at once (a FIFO's open for reading needs a writer).
+        self._gate_fds.append(os.open(path, os.O_WRONLY))
+
     def sessions(self, n: int, rate: float, count: int, mode: str, gate: str) -> list[str]:
         cmd = [PY, str(self.script), str(self.source), str(rate), str(count), str(gate), mode]
         made = self.client.new_sessions("bench", repo=str(self.repo), cmd=cmd, count=n)
@@ -236,11 +254,11 @@ class Bench:
     # -- phases ------------------------------------------------------------------------------
     def load(self, n: int, rate: float, seconds: float) -> dict[str, Any]:
         rss_before = proc_kb(self.pid, "VmRSS")
-        gate = self.gates / "load"
+        gate = self.gate("load")
         ids = self.sessions(n, rate, int(rate * seconds), "rate", str(gate))
         self.wait_ready(ids)
         cpu0, t0 = cpu_seconds(self.pid), time.monotonic()
-        gate.touch()
+        self.open_gate(gate)
         self.wait_done(ids, timeout=seconds * 4 + 120)
         cpu1, t1 = cpu_seconds(self.pid), time.monotonic()
         lags: list[float] = []
@@ -277,11 +295,11 @@ class Bench:
         }
 
     def ingest(self, n: int, lines_each: int) -> dict[str, Any]:
-        gate = self.gates / "ingest"
+        gate = self.gate("ingest")
         ids = self.sessions(n, 0, lines_each, "blast", str(gate))
         self.wait_ready(ids)
         t0 = time.monotonic()
-        gate.touch()
+        self.open_gate(gate)
         self.wait_done(ids, timeout=600)
         elapsed = time.monotonic() - t0
         total = n * lines_each
@@ -337,14 +355,14 @@ class Bench:
         return count / dt
 
     def latency(self, n: int) -> dict[str, Any]:
-        gate = self.gates / f"latency-{n}"
+        gate = self.gate(f"latency-{n}-{len(self._gate_fds)}")
         ids = self.sessions(n, 1000, 5, "rate", str(gate))
         self.wait_ready(ids)
         before = self.client.health().get("supervisor") or {}
         watcher = StatusWatcher(self.home)
         watcher.start()
         watcher.connected.wait(30)
-        gate.touch()
+        self.open_gate(gate)
         # Wait on the stream, not by polling the API: a list of every session 20 times a
         # second would take the server's CPU from what is measured (then check once).
         deadline = time.monotonic() + 300

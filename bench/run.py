@@ -463,7 +463,10 @@ def table(res: dict[str, Any]) -> str:
             if n == 1:
                 rows.append(
                     [
-                        f"spawn: `pa new` → agent running, 1 session ({how})",
+                        # One sample each, the server's first start included: the
+                        # alternating row below (median of --reps) is target 1's figure.
+                        f"spawn: `pa new` → agent running, 1 session ({how}; first"
+                        " start, one sample)",
                         f"{sp['files']:,} files",
                         ms(r["latency_s"].get("median")),
                         f"{ms(r['raw_sequential_s'])} `git worktree add`",

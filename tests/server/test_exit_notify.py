@@ -158,9 +158,11 @@ def test_a_watched_wrapper_killed_is_noticed_without_a_poll(
     files = app.sup.turn_files(sid, 1)
     wpid = wait_for(files.wrapper_pid, 30, "the wrapper's pid file")
     wakes = state.exit_wakes
-    os.kill(wpid, signal.SIGKILL)
-    store = app.store
-    wait_for(lambda: store.session(sid).status == Status.INTERRUPTED, 30, "interrupted")
-    assert state.exit_wakes > wakes
-    assert files.exit_info() is None
-    gate.touch()  # the orphaned agent ends
+    try:
+        os.kill(wpid, signal.SIGKILL)
+        store = app.store
+        wait_for(lambda: store.session(sid).status == Status.INTERRUPTED, 30, "interrupted")
+        assert state.exit_wakes > wakes
+        assert files.exit_info() is None
+    finally:
+        gate.touch()  # the orphaned agent ends, whatever happened above
