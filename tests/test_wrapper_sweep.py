@@ -78,3 +78,33 @@ def test_sweep_opens_only_pids_handed_out_since_the_turn_began() -> None:
             finally:
                 new.kill()
                 old.kill()
+
+
+ORPHAN = (
+    "import os, sys, time\n"
+    "if os.fork():\n"
+    "    os._exit(0)\n"  # the parent ends: the tagged grandchild is adopted by init
+    "os.setsid()\n"
+    "print(os.getpid(), flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_sweep_skips_children_of_pa_but_not_the_agents_orphans(daemon: int) -> None:
+    """issue 14 §3: pa, which started the wrapper, is no subreaper, so its own children
+    (the other turns' wrappers) cannot be the agent's orphans: with ``not_from`` = pa the
+    sweep does not read their environment (100 wrappers ending together read each
+    other's otherwise), while a tagged orphan adopted by init is still found."""
+    # The daemon fixture is this process's child: as another turn's wrapper is pa's.
+    assert daemon in wrapper._stray(-1, TAG, frozenset())
+    assert daemon not in wrapper._stray(-1, TAG, frozenset(), not_from=os.getpid())
+    env = {**os.environ, "PA_OWNER_SESSION": "sweep-test"}
+    with subprocess.Popen(
+        [sys.executable, "-c", ORPHAN], env=env, stdout=subprocess.PIPE, text=True
+    ) as p:
+        assert p.stdout is not None
+        orphan = int(p.stdout.readline())
+        try:
+            assert orphan in wrapper._stray(-1, TAG, frozenset(), not_from=os.getpid())
+        finally:
+            os.kill(orphan, 9)

@@ -312,6 +312,7 @@ def _stray(
     exclude: frozenset[int],
     since: int = 0,
     mark: tuple[int, int] = (-1, -1),
+    not_from: int = 0,
 ) -> list[int]:
     """Live processes of process group ``pgid`` (-1: none), or carrying ``tag`` in their
     environment (Linux /proc; zombies and the pids in ``exclude`` left out).
@@ -323,7 +324,10 @@ def _stray(
     session or in one a tagged descendant made with setsid). ``mark`` (``pid_mark()``
     when the turn began): every process to find (the agent's group, tagged ones) started
     since, so a pid handed out before is not even opened: 100 wrappers ending together
-    each read every process's stat otherwise (issue 14 §3)."""
+    each read every process's stat otherwise (issue 14 §3). ``not_from``: a pid that is
+    not a subreaper (pa, which started this wrapper): its children are its own (the other
+    turns' wrappers, its git), never the agent's orphans, so their environment is not
+    read (the costly part with 100 turns ending together)."""
     found = []
     untagged: set[int] = set()  # session leaders without the tag
     try:
@@ -348,6 +352,8 @@ def _stray(
                 found.append(pid)
                 continue
             if not tag or (since and int(fields[19]) < since):
+                continue
+            if not_from and int(fields[1]) == not_from:
                 continue
             session = int(fields[3])
             if session != pid and session in untagged:
@@ -378,13 +384,14 @@ def end_leftovers(
     exclude: frozenset[int] = frozenset(),
     since: int = 0,
     mark: tuple[int, int] = (-1, -1),
+    not_from: int = 0,
 ) -> int:
     """End what the turn left running once the agent itself exited: its process group
     (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid)
     started since ``since`` (and ``mark``: see ``_stray``). SIGTERM, then SIGKILL after
     ``grace`` seconds. Returns how many were found."""
     exclude = exclude | {os.getpid()}
-    first = _stray(pgid, tag, exclude, since, mark)
+    first = _stray(pgid, tag, exclude, since, mark, not_from)
     pids = first
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         if not pids:
@@ -397,7 +404,7 @@ def end_leftovers(
         deadline = time.monotonic() + wait
         while pids and time.monotonic() < deadline:
             time.sleep(0.05)
-            pids = _stray(pgid, tag, exclude, since, mark)
+            pids = _stray(pgid, tag, exclude, since, mark, not_from)
     return len(first)
 
 
@@ -450,6 +457,7 @@ def main(turn_dir: str) -> int:
     # pid files need no fsync: after a machine crash the processes they name are gone.
     _write_atomic(os.path.join(turn_dir, "wrapper_pid"), str(os.getpid()))
     mark = pid_mark()  # before the setup and the agent: all the sweep looks for is newer
+    launcher = os.getppid()  # pa (never a subreaper): no orphan of the agent goes to it
     rc = _run_setup(turn_dir, spec, env)
     if rc != 0:
         _write_atomic(
@@ -493,7 +501,10 @@ def main(turn_dir: str) -> int:
         tag = env.get(TAG)
         # The agent started after this wrapper: nothing older can be one of its own.
         tagged = f"{TAG}={tag}".encode() if tag else b""
-        end_leftovers(pid, tagged, since=_started(), mark=mark)
+        # While pa that started this wrapper is still its parent, its other children
+        # (other turns' wrappers) need no look (it died: init or a subreaper adopted us).
+        not_from = launcher if launcher > 1 and os.getppid() == launcher else 0
+        end_leftovers(pid, tagged, since=_started(), mark=mark, not_from=not_from)
     for sink, cut in zip(sinks, (os.path.join(turn_dir, CUT), None), strict=False):
         # A process outside the agent's group and tag may still hold the pipe open.
         sink.done.acquire(timeout=5.0)
@@ -520,4 +531,8 @@ def _stop_agent(turn_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    code = main(sys.argv[1])
+    # Every file was written with plain system calls and closed: the interpreter's own
+    # teardown is work 100 wrappers ending together would do at once, for nothing.
+    sys.stderr.flush()
+    os._exit(code)
