@@ -1,6 +1,6 @@
 """Run pa's benchmarks: one command, a markdown table, JSON in bench/results/.
 
-    python -m bench            # small sizes (about eight minutes on 2 cores)
+    python -m bench            # small sizes (about twelve minutes on 2 cores)
     python -m bench --full     # the issue's sizes: 20,000 files, up to 100 sessions
     python bench/run.py --only spawn,pool --no-readme
 
