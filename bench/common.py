@@ -204,6 +204,18 @@ def agent_cmd(*args: str) -> str:
     return " ".join([sys.executable, "-S", str(FAKE_AGENT), *args])
 
 
+def disk_bytes(path: Path) -> int:
+    """Bytes a file or folder takes on disk (allocated blocks, as `du` counts them)."""
+    if path.is_file():
+        return path.stat().st_blocks * 512
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += (Path(root) / f).stat().st_blocks * 512
+    return total
+
+
 def tempdir(prefix: str) -> Path:
     base = os.environ.get("PA_BENCH_TMP") or None
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sqlite3
 import sys
 import time
@@ -48,20 +47,8 @@ for i in range(n):
 """
 
 
-def _size(path: Path) -> int:
-    """Bytes a file or folder takes on disk (allocated blocks, as `du` counts them)."""
-    if path.is_file():
-        return path.stat().st_blocks * 512
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += (Path(root) / f).stat().st_blocks * 512
-    return total
-
-
 def _db_size(home: Path) -> int:
-    return sum(_size(home / n) for n in ("pa.db", "pa.db-wal") if (home / n).exists())
+    return sum(common.disk_bytes(home / n) for n in ("pa.db", "pa.db-wal") if (home / n).exists())
 
 
 def one(tmp: Path, repo: Path, case: str, output_mb: float, cap: int | None) -> dict[str, Any]:
@@ -80,7 +67,7 @@ def one(tmp: Path, repo: Path, case: str, output_mb: float, cap: int | None) -> 
     status = json.loads(home.pa("show", sid, "--json").stdout)["status"]
     out = lines * LINE_BYTES
     db = _db_size(home.home) - db_before
-    folder = _size(home.home / "sessions" / sid)
+    folder = common.disk_bytes(home.home / "sessions" / sid)
     with contextlib.closing(sqlite3.connect(f"file:{home.home / 'pa.db'}?mode=ro", uri=True)) as c:
         rows = c.execute("SELECT COUNT(*) FROM events WHERE session_id = ?", (sid,)).fetchone()
     row: dict[str, Any] = {

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sqlite3
 import sys
 from pathlib import Path
+
+from bench.common import disk_bytes
 
 from parallel_agents.store import MAX_SPAN, Payload, PlainRun, Raw, Store
 from tests.conftest import make_repo, output_lines
@@ -35,18 +36,6 @@ def _new(repo: Path, cmd: str) -> str:
     w = pa("wait", "--timeout", "120", sid)
     assert w.returncode == 0, w.stdout + w.stderr
     return sid
-
-
-def _size(path: Path) -> int:
-    """Bytes on disk (allocated blocks, as `du` counts them) of a file or a folder."""
-    if path.is_file():
-        return path.stat().st_blocks * 512
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += (Path(root) / f).stat().st_blocks * 512
-    return total
 
 
 def test_twenty_thousand_plain_lines_are_few_events_and_read_back_line_for_line(
@@ -147,9 +136,9 @@ def test_over_the_cap_everything_kept_stays_within_the_cap(tmp_path: Path, pa_ho
     n = 40_000
     data = "".join(LINE.format(i=i) + "\n" for i in range(n)).encode()
     db = [pa_home / "pa.db", pa_home / "pa.db-wal"]
-    before = sum(_size(p) for p in db if p.exists())
+    before = sum(disk_bytes(p) for p in db if p.exists())
     sid = _new(repo, _cat(tmp_path, data))
-    kept = sum(_size(p) for p in db if p.exists()) - before + _size(pa_home / "sessions" / sid)
+    kept = sum(disk_bytes(p) for p in db if p.exists()) - before + disk_bytes(pa_home / "sessions" / sid)
     assert kept <= cap * 1.1, f"{kept:,} bytes kept for a cap of {cap:,}"
 
     p = pa("logs", sid)
