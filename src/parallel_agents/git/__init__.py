@@ -217,8 +217,11 @@ def temp_index(worktree: Path, seed: bool = True) -> Iterator[dict[str, str]]:
         if seed:
             real = git_path(worktree, "index")
             # A copy keeps the stat data, so `add -A` re-hashes only files that changed.
+            # It keeps the index's mtime too: git re-checks an entry as new as its index
+            # (racy git), and a copy stamped later would make a same-size edit made in
+            # that second look unchanged, so a diff or checkpoint would miss it.
             with contextlib.suppress(FileNotFoundError):
-                shutil.copyfile(real, path)
+                shutil.copy2(real, path)
         yield {"GIT_INDEX_FILE": str(path)}
 
 
