@@ -209,6 +209,16 @@ def git_path(cwd: Path, name: str) -> Path:
     return p if p.is_absolute() else (cwd / p).resolve()
 
 
+def copy_index(src: Path, dst: Path) -> None:
+    """A private copy of an index (none when ``src`` does not exist). It keeps the stat
+    data, so `add -A` re-hashes only files that changed, and the index's mtime: git
+    re-checks an entry as new as its index (racy git), and a copy stamped later would
+    make a same-size edit made in that second look unchanged to a diff, a checkpoint or
+    an archive."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copy2(src, dst)
+
+
 @contextlib.contextmanager
 def temp_index(worktree: Path, seed: bool = True) -> Iterator[dict[str, str]]:
     """Env pointing GIT_INDEX_FILE at a private copy of the worktree's index."""
@@ -216,12 +226,7 @@ def temp_index(worktree: Path, seed: bool = True) -> Iterator[dict[str, str]]:
         path = Path(tmp) / "index"
         if seed:
             real = git_path(worktree, "index")
-            # A copy keeps the stat data, so `add -A` re-hashes only files that changed.
-            # It keeps the index's mtime too: git re-checks an entry as new as its index
-            # (racy git), and a copy stamped later would make a same-size edit made in
-            # that second look unchanged, so a diff or checkpoint would miss it.
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copy2(real, path)
+            copy_index(real, path)
         yield {"GIT_INDEX_FILE": str(path)}
 
 

@@ -131,8 +131,7 @@ def _index_env(seed: Path | None = None) -> Iterator[dict[str, str]]:
     with tempfile.TemporaryDirectory(prefix="pa-archive-") as tmp:
         path = Path(tmp) / "index"
         if seed is not None:
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copyfile(seed, path)
+            git.copy_index(seed, path)
         yield {"GIT_INDEX_FILE": str(path)}
 
 

@@ -7,7 +7,6 @@ import codecs
 import contextlib
 import functools
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -142,9 +141,7 @@ def worktree_stream(
 
         with tempfile.TemporaryDirectory(prefix="pa-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            with contextlib.suppress(FileNotFoundError):
-                # A copy keeps the stat data, so `add -A` re-hashes only changed files.
-                shutil.copyfile(_index_path(worktree), env["GIT_INDEX_FILE"])
+            git.copy_index(_index_path(worktree), Path(env["GIT_INDEX_FILE"]))
             git.run(["add", "-A"], worktree, env=env)
             if exclude:
                 snapshots._keep_head(worktree, env, exclude)  # as a checkpoint does
@@ -209,8 +206,7 @@ def _with_added(
     the untracked files as new files, and the walk limited to them."""
     with tempfile.TemporaryDirectory(prefix="pa-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        with contextlib.suppress(FileNotFoundError):
-            shutil.copyfile(_index_path(worktree), env["GIT_INDEX_FILE"])
+        git.copy_index(_index_path(worktree), Path(env["GIT_INDEX_FILE"]))
         git.run(
             ["add", "--pathspec-from-file=-", "--pathspec-file-nul"],
             worktree,
