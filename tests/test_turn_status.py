@@ -221,6 +221,45 @@ def test_background_processes_end_with_the_turn(
     assert show(s["id"])["status"] == "idle"
 
 
+# A daemon that left the agent's process group and session and dropped pa's tag from its
+# environment (it re-executed itself with a clean one): only its ancestry tells it apart.
+SCRUBBED = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        env = {k: v for k, v in os.environ.items() if k != "PA_OWNER_SESSION"}
+        open("daemon.pid.tmp", "w").write(str(os.getpid()))
+        os.execve(sys.executable, [sys.executable, "-c",
+                  "import os, time\\nos.rename('daemon.pid.tmp', 'daemon.pid')\\n"
+                  "while True: time.sleep(0.2)"], env)
+    os._exit(0)
+os.wait()
+while not os.path.exists("daemon.pid"):
+    time.sleep(0.01)
+print("started", flush=True)
+"""
+
+
+def test_an_untagged_orphan_of_the_agent_ends_with_the_turn(
+    repo: Path, tmp_path: Path, strays: list[int]
+) -> None:
+    """issue 14 §3: the wrapper is the subreaper of the turn, so a daemon the agent left
+    behind is its descendant and ends with the turn even without pa's tag in its
+    environment (the old sweep read every process's environment, and missed this one)."""
+    script = tmp_path / "scrubbed.py"
+    script.write_text(SCRUBBED)
+    p = pa("new", "--json", "start a daemon", "--cmd", f"{sys.executable} {script}", cwd=repo)
+    s = json.loads(p.stdout)
+    assert pa("wait", "--timeout", "60", s["id"]).returncode == 0
+    daemon = int(wait_file(Path(s["worktree"]) / "daemon.pid"))
+    strays.append(daemon)
+    env = Path(f"/proc/{daemon}/environ").read_bytes() if not gone(daemon) else b""
+    assert b"PA_OWNER_SESSION" not in env  # what the test is about: no tag to find it by
+    wait_gone(daemon, "an untagged daemon the finished turn left")
+    assert show(s["id"])["status"] == "idle"
+
+
 @pytest.mark.parametrize("command", ["stop", "discard"])
 def test_stop_and_discard_end_background_processes(
     repo: Path, tmp_path: Path, strays: list[int], command: str

@@ -11,9 +11,10 @@ A full disk stops the agent and is recorded in the exit record (``disk_full``), 
 as soon as there is room again, so the turn ends ``failed`` instead of staying ``running``.
 
 It sits on the path of every session start, so it imports nothing but built-in
-modules (os, signal, time, marshal, _thread): subprocess, json and pathlib would cost more than
-everything else it does. The launch spec is therefore a marshal file written by the
-same interpreter (``local.spawn`` runs ``sys.executable``).
+modules (os, signal, time, marshal, _thread) and ctypes (for prctl, about 4 ms): subprocess,
+json and pathlib would cost more than everything else it does. The launch spec is
+therefore a marshal file written by the same interpreter (``local.spawn`` runs
+``sys.executable``).
 """
 
 from __future__ import annotations
@@ -368,6 +369,58 @@ def _stray(
     return found
 
 
+def _subreaper() -> bool:
+    """Make this process the child subreaper of what it starts (Linux prctl): an orphan of
+    the agent (a daemon after a double fork and setsid) is adopted by this wrapper, not by
+    init, so its leftovers are its descendants. False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(36, 1, 0, 0, 0) == 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    """The children of ``pid`` (every thread's), from /proc; OSError when unreadable."""
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+            out += [int(x) for x in f.read().split()]
+    return out
+
+
+def _descendants() -> list[int] | None:
+    """This subreaper's live descendants (its exited children reaped first), walking the
+    process tree down from here: a few /proc reads for what the turn left, where the scan
+    of ``_stray`` reads every process of the machine (100 wrappers ending together each
+    read the other 200 processes: issue 14 §3). None when /proc cannot say."""
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    try:
+        todo = _children(os.getpid())
+    except OSError:
+        return None
+    found: list[int] = []
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                    found.append(pid)
+            todo += _children(pid)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
 def _started() -> int:
     """When this process started, in clock ticks after boot (0 when unknown)."""
     try:
@@ -385,13 +438,24 @@ def end_leftovers(
     since: int = 0,
     mark: tuple[int, int] = (-1, -1),
     not_from: int = 0,
+    tree: bool = False,
 ) -> int:
     """End what the turn left running once the agent itself exited: its process group
     (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid)
-    started since ``since`` (and ``mark``: see ``_stray``). SIGTERM, then SIGKILL after
+    started since ``since`` (and ``mark``: see ``_stray``). With ``tree`` (this process
+    is the subreaper of the turn: ``_subreaper``) all of its descendants instead, found
+    by walking down the process tree, tagged or not. SIGTERM, then SIGKILL after
     ``grace`` seconds. Returns how many were found."""
     exclude = exclude | {os.getpid()}
-    first = _stray(pgid, tag, exclude, since, mark, not_from)
+
+    def find() -> list[int]:
+        if tree:
+            below = _descendants()
+            if below is not None:
+                return below
+        return _stray(pgid, tag, exclude, since, mark, not_from)
+
+    first = find()
     pids = first
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         if not pids:
@@ -404,7 +468,7 @@ def end_leftovers(
         deadline = time.monotonic() + wait
         while pids and time.monotonic() < deadline:
             time.sleep(0.05)
-            pids = _stray(pgid, tag, exclude, since, mark, not_from)
+            pids = find()
     return len(first)
 
 
@@ -458,6 +522,7 @@ def main(turn_dir: str) -> int:
     _write_atomic(os.path.join(turn_dir, "wrapper_pid"), str(os.getpid()))
     mark = pid_mark()  # before the setup and the agent: all the sweep looks for is newer
     launcher = os.getppid()  # pa (never a subreaper): no orphan of the agent goes to it
+    tree = _subreaper()  # before anything starts that could leave an orphan
     rc = _run_setup(turn_dir, spec, env)
     if rc != 0:
         _write_atomic(
@@ -504,7 +569,7 @@ def main(turn_dir: str) -> int:
         # While pa that started this wrapper is still its parent, its other children
         # (other turns' wrappers) need no look (it died: init or a subreaper adopted us).
         not_from = launcher if launcher > 1 and os.getppid() == launcher else 0
-        end_leftovers(pid, tagged, since=_started(), mark=mark, not_from=not_from)
+        end_leftovers(pid, tagged, since=_started(), mark=mark, not_from=not_from, tree=tree)
     for sink, cut in zip(sinks, (os.path.join(turn_dir, CUT), None), strict=False):
         # A process outside the agent's group and tag may still hold the pipe open.
         sink.done.acquire(timeout=5.0)
