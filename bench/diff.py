@@ -10,15 +10,18 @@ part timed on its own):
   no client package, no ``http.client``); ``click_client_imports``: what the click
   command would import instead (for comparison; not on the path any more);
 - ``http_round_trip``: a ``/health`` request;
-- ``server_diff_text``: the server's work, timed in this process through the function
+- ``server_diff_argv``: the server's work on the fast path: checking that its untracked
+  cache still vouches for the worktree and answering with the one `git diff BASE` the
+  client then runs itself (exec: git prints straight to the terminal);
+- ``server_diff_text``: the server's work when it streams the text instead, timed in this process through the function
   the route calls, while pa's untracked cache knows the worktree holds nothing untracked
   (one `git diff BASE`, what the benchmark's repeated runs see); ``server_diff_text_cold``:
   the same with that cache emptied first (a walk for nested repositories and folder
   stamps, git's untracked listing, then the diff), what the first `pa diff` after new
   files pays; ``server_walk`` and ``server_untracked_listing``: those two parts alone;
 - ``git_diff``, ``git_status``: the baselines;
-- ``rest``: ``pa_diff_total`` minus the light imports, the server's work and the round
-  trip: the request and response handling in the server, printing and exit.
+- ``rest``: ``pa_diff_total`` minus the light imports, the round trip, the server's
+  answer and `git diff` itself: the request's handling in the server and the exec.
 """
 
 from __future__ import annotations
@@ -118,8 +121,9 @@ def breakdown(home: Home, sid: str, wt: Path, base: str, reps: int) -> dict[str,
     res["rest"] = round(
         res["pa_diff_total"]
         - res["light_client_imports"]
-        - res["server_diff_text"]
-        - res["http_round_trip"],
+        - res["http_round_trip"]
+        - res["server_diff_argv"]
+        - res["git_diff"],
         1,
     )
     return res
@@ -142,6 +146,11 @@ def _server_parts(home: Home, sid: str, wt: Path, base: str) -> dict[str, Callab
             chunks, _ = review.diff_text(store, s, None)
             "".join(chunks)
 
+    def argv() -> None:
+        with home.activated():
+            if review.diff_argv(store, s) is None:
+                raise RuntimeError("the server would not hand `git diff` to the client")
+
     def cold() -> None:
         untracked_cache.forget(wt)
         text()
@@ -150,9 +159,14 @@ def _server_parts(home: Home, sid: str, wt: Path, base: str) -> dict[str, Callab
         untracked_cache.Look(wt, diffs.git_dir(wt)).wait()
 
     text()  # the cache learns the worktree (as the benchmark's first `pa diff` did)
+    deadline = time.monotonic() + 10  # it vouches once its stamps are a second old
+    while review.diff_argv(store, s) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        text()
     # Hits first; the cold path (which forgets the cache) and the walks after them.
     return {
         "http_round_trip": lambda: cl.health(),
+        "server_diff_argv": argv,
         "server_diff_text": text,
         "server_diff_text_cold": cold,
         "server_walk": walk,

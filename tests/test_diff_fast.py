@@ -168,3 +168,50 @@ def _click(sid: str, flags: list[str]) -> tuple[int, str, str]:
         timeout=120,
     )
     return p.returncode, p.stdout, p.stderr
+
+
+@pytest.mark.usefixtures("server_mode")
+def test_pa_diff_is_git_itself_once_the_worktree_is_known_clean(tmp_path: Path) -> None:
+    """issue 14 §4: once the server's untracked cache vouches for the worktree, the light
+    client runs the one `git diff BASE` itself (exec: the same process, so git's output
+    reaches the terminal with no copy through the server), and prints what the click
+    command prints; a worktree with an untracked file goes through the server again."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n", "b.txt": "b\n"})
+    agent = "import pathlib\npathlib.Path('a.txt').write_text('two\\n')\n"
+    s = new_json("edit", "--cmd", script(tmp_path, agent), cwd=repo)
+    sid, wt = str(s["id"]), Path(str(s["worktree"]))
+    assert wait_ok(sid).returncode == 0
+    log = tmp_path / "git-runs.log"
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    # The shim notes which process runs it (an exec keeps the pid) and runs the real git.
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True)
+    shim.write_text(f'#!/bin/sh\necho "$$ $PWD" >> {log}\nexec {real.stdout.strip()} "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(*flags: str) -> tuple[subprocess.CompletedProcess[bytes], bool]:
+        """`pa diff` with ``flags``, and whether git ran in that very process."""
+        log.write_text("")
+        p = subprocess.Popen(
+            [sys.executable, "-m", "parallel_agents", "diff", sid, *flags],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        out, err = p.communicate(timeout=120)
+        done = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        return done, f"{p.pid} {wt}" in log.read_text().splitlines()
+
+    deadline = time.monotonic() + 30
+    while not run()[1]:  # the cache keeps a worktree a second after its last change
+        assert time.monotonic() < deadline, "`pa diff` never ran git itself"
+    for flags in ([], ["--stat"]):
+        done, itself = run(*flags)
+        assert itself, flags
+        got = (done.returncode, done.stdout.decode(), done.stderr.decode())
+        assert got == _click(sid, list(flags)), flags
+    assert "+two" in run()[0].stdout.decode()
+    (wt / "new.txt").write_text("new\n")  # untracked: only the server's look shows it
+    done, itself = run()
+    assert not itself and "new.txt" in done.stdout.decode()

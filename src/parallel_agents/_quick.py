@@ -40,8 +40,12 @@ def diff(argv: list[str]) -> None:
         return
     host, port, prefix, token = server
     target = f"{prefix}{_API}/sessions/{_quote(sid)}/diff?{params}"
+    runnable = "turn=" not in params and "name-only" not in params
     try:
-        sock, head, rest = _get(host, port, target, token)
+        sock, head, rest = _get(host, port, target + ("&run=git" if runnable else ""), token)
+        if head.get(":status") == "200" and head.get("x-pa-run") == "git":
+            _run_git(_body(sock, head, rest))  # does not return when git runs
+            sock, head, rest = _get(host, port, target, token)  # the text after all
     except (OSError, ValueError):
         return  # the click command connects again and says what is wrong
     if head.get(":status") != "200":
@@ -54,6 +58,48 @@ def diff(argv: list[str]) -> None:
         print(unquote(note), file=sys.stderr, flush=True)
     code = _copy(sock, head, rest, f"http://{host}:{port}")
     sys.exit(code)
+
+
+def _body(sock: _socket.socket, head: dict[str, str], rest: bytes) -> bytes:
+    """The whole (short, ``Content-Length``) body of an answer; the socket closed."""
+    try:
+        want = int(head.get("content-length", "-1"))
+        while 0 <= len(rest) < want:
+            data = sock.recv(65536)
+            if not data:
+                raise ValueError("the response ended early")
+            rest += data
+    finally:
+        sock.close()
+    return rest
+
+
+def _run_git(plan: bytes) -> None:
+    """Become the git command the server answered with (its worktree, then its argv,
+    NUL-separated): the patch goes from git to the terminal with nothing in between, and
+    git's exit code is ours. Returns when it cannot run here (no such folder: the server
+    sees another file system), and the caller asks for the text instead."""
+    import signal
+
+    from parallel_agents.gitenv import BASE_ENV, REPO_ENV
+
+    fields = plan.decode("utf-8", "surrogateescape").split("\0")
+    if len(fields) < 3 or fields[1] != "git" or not os.path.isabs(fields[0]):
+        return
+    env = {k: v for k, v in os.environ.items() if k not in REPO_ENV}
+    env.update(BASE_ENV)
+    env["COLUMNS"] = "80"  # --stat's width, as git makes it for the server's pipe
+    here = os.getcwd()
+    try:
+        os.chdir(fields[0])
+        sys.stdout.flush()
+        # Python ignores SIGPIPE and exec keeps that: `pa diff | head` should end git
+        # quietly, as the shell's own `git diff | head` does.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.execvpe("git", fields[1:], env)
+    except OSError:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        os.chdir(here)
 
 
 def _parse(argv: list[str]) -> tuple[str, str] | None:

@@ -20,28 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from parallel_agents.errors import NotFound, PAError
-
-# Keep git from prompting, paging or reading the user's global hooks config in ways
-# that would make an orchestrator hang or behave differently per machine.
-_BASE_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_PAGER": "cat",
-    "PAGER": "cat",
-    "LC_ALL": "C",
-}
-
-# Variables that would point git at another repository, index or object store than the
-# one we name explicitly (set, for example, when pa runs from inside a git hook).
-_REPO_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_PREFIX",
-    "GIT_NAMESPACE",
-)
+from parallel_agents.gitenv import BASE_ENV, REPO_ENV
 
 # Identity used for commits pa makes itself (checkpoints, archives) when the user has none.
 PA_IDENTITY = {
@@ -102,7 +81,7 @@ def _universal_newlines(s: str) -> str:
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(_BASE_ENV)
+    env.update(BASE_ENV)
     if extra:
         env.update(extra)
     return env
@@ -113,7 +92,7 @@ def repo_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     index or object store than the one named by the working directory (set, for example,
     when pa runs from inside a git hook); ``extra`` may set them on purpose."""
     env = git_env()
-    for k in _REPO_ENV:
+    for k in REPO_ENV:
         env.pop(k, None)
     if extra:
         env.update(extra)

@@ -199,6 +199,19 @@ def live_stream(
     return _primed(chunks, worktree, (base,)), nested
 
 
+def live_argv(worktree: Path, base: str, *, stat: bool = False) -> list[str] | None:
+    """The one `git diff BASE` ``live_stream`` would run for ``worktree`` now, when pa's
+    untracked cache vouches that the worktree holds nothing untracked and nothing nested
+    (None: ``live_stream`` has to look). A client on this machine runs it itself, so
+    the patch goes from git straight to the user's terminal: no copy through the server,
+    no decoding (issue 14 §4)."""
+    from parallel_agents.git import untracked_cache
+
+    if not untracked_cache.clean(Path(worktree)):
+        return None
+    return [*_diff_args(stat, False), "--end-of-options", base, "--"]
+
+
 def _with_added(
     worktree: Path, paths: list[bytes], args: list[str], chunk_size: int, name_only: bool
 ) -> Generator[str, None, None]:

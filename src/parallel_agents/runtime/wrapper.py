@@ -370,9 +370,8 @@ def _stray(
 
 
 def _subreaper() -> bool:
-    """Make this process the child subreaper of what it starts (Linux prctl): an orphan of
-    the agent (a daemon after a double fork and setsid) is adopted by this wrapper, not by
-    init, so its leftovers are its descendants. False where that is not available."""
+    """Make this process the subreaper of what it starts (Linux prctl): an orphan of the
+    agent (a daemon after a double fork) is adopted here, not by init. False: not here."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -394,10 +393,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _descendants() -> list[int] | None:
-    """This subreaper's live descendants (its exited children reaped first), walking the
-    process tree down from here: a few /proc reads for what the turn left, where the scan
-    of ``_stray`` reads every process of the machine (100 wrappers ending together each
-    read the other 200 processes: issue 14 §3). None when /proc cannot say."""
+    """This subreaper's live descendants (exited children reaped first): a few /proc reads
+    down the tree, where ``_stray`` reads every process of the machine (100 wrappers
+    ending together each read 200 others: issue 14 §3). None when /proc cannot say."""
     while True:
         try:
             if os.waitpid(-1, os.WNOHANG)[0] == 0:
@@ -442,10 +440,9 @@ def end_leftovers(
 ) -> int:
     """End what the turn left running once the agent itself exited: its process group
     (``npm run dev &``) and anything else carrying ``tag`` (daemons that called setsid)
-    started since ``since`` (and ``mark``: see ``_stray``). With ``tree`` (this process
-    is the subreaper of the turn: ``_subreaper``) all of its descendants instead, found
-    by walking down the process tree, tagged or not. SIGTERM, then SIGKILL after
-    ``grace`` seconds. Returns how many were found."""
+    started since ``since`` (and ``mark``: see ``_stray``); with ``tree`` (this process
+    is the turn's ``_subreaper``) its descendants instead, tagged or not. SIGTERM, then
+    SIGKILL after ``grace`` seconds. Returns how many were found."""
     exclude = exclude | {os.getpid()}
 
     def find() -> list[int]:

@@ -127,6 +127,24 @@ def diff_text(
     return diffs.diff_stream(repo_path, start, end, stat=stat, name_only=name_only), note
 
 
+def diff_argv(store: Store, s: Session, *, stat: bool = False) -> tuple[Path, list[str]] | None:
+    """(worktree, git argv) that prints the session's whole patch (or ``stat``) exactly as
+    ``diff_text`` would stream it, for a client on this machine to run itself; None when
+    ``diff_text`` has more to do than one `git diff` (see ``diffs.live_argv``)."""
+    from parallel_agents.git import diffs
+    from parallel_agents.git.worktrees import COPIED_RECORD
+    from parallel_agents.sessions.repos import require_repo
+
+    require_repo(store, s)
+    if not _worktree_ok(s):
+        return None
+    wt = Path(s.worktree)
+    if (diffs.git_dir(wt) / COPIED_RECORD).exists():
+        return None
+    argv = diffs.live_argv(wt, s.base_commit, stat=stat)
+    return (wt, argv) if argv is not None else None
+
+
 def _turn_range(store: Store, s: Session, turn: int, repo_path: Path) -> tuple[str, str | None]:
     """(start, end) of one turn; end None while the last turn runs without a checkpoint."""
     n_turns = len(store.turns(s.id))

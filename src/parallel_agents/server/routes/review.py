@@ -7,7 +7,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from parallel_agents.server.routes._request import thread_app
@@ -16,6 +16,7 @@ from parallel_agents.sessions import review as review_service
 from parallel_agents.sessions.views import session_json
 
 router = APIRouter(prefix="/api/v1")
+_RUN = {"X-PA-Run": "git"}  # the diff answer is a git command to run, not its text
 
 
 class _Body(BaseModel):
@@ -53,11 +54,20 @@ def diff(
     sid: str,
     turn: int | None = Query(default=None, ge=1, le=1_000_000),
     format: Literal["json", "patch", "stat", "name-only"] = "json",
+    run: Literal["git"] | None = None,
 ) -> Any:
     """What the session (or one turn) changed: files as JSON, or the patch (its stat, its
-    paths one a line) as text streamed from git."""
+    paths one a line) as text streamed from git. With ``run=git`` (the light `pa diff`
+    client, on this machine) the answer may instead be the git command that prints the
+    same text, for the client to run itself: its worktree and argv, NUL-separated, with
+    the ``X-PA-Run: git`` header."""
     app = thread_app(request)
     s = app.store.resolve_session(sid)
+    if run == "git" and turn is None and format in ("patch", "stat"):
+        plan = review_service.diff_argv(app.store, s, stat=format == "stat")
+        if plan is not None:
+            body = "\0".join([str(plan[0]), *plan[1]])
+            return Response(body, media_type="application/octet-stream", headers=_RUN)
     if format == "json":
         from parallel_agents.git import diffs
 
