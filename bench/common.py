@@ -152,6 +152,11 @@ class Home:
                     os.environ[k] = v
 
     def pa_argv(self, *args: str) -> list[str]:
+        """The installed `pa` script beside this interpreter (what users run: no runpy,
+        and its own launcher), else ``python -m parallel_agents``."""
+        script = Path(sys.executable).with_name("pa")
+        if script.is_file() and os.access(script, os.X_OK):
+            return [str(script), *args]
         return [sys.executable, "-m", "parallel_agents", *args]
 
     def pa(

@@ -212,6 +212,42 @@ def test_pa_diff_is_git_itself_once_the_worktree_is_known_clean(tmp_path: Path) 
         got = (done.returncode, done.stdout.decode(), done.stderr.decode())
         assert got == _click(sid, list(flags)), flags
     assert "+two" in run()[0].stdout.decode()
+    # The installed `pa` (launcher/pa, not pip's generated script) imports no `re`.
+    pa_script = Path(sys.executable).with_name("pa")
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    timed = subprocess.run([pa_script, "diff", sid], capture_output=True, env=env, timeout=120)
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in timed.stderr.decode().splitlines()}
+    assert timed.stdout == run()[0].stdout and "parallel_agents._quick" in imported
+    assert "re" not in imported and "enum" not in imported, timed.stderr.decode()[-3000:]
+    del env["PYTHONPROFILEIMPORTTIME"]
     (wt / "new.txt").write_text("new\n")  # untracked: only the server's look shows it
     done, itself = run()
     assert not itself and "new.txt" in done.stdout.decode()
+
+
+def test_the_cache_trusts_fine_grained_times_after_a_few_ticks(tmp_path: Path) -> None:
+    """issue 14 §4: where the file system keeps fractions of a second, a look 100 ms after
+    the newest change is kept (the cache vouched only a second later, so the first
+    `pa diff`s after an agent's turn all walked the worktree); where times are whole
+    seconds, not even after one second (FAT keeps even seconds)."""
+    wt, _ = _worktree(tmp_path)
+    look = untracked_cache.Look(wt, diffs.git_dir(wt)).wait()
+    times = [max(s[1], s[2]) for s in {**look.rules, **look.stamps}.values()]
+    if not any(t % 1_000_000_000 for t in times):
+        pytest.skip("this file system keeps whole-second times")
+    look.started = max(times) / 1e9 + 0.1
+    look.keep_if_clean(False)
+    assert untracked_cache.clean(wt)
+
+    untracked_cache.forget(wt)
+    coarse = untracked_cache.Look(wt, diffs.git_dir(wt)).wait()
+    whole = 1_000_000_000
+    coarse.rules = {p: (s[0], s[1] // whole * whole, s[2] // whole * whole) for p, s in coarse.rules.items()}
+    coarse.stamps = {p: (s[0], s[1] // whole * whole, s[2] // whole * whole) for p, s in coarse.stamps.items()}
+    newest = max(max(s[1], s[2]) for s in {**coarse.rules, **coarse.stamps}.values())
+    coarse.started = newest / 1e9 + 1.5
+    coarse.keep_if_clean(False)
+    assert not untracked_cache.known(wt)
+    coarse.started = newest / 1e9 + 2.5
+    coarse.keep_if_clean(False)
+    assert untracked_cache.known(wt)

@@ -6,7 +6,9 @@ click command it paid ~75 ms of imports (click, the client, ``http.client`` with
 modules, sends one HTTP/1.1 GET over a plain socket to the running server of this
 PA_HOME and copies the body to stdout as it arrives (bytes as the server sent them: no
 decoding, no re-parsing of the patch). The note header goes to stderr first, as the
-click command prints it.
+click command prints it. When the server's untracked cache vouches for the worktree, the
+answer is instead the one `git diff` that prints the same text, and this process becomes
+that git (exec): nothing stands between git and the terminal.
 
 It serves only the plain case: ``pa diff ID`` with ``--stat``, ``--name-only`` and
 ``--turn N``, a server that runs, and a 200 answer. Anything else (``--json``, ``--help``,
@@ -79,7 +81,7 @@ def _run_git(plan: bytes) -> None:
     NUL-separated): the patch goes from git to the terminal with nothing in between, and
     git's exit code is ours. Returns when it cannot run here (no such folder: the server
     sees another file system), and the caller asks for the text instead."""
-    import signal
+    import _signal  # not `signal`: it builds enums (3 ms)
 
     from parallel_agents.gitenv import BASE_ENV, REPO_ENV
 
@@ -95,10 +97,10 @@ def _run_git(plan: bytes) -> None:
         sys.stdout.flush()
         # Python ignores SIGPIPE and exec keeps that: `pa diff | head` should end git
         # quietly, as the shell's own `git diff | head` does.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
         os.execvpe("git", fields[1:], env)
     except OSError:
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
         os.chdir(here)
 
 

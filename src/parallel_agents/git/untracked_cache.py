@@ -15,8 +15,9 @@ file and no nested repository, and `git diff BASE` (one git process, the worktre
 index, nothing written) prints exactly what the throwaway index would.
 
 Safety: the evidence is taken before git's walk (a change during the walk changes a
-time taken before it); times within ``RACY`` seconds of the look are not trusted (a file
-system's clock ticks coarsely, so a change in the same tick could keep a time); a look
+time taken before it); times within ``RACY_FINE`` (or, on a file system with whole-second
+times, ``RACY``) seconds of the look are not trusted (a file system's clock ticks
+coarsely, so a change in the same tick could keep a time); a look
 that saw anything untracked, any ``.git`` below the top, or more than ``MAX_DIRS``
 folders is not kept.
 """
@@ -36,7 +37,13 @@ from parallel_agents import git
 
 __all__ = ["Look", "clean", "forget", "known", "untracked"]
 
-RACY = 1.0  # seconds: a time this close to the look may hide a change in the same tick
+# Seconds: a time this close to the look may hide a change in the same tick of the file
+# system's clock. Linux stamps files from a clock that ticks every 1-10 ms, so where
+# times carry fractions of a second 50 ms is ample, and the cache vouches for a worktree
+# 50 ms after its last change; where they are whole seconds (ext3, HFS+; FAT's times
+# are even ones), two seconds.
+RACY = 2.0
+RACY_FINE = 0.05
 MAX_DIRS = 50_000  # more folders than this: checking them costs more than it saves
 # Paths remembered over all worktrees (about 80 bytes each: a few MB at most); the
 # worktrees diffed least recently are forgotten first.
@@ -158,7 +165,11 @@ class Look:
         too recent to trust."""
         self.wait()
         stamps = {**self.rules, **self.stamps}
-        limit = int((self.started - RACY) * 1e9)
+        # Fractions in both times somewhere: a file system that keeps them.
+        fine = any(s[1] % 1_000_000_000 for s in stamps.values()) and any(
+            s[2] % 1_000_000_000 for s in stamps.values()
+        )
+        limit = int((self.started - (RACY_FINE if fine else RACY)) * 1e9)
         if (
             untracked
             or self.gits
