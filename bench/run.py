@@ -84,8 +84,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=common.RESULTS / "pa.json")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args(argv)
-    a.files = a.files or (20_000 if a.full else 2_000)
+    # As --spawn-sizes' help says: every size of the issue unless --files names one.
     explicit = a.spawn_sizes or (str(a.files) if a.files else "2000,5000,20000")
+    a.files = a.files or (20_000 if a.full else 2_000)
     a.spawn_sizes = _ints(explicit)
     a.counts = _ints(a.counts) if a.counts else [1, 10, 30, 100]
     a.pool_counts = (
