@@ -166,6 +166,9 @@ def test_a_backup_is_taken_before_a_migration(tmp_path: Path) -> None:
     elif last == "006_list_indexes":
         for index in ("sessions_created", "sessions_repo", "events_kind", "repos_uid"):
             st.db.execute(f"DROP INDEX {index}")
+    elif last == "007_groups":
+        st.db.execute("DROP TABLE group_tasks")
+        st.db.execute("DROP TABLE groups")
     else:
         raise AssertionError(f"teach this test to undo migration {last}")
     st.db.execute("DELETE FROM migrations WHERE name = ?", (last,))

@@ -2,9 +2,10 @@
 
 ``Store`` is composed of one class per table family, each in its own module: ``_base``
 (opening the file, migrations, the daily backup, transactions), ``_repos``, ``_sessions``
-(and the one place a status changes), ``_turns``, ``_events``, ``_checkpoints``, ``_checks``;
-the small key/value table is here. The schema steps are in ``migrations``, the connection,
-the damaged-file error and the backups in ``_conn``. Every name callers used before the
+(and the one place a status changes), ``_turns``, ``_events``, ``_checkpoints``, ``_checks``,
+``_groups`` (issue 15: attempts, map-reduce, plans); the small key/value table is here.
+The schema steps are in ``migrations``, the connection, the damaged-file error and the
+backups in ``_conn``. Every name callers used before the
 split is still importable from ``parallel_agents.store``.
 """
 
@@ -31,6 +32,7 @@ from parallel_agents.store._conn import (
     newest_backup,
 )
 from parallel_agents.store._events import MAX_SPAN, Payload, PlainRun, Raw, RawSpan
+from parallel_agents.store._groups import GROUP_KINDS, TASK_STATES, Group, GroupRows, GroupTask
 from parallel_agents.store._repos import RepoRows
 from parallel_agents.store._sessions import SessionRows, SessionState
 from parallel_agents.store._turns import RebuiltTurn, TurnRows
@@ -41,13 +43,17 @@ __all__ = [
     "BACKUP_DIR",
     "BUSY_TIMEOUT_MS",
     "DB_FILE",
+    "GROUP_KINDS",
     "MAX_SPAN",
     "MIGRATIONS",
     "PRIVATE_DIR",
     "PRIVATE_FILE",
+    "TASK_STATES",
     "Connection",
     "DatabaseDamaged",
     "DatabaseTooNew",
+    "Group",
+    "GroupTask",
     "Payload",
     "PlainRun",
     "Raw",
@@ -63,7 +69,7 @@ __all__ = [
 ]
 
 
-class Store(RepoRows, SessionRows, TurnRows, CheckpointRows, CheckRows):
+class Store(RepoRows, SessionRows, TurnRows, CheckpointRows, CheckRows, GroupRows):
     """pa's state in ``<home>/pa.db``: every SQL statement of pa runs in this package."""
 
     # -- key/value ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from parallel_agents.store.migration_groups import m_groups
 from parallel_agents.store.migration_list_indexes import m_list_indexes
 
 
@@ -148,4 +149,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("004_repo_uid", _m004_repo_uid),
     ("005_events_raw_span", _m005_events_raw_span),
     ("006_list_indexes", m_list_indexes),
+    ("007_groups", m_groups),
 ]
