@@ -164,13 +164,15 @@ export class Sidebar {
     return true;
   }
 
-  /** The shown sessions grouped by repo (by name), newest first inside a repo. */
+  /** The shown sessions grouped by repo (by name), newest first inside a repo; the
+   * sessions of one plan, best-of-N or map group (issue 15) under their own heading,
+   * right after their repo's. */
   relayout() {
     const byRepo = new Map();
     for (const id of this.shown) {
       const s = state.sessions.get(id);
       if (!s) continue;
-      const repo = s.repo_name || "?";
+      const repo = groupKey(s);
       if (!byRepo.has(repo)) byRepo.set(repo, []);
       byRepo.get(repo).push(s);
     }
@@ -267,9 +269,12 @@ export class Sidebar {
     let g = this.groups.get(repo);
     if (!g) {
       const count = h("span.count");
-      const head = h("div.group-head", null, h("span", null, repo), count);
+      // A group of sessions: "repo" NUL "kind" NUL "name" NUL "id" (see groupKey).
+      const [name, kind, label, gid] = repo.split("\u0000");
+      const title = gid ? [h("span", null, name), h("span.group-kind", null, ` › ${kind} `), h("span.group-name", null, label)] : [h("span", null, repo)];
+      const head = h("div.group-head", null, ...title, count);
       const body = h("div.group-body");
-      const el = h("div.group", { dataset: { repo } }, head, body);
+      const el = h("div.group", { dataset: gid ? { repo: name, group: gid } : { repo } }, head, body);
       g = { el, head, body, count, repo, drawn: [] };
       this.groups.set(repo, g);
     }
@@ -418,4 +423,13 @@ export class Sidebar {
     if (prev) this.items.get(prev)?.el.classList.remove("open");
     if (id) this.items.get(id)?.el.classList.add("open");
   }
+}
+
+/** Where a session is listed: its repo, or its group (``options.group``: a plan, best-of-N
+ * or map group, issue 15) inside its repo. Sorts right after the repo's own heading. */
+function groupKey(s) {
+  const repo = s.repo_name || "?";
+  const g = s.options && s.options.group;
+  if (!g || !g.id) return repo;
+  return [repo, g.kind || "group", g.name || g.id, g.id].join("\u0000");
 }
