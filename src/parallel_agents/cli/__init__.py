@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "pr": "parallel_agents.cli.review:pr",
     "discard": "parallel_agents.cli.review:discard",
     "restore": "parallel_agents.cli.review:restore",
+    "review": "parallel_agents.cli.reviewer:review",
     "up": "parallel_agents.cli.web:up",
     "serve": "parallel_agents.cli.server:serve",
     "server": "parallel_agents.cli.server:server_group",

@@ -550,3 +550,42 @@ class Client:
                 "POST", f"/sessions/{seg(sid)}/pr", json_body={"draft": draft}, timeout=600
             )
         )
+
+    # -- a reviewer agent (issue 15 §3) -------------------------------------------------------
+    def review_start(
+        self,
+        sid: str,
+        *,
+        agent: str | None = None,
+        cmd: Sequence[str] | str | None = None,
+        model: str | None = None,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Start a reviewer agent on session ``sid``'s diff: ``{"session", "review"}``."""
+        argv = cmd if cmd is None or isinstance(cmd, str) else list(cmd)
+        body = {"agent": agent, "cmd": argv, "model": model, "timeout": timeout, "env": env}
+        return dict(
+            self.request(
+                "POST",
+                f"/sessions/{seg(sid)}/reviewer",
+                json_body={k: v for k, v in body.items() if v is not None},
+                timeout=max(self.timeout, 120),
+            )
+        )
+
+    def review_collect(self, sid: str, rid: str | None = None) -> dict[str, Any]:
+        """Read reviewer ``rid``'s answer (None: every reviewer not read yet)."""
+        path = f"/sessions/{seg(sid)}/reviewer" + (f"/{seg(rid)}" if rid else "") + "/collect"
+        return dict(self.request("POST", path, timeout=max(self.timeout, 120)))
+
+    def review_comments(self, sid: str, *, unsent: bool = False) -> list[dict[str, Any]]:
+        params = {"unsent": "true" if unsent else None}
+        got = self.request("GET", f"/sessions/{seg(sid)}/review-comments", params=params)
+        return list(got["comments"])
+
+    def review_send(self, sid: str, only: Sequence[int] | None = None) -> dict[str, Any]:
+        body = {"ids": list(only)} if only is not None else {}
+        return dict(
+            self.request("POST", f"/sessions/{seg(sid)}/review-comments/send", json_body=body)
+        )

@@ -122,6 +122,7 @@ class App:
         interactive: bool = False,
         timeout: float | None = None,
         env: dict[str, str] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Session:
         ph: dict[str, float] = {}
         self.timings = ph
@@ -188,7 +189,8 @@ class App:
             updated_at=now,
             cmd=cmd,
             interactive=interactive,
-            options={"timeout": timeout} if timeout else {},
+            # ``options``: what the caller tags it with (a reviewer names what it reviews)
+            options={**({"timeout": timeout} if timeout else {}), **(options or {})},
         )
         self.store.insert_session(s)
         if env:

@@ -3,7 +3,8 @@
 ``Store`` is composed of one class per table family, each in its own module: ``_base``
 (opening the file, migrations, the daily backup, transactions), ``_repos``, ``_sessions``
 (and the one place a status changes), ``_turns``, ``_events``, ``_checkpoints``, ``_checks``,
-``_groups`` (issue 15: attempts, map-reduce, plans); the small key/value table is here.
+``_groups`` (issue 15: attempts, map-reduce, plans), ``_review_comments`` (issue 15 §3: a
+reviewer agent's line comments); the small key/value table is here.
 The schema steps are in ``migrations``, the connection, the damaged-file error and the
 backups in ``_conn``. Every name callers used before the
 split is still importable from ``parallel_agents.store``.
@@ -34,6 +35,7 @@ from parallel_agents.store._conn import (
 from parallel_agents.store._events import MAX_SPAN, Payload, PlainRun, Raw, RawSpan
 from parallel_agents.store._groups import GROUP_KINDS, TASK_STATES, Group, GroupRows, GroupTask
 from parallel_agents.store._repos import RepoRows
+from parallel_agents.store._review_comments import ReviewComment, ReviewCommentRows
 from parallel_agents.store._sessions import SessionRows, SessionState
 from parallel_agents.store._turns import RebuiltTurn, TurnRows
 from parallel_agents.store.migrations import MIGRATIONS
@@ -59,6 +61,7 @@ __all__ = [
     "Raw",
     "RawSpan",
     "RebuiltTurn",
+    "ReviewComment",
     "SessionState",
     "Store",
     "backup_db",
@@ -69,7 +72,9 @@ __all__ = [
 ]
 
 
-class Store(RepoRows, SessionRows, TurnRows, CheckpointRows, CheckRows, GroupRows):
+class Store(
+    RepoRows, SessionRows, TurnRows, CheckpointRows, CheckRows, GroupRows, ReviewCommentRows
+):
     """pa's state in ``<home>/pa.db``: every SQL statement of pa runs in this package."""
 
     # -- key/value ------------------------------------------------------------------
