@@ -1,5 +1,7 @@
 // The diff tab: file list + diff2html (side-by-side or unified), whole session or one turn,
-// and comments on diff lines gathered into one "review comments" follow-up.
+// and comments on diff lines gathered into one "review comments" follow-up. A reviewer
+// agent's comments (`pa review ID --agent …`, kept by the server) join the person's own
+// there, marked as the agent's; each can be left out of the follow-up.
 import { api, errMsg, listOf } from "./api.js";
 import { state } from "./state.js";
 import { $$, clip, h, storeGet, storeSet, toast } from "./util.js";
@@ -54,6 +56,7 @@ export class DiffView {
     this.mode = storeGet("diffMode", "side-by-side");
     this.turn = "";
     this.comments = storeGet(`comments.${sid}`, []);
+    this.agentComments = []; // the reviewer agent's unsent comments, from the server
     this.files = [];
     this.chunks = new Map();
     this.build();
@@ -110,6 +113,7 @@ export class DiffView {
         api(`${base}?format=json${q}`),
         api(`${base}?format=patch${q}`, { raw: true }),
         loadDiff2Html(),
+        this.loadAgentComments(),
       ]);
       this.UI = UI;
       this.files = listOf(meta, "files");
@@ -177,7 +181,31 @@ export class DiffView {
     });
     ui.draw();
     ui.highlightCode();
-    for (const c of this.comments) this.placeComment(c);
+    for (const c of this.allComments()) this.placeComment(c);
+  }
+
+  /** The reviewer agent's unsent comments, in the shape of the person's own. */
+  async loadAgentComments() {
+    try {
+      const data = await api(`/sessions/${encodeURIComponent(this.sid)}/review-comments?unsent=true`);
+      const picked = new Map(this.agentComments.map((c) => [c.id, c.picked]));
+      this.agentComments = listOf(data, "comments").map((c) => ({
+        id: c.id, path: c.path, line: c.line, side: c.side, code: c.code, text: c.body,
+        author: c.author, agent: true, picked: picked.get(c.id) ?? true,
+      }));
+    } catch {
+      this.agentComments = []; // an older server: no reviewer comments to show
+    }
+    this.renderComments();
+  }
+
+  allComments() {
+    return [...this.comments, ...this.agentComments];
+  }
+
+  /** What "Send" sends: the person's comments and the reviewer's that stay picked. */
+  toSend() {
+    return [...this.comments, ...this.agentComments.filter((c) => c.picked)];
   }
 
   wrapperOf(path) {
@@ -300,7 +328,11 @@ export class DiffView {
     for (const cell of cells) {
       const at = this.lineAt(cell);
       if (at && at.line === c.line && at.side === c.side) {
-        this.insertRows(at, h("div.comment-saved", null, c.text));
+        // Below the comments already on this line, so they read in the order they were made.
+        let row = at.row;
+        while (row.nextElementSibling && row.nextElementSibling.classList.contains("comment-row")) row = row.nextElementSibling;
+        const who = c.agent ? h("div.comment-by", null, c.author || "reviewer agent") : null;
+        this.insertRows({ ...at, row }, h(c.agent ? "div.comment-saved.comment-agent" : "div.comment-saved", null, who, c.text));
         return;
       }
     }
@@ -312,22 +344,35 @@ export class DiffView {
   }
 
   renderComments() {
+    const agentItem = (c) => {
+      const box = h("input", { type: "checkbox", "aria-label": `send ${c.path}:${c.line}`, onchange: () => {
+        c.picked = box.checked;
+        this.renderComments();
+      } });
+      box.checked = c.picked;
+      return h("li.agent", null, box, " ", h("span.badge", { title: c.author || "" }, "reviewer"), " ", h("code", null, `${c.path}:${c.line}`), " ", clip(c.text, 120));
+    };
     this.commentList.replaceChildren(
       ...this.comments.map((c) => h("li", null, h("code", null, `${c.path}:${c.line}`), " ", clip(c.text, 120))),
+      ...this.agentComments.map(agentItem),
     );
-    this.reviewBar.hidden = this.comments.length === 0;
-    this.sendBtn.textContent = `Send ${this.comments.length} review comment${this.comments.length === 1 ? "" : "s"}`;
+    const n = this.toSend().length;
+    this.reviewBar.hidden = this.allComments().length === 0;
+    this.sendBtn.disabled = n === 0;
+    this.sendBtn.textContent = `Send ${n} review comment${n === 1 ? "" : "s"}`;
   }
 
   clearComments() {
     this.comments = [];
     this.saveComments();
     for (const r of $$("tr.comment-row", this.out)) r.remove();
+    for (const c of this.agentComments) this.placeComment(c); // the reviewer's stay on the server
   }
 
-  reviewPrompt() {
+  // The same text as the server's (sessions/reviewer.py review_prompt, `pa review --send`).
+  reviewPrompt(comments = this.comments) {
     const lines = ["Review comments on your changes:", ""];
-    this.comments.forEach((c, i) => {
+    comments.forEach((c, i) => {
       lines.push(`${i + 1}. ${c.path} line ${c.line}${c.side === "old" ? " (old version)" : ""}:`);
       if (c.code) lines.push(`   > ${c.code}`);
       for (const l of c.text.split("\n")) lines.push(`   ${l}`);
@@ -338,16 +383,25 @@ export class DiffView {
   }
 
   async sendComments() {
-    if (!this.comments.length) return;
+    const sending = this.toSend();
+    if (!sending.length) return;
     this.sendBtn.disabled = true;
     try {
-      if (await this.opts.onSend(this.reviewPrompt())) {
+      if (await this.opts.onSend(this.reviewPrompt(sending))) {
         this.comments = [];
+        const ids = sending.filter((c) => c.agent).map((c) => c.id);
+        if (ids.length) {
+          await api(`/sessions/${encodeURIComponent(this.sid)}/review-comments/sent`, { method: "POST", body: { ids } })
+            .catch((e) => toast(`could not mark the reviewer's comments sent: ${errMsg(e)}`));
+          this.agentComments = this.agentComments.filter((c) => !ids.includes(c.id));
+        }
         this.saveComments();
+        for (const r of $$("tr.comment-row", this.out)) r.remove();
+        for (const c of this.agentComments) this.placeComment(c);
         toast("review comments sent");
       }
     } finally {
-      this.sendBtn.disabled = false;
+      this.sendBtn.disabled = this.toSend().length === 0;
     }
   }
 }
