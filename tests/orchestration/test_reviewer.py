@@ -321,3 +321,37 @@ def test_the_answer_is_found_in_what_agents_say() -> None:
     many = json.dumps({"comments": [{"path": "a.py", "line": 3, "body": "b"}] * 201})
     with pytest.raises(ReviewAnswerError, match="more than 200"):
         check_answer([many], files)
+
+
+BIG_AUTHOR = """
+from pathlib import Path
+Path("big.txt").write_text("".join(f"line {i:06d} of a long generated file\\n" for i in range(4000)))
+print("wrote big.txt")
+"""
+
+# Too big a diff for the prompt: the prompt names the git command, which works in the
+# reviewer's own worktree (the author's commits are in the same repository).
+BIG_REVIEWER = """
+import json, os, re, subprocess
+prompt = os.environ.get("PA_PROMPT") or open(os.environ["PA_PROMPT_FILE"]).read()
+assert "line 003999" not in prompt
+cmd = re.search(r"^  (git diff \\S+ \\S+)$", prompt, re.M).group(1).split()
+diff = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+assert "+line 003999 of a long generated file" in diff
+print(json.dumps({"comments": [{"path": "big.txt", "line": 4000, "body": "Generate it."}]}))
+"""
+
+
+def test_a_diff_too_big_for_the_prompt_is_read_in_the_worktree(tmp_path: Path) -> None:
+    """issue 15 §3: a diff over the prompt's share is named by a git command that prints it
+    in the reviewer's worktree; comments on its far end are checked like any other."""
+    repo = make_repo(tmp_path / "proj")
+    s = new_json("write a big file", "--cmd", _script(tmp_path, "big", BIG_AUTHOR), cwd=repo)
+    sid = str(s["id"])
+    assert wait_ok(sid).returncode == 0
+    p = _review(sid, _script(tmp_path, "bigrev", BIG_REVIEWER), "--json")
+    assert p.returncode == 0, p.stderr
+    [c] = json.loads(p.stdout)["comments"]
+    assert (c["path"], c["line"], c["code"]) == (
+        "big.txt", 4000, "line 003999 of a long generated file"
+    )
