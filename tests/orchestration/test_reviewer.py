@@ -230,6 +230,13 @@ def test_bad_requests_are_refused(tmp_path: Path) -> None:
     idle = _review(str(fresh["id"]), _script(tmp_path, "good", GOOD))
     assert idle.returncode == 2 and "has not changed anything" in idle.stderr
     assert _reviewers(str(fresh["id"])) == []
+    busy = new_json("work", "--cmd", _script(tmp_path, "silent", SILENT), cwd=tmp_path / "other")
+    working = _review(str(busy["id"]), _script(tmp_path, "good", GOOD))
+    no_traceback(working)
+    assert working.returncode == 1 and "its turn has not ended" in working.stderr
+    assert f"pa wait {busy['id']}" in working.stderr
+    assert pa("stop", str(busy["id"])).returncode == 0
+    assert _reviewers(str(busy["id"])) == []
 
 
 def test_an_answer_nobody_waited_for_is_collected_by_list(tmp_path: Path) -> None:
