@@ -47,13 +47,17 @@ def _print_comments(comments: list[dict[str, Any]]) -> None:
 
 def _wait(cl: Any, rid: str, timeout: float) -> None:
     """Until reviewer ``rid`` stops working; past its own timeout (and a margin for the
-    engine to stop it) pa stops it."""
+    engine to stop it) pa stops it. Time spent queued (behind the session limits) does
+    not count, as it does not for the turn's own timeout."""
     deadline = time.monotonic() + timeout + 60
     delay = 0.05
     while True:
         cl.refresh()
-        if cl.get_session(rid)["status"] not in _WORKING:
+        status = cl.get_session(rid)["status"]
+        if status not in _WORKING:
             return
+        if status == "queued":
+            deadline = time.monotonic() + timeout + 60
         if time.monotonic() > deadline:
             cl.stop(rid)
             return
