@@ -27,6 +27,9 @@ def test_reviewer_comments_in_the_diff_view(server: Server, page: Any, tmp_path:
     [s] = server.start("reviewed", "Add a usage line file=README.md delay=0.1")
     sid = s["id"]
     server.wait(sid, "idle")
+    # The diff view is open before the reviewer answers: its comments arrive live.
+    page.goto(f"/#/s/{sid}/diff")
+    page.locator(".d2h-file-wrapper .d2h-file-name", has_text="README.md").wait_for()
     script = tmp_path / "reviewer.py"
     script.write_text(REVIEWER)
     started = server.api(
@@ -37,7 +40,6 @@ def test_reviewer_comments_in_the_diff_view(server: Server, page: Any, tmp_path:
     got = server.api("POST", f"/sessions/{sid}/reviewer/{rid}/collect")
     first, second = got["comments"]
 
-    page.goto(f"/#/s/{sid}/diff")
     new_side = page.locator(".d2h-file-side-diff").nth(1)
     agent = new_side.locator("tr.comment-row .comment-agent")
     agent.nth(1).wait_for()

@@ -3,7 +3,7 @@
 // agent's comments (`pa review ID --agent …`, kept by the server) join the person's own
 // there, marked as the agent's; each can be left out of the follow-up.
 import { api, errMsg, listOf } from "./api.js";
-import { state } from "./state.js";
+import { on, state } from "./state.js";
 import { $$, clip, h, storeGet, storeSet, toast } from "./util.js";
 
 let d2hReady = null;
@@ -57,6 +57,12 @@ export class DiffView {
     this.turn = "";
     this.comments = storeGet(`comments.${sid}`, []);
     this.agentComments = []; // the reviewer agent's unsent comments, from the server
+    // A reviewer's answer is read when it ends, and then it is discarded: any session's
+    // discard fetches them again (a small GET), while this view is on the page.
+    const off = on("event", (ev) => {
+      if (!this.root.isConnected) return off();
+      if (ev.kind === "status" && ev.payload && ev.payload.to === "discarded") this.refreshAgentComments();
+    });
     this.files = [];
     this.chunks = new Map();
     this.build();
@@ -197,6 +203,12 @@ export class DiffView {
       this.agentComments = []; // an older server: no reviewer comments to show
     }
     this.renderComments();
+  }
+
+  async refreshAgentComments() {
+    const before = this.agentComments.map((c) => c.id).join();
+    await this.loadAgentComments();
+    if (this.agentComments.map((c) => c.id).join() !== before) this.draw();
   }
 
   allComments() {
