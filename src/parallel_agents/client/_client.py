@@ -550,3 +550,37 @@ class Client:
                 "POST", f"/sessions/{seg(sid)}/pr", json_body={"draft": draft}, timeout=600
             )
         )
+
+    # -- groups: best-of-N attempts (issue 15 §2) ------------------------------------------
+    def new_attempts(
+        self, prompt: str, attempts: int, *, repo: str | None = None, cwd: Path | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        """``attempts`` sessions on ``prompt`` as one group (``kw``: agents, cmd, model, base,
+        title, timeout, env, name); ``repo`` as in ``new``."""
+        where = Path(cwd) if cwd is not None else Path.cwd()
+        ref = repo
+        if repo is None or "/" in repo or repo in (".", ".."):
+            p = where / Path(repo or ".").expanduser()
+            ref = str(p.absolute()) if repo is None or p.exists() else repo
+        body = {"prompt": prompt, "attempts": attempts, "repo": ref}
+        body.update({k: v for k, v in kw.items() if v is not None})
+        limit = max(self.timeout, 600.0 + 10.0 * attempts)
+        return dict(self.request("POST", "/attempts", json_body=body, timeout=limit))
+
+    def groups(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/groups", params={"kind": kind})["groups"])
+
+    def group(self, ref: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/groups/{seg(ref)}"))
+
+    def compare(self, ref: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/groups/{seg(ref)}/compare", timeout=600))
+
+    def judge(self, ref: str, agent: str, **kw: Any) -> dict[str, Any]:
+        body = {"agent": agent, **{k: v for k, v in kw.items() if v is not None}}
+        return dict(self.request("POST", f"/groups/{seg(ref)}/judge", json_body=body, timeout=600))
+
+    def pick(self, ref: str, attempt: str, *, merge: bool = True, **kw: Any) -> dict[str, Any]:
+        body = {"attempt": attempt, "merge": merge, **{k: v for k, v in kw.items() if v}}
+        return dict(self.request("POST", f"/groups/{seg(ref)}/pick", json_body=body, timeout=3600))

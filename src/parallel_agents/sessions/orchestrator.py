@@ -122,7 +122,10 @@ class App:
         interactive: bool = False,
         timeout: float | None = None,
         env: dict[str, str] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Session:
+        """``options`` are stored with the session (e.g. ``{"group": {"id", "key"}}``: the
+        group task it runs for, issue 15)."""
         ph: dict[str, float] = {}
         self.timings = ph
         lap = _Lap(ph)
@@ -188,7 +191,7 @@ class App:
             updated_at=now,
             cmd=cmd,
             interactive=interactive,
-            options={"timeout": timeout} if timeout else {},
+            options={**(options or {}), **({"timeout": timeout} if timeout else {})},
         )
         self.store.insert_session(s)
         if env:
