@@ -21,7 +21,7 @@ fi
 
 mkdir -p "$DEST"
 copied=0
-for name in sidebar session diff panes conflicts terminal; do
+for name in sidebar session diff panes conflicts terminal attempts; do
   if [ -f "$SRC/$name.png" ]; then
     cp "$SRC/$name.png" "$DEST/dashboard-$name.png"
     echo "docs/img/dashboard-$name.png"
