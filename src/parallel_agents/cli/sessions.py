@@ -67,6 +67,9 @@ def _read_prompt(prompt: str | None) -> str:
     help="Best-of-N: N sessions on the same base as one group (pa compare, pa pick); "
     "--agent may then list agents, taken in turn: --agent claude,codex.",
 )
+@click.option(
+    "--group", "group_name", help="With --attempts: the group's name (default: attempts-ID)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
 def new(
     prompt: str | None,
@@ -80,6 +83,7 @@ def new(
     env_pairs: tuple[str, ...],
     interactive: bool,
     attempts: int | None,
+    group_name: str | None,
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT.
@@ -98,9 +102,9 @@ def new(
         env[key] = value
     text = "" if (interactive and prompt is None and sys.stdin.isatty()) else _read_prompt(prompt)
     argv = split_cmd(cmd) if cmd is not None else None
-    if attempts is not None or (agent and "," in agent):
+    if attempts is not None or (agent and "," in agent) or group_name:
         _new_attempts(text, attempts, agent, argv, repo_ref, model, base, title, timeout, env,
-                      interactive, as_json)  # fmt: skip
+                      interactive, group_name, as_json)  # fmt: skip
         return
     s = client().new(
         text,
@@ -135,14 +139,16 @@ def _new_attempts(
     timeout: float | None,
     env: dict[str, str],
     interactive: bool,
+    group_name: str | None,
     as_json: bool,
 ) -> None:
     """`pa new --attempts N` (issue 15 §2): one group of N sessions."""
     from parallel_agents.errors import UsageError
 
     if attempts is None:
+        what = "--group names a group" if group_name else f"--agent {agent!r} lists agents"
         raise UsageError(
-            f"--agent {agent!r} lists several agents, which only --attempts N can use",
+            f"{what}, which only goes with --attempts N",
             hint="add --attempts N (best-of-N), or name one agent",
         )
     if interactive:
@@ -153,7 +159,7 @@ def _new_attempts(
     agents = [a.strip() for a in agent.split(",")] if agent else None
     d = client().new_attempts(
         text, attempts, agents=agents, repo=repo_ref, cwd=Path.cwd(), cmd=argv, model=model,
-        base=base, title=title, timeout=timeout, env=env or None,
+        base=base, title=title, timeout=timeout, env=env or None, name=group_name,
     )  # fmt: skip
     if as_json:
         emit_json(d)
