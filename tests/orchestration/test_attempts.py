@@ -128,6 +128,9 @@ def test_agents_round_robin(tmp_path: Path) -> None:
     assert [t["spec"]["agent"] for t in d["group"]["tasks"]] == ["command"] * 3
     assert d["group"]["spec"]["agents"] == ["command", "command"]
     settle(d)
+    text = ok("new", "again", "--attempts", "1", "--group", "mine", "--cmd", agent(tmp_path), cwd=repo)
+    assert text.startswith("group mine: 1 of 1 attempts started") and "pa compare mine" in text
+    assert pa("wait", "--timeout", "60", ok("compare", "mine", "--json")["attempts"][0]["session"]).returncode == 0
 
 
 def test_attempts_wait_their_turn_under_max_running(tmp_path: Path) -> None:

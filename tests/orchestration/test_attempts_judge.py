@@ -94,6 +94,7 @@ def test_a_malformed_answer_is_an_error_not_a_ranking(
     assert "not a valid ranking" in err and words in err, err
     c = ok("compare", name, "--json")
     assert c["judge"]["state"] == "failed" and "ranking" not in c["judge"]
+    assert "judge (command): no ranking: the judge's answer is not a valid ranking" in ok("compare", name)
     assert all(r["score"] is None for r in c["attempts"])
 
 

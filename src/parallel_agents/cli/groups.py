@@ -96,6 +96,8 @@ def _print(d: dict[str, Any]) -> None:
         return
     if j["state"] == "running":
         click.echo(f"judge ({j['agent']}, session {j['session']}): at work")
+    elif j["state"] == "failed":
+        click.echo(f"judge ({j['agent']}): no ranking: {printable(str(j.get('error')))}")
     elif j.get("ranking"):
         click.echo(f"judge ({j['agent']}), best first:")
         for r in j["ranking"]:
