@@ -32,7 +32,6 @@ KIND = "attempts"
 # The task state a session's status stands for, once its turn has ended.
 _ENDED = {
     Status.IDLE: "done",
-    Status.NEEDS_INPUT: "done",
     Status.FAILED: "failed",
     Status.INTERRUPTED: "failed",
     Status.STOPPED: "stopped",
