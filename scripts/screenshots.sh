@@ -22,7 +22,7 @@ fi
 
 mkdir -p "$DEST"
 copied=0
-for name in sidebar session diff panes conflicts terminal review-agent; do
+for name in sidebar session diff panes conflicts terminal review-agent attempts; do
   if [ -f "$SRC/$name.png" ]; then
     cp "$SRC/$name.png" "$DEST/dashboard-$name.png"
     echo "docs/img/dashboard-$name.png"

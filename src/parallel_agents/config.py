@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
         "max_running": 8,  # agents running at once, all repos
         "per_repo": 0,  # 0: no per-repo limit
         "per_agent": {},  # e.g. {claude = 3}
+        "max_attempts": 10,  # sessions one `pa new --attempts N` may start
     },
     "timeout": 0,  # seconds per turn; 0: none
     "stop_grace": 5.0,  # seconds between interrupt, terminate and kill
@@ -197,9 +198,21 @@ def pool_min_free(settings: Settings) -> DiskSize:
     return parse_size(settings.get("pool.min_free"), "pool.min_free", of="the disk's size")
 
 
+def max_attempts(settings: Settings) -> int:
+    """``limits.max_attempts``: the most sessions one `pa new --attempts N` may start."""
+    value = settings.get("limits.max_attempts")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(
+            f"limits.max_attempts must be a whole number, at least 1 (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [limits] max_attempts = 10",
+        )
+    return value
+
+
 def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
-    for check in (pool_disk_budget, pool_min_free):
+    checks: tuple[Any, ...] = (pool_disk_budget, pool_min_free, max_attempts)
+    for check in checks:
         try:
             check(settings)
         except UsageError as e:

@@ -60,6 +60,16 @@ def _read_prompt(prompt: str | None) -> str:
     "KEY is letters, digits and '_' (not starting with a digit).",
 )
 @click.option("--interactive", is_flag=True, help="Run the agent's own TUI in tmux (pa attach).")
+@click.option(
+    "--attempts",
+    type=int,
+    metavar="N",
+    help="Best-of-N: N sessions on the same base as one group (pa compare, pa pick); "
+    "--agent may then list agents, taken in turn: --agent claude,codex.",
+)
+@click.option(
+    "--group", "group_name", help="With --attempts: the group's name (default: attempts-ID)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
 def new(
     prompt: str | None,
@@ -72,6 +82,8 @@ def new(
     timeout: float | None,
     env_pairs: tuple[str, ...],
     interactive: bool,
+    attempts: int | None,
+    group_name: str | None,
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT.
@@ -90,6 +102,10 @@ def new(
         env[key] = value
     text = "" if (interactive and prompt is None and sys.stdin.isatty()) else _read_prompt(prompt)
     argv = split_cmd(cmd) if cmd is not None else None
+    if attempts is not None or (agent and "," in agent) or group_name:
+        _new_attempts(text, attempts, agent, argv, repo_ref, model, base, title, timeout, env,
+                      interactive, group_name, as_json)  # fmt: skip
+        return
     s = client().new(
         text,
         repo=repo_ref,
@@ -109,6 +125,54 @@ def new(
         click.echo(f"{s['id']}  {s['status']}  {s['branch']}  {s['worktree']}")
         if interactive:
             click.echo(f"attach with: pa attach {s['id']}   (detach: Ctrl-b d)")
+
+
+def _new_attempts(
+    text: str,
+    attempts: int | None,
+    agent: str | None,
+    argv: list[str] | None,
+    repo_ref: str | None,
+    model: str | None,
+    base: str | None,
+    title: str | None,
+    timeout: float | None,
+    env: dict[str, str],
+    interactive: bool,
+    group_name: str | None,
+    as_json: bool,
+) -> None:
+    """`pa new --attempts N` (issue 15 §2): one group of N sessions."""
+    from parallel_agents.errors import UsageError
+
+    if attempts is None:
+        what = "--group names a group" if group_name else f"--agent {agent!r} lists agents"
+        raise UsageError(
+            f"{what}, which only goes with --attempts N",
+            hint="add --attempts N (best-of-N), or name one agent",
+        )
+    if interactive:
+        raise UsageError(
+            "--attempts and --interactive do not go together",
+            hint="attempts run headless; attach to none of them, compare them: pa compare",
+        )
+    agents = [a.strip() for a in agent.split(",")] if agent else None
+    d = client().new_attempts(
+        text, attempts, agents=agents, repo=repo_ref, cwd=Path.cwd(), cmd=argv, model=model,
+        base=base, title=title, timeout=timeout, env=env or None, name=group_name,
+    )  # fmt: skip
+    if as_json:
+        emit_json(d)
+        return
+    g = d["group"]
+    click.echo(f"group {printable(g['name'])}: {len(d['sessions'])} of {attempts} attempts started")
+    for t in g["tasks"]:
+        s = t.get("session_info")
+        if s is None:
+            click.echo(f"  {t['key']}  {t['state']}  {printable(str(t['outcome'].get('error')))}")
+        else:
+            click.echo(f"  {t['key']}  {s['id']}  {s['status']}  {s['agent']}  {s['branch']}")
+    click.echo(f"compare them: pa compare {printable(g['name'])}")
 
 
 def _session_row(s: dict[str, Any]) -> list[str]:

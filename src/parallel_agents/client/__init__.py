@@ -18,7 +18,7 @@ dataclasses. Errors come back as the ``PAError`` subclasses the orchestrator rai
 
 from __future__ import annotations
 
-from parallel_agents.client._client import Client, seg
+from parallel_agents.client._client import Client
 from parallel_agents.client._connect import (
     autostart_enabled,
     connect,
@@ -27,6 +27,7 @@ from parallel_agents.client._connect import (
     start_background,
 )
 from parallel_agents.client._models import event_from_json, session_from_json
+from parallel_agents.client._seg import seg
 from parallel_agents.client._sse import parse_sse
 from parallel_agents.server.daemon import ServerNotRunning
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parallel_agents.client._orchestration import OrchestrationVerbs
+from parallel_agents.client._seg import seg
 from parallel_agents.client._sse import lines, parse_sse
 from parallel_agents.client._transport import Exchange, Transport, Unreachable, read_all
 from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
@@ -30,23 +32,6 @@ def _to_stderr(text: str) -> None:
     import sys
 
     print(text, file=sys.stderr)
-
-
-def seg(value: str) -> str:
-    """``value`` as one URL path segment: '?', '#', '%' and spaces are data, not syntax
-    (``pa repo rm 'other?y'`` must never reach the repo ``other``).
-
-    The server decodes '%2F' before routing, so '/' (and '.', '..') cannot travel in one
-    segment at all; no repo name or session id contains them.
-    """
-    from urllib.parse import quote
-
-    if "/" in value or value in (".", ".."):
-        raise UsageError(
-            f"{value!r} is not a repo name or session id",
-            hint="see `pa repo ls` and `pa ls --all`",
-        )
-    return quote(value, safe="")
 
 
 def _raise_for(ex: Exchange, content: bytes) -> None:
@@ -80,7 +65,7 @@ def _raise_for(ex: Exchange, content: bytes) -> None:
     raise PAError(f"server error ({status}): {msg}", hint=hint)
 
 
-class Client:
+class Client(OrchestrationVerbs):
     """Talks to one server's routes, through ``transport``.
 
     ``Client(url, token)`` is a running server's client (``from_home`` finds it);
@@ -549,43 +534,4 @@ class Client:
             self.request(
                 "POST", f"/sessions/{seg(sid)}/pr", json_body={"draft": draft}, timeout=600
             )
-        )
-
-    # -- a reviewer agent (issue 15 §3) -------------------------------------------------------
-    def review_start(
-        self,
-        sid: str,
-        *,
-        agent: str | None = None,
-        cmd: Sequence[str] | str | None = None,
-        model: str | None = None,
-        timeout: float | None = None,
-        env: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Start a reviewer agent on session ``sid``'s diff: ``{"session", "review"}``."""
-        argv = cmd if cmd is None or isinstance(cmd, str) else list(cmd)
-        body = {"agent": agent, "cmd": argv, "model": model, "timeout": timeout, "env": env}
-        return dict(
-            self.request(
-                "POST",
-                f"/sessions/{seg(sid)}/reviewer",
-                json_body={k: v for k, v in body.items() if v is not None},
-                timeout=max(self.timeout, 120),
-            )
-        )
-
-    def review_collect(self, sid: str, rid: str | None = None) -> dict[str, Any]:
-        """Read reviewer ``rid``'s answer (None: every reviewer not read yet)."""
-        path = f"/sessions/{seg(sid)}/reviewer" + (f"/{seg(rid)}" if rid else "") + "/collect"
-        return dict(self.request("POST", path, timeout=max(self.timeout, 120)))
-
-    def review_comments(self, sid: str, *, unsent: bool = False) -> list[dict[str, Any]]:
-        params = {"unsent": "true" if unsent else None}
-        got = self.request("GET", f"/sessions/{seg(sid)}/review-comments", params=params)
-        return list(got["comments"])
-
-    def review_send(self, sid: str, only: Sequence[int] | None = None) -> dict[str, Any]:
-        body = {"ids": list(only)} if only is not None else {}
-        return dict(
-            self.request("POST", f"/sessions/{seg(sid)}/review-comments/send", json_body=body)
         )

@@ -21,6 +21,7 @@ from parallel_agents.server.errors import install_error_handlers
 from parallel_agents.server.loop import ServerState
 from parallel_agents.server.routes import (
     events,
+    groups,
     meta,
     repos,
     review,
@@ -65,7 +66,7 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.state.pa = state
     app.state.guard = state.guard
     install_error_handlers(app)
-    for module in (meta, repos, sessions, events, review, reviewer, terminal, web):
+    for module in (meta, repos, sessions, events, review, reviewer, groups, terminal, web):
         app.include_router(module.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

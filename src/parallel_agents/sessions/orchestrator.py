@@ -124,6 +124,8 @@ class App:
         env: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
     ) -> Session:
+        """``options`` are stored with the session (e.g. ``{"group": {"id", "key"}}``: the
+        group task it runs for, issue 15)."""
         ph: dict[str, float] = {}
         self.timings = ph
         lap = _Lap(ph)
@@ -189,8 +191,9 @@ class App:
             updated_at=now,
             cmd=cmd,
             interactive=interactive,
-            # ``options``: what the caller tags it with (a reviewer names what it reviews)
-            options={**({"timeout": timeout} if timeout else {}), **(options or {})},
+            # ``options``: what the caller tags it with (a reviewer names what it reviews,
+            # a group's session its group and task)
+            options={**(options or {}), **({"timeout": timeout} if timeout else {})},
         )
         self.store.insert_session(s)
         if env:

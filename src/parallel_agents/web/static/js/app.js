@@ -14,7 +14,7 @@ let sidebar = null;
 let current = null; // {kind, view, id}
 
 function showView(name) {
-  for (const v of ["empty", "session", "panes", "conflicts"]) $(`#view-${v}`).hidden = v !== name;
+  for (const v of ["empty", "session", "panes", "conflicts", "groups"]) $(`#view-${v}`).hidden = v !== name;
   for (const a of $$(".views a")) {
     const on = a.dataset.view === (name === "empty" || name === "session" ? "sessions" : name);
     a.classList.toggle("active", on);
@@ -56,6 +56,12 @@ async function route() {
     showView("conflicts");
     const { ConflictsView } = await import("./conflicts.js");
     current = { kind: "conflicts", view: new ConflictsView($("#view-conflicts")) };
+  } else if (parts[0] === "groups") {
+    // Best-of-N attempts (issue 15 §2): the groups, or one group's attempts side by side.
+    showView("groups");
+    const { GroupsView } = await import("./groups.js");
+    const ref = parts[1] ? decodeURIComponent(parts[1]) : null;
+    current = { kind: "groups", view: new GroupsView($("#view-groups"), ref) };
   } else {
     showView("empty");
   }

@@ -1,0 +1,99 @@
+"""The verbs of issue 15 on ``Client``: work bigger than one prompt (a reviewer agent,
+best-of-N attempts, plans, map-reduce), one block per feature, as requests to the
+server's routes like every other verb (a mixin: ``Client`` carries the transport)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from parallel_agents.client._seg import seg
+
+
+class OrchestrationVerbs:
+    if TYPE_CHECKING:
+        timeout: float
+
+        def request(
+            self,
+            method: str,
+            path: str,
+            *,
+            json_body: Any = None,
+            params: dict[str, Any] | None = None,
+            timeout: float | None = None,
+        ) -> Any: ...
+
+    # -- a reviewer agent (issue 15 §3) -------------------------------------------------------
+    def review_start(
+        self,
+        sid: str,
+        *,
+        agent: str | None = None,
+        cmd: Sequence[str] | str | None = None,
+        model: str | None = None,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Start a reviewer agent on session ``sid``'s diff: ``{"session", "review"}``."""
+        argv = cmd if cmd is None or isinstance(cmd, str) else list(cmd)
+        body = {"agent": agent, "cmd": argv, "model": model, "timeout": timeout, "env": env}
+        return dict(
+            self.request(
+                "POST",
+                f"/sessions/{seg(sid)}/reviewer",
+                json_body={k: v for k, v in body.items() if v is not None},
+                timeout=max(self.timeout, 120),
+            )
+        )
+
+    def review_collect(self, sid: str, rid: str | None = None) -> dict[str, Any]:
+        """Read reviewer ``rid``'s answer (None: every reviewer not read yet)."""
+        path = f"/sessions/{seg(sid)}/reviewer" + (f"/{seg(rid)}" if rid else "") + "/collect"
+        return dict(self.request("POST", path, timeout=max(self.timeout, 120)))
+
+    def review_comments(self, sid: str, *, unsent: bool = False) -> list[dict[str, Any]]:
+        params = {"unsent": "true" if unsent else None}
+        got = self.request("GET", f"/sessions/{seg(sid)}/review-comments", params=params)
+        return list(got["comments"])
+
+    def review_send(self, sid: str, only: Sequence[int] | None = None) -> dict[str, Any]:
+        body = {"ids": list(only)} if only is not None else {}
+        return dict(
+            self.request("POST", f"/sessions/{seg(sid)}/review-comments/send", json_body=body)
+        )
+
+    # -- groups: best-of-N attempts (issue 15 §2) ------------------------------------------
+    def new_attempts(
+        self, prompt: str, attempts: int, *, repo: str | None = None, cwd: Path | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        """``attempts`` sessions on ``prompt`` as one group (``kw``: agents, cmd, model, base,
+        title, timeout, env, name); ``repo`` as in ``new``."""
+        where = Path(cwd) if cwd is not None else Path.cwd()
+        ref = repo
+        if repo is None or "/" in repo or repo in (".", ".."):
+            p = where / Path(repo or ".").expanduser()
+            ref = str(p.absolute()) if repo is None or p.exists() else repo
+        body = {"prompt": prompt, "attempts": attempts, "repo": ref}
+        body.update({k: v for k, v in kw.items() if v is not None})
+        limit = max(self.timeout, 600.0 + 10.0 * attempts)
+        return dict(self.request("POST", "/attempts", json_body=body, timeout=limit))
+
+    def groups(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/groups", params={"kind": kind})["groups"])
+
+    def group(self, ref: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/groups/{seg(ref)}"))
+
+    def compare(self, ref: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/groups/{seg(ref)}/compare", timeout=600))
+
+    def judge(self, ref: str, agent: str, **kw: Any) -> dict[str, Any]:
+        body = {"agent": agent, **{k: v for k, v in kw.items() if v is not None}}
+        return dict(self.request("POST", f"/groups/{seg(ref)}/judge", json_body=body, timeout=600))
+
+    def pick(self, ref: str, attempt: str, *, merge: bool = True, **kw: Any) -> dict[str, Any]:
+        body = {"attempt": attempt, "merge": merge, **{k: v for k, v in kw.items() if v}}
+        return dict(self.request("POST", f"/groups/{seg(ref)}/pick", json_body=body, timeout=3600))
