@@ -122,7 +122,10 @@ class App:
         interactive: bool = False,
         timeout: float | None = None,
         env: dict[str, str] | None = None,
+        group: dict[str, str] | None = None,
     ) -> Session:
+        """``group``: the group task the session runs for (issue 15), kept in its options
+        from the start, so a crash before the task records it leaves it findable."""
         ph: dict[str, float] = {}
         self.timings = ph
         lap = _Lap(ph)
@@ -171,6 +174,9 @@ class App:
         branch = f"pa/{slugify(title)}-{sid}"
         wt = self.settings.worktree_root / r.name / sid
         now = time.time()
+        options: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        if group:
+            options["group"] = group
         s = Session(
             id=sid,
             title=title,
@@ -188,7 +194,7 @@ class App:
             updated_at=now,
             cmd=cmd,
             interactive=interactive,
-            options={"timeout": timeout} if timeout else {},
+            options=options,
         )
         self.store.insert_session(s)
         if env:
