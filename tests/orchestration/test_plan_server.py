@@ -130,12 +130,13 @@ def files_on(repo: Path, branch: str = "main") -> set[str]:
 def test_merged_dependencies_a_persons_merge_and_the_base(
     start_server: Callable[..., Srv], repo_path: Path, tmp_path: Path
 ) -> None:
-    """issue 15 §1: without auto_merge a done task waits for a person; `pa merge` of its
-    session is noticed, and only then its dependent starts, on a base holding its work."""
+    """issue 15 §1: without auto_merge a done task runs its check and waits for a person;
+    `pa merge` of its session is noticed, and only then its dependent starts, on a base
+    holding its work."""
     srv = start_server()
     text = plan_toml(
         "manual",
-        task("a", tmp_path),
+        task("a", tmp_path, check="test -f a.txt"),
         task("b", tmp_path, needs=("a.txt",), depends_on=["a"]),
         repo=str(repo_path),
     )
@@ -143,8 +144,11 @@ def test_merged_dependencies_a_persons_merge_and_the_base(
     gid = out["plan"]["id"]
     out = wait_plan(srv, "manual", lambda o: states(o)["a"] == "done", "a to be done")
     assert states(out)["b"] == "waiting"
+    out = wait_plan(srv, "manual", lambda o: "waiting" in by_key(o)["a"]["outcome"], "a's note")
     a = by_key(out)["a"]
     assert a["merged"] is False and a["session_status"] == "idle"
+    assert a["check"]["ok"] is True  # its check runs when its turn ends, auto_merge or not
+    assert a["outcome"]["waiting"] == f"waits for your review: pa diff {a['session']}, then pa merge {a['session']}"
     srv.client.merge([a["session"]])  # what `pa merge` does
     out = wait_plan(srv, "manual", lambda o: states(o)["b"] == "done", "b to be done")
     t = by_key(out)

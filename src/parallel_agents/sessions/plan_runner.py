@@ -11,10 +11,11 @@ rule and the order of merges need one scheduler. Each pass, for every live plan:
    discarded: ``discarded``; a follow-up made it work again: ``running``. A task left
    ``starting`` by a crash finds its session through the session's options
    (``Store.task_session``) or, without one, waits to start again.
-2. **Auto-merge**: a ``done`` task with ``auto_merge`` runs its check, then goes through
-   the merge queue (``sessions.merge.merge_sessions``), which merges only when the
-   result is clean (and the repo's check passes on it). Otherwise it waits for a person
-   and its outcome says why. Tried once per turn: a follow-up that ends idle tries again.
+2. **A finished turn**: a ``done`` task runs its ``check``; with ``auto_merge`` it then
+   goes through the merge queue (``sessions.merge.merge_sessions``), which merges only
+   when the result is clean (and the repo's check passes on it). Otherwise it waits for
+   a person and its outcome says why. Once per turn: a follow-up that ends idle (a fix
+   sent with `pa send`) is checked, and tried, again.
 3. **Skip** the waiting tasks a failed, discarded or skipped dependency leaves behind.
 4. **Start** every waiting task whose dependencies are satisfied and none of whose
    ``conflicts_with`` partners is starting or running: with ``after = "merged"`` on
@@ -93,8 +94,8 @@ def drive_group(app: App, g: Group) -> int:
         return moves
     tasks = {t.key: t for t in app.store.group_tasks(g.id)}
     for t in tasks.values():
-        if t.state == "done" and t.spec.get("auto_merge"):
-            moves += _auto_merge(app, g, t)
+        if t.state == "done":
+            moves += _after_done(app, g, t)
     tasks = {t.key: t for t in app.store.group_tasks(g.id)}
     moves += _skip(app, g, tasks)
     moves += _start_ready(app, g, tasks)
@@ -150,20 +151,26 @@ def _reconcile(app: App, g: Group, t: GroupTask) -> int:
     return int(st.move_task(g.id, t.key, want, expect=[t.state], outcome=outcome))
 
 
-# -- 2. auto-merge ---------------------------------------------------------------------------
-def _auto_merge(app: App, g: Group, t: GroupTask) -> int:
-    """Merge a done task through the merge queue when its check passes and it merges
-    cleanly; else record why it waits for a person. Once per turn of its session."""
+# -- 2. a finished turn: check, auto-merge -----------------------------------------------
+def _after_done(app: App, g: Group, t: GroupTask) -> int:
+    """Once per turn of a done task's session: run its check (if any); with auto_merge
+    merge it through the merge queue when the check passes and it merges cleanly. What
+    is left to a person, and why, goes in its outcome (``waiting``)."""
     from parallel_agents.sessions import review
     from parallel_agents.sessions.merge import merge_sessions
 
     st = app.store
     assert t.session_id is not None
     s = st.session(t.session_id)
-    if s.status != Status.IDLE or t.outcome.get("merge_turn") == s.turns:
+    if s.status != Status.IDLE or t.outcome.get("seen_turn") == s.turns:
         return 0
-    outcome = {**t.outcome, "merge_turn": s.turns}
+    outcome = {**t.outcome, "seen_turn": s.turns}
     outcome.pop("waiting", None)
+
+    def wait(why: str) -> int:
+        outcome["waiting"] = why
+        return int(st.move_task(g.id, t.key, "done", expect=["done"], outcome=outcome))
+
     check = t.spec.get("check")
     if check:
         try:
@@ -172,30 +179,29 @@ def _auto_merge(app: App, g: Group, t: GroupTask) -> int:
             rec = {"ok": False, "exit_code": None, "output_tail": e.message}
         outcome["check"] = {"ok": rec["ok"], "exit_code": rec.get("exit_code")}
         if not rec["ok"]:
-            outcome["waiting"] = (
+            return wait(
                 f"its check failed ({check}: exit {rec.get('exit_code')}); fix it "
-                f"(pa send {s.id} ...) or merge it yourself: pa merge {s.id}"
+                f"(pa send {s.id} ...) or merge it as it is: pa merge {s.id}"
             )
-            return int(st.move_task(g.id, t.key, "done", expect=["done"], outcome=outcome))
+    if not t.spec.get("auto_merge"):
+        return wait(f"waits for your review: pa diff {s.id}, then pa merge {s.id}")
     target = str(t.spec["target"])
     try:
         res = merge_sessions(app, [s.id], into=target)
     except PAError as e:
-        outcome["waiting"] = f"not merged: {e.message}"
-        return int(st.move_task(g.id, t.key, "done", expect=["done"], outcome=outcome))
+        return wait(f"not merged: {e.message}")
     [item] = res["items"]
     if item["status"] in ("merged", "up_to_date"):
         outcome["merged_into"] = target
         outcome["commit"] = item.get("commit")
         return int(st.move_task(g.id, t.key, "merged", expect=["done"], outcome=outcome))
-    why = {
-        "conflict": "it conflicts with {target} in " + ", ".join(item.get("conflict_paths") or []),
-        "check_failed": "the repo's check failed on the merged result",
-    }.get(item["status"], item["status"].replace("_", " ") + " " + str(item.get("detail") or ""))
-    outcome["waiting"] = (
-        f"not merged: {why.format(target=target).strip()}; pa merge {s.id} when it is ready"
-    )
-    return int(st.move_task(g.id, t.key, "done", expect=["done"], outcome=outcome))
+    if item["status"] == "conflict":
+        why = f"it conflicts with {target} in {', '.join(item.get('conflict_paths') or [])}"
+    elif item["status"] == "check_failed":
+        why = "the repo's check failed on the merged result"
+    else:
+        why = f"{item['status'].replace('_', ' ')} {item.get('detail') or ''}".strip()
+    return wait(f"not merged: {why}; pa merge {s.id} when it is ready")
 
 
 # -- 3. skip ---------------------------------------------------------------------------------
