@@ -76,6 +76,7 @@ SHORT: dict[str, str] = {
     "plan show": "A plan's tasks: state, session, check, merged, why one waits.",
     "plan stop": "Start no more tasks of a plan and stop the ones at work.",
     "plan resume": "Continue a stopped or interrupted plan; nothing starts twice.",
+    "plan import": "Make a plan file from a ccpm epic folder.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -128,6 +129,7 @@ EXAMPLES: dict[str, list[str]] = {
     "plan show": ["pa plan show login"],
     "plan stop": ["pa plan stop login"],
     "plan resume": ["pa plan resume login"],
+    "plan import": ["pa plan import .claude/epics/login --out login.toml --auto-merge"],
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,141 @@ def _print(out: dict[str, Any]) -> None:
         )
     table(["TASK", "STATE", "SESSION", "CHECK", "MERGED", "AFTER", "NOTE"], rows)
 
+
+# -- import: ccpm epics ------------------------------------------------------------------------
+@plan.command("import")
+@click.argument("epic", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False), help="Write the plan to this file."
+)
+@click.option("--agent", help="The agent of every task (default: the default_agent setting).")
+@click.option("--auto-merge", is_flag=True, help="Merge each task when it is ready (auto_merge).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of TOML.")
+def import_(
+    epic: str, out_path: str | None, agent: str | None, auto_merge: bool, as_json: bool
+) -> None:
+    """Make a plan file from a ccpm epic folder (epic.md and numbered task files whose
+    front matter holds depends_on, parallel and conflicts_with).
+
+    A task file's body is its prompt, its name its title; closed tasks are left out (and
+    so are dependencies on them); parallel: false keeps the task from running beside any
+    other. Check the result with pa plan run.
+    """
+    doc = ccpm_plan(Path(epic), agent=agent, auto_merge=auto_merge)
+    if as_json:
+        emit_json(doc)
+        return
+    text = plan_text(doc)
+    if out_path:
+        Path(out_path).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out_path}: {len(doc['tasks'])} tasks; start it: pa plan run {out_path}")
+    else:
+        click.echo(text, nl=False)
+
+
+_NUMBERED = re.compile(r"(\d+)\.md")
+_CLOSED = ("closed", "completed", "done")
+
+
+def _front_matter(path: Path) -> tuple[dict[str, Any], str]:
+    """(front matter, body) of a markdown file; every value read as text (ccpm writes
+    numbers such as 001, which YAML would read as octal)."""
+    import yaml
+
+    from parallel_agents.errors import UsageError
+
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return {}, text
+    head, sep, body = text[3:].partition("\n---")
+    if not sep:
+        raise UsageError(f"{path}: its front matter (---) is not closed")
+    try:
+        meta = yaml.load(head, Loader=yaml.BaseLoader) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path}: its front matter is not valid YAML: {e}") from e
+    if not isinstance(meta, dict):
+        raise UsageError(f"{path}: its front matter is not a mapping")
+    return meta, body.partition("\n")[2].strip()
+
+
+def _refs(value: Any) -> list[int]:
+    """Task numbers of a depends_on / conflicts_with value: [001, 2], "001, 2" or [#12]."""
+    items = value if isinstance(value, list) else str(value or "").strip("[]").split(",")
+    return [int(x) for x in (str(i).strip().strip("'\"#") for i in items) if x.isdigit()]
+
+
+def ccpm_plan(folder: Path, *, agent: str | None, auto_merge: bool) -> dict[str, Any]:
+    from parallel_agents.errors import UsageError
+
+    epic = folder / "epic.md"
+    meta, body = _front_matter(epic) if epic.is_file() else ({}, "")
+    files = sorted(
+        (int(m.group(1)), p) for p in folder.iterdir() if (m := _NUMBERED.fullmatch(p.name))
+    )
+    if not files:
+        raise UsageError(
+            f"{folder} holds no numbered task files (001.md, 002.md, …)",
+            hint="point pa plan import at one ccpm epic folder: .claude/epics/NAME",
+        )
+    tasks: list[dict[str, Any]] = []
+    # A task's id is its file's name (001); references are numbers (1, 001, #1).
+    stems = {n: path.stem for n, path in files}
+    closed: set[str] = set()
+    for _, path in files:
+        fm, text = _front_matter(path)
+        if str(fm.get("status", "")).lower() in _CLOSED:
+            closed.add(path.stem)
+            continue
+        t: dict[str, Any] = {"id": path.stem, "title": str(fm.get("name") or path.stem)}
+        t["prompt"] = text or t["title"]
+        if agent:
+            t["agent"] = agent
+        for key in ("depends_on", "conflicts_with"):
+            # An unknown number stays as it is: pa plan run names it.
+            t[key] = [stems.get(r, str(r)) for r in _refs(fm.get(key))]
+        t["parallel"] = str(fm.get("parallel", "true")).lower() != "false"
+        tasks.append(t)
+    ids = [t["id"] for t in tasks]
+    for t in tasks:
+        t["depends_on"] = [d for d in t["depends_on"] if d not in closed]
+        partners = [c for c in t["conflicts_with"] if c in ids and c != t["id"]]
+        if not t.pop("parallel"):
+            partners = [i for i in ids if i != t["id"]]
+        t["conflicts_with"] = partners
+        for key in ("depends_on", "conflicts_with"):
+            if not t[key]:
+                del t[key]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(meta.get("name") or folder.name)).strip("-.")
+    doc: dict[str, Any] = {"name": name[:64] or "epic"}
+    if body:
+        doc["description"] = body
+    if auto_merge:
+        doc["defaults"] = {"auto_merge": True}
+    doc["tasks"] = tasks
+    return doc
+
+
+def _toml_value(v: Any) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    s = str(v)
+    if "\n" in s and "'''" not in s and not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", s):
+        return "'''\n" + s + "'''"  # a literal: the markdown reads as written
+    # A TOML basic string has JSON's escapes; DEL is the one control JSON leaves as is.
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def plan_text(doc: dict[str, Any]) -> str:
+    """``doc`` as a plan file (TOML)."""
+    lines = [f"{k} = {_toml_value(doc[k])}" for k in ("name", "description") if k in doc]
+    if "defaults" in doc:
+        defaults = doc["defaults"].items()
+        lines += ["", "[defaults]", *(f"{k} = {_toml_value(v)}" for k, v in defaults)]
+    for t in doc["tasks"]:
+        lines += ["", "[[tasks]]", *(f"{k} = {_toml_value(v)}" for k, v in t.items())]
+    return "\n".join(lines) + "\n"

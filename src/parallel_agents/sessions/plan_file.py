@@ -180,7 +180,7 @@ def _options(
 def parse_plan(
     text: str,
     *,
-    source: str = "the plan",
+    source: str = "the plan file",
     default_agent: str = "command",
     known_agent: Callable[[str], bool] | None = None,
 ) -> Plan:

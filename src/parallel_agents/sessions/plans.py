@@ -28,7 +28,7 @@ def run(
     app: App,
     text: str,
     *,
-    source: str = "the plan",
+    source: str = "the plan file",
     folder: Path | None = None,
     cwd: Path | None = None,
     name: str | None = None,

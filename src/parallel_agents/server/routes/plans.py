@@ -43,7 +43,7 @@ def run_plan(request: Request, body: NewPlan) -> dict[str, Any]:
     g = plans.run(
         app,
         body.text,
-        source=body.source or "the plan",
+        source=body.source or "the plan file",
         folder=Path(body.folder) if body.folder else None,
         cwd=Path(body.cwd) if body.cwd else None,
         name=body.name,
