@@ -124,7 +124,7 @@ def _print(out: dict[str, Any]) -> None:
         chk = t.get("check")
         check = "-" if not chk else ("pass" if chk["ok"] else "fail")
         o = t.get("outcome") or {}
-        why = o.get("waiting") or o.get("held") or o.get("skipped") or o.get("error") or ""
+        why = next((o[k] for k in ("waiting", "held", "skipped", "error", "note") if o.get(k)), "")
         rows.append(
             [
                 text_cell(t["key"]),

@@ -194,6 +194,8 @@ def _after_done(app: App, g: Group, t: GroupTask) -> int:
     if item["status"] in ("merged", "up_to_date"):
         outcome["merged_into"] = target
         outcome["commit"] = item.get("commit")
+        if item["status"] == "up_to_date":
+            outcome["note"] = f"it changed nothing that {target} did not have already"
         return int(st.move_task(g.id, t.key, "merged", expect=["done"], outcome=outcome))
     if item["status"] == "conflict":
         why = f"it conflicts with {target} in {', '.join(item.get('conflict_paths') or [])}"
