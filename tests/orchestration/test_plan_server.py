@@ -159,6 +159,11 @@ def test_merged_dependencies_a_persons_merge_and_the_base(
     out = wait_plan(srv, "manual", lambda o: o["plan"]["state"] == "finished", "the plan to finish")
     assert states(out) == {"a": "merged", "b": "merged"}
     assert {k: len(v) for k, v in sessions_of(srv, gid).items()} == {"a": 1, "b": 1}
+    # Cleaning up a merged session does not undo the task's merge.
+    srv.client.discard(by_key(out)["a"]["session"])
+    srv.client.plan_resume("manual")
+    out = wait_plan(srv, "manual", lambda o: o["plan"]["state"] == "finished", "the plan to end")
+    assert states(out) == {"a": "merged", "b": "merged"}
 
 
 def test_after_done_stacks_on_the_unmerged_work(

@@ -7,7 +7,7 @@ rule and the order of merges need one scheduler. Each pass, for every live plan:
 
 1. **Reconcile**: a task's state follows its session. Its turn ended idle: ``done``;
    failed: ``failed``; stopped or cut off (a reboot): ``stopped``; merged by anyone
-   (``pa merge`` included, so a person's merge is noticed here): ``merged``;
+   (``pa merge`` included, so a person's merge is noticed here): ``merged``, for good;
    discarded: ``discarded``; a follow-up made it work again: ``running``. A task left
    ``starting`` by a crash finds its session through the session's options
    (``Store.task_session``) or, without one, waits to start again.
@@ -131,7 +131,9 @@ def _reconcile(app: App, g: Group, t: GroupTask) -> int:
         # the lock, so no start is under way). It starts again, once.
         note = {**t.outcome, "note": "its start was cut short; it waits to start again"}
         return int(st.move_task(g.id, t.key, "waiting", expect=["starting"], outcome=note))
-    if t.session_id is None or t.state in ("waiting", "skipped"):
+    # Merged is final: its work is in the target whatever becomes of the session after
+    # (a discard to clean up does not undo the merge, nor restart what depends on it).
+    if t.session_id is None or t.state in ("waiting", "skipped", "merged"):
         return 0
     try:
         s = st.session(t.session_id)
