@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import git, pa
 from tests.orchestration.test_plan_server import plan_toml, task
 
@@ -96,3 +98,24 @@ def test_a_plan_runs_in_process(repo: Path, tmp_path: Path) -> None:
     assert (row["name"], row["state"], row["tasks"], row["counts"]) == (
         "local", "finished", 2, {"merged": 2},
     )
+
+
+def test_the_tables_draw_on_a_terminal(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 15 §1: on a terminal `pa plan show` and `pa plan ls` draw coloured tables for
+    every task state (an uncoloured state once broke rich's markup)."""
+    from click.testing import CliRunner
+
+    from parallel_agents.cli import _output, main
+
+    f = tmp_path / "p.toml"
+    f.write_text(plan_toml("tty", task("a", tmp_path), task("b", tmp_path, depends_on=["a"])))
+    assert pa("plan", "run", str(f), cwd=repo).returncode == 0
+    monkeypatch.setattr(_output, "tty", lambda: True)
+    runner = CliRunner()
+    for args in (["plan", "show", "tty"], ["plan", "ls"]):
+        res = runner.invoke(main, args, prog_name="pa", terminal_width=120)
+        assert res.exit_code == 0, (res.output, res.exception)
+        assert "TASK" in res.output or "PLAN" in res.output
+    assert "waiting" in runner.invoke(main, ["plan", "show", "tty"], prog_name="pa").output

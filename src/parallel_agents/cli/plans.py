@@ -10,7 +10,30 @@ from typing import Any
 import click
 
 from parallel_agents.cli._group import PAGroup, client
-from parallel_agents.cli._output import ago, emit_json, status_cell, table, text_cell
+from parallel_agents.cli._output import ago, emit_json, table, text_cell, tty
+
+# Task and plan states (store/_groups.py), as the dashboard's status colours go.
+_STYLE = {
+    "waiting": "dim",
+    "starting": "cyan",
+    "running": "cyan",
+    "done": "green",
+    "merged": "blue",
+    "failed": "bold red",
+    "stopped": "magenta",
+    "skipped": "yellow",
+    "discarded": "dim",
+    "finished": "blue",
+}
+
+
+def state_cell(state: str) -> str:
+    """A state for a table: coloured on a terminal (an unknown one plain, never markup
+    rich refuses)."""
+    style = _STYLE.get(state)
+    if not tty() or style is None:
+        return text_cell(state)
+    return f"[{style}]{state}[/]"
 
 
 @click.group("plan", cls=PAGroup)
@@ -64,7 +87,7 @@ def ls(as_json: bool) -> None:
     rows = [
         [
             text_cell(p["name"]),
-            status_cell(p["state"]),
+            state_cell(p["state"]),
             str(p["tasks"]),
             ", ".join(f"{n} {s}" for s, n in sorted(p["counts"].items())),
             ago(p["created_at"]),
@@ -128,7 +151,7 @@ def _print(out: dict[str, Any]) -> None:
         rows.append(
             [
                 text_cell(t["key"]),
-                status_cell(t["state"]),
+                state_cell(t["state"]),
                 t["session"] or "-",
                 check,
                 "yes" if t["merged"] else "no",
