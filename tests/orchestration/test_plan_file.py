@@ -165,3 +165,13 @@ def test_the_registry_knows_the_agents() -> None:
     parse_plan('[[tasks]]\nid = "a"\nprompt = "x"\nagent = "claude"')
     with pytest.raises(UsageError, match=r"unknown agent 'clod'.*known: .*claude"):
         parse_plan('[[tasks]]\nid = "a"\nprompt = "x"\nagent = "clod"')
+
+
+def test_the_readme_example_is_a_valid_plan() -> None:
+    """issue 15 §1: the plan the README shows is one the parser and the schema accept."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    section = readme[readme.index("\n## Plans\n") :]
+    text = section[section.index("```toml\n") + 8 : section.index("\n```\n")]
+    plan = parse_plan(text, known_agent=KNOWN)
+    assert [t.id for t in plan.tasks] == ["schema", "api", "docs", "ui"]
+    assert _schema_ok(text)
