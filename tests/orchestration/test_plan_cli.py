@@ -65,6 +65,11 @@ def test_a_bad_plan_is_refused_whole(repo: Path, tmp_path: Path) -> None:
 
     p = pa("plan", "show", "nosuch")
     assert p.returncode == 2 and "error: no group 'nosuch'" in p.stderr
+    p = pa("plan", "run", "-", "--name", "bad name", input='[[tasks]]\nid = "a"\nprompt = ""\n')
+    assert p.returncode == 2
+    assert "error: the plan on stdin is not a valid plan (2 problems):" in p.stderr
+    p = pa("plan", "run", str(tmp_path / "missing.toml"))
+    assert p.returncode == 2 and "cannot read the plan" in p.stderr
 
 
 def test_a_plan_runs_in_process(repo: Path, tmp_path: Path) -> None:
