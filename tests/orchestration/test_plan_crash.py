@@ -46,7 +46,7 @@ def test_a_start_cut_short_is_found_not_doubled(repo: Path, tmp_path: Path) -> N
     assert app.store.move_task(g.id, "a", "starting", expect=["waiting"])
     made = app.new_session(
         "task a", repo=str(repo), cmd=list(app.store.group_task(g.id, "a").spec["cmd"]),
-        group={"id": g.id, "key": "a"},
+        options={"group": {"id": g.id, "key": "a"}},
     )
     # ... and after claiming b, before making its session.
     assert app.store.move_task(g.id, "b", "starting", expect=["waiting"])

@@ -122,10 +122,8 @@ class App:
         interactive: bool = False,
         timeout: float | None = None,
         env: dict[str, str] | None = None,
-        group: dict[str, str] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Session:
-        """``group``: the group task the session runs for (issue 15), kept in its options
-        from the start, so a crash before the task records it leaves it findable."""
         ph: dict[str, float] = {}
         self.timings = ph
         lap = _Lap(ph)
@@ -174,9 +172,6 @@ class App:
         branch = f"pa/{slugify(title)}-{sid}"
         wt = self.settings.worktree_root / r.name / sid
         now = time.time()
-        options: dict[str, Any] = {"timeout": timeout} if timeout else {}
-        if group:
-            options["group"] = group
         s = Session(
             id=sid,
             title=title,
@@ -194,7 +189,8 @@ class App:
             updated_at=now,
             cmd=cmd,
             interactive=interactive,
-            options=options,
+            # ``options``: what the caller tags it with (a reviewer names what it reviews)
+            options={**({"timeout": timeout} if timeout else {}), **(options or {})},
         )
         self.store.insert_session(s)
         if env:

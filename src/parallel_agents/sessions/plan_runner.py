@@ -288,7 +288,9 @@ def _start(app: App, g: Group, t: GroupTask, tasks: dict[str, GroupTask]) -> str
         base=base,
         title=f"{g.name}/{t.key}: {spec['title']}",
         timeout=spec.get("timeout"),
-        group={"id": g.id, "key": t.key},
+        # The group task it runs for, in its options from the start: a crash before the
+        # task records the session leaves it findable (Store.task_session).
+        options={"group": {"id": g.id, "key": t.key}},
     )
     return s.id
 
