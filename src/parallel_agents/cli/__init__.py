@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "pool": "parallel_agents.cli.ops:pool",
     "demo": "parallel_agents.cli.ops:demo",
     "dev": "parallel_agents.cli.ops:dev",
+    "plan": "parallel_agents.cli.plans:plan",  # issue 15 §1
 }
 
 

@@ -29,6 +29,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         ("compare", "pick", "groups"),
         'pa new "fix the login bug" --attempts 3 --agent claude,codex',
     ),
+    ("Plans", ("plan",), "pa plan run plan.toml   # tasks with dependencies, run in order"),
     ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
 ]
@@ -77,6 +78,14 @@ SHORT: dict[str, str] = {
     "dev model-server": "Run the scripted model server in the foreground.",
     "demo": "Watch real agents fix a sample repo in parallel, offline.",
     "hook": "Internal: where an interactive agent's hooks report status.",
+    # issue 15 §1: plans
+    "plan": "Plans: a file of tasks with dependencies, run as sessions in order.",
+    "plan run": "Check a plan file and start its tasks as they become ready.",
+    "plan ls": "List plans and how many of their tasks are in each state.",
+    "plan show": "A plan's tasks: state, session, check, merged, why one waits.",
+    "plan stop": "Start no more tasks of a plan and stop the ones at work.",
+    "plan resume": "Continue a stopped or interrupted plan; nothing starts twice.",
+    "plan import": "Make a plan file from a ccpm epic folder.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -126,6 +135,14 @@ EXAMPLES: dict[str, list[str]] = {
     "dev model-server": ["pa dev model-server --script turns.yaml --port 8765"],
     "demo": ["pa demo --agent claude --sessions 2"],
     "hook": ["pa hook 3f2a9c1e Stop < payload.json   # what Claude Code's hooks run"],
+    # issue 15 §1: plans
+    "plan": ["pa plan run login.toml && pa plan show login"],
+    "plan run": ["pa plan run login.toml --name login-2"],
+    "plan ls": ["pa plan ls --json"],
+    "plan show": ["pa plan show login"],
+    "plan stop": ["pa plan stop login"],
+    "plan resume": ["pa plan resume login"],
+    "plan import": ["pa plan import .claude/epics/login --out login.toml --auto-merge"],
 }
 
 

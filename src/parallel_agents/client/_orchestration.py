@@ -97,3 +97,21 @@ class OrchestrationVerbs:
     def pick(self, ref: str, attempt: str, *, merge: bool = True, **kw: Any) -> dict[str, Any]:
         body = {"attempt": attempt, "merge": merge, **{k: v for k, v in kw.items() if v}}
         return dict(self.request("POST", f"/groups/{seg(ref)}/pick", json_body=body, timeout=3600))
+
+    # -- plans (issue 15 §1) -------------------------------------------------------------------
+    def plan_run(self, text: str, **kw: str | None) -> dict[str, Any]:
+        """Check a plan file's TOML and start it (``source``, ``folder``, ``cwd``, ``name``)."""
+        body = {"text": text, **{k: v for k, v in kw.items() if v is not None}}
+        return dict(self.request("POST", "/plans", json_body=body, timeout=600))
+
+    def plans(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/plans", timeout=600)["plans"])
+
+    def plan(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/plans/{seg(name)}", timeout=600))
+
+    def plan_stop(self, name: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/plans/{seg(name)}/stop", timeout=600))
+
+    def plan_resume(self, name: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/plans/{seg(name)}/resume", timeout=600))

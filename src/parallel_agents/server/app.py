@@ -23,6 +23,7 @@ from parallel_agents.server.routes import (
     events,
     groups,
     meta,
+    plans,
     repos,
     review,
     reviewer,
@@ -66,7 +67,7 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.state.pa = state
     app.state.guard = state.guard
     install_error_handlers(app)
-    for module in (meta, repos, sessions, events, review, reviewer, groups, terminal, web):
+    for module in (meta, repos, sessions, events, review, reviewer, groups, plans, terminal, web):
         app.include_router(module.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

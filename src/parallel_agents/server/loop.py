@@ -37,7 +37,7 @@ from parallel_agents.server import notify
 from parallel_agents.server.auth import Guard, load_or_create_token
 from parallel_agents.server.sse import Notifier
 from parallel_agents.server.supervisor import ServerSupervisor
-from parallel_agents.sessions import pool_fill
+from parallel_agents.sessions import plan_runner, pool_fill
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
 
@@ -46,6 +46,7 @@ log = logging.getLogger("parallel_agents.server")
 TICK_INTERVAL = 0.15  # seconds between supervisor passes when nothing is pending
 RECOVER_EVERY = 5.0  # seconds between looks for sessions stuck in `starting`
 STUCK_AFTER = 10.0  # a `starting` session this old with a pending turn was orphaned
+PLANS_EVERY = 0.5  # seconds between plan passes while a plan is live (issue 15 §1)
 
 
 def recover_stuck(app: App, min_age: float = STUCK_AFTER) -> int:
@@ -136,6 +137,10 @@ class ServerState:
         self.ticks = 0
         self.last_tick: float | None = None
         self._loop_sup: ServerSupervisor | None = None  # the loop thread's (health figures)
+        self._plans_asked = threading.Event()  # plans: a pass at once (issue 15 §1)
+        self._plans_next = 0.0
+        self._planning = False  # a plan pass is queued or running
+        self._plans_lock = threading.Lock()
 
     # -- per-thread orchestrator ------------------------------------------------------
     def app(self) -> App:
@@ -285,6 +290,7 @@ class ServerState:
                 pending = rep.pending or (sup.has_deferred and not sup.hold())
                 self._run_checks(app)
                 self._after_tick(app)
+                self._drive_plans(app)
                 if time.monotonic() >= next_recover:
                     next_recover = time.monotonic() + RECOVER_EVERY
                     recover_stuck(app)
@@ -338,6 +344,47 @@ class ServerState:
         except RuntimeError:  # shutting down
             with self._refill_lock:
                 self._refilling = False
+
+    # -- plans (issue 15 §1) ---------------------------------------------------------------
+    def plans_soon(self) -> bool:
+        """Have the loop drive the plans at its next pass; False when no loop runs (the
+        in-process transport): the caller drives them itself."""
+        if self._thread is None:
+            return False
+        self._plans_asked.set()
+        self.wake()
+        return True
+
+    def _drive_plans(self, app: App) -> None:
+        """While a plan is live, a plan pass (``plan_runner.drive``) every PLANS_EVERY
+        seconds, or at once when asked, on a background thread, one at a time: a pass
+        starts sessions, runs checks and merges, none of which may hold up ingestion."""
+        now = time.monotonic()
+        if not self._plans_asked.is_set() and now < self._plans_next:
+            return
+        self._plans_next = now + PLANS_EVERY
+        with self._plans_lock:
+            if self._planning:
+                return  # asked again: the flag stays set for the pass after this one
+            self._plans_asked.clear()
+            if not plan_runner.live_plans(app):
+                return
+            self._planning = True
+
+        def run() -> None:
+            try:
+                plan_runner.drive(self.app())
+            except Exception:
+                log.exception("plan pass failed")
+            finally:
+                with self._plans_lock:
+                    self._planning = False
+
+        try:
+            self._bg.submit(run)
+        except RuntimeError:  # shutting down
+            with self._plans_lock:
+                self._planning = False
 
     def _run_checks(self, app: App) -> None:
         # After-turn checks (review) may run for minutes: never on the loop thread. The
