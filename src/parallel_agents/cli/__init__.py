@@ -41,6 +41,8 @@ COMMANDS: dict[str, str] = {
     "pool": "parallel_agents.cli.ops:pool",
     "demo": "parallel_agents.cli.ops:demo",
     "dev": "parallel_agents.cli.ops:dev",
+    "map": "parallel_agents.cli.maps:map_group",
+    "reduce": "parallel_agents.cli.maps:reduce",
 }
 
 

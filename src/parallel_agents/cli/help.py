@@ -24,6 +24,11 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         ("diff", "check", "conflicts", "rollback", "merge", "pr", "discard", "restore"),
         "pa diff ID --stat && pa merge ID",
     ),
+    (
+        "Orchestration",
+        ("map", "reduce"),
+        "pa map --template 'fix {item}' --items bugs.txt && pa reduce map-1a2b3c4d",
+    ),
     ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
 ]
@@ -68,6 +73,10 @@ SHORT: dict[str, str] = {
     "dev model-server": "Run the scripted model server in the foreground.",
     "demo": "Watch real agents fix a sample repo in parallel, offline.",
     "hook": "Internal: where an interactive agent's hooks report status.",
+    "map": "Start one session per item of a list, all under one map group.",
+    "map show": "A map group's report: each item's state, outcome, diff size, check.",
+    "map ls": "List map groups with their items counted by state.",
+    "reduce": "Merge a map group's successful items and start a reducer on them.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -113,6 +122,13 @@ EXAMPLES: dict[str, list[str]] = {
     "dev model-server": ["pa dev model-server --script turns.yaml --port 8765"],
     "demo": ["pa demo --agent claude --sessions 2"],
     "hook": ["pa hook 3f2a9c1e Stop < payload.json   # what Claude Code's hooks run"],
+    "map": [
+        "pa map --template 'fix the lint errors in {item}' --items files.txt --name lint",
+        "pa map --template 'bump {pkg} to {version}' --items - --agent codex < bumps.jsonl",
+    ],
+    "map show": ["pa map show lint"],
+    "map ls": ["pa map ls --json"],
+    "reduce": ["pa reduce lint --agent claude --prompt 'keep the public API as it is'"],
 }
 
 

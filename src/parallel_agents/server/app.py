@@ -19,7 +19,16 @@ from parallel_agents.config import Settings, load_settings
 from parallel_agents.server.auth import AuthMiddleware
 from parallel_agents.server.errors import install_error_handlers
 from parallel_agents.server.loop import ServerState
-from parallel_agents.server.routes import events, meta, repos, review, sessions, terminal, web
+from parallel_agents.server.routes import (
+    events,
+    maps,  # issue 15 §4
+    meta,
+    repos,
+    review,
+    sessions,
+    terminal,
+    web,
+)
 
 
 def create_app(home: Path | None = None, *, settings: Settings | None = None) -> FastAPI:
@@ -58,5 +67,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     install_error_handlers(app)
     for module in (meta, repos, sessions, events, review, terminal, web):
         app.include_router(module.router)
+    app.include_router(maps.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -122,6 +122,7 @@ class App:
         interactive: bool = False,
         timeout: float | None = None,
         env: dict[str, str] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Session:
         ph: dict[str, float] = {}
         self.timings = ph
@@ -188,7 +189,9 @@ class App:
             updated_at=now,
             cmd=cmd,
             interactive=interactive,
-            options={"timeout": timeout} if timeout else {},
+            # ``options``: e.g. a group task's {"group": {"id", "key"}}, stored with the row
+            # itself so a crash right after cannot orphan the session from its task.
+            options={**(options or {}), **({"timeout": timeout} if timeout else {})},
         )
         self.store.insert_session(s)
         if env:
