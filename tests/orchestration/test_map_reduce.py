@@ -111,7 +111,7 @@ def test_map_twenty_items_then_reduce_to_one_branch(tmp_path: Path) -> None:
     assert len(set(sids)) == 20
     # Every session belongs to its task, by its options too (a crash cannot orphan it).
     shown = _json("show", sids[0])
-    assert shown["options"]["group"] == {"id": rep["group"]["id"], "key": "1"}
+    assert shown["options"]["group"] == {"id": rep["group"]["id"], "key": "1", "kind": "map", "name": "fix20"}
     assert "PA_OUTCOME" in shown["turns"][0]["prompt"], "pa says how to report the outcome"
 
     pa("wait", "--timeout", "240", *sids, timeout=300)

@@ -44,6 +44,15 @@ def outcome_file(home: Path, gid: str, key: str) -> Path:
 
 
 
+def name_free(store: Store, name: str | None) -> None:
+    """Refuse a group name that is taken, before any work is done under it."""
+    if name is not None and any(g.name == name for g in store.groups()):
+        raise UsageError(
+            f"a group named {name!r} exists already",
+            hint="choose another --name (see pa map ls), or leave it out for a fresh one",
+        )
+
+
 def group_of(store: Store, ref: str, kind: str | None = None) -> Group:
     """The group ``ref`` (id or name); NotFound with a hint that lists them."""
     try:

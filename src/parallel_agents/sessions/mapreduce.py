@@ -30,6 +30,7 @@ from parallel_agents.sessions.map_report import (
     BUSY,
     group_of,
     maybe_done,
+    name_free,
     outcome_file,
     report,
     session_or_none,
@@ -108,6 +109,7 @@ def start_map(
     for what, value in (("group name", name), ("model", model), ("base", base)):
         if value is not None:
             check_text(what, value)
+    name_free(app.store, name)
     agent_name = check_agent(app, agent, cmd)
     r = app.find_repo(repo, cwd)
     repo_path = Path(r.path)
@@ -173,7 +175,8 @@ def start_tasks(app: App, gid: str) -> int:
                     title=title,
                     timeout=spec.get("timeout"),
                     env={OUTCOME_ENV: str(out)},
-                    options={"group": {"id": gid, "key": t.key}},
+                    # kind and name: the dashboard's sidebar lists the session under its group.
+                    options={"group": {"id": gid, "key": t.key, "kind": g.kind, "name": g.name}},
                 )
             except (PAError, OSError) as e:
                 why = e.message if isinstance(e, PAError) else str(e)
@@ -247,6 +250,7 @@ def reduce(
     for what, value in (("prompt", prompt), ("group name", name), ("model", model)):
         if value is not None:
             check_text(what, value)
+    name_free(store, name)
     agent_name = check_agent(app, agent, cmd)
     if g.repo_id is None:
         raise UsageError(f"map group {g.name} has no repository")
