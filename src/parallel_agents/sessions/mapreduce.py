@@ -133,7 +133,7 @@ def start_map(
         "reduces": [],
     }
     tasks = [
-        (str(i), {"item": it.text, "line": it.line, "prompt": p, "title": it.text})
+        (str(i), {"item": it.text, "line": it.line, "prompt": p, "title": p})
         for i, (it, p) in enumerate(zip(items, prompts, strict=True), 1)
     ]
     g = app.store.create_group("map", name, r.id, spec, tasks)
@@ -195,8 +195,10 @@ def start_tasks(app: App, gid: str) -> int:
     return made
 
 
-def _title(item: str, group: str, key: str) -> str:
-    first = " ".join(item.split())[:60] or "item"
+def _title(prompt: str, group: str, key: str) -> str:
+    """The item's prompt's first line (as `pa new` titles a session), and its place."""
+    lines = [ln for ln in prompt.splitlines() if ln.strip()]
+    first = " ".join(lines[0].split())[:60] if lines else "item"
     return f"{first} ({group} #{key})"
 
 
