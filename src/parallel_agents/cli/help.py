@@ -76,6 +76,7 @@ SHORT: dict[str, str] = {
     "map": "Start one session per item of a list, all under one map group.",
     "map show": "A map group's report: each item's state, outcome, diff size, check.",
     "map ls": "List map groups with their items counted by state.",
+    "map resume": "Start the items pa stopped before starting (none twice).",
     "reduce": "Merge a map group's successful items and start a reducer on them.",
 }
 
@@ -128,6 +129,7 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "map show": ["pa map show lint"],
     "map ls": ["pa map ls --json"],
+    "map resume": ["pa map resume lint"],
     "reduce": ["pa reduce lint --agent claude --prompt 'keep the public API as it is'"],
 }
 

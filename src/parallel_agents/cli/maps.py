@@ -1,4 +1,4 @@
-"""Map-reduce commands (issue 15 §4): `pa map` (and `pa map show`, `pa map ls`), `pa reduce`."""
+"""Map-reduce commands (issue 15 §4): `pa map` (and `pa map show`, `ls`, `resume`), `pa reduce`."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def map_group(
         model=model,
         base=base,
         name=name,
-        timeout=timeout,
+        timeout=timeout or None,  # 0: no limit
     )
     if as_json:
         emit_json(rep)
@@ -159,8 +159,29 @@ def show(group: str, as_json: bool) -> None:
         for i in rep["items"]
     ]
     table(["#", "item", "state", "session", "outcome", "summary", "diff", "check"], rows)
+    if counts.get("not_started"):
+        click.echo(
+            f"{counts['not_started']} items never started (pa stopped while starting them): "
+            f"pa map resume {g['name']}",
+            err=True,
+        )
     for r in rep.get("reduces") or []:
         click.echo(f"reduce {r['name']}: {r['state']}, session {r['session'] or '-'}")
+
+
+@map_group.command("resume")
+@click.argument("group")
+@click.option("--json", "as_json", is_flag=True)
+def resume(group: str, as_json: bool) -> None:
+    """Start the items of a map group that never started (pa stopped while starting
+    them); an item whose session was made already keeps it: nothing starts twice."""
+    rep = client().map_resume(group)
+    if as_json:
+        emit_json(rep)
+        return
+    g = rep["group"]
+    running = sum(1 for i in rep["items"] if i["state"] == "running")
+    click.echo(f"{g['name']}: {running} of {rep['counts']['items']} items running")
 
 
 @map_group.command("ls")
@@ -220,7 +241,7 @@ def reduce(
         model=model,
         prompt=extra,
         name=name,
-        timeout=timeout,
+        timeout=timeout or None,  # 0: no limit
     )
     if as_json:
         emit_json(res)

@@ -569,6 +569,11 @@ class Client:
         """Each item of group ``group``: state, session, outcome, diff size, check."""
         return dict(self.request("GET", f"/maps/{seg(group)}"))
 
+    def map_resume(self, group: str) -> dict[str, Any]:
+        """Start the items of ``group`` pa stopped before starting (none twice)."""
+        limit = max(self.timeout, 600.0)
+        return dict(self.request("POST", f"/maps/{seg(group)}/resume", timeout=limit))
+
     def reduce(self, group: str, **kw: Any) -> dict[str, Any]:
         """Merge map group ``group``'s successful items and start a reducer session on
         them; keywords: agent, cmd, model, prompt, name, timeout."""

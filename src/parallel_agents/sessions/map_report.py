@@ -142,6 +142,8 @@ def sync(store: Store, g: Group) -> None:
         except NotFound:
             continue
         if s.status.active:
+            if t.state == "starting":  # made, not recorded (a crash, or being made now)
+                store.move_task(g.id, t.key, "running", expect=["starting"], session_id=s.id)
             continue
         turn = store.last_turn(s.id)
         n = turn.n if turn is not None else 0
@@ -183,6 +185,8 @@ def report(store: Store, ref: str) -> dict[str, Any]:
         )
     counts = {
         "items": len(tasks),
+        # Waiting or starting with no session: pa stopped while starting them (resume).
+        "not_started": sum(1 for r in rows if r["state"] in BUSY and not r["session"]),
         "states": dict(Counter(t.state for t in tasks)),
         "outcomes": dict(Counter(t.outcome.get("status") for t in tasks if t.outcome)),
     }

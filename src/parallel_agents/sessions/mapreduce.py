@@ -190,9 +190,33 @@ def start_tasks(app: App, gid: str) -> int:
                 continue
             sid = s.id
             made += 1
+        if g.kind == "reduce" and spec.get("base_commit"):
+            _map_base(store, sid, spec)
         store.move_task(gid, t.key, "running", expect=["starting"], session_id=sid)
     maybe_done(store, gid)
     return made
+
+
+def _map_base(store: Store, sid: str, spec: dict[str, Any]) -> None:
+    """The reducer's worktree starts at the merged commit; its base is the map's, so its
+    diff (and `pa merge`'s target) is everything the reduce brings to that branch."""
+    s = store.session(sid)
+    if (s.base_ref, s.base_commit) != (spec.get("base_ref"), spec["base_commit"]):
+        store.update_session(sid, base_ref=spec.get("base_ref"), base_commit=spec["base_commit"])
+
+
+def resume(app: App, ref: str) -> dict[str, Any]:
+    """Start what a map (or reduce) group has not started yet: after pa stopped while
+    starting its sessions. A task whose session was made (but not recorded) gets that
+    one back: nothing starts twice. Returns the group's report."""
+    g = group_of(app.store, ref)
+    if g.kind not in ("map", "reduce"):
+        raise UsageError(
+            f"{g.name} is a group of kind {g.kind!r}, not a map or reduce group",
+            hint="list the map groups: pa map ls",
+        )
+    start_tasks(app, g.id)
+    return report(app.store, g.id)
 
 
 def _title(prompt: str, group: str, key: str) -> str:
@@ -291,11 +315,6 @@ def reduce(
     start_tasks(app, rg.id)
     task = store.group_task(rg.id, "reduce")
     s = session_or_none(store, task.session_id)
-    if s is not None and g.spec.get("base_commit"):
-        # The worktree starts at the merged commit; its base is the map's, so its diff
-        # (and `pa merge`'s target) is everything the reduce brings to that branch.
-        store.update_session(s.id, base_ref=g.spec["base_ref"], base_commit=g.spec["base_commit"])
-        s = store.session(s.id)
     return {
         "group": store.group(rg.id).to_json(),
         "map": g.name,

@@ -1,4 +1,4 @@
-"""Map-reduce (issue 15 §4): start a map group, list and show map groups, reduce one.
+"""Map-reduce (issue 15 §4): start a map group, list and show map groups, resume and reduce one.
 
 The verbs live in ``sessions.mapreduce``; a group's JSON is its report (``sessions.map_report``).
 """
@@ -81,6 +81,11 @@ def list_maps(request: Request) -> dict[str, Any]:
 @router.get("/maps/{ref}")
 def show_map(request: Request, ref: str) -> dict[str, Any]:
     return map_report.report(thread_app(request).store, ref)
+
+
+@router.post("/maps/{ref}/resume")
+def resume(request: Request, ref: str) -> dict[str, Any]:
+    return mapreduce.resume(thread_app(request), ref)
 
 
 @router.post("/maps/{ref}/reduce", status_code=201)
