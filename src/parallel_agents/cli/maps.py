@@ -246,10 +246,9 @@ def reduce(
     if as_json:
         emit_json(res)
         return
-    s = res["session"] or {}
+    s = res["session"]
     click.echo(
-        f"reduce group {res['group']['name']}: session {s.get('id', '-')} "
-        f"{s.get('status', '-')} on {s.get('branch', '-')}"
+        f"reduce group {res['group']['name']}: session {s['id']} {s['status']} on {s['branch']}"
     )
     click.echo(
         f"merged {len(res['merged'])}, identical {len(res['identical'])}, "

@@ -3,8 +3,9 @@ group of kind ``map``; `pa reduce` merges the successful mappers' work onto the 
 starts one reducer session on the result.
 
 A map group is a group (store ``groups``) whose tasks are the items, in order; each
-task's session is created with ``options.group = {"id", "key"}``, so a crash between
-making it and recording it leaves it findable (``Store.task_session``). Sessions queue
+task's session is created with ``options.group = {"id", "key", "kind", "name"}``, so a
+crash between making it and recording it leaves it findable (``Store.task_session``),
+and the dashboard's sidebar lists it under its group. Sessions queue
 within the usual running limits: nothing here schedules. How a task's end is collected
 and the group's report: ``map_report``.
 
@@ -14,6 +15,7 @@ with what is merged so far is skipped (and listed for the reducer), a change ide
 one merged already merges to the same tree (git's three-way merge takes identical
 changes on both sides) and is listed as identical.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from parallel_agents import git
 from parallel_agents.agents import get_agent
+from parallel_agents.config import Settings
 from parallel_agents.errors import Conflict, PAError, UsageError
 from parallel_agents.models import Session, Status
 from parallel_agents.sessions import map_items
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 PROMPT_ITEM = 200  # characters of an item or summary in the reducer's prompt
 
 
-def max_items(settings: Any) -> int:
+def max_items(settings: Settings) -> int:
     """``limits.max_map_items``: items one `pa map` may start."""
     value = settings.get("limits.max_map_items")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -315,10 +318,16 @@ def reduce(
     start_tasks(app, rg.id)
     task = store.group_task(rg.id, "reduce")
     s = session_or_none(store, task.session_id)
+    if s is None:
+        raise PAError(
+            f"the reducer could not start: {task.outcome.get('summary', task.state)}",
+            hint=f"the merged work is kept ({done.commit[:12]}, refs/pa/groups/{rg.id}/start); "
+            "fix the cause and run pa reduce again",
+        )
     return {
         "group": store.group(rg.id).to_json(),
         "map": g.name,
-        "session": session_json(s) if s is not None else None,
+        "session": session_json(s),
         "task": task.to_json(),
         "commit": done.commit,
         "merged": done.merged,
