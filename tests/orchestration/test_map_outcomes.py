@@ -68,3 +68,34 @@ def test_outcome_is_collected_when_the_turn_ends(tmp_path: Path, pa_home: Path) 
     p = pa("map", "--template", "make {item}", "--items", "-", "--name", "two", "--cmd", "true", cwd=repo, input="x\n")
     assert p.returncode == 2 and "a group named 'two' exists already" in p.stderr
     assert len(json.loads(pa("ls", "--all", "--json").stdout)) == 2
+
+
+def test_map_and_reduce_env_reach_the_agents_and_stay_private(tmp_path: Path) -> None:
+    """issue 15 §4: `--env` gives every mapper (and the reducer) extra environment, as
+    `pa new --env` does: kept out of the group's report; a bad name is refused first."""
+    repo = make_repo(tmp_path / "repo")
+    agent = tmp_path / "agent.py"
+    agent.write_text("import os\nopen('env.txt', 'w').write(os.environ.get('SECRET_TOKEN', 'none'))\n")
+    p = pa(
+        "map", "--template", "do {item}", "--items", "-", "--env", "1BAD=x", "--cmd", f"{PY} {agent}",
+        cwd=repo, input="a\n",
+    )
+    assert p.returncode == 2 and "environment variable name '1BAD' is not valid" in p.stderr
+    p = pa(
+        "map", "--template", "do {item}", "--items", "-", "--name", "envy", "--json",
+        "--env", "SECRET_TOKEN=s3cr3t", "--cmd", f"{PY} {agent}", cwd=repo, input="a\nb\n",
+    )
+    assert p.returncode == 0, p.stderr
+    assert "s3cr3t" not in p.stdout
+    ids = [i["session"] for i in json.loads(p.stdout)["items"]]
+    assert pa("wait", "--timeout", "60", *ids).returncode == 0
+    for sid in ids:
+        wt = Path(json.loads(pa("show", sid, "--json").stdout)["worktree"])
+        assert (wt / "env.txt").read_text() == "s3cr3t"
+    assert "s3cr3t" not in pa("map", "show", "envy", "--json").stdout
+    p = pa("reduce", "envy", "--env", "SECRET_TOKEN=r3d", "--cmd", f"{PY} {agent}", "--json", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    rid = json.loads(p.stdout)["session"]["id"]
+    assert pa("wait", "--timeout", "60", rid).returncode == 0
+    wt = Path(json.loads(pa("show", rid, "--json").stdout)["worktree"])
+    assert (wt / "env.txt").read_text() == "r3d"

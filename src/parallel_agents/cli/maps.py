@@ -12,6 +12,18 @@ from parallel_agents.cli._group import client
 from parallel_agents.cli._output import ago, emit_json, status_cell, table, text_cell
 
 
+def _env(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    from parallel_agents.errors import UsageError
+
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {pair!r} is not KEY=VALUE")
+        env[key] = value
+    return env or None
+
+
 def _read_items(source: str) -> str:
     from parallel_agents.errors import UsageError
 
@@ -47,6 +59,13 @@ def _read_items(source: str) -> str:
 @click.option("--model", help="Model passed to the agent (default: agents.<agent>.model).")
 @click.option("--base", help="Branch, tag or commit to start from (default: current branch).")
 @click.option("--name", help="Name of the group (default: map-<id>).")
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra environment for the agent (repeatable); kept out of logs, events and reports.",
+)
 @click.option("--timeout", type=float, help="Stop a turn after this many seconds (0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the group's report as JSON.")
 @click.pass_context
@@ -60,6 +79,7 @@ def map_group(
     model: str | None,
     base: str | None,
     name: str | None,
+    env_pairs: tuple[str, ...],
     timeout: float | None,
     as_json: bool,
 ) -> None:
@@ -92,6 +112,7 @@ def map_group(
         base=base,
         name=name,
         timeout=timeout or None,  # 0: no limit
+        env=_env(env_pairs),
     )
     if as_json:
         emit_json(rep)
@@ -213,6 +234,13 @@ def ls(as_json: bool) -> None:
 @click.option("--model", help="Model passed to the agent (default: agents.<agent>.model).")
 @click.option("--prompt", "extra", help="More instructions, added to the reducer's prompt.")
 @click.option("--name", help="Name of the reduce group (default: <map name>-reduce).")
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra environment for the agent (repeatable); kept out of logs, events and reports.",
+)
 @click.option("--timeout", type=float, help="Stop a turn after this many seconds (0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def reduce(
@@ -222,6 +250,7 @@ def reduce(
     model: str | None,
     extra: str | None,
     name: str | None,
+    env_pairs: tuple[str, ...],
     timeout: float | None,
     as_json: bool,
 ) -> None:
@@ -242,6 +271,7 @@ def reduce(
         prompt=extra,
         name=name,
         timeout=timeout or None,  # 0: no limit
+        env=_env(env_pairs),
     )
     if as_json:
         emit_json(res)

@@ -18,6 +18,8 @@ changes on both sides) and is listed as identical.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,11 +95,13 @@ def start_map(
     base: str | None = None,
     name: str | None = None,
     timeout: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Check everything (template, items, their count, agent, repo, base), then make the
-    group and one session per item; returns the group's report."""
+    group and one session per item; returns the group's report. ``env``: extra
+    environment of every item's agent (as `pa new --env`)."""
     from parallel_agents.sessions import repos
-    from parallel_agents.sessions.orchestrator import _start_point, check_text
+    from parallel_agents.sessions.orchestrator import _start_point, check_env, check_text
 
     pieces = map_items.parse_template(template)
     items = map_items.parse_items(items_text)
@@ -112,6 +116,8 @@ def start_map(
     for what, value in (("group name", name), ("model", model), ("base", base)):
         if value is not None:
             check_text(what, value)
+    if env:
+        check_env(env)
     name_free(app.store, name)
     agent_name = check_agent(app, agent, cmd)
     r = app.find_repo(repo, cwd)
@@ -140,6 +146,7 @@ def start_map(
         for i, (it, p) in enumerate(zip(items, prompts, strict=True), 1)
     ]
     g = app.store.create_group("map", name, r.id, spec, tasks)
+    _write_env(app.store.home, g.id, env or {})
     start_tasks(app, g.id)
     return report(app.store, g.id)
 
@@ -153,6 +160,7 @@ def start_tasks(app: App, gid: str) -> int:
     g = store.group(gid)
     spec = g.spec
     repo = store.repo(g.repo_id).name if g.repo_id is not None else None
+    env = _read_env(store.home, gid)
     made = 0
     for t in store.group_tasks(gid):
         if t.state == "waiting":
@@ -177,7 +185,7 @@ def start_tasks(app: App, gid: str) -> int:
                     base=spec.get("start") or spec.get("base_ref"),
                     title=title,
                     timeout=spec.get("timeout"),
-                    env={OUTCOME_ENV: str(out)},
+                    env={**env, OUTCOME_ENV: str(out)},
                     # kind and name: the dashboard's sidebar lists the session under its group.
                     options={"group": {"id": gid, "key": t.key, "kind": g.kind, "name": g.name}},
                 )
@@ -222,6 +230,30 @@ def resume(app: App, ref: str) -> dict[str, Any]:
     return report(app.store, g.id)
 
 
+def _env_file(home: Path, gid: str) -> Path:
+    return home / "groups" / gid / "env.json"
+
+
+def _write_env(home: Path, gid: str, env: dict[str, str]) -> None:
+    """The group's extra environment, for every session it starts (now or on resume):
+    in a 0600 file, never in the database, the events or the report."""
+    path = _env_file(home, gid)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(env, f)
+
+
+def _read_env(home: Path, gid: str) -> dict[str, str]:
+    try:
+        data = json.loads(_env_file(home, gid).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise PAError(f"cannot read the group's environment file: {e}") from e
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 def _title(prompt: str, group: str, key: str) -> str:
     """The item's prompt's first line (as `pa new` titles a session), and its place."""
     lines = [ln for ln in prompt.splitlines() if ln.strip()]
@@ -251,12 +283,13 @@ def reduce(
     prompt: str | None = None,
     name: str | None = None,
     timeout: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Merge the successful mappers of map group ``ref`` onto its base (each where it
     merges cleanly) and start a reducer session on the result, told what is in, what
     conflicted and what failed. Refused while any mapper still works."""
     from parallel_agents.sessions import repos
-    from parallel_agents.sessions.orchestrator import check_text
+    from parallel_agents.sessions.orchestrator import check_env, check_text
 
     store = app.store
     g = group_of(store, ref, "map")
@@ -279,6 +312,8 @@ def reduce(
     for what, value in (("prompt", prompt), ("group name", name), ("model", model)):
         if value is not None:
             check_text(what, value)
+    if env:
+        check_env(env)
     name_free(store, name)
     agent_name = check_agent(app, agent, cmd)
     if g.repo_id is None:
@@ -312,6 +347,7 @@ def reduce(
         spec,
         [("reduce", {"prompt": text, "title": title})],
     )
+    _write_env(store.home, rg.id, env or {})
     # The merged commit stays reachable whatever becomes of the reducer's branch.
     git.run(["update-ref", f"refs/pa/groups/{rg.id}/start", done.commit], repo_path)
     store.set_group(g.id, spec={**g.spec, "reduces": [*(g.spec.get("reduces") or []), rg.id]})

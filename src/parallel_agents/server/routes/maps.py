@@ -40,6 +40,9 @@ class NewMap(BaseModel):
     base: str | None = None
     name: str | None = Field(None, description="The group's name (default: map-<id>).")
     timeout: float | None = Field(None, gt=0, description="Seconds per turn before a stop.")
+    env: dict[str, str] | None = Field(
+        None, description="Extra environment for every agent (kept in a 0600 file, never echoed)."
+    )
 
 
 class Reduce(BaseModel):
@@ -50,6 +53,9 @@ class Reduce(BaseModel):
     prompt: str | None = Field(None, description="More instructions for the reducer.")
     name: str | None = Field(None, description="The reduce group's name.")
     timeout: float | None = Field(None, gt=0, description="Seconds per turn before a stop.")
+    env: dict[str, str] | None = Field(
+        None, description="Extra environment for the reducer (kept in a 0600 file, never echoed)."
+    )
 
 
 @router.post("/maps", status_code=201)
@@ -70,6 +76,7 @@ def new_map(request: Request, body: NewMap) -> dict[str, Any]:
         base=body.base,
         name=body.name,
         timeout=body.timeout,
+        env=body.env,
     )
 
 
@@ -99,4 +106,5 @@ def reduce(request: Request, ref: str, body: Reduce) -> dict[str, Any]:
         prompt=body.prompt,
         name=body.name,
         timeout=body.timeout,
+        env=body.env,
     )
