@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
         "per_repo": 0,  # 0: no per-repo limit
         "per_agent": {},  # e.g. {claude = 3}
         "max_attempts": 10,  # sessions one `pa new --attempts N` may start
+        "max_map_items": 500,  # items one `pa map` may start
     },
     "timeout": 0,  # seconds per turn; 0: none
     "stop_grace": 5.0,  # seconds between interrupt, terminate and kill

@@ -46,6 +46,8 @@ COMMANDS: dict[str, str] = {
     "demo": "parallel_agents.cli.ops:demo",
     "dev": "parallel_agents.cli.ops:dev",
     "plan": "parallel_agents.cli.plans:plan",  # issue 15 §1
+    "map": "parallel_agents.cli.maps:map_group",
+    "reduce": "parallel_agents.cli.maps:reduce",
 }
 
 

@@ -30,6 +30,11 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         'pa new "fix the login bug" --attempts 3 --agent claude,codex',
     ),
     ("Plans", ("plan",), "pa plan run plan.toml   # tasks with dependencies, run in order"),
+    (
+        "Map-reduce",
+        ("map", "reduce"),
+        "pa map --template 'fix {item}' --items bugs.txt && pa reduce map-1a2b3c4d",
+    ),
     ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
 ]
@@ -86,6 +91,11 @@ SHORT: dict[str, str] = {
     "plan stop": "Start no more tasks of a plan and stop the ones at work.",
     "plan resume": "Continue a stopped or interrupted plan; nothing starts twice.",
     "plan import": "Make a plan file from a ccpm epic folder.",
+    "map": "Start one session per item of a list, all under one map group.",
+    "map show": "A map group's report: each item's state, outcome, diff size, check.",
+    "map ls": "List map groups with their items counted by state.",
+    "map resume": "Start the items pa stopped before starting (none twice).",
+    "reduce": "Merge a map group's successful items and start a reducer on them.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -143,6 +153,14 @@ EXAMPLES: dict[str, list[str]] = {
     "plan stop": ["pa plan stop login"],
     "plan resume": ["pa plan resume login"],
     "plan import": ["pa plan import .claude/epics/login --out login.toml --auto-merge"],
+    "map": [
+        "pa map --template 'fix the lint errors in {item}' --items files.txt --name lint",
+        "pa map --template 'bump {pkg} to {version}' --items - --agent codex < bumps.jsonl",
+    ],
+    "map show": ["pa map show lint"],
+    "map ls": ["pa map ls --json"],
+    "map resume": ["pa map resume lint"],
+    "reduce": ["pa reduce lint --agent claude --prompt 'keep the public API as it is'"],
 }
 
 

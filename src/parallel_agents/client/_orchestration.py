@@ -115,3 +115,40 @@ class OrchestrationVerbs:
 
     def plan_resume(self, name: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/plans/{seg(name)}/resume", timeout=600))
+
+    # -- map-reduce (issue 15 §4: server/routes/maps.py) -------------------------------------
+    def map_start(self, template: str, items: str, **kw: Any) -> dict[str, Any]:
+        """One session per item of ``items`` (one a line, or JSON lines) on ``template``;
+        keywords: repo (name or path, default the cwd's), agent, cmd, model, base, name,
+        timeout. Returns the new map group's report."""
+        body = {"template": template, "items": items, **kw, "repo": _repo_ref(kw.get("repo"))}
+        body = {k: v for k, v in body.items() if v is not None}
+        # One worktree per item: a short timeout would invite a retry starting them twice.
+        limit = max(self.timeout, 600.0 + 10.0 * (items.count("\n") + 1))
+        return dict(self.request("POST", "/maps", json_body=body, timeout=limit))
+
+    def maps(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/maps")["groups"])
+
+    def map_report(self, group: str) -> dict[str, Any]:
+        """Each item of group ``group``: state, session, outcome, diff size, check."""
+        return dict(self.request("GET", f"/maps/{seg(group)}"))
+
+    def map_resume(self, group: str) -> dict[str, Any]:
+        """Start the items of ``group`` pa stopped before starting (none twice)."""
+        limit = max(self.timeout, 600.0)
+        return dict(self.request("POST", f"/maps/{seg(group)}/resume", timeout=limit))
+
+    def reduce(self, group: str, **kw: Any) -> dict[str, Any]:
+        """Merge map group ``group``'s successful items and start a reducer session on
+        them; keywords: agent, cmd, model, prompt, name, timeout."""
+        body = {k: v for k, v in kw.items() if v is not None}
+        path = f"/maps/{seg(group)}/reduce"
+        return dict(self.request("POST", path, json_body=body, timeout=max(self.timeout, 900.0)))
+
+
+def _repo_ref(repo: str | Path | None) -> str:
+    """A repo name as it is; a path (or None: the cwd) made absolute."""
+    if isinstance(repo, str) and "/" not in repo and repo not in (".", ".."):
+        return repo
+    return str(Path(repo or Path.cwd()).expanduser().absolute())

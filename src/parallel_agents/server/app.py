@@ -22,6 +22,7 @@ from parallel_agents.server.loop import ServerState
 from parallel_agents.server.routes import (
     events,
     groups,
+    maps,  # issue 15 §4
     meta,
     plans,
     repos,
@@ -69,5 +70,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     install_error_handlers(app)
     for module in (meta, repos, sessions, events, review, reviewer, groups, plans, terminal, web):
         app.include_router(module.router)
+    app.include_router(maps.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -192,7 +192,8 @@ class App:
             cmd=cmd,
             interactive=interactive,
             # ``options``: what the caller tags it with (a reviewer names what it reviews,
-            # a group's session its group and task)
+            # a group's session its group and task), stored with the row itself so a crash
+            # right after cannot orphan the session from its task
             options={**(options or {}), **({"timeout": timeout} if timeout else {})},
         )
         self.store.insert_session(s)

@@ -83,6 +83,13 @@ class Turns:
         except Exception as e:  # a failed snapshot must not wedge the session
             self.store.add_event(sid, "error", {"message": f"checkpoint failed: {e}"})
             return
+        if s.options.get("group"):  # a map or reduce task: collect its outcome (issue 15 §4)
+            from parallel_agents.sessions import map_report
+
+            try:
+                map_report.turn_ended(self.store, s)
+            except Exception as e:  # the report's sync collects it later
+                self.store.add_event(sid, "error", {"message": f"outcome not collected: {e}"})
         if self.settings.get("check.after_turn") and s.status == Status.IDLE:
             with self._checks_lock:
                 self._checks.append(sid)

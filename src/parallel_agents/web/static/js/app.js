@@ -14,7 +14,7 @@ let sidebar = null;
 let current = null; // {kind, view, id}
 
 function showView(name) {
-  for (const v of ["empty", "session", "panes", "conflicts", "groups"]) $(`#view-${v}`).hidden = v !== name;
+  for (const v of ["empty", "session", "panes", "conflicts", "groups", "maps"]) $(`#view-${v}`).hidden = v !== name;
   for (const a of $$(".views a")) {
     const on = a.dataset.view === (name === "empty" || name === "session" ? "sessions" : name);
     a.classList.toggle("active", on);
@@ -62,6 +62,10 @@ async function route() {
     const { GroupsView } = await import("./groups.js");
     const ref = parts[1] ? decodeURIComponent(parts[1]) : null;
     current = { kind: "groups", view: new GroupsView($("#view-groups"), ref) };
+  } else if (parts[0] === "maps") {
+    showView("maps"); // issue 15 §4: map groups and a group's report
+    const { MapsView } = await import("./maps.js");
+    current = { kind: "maps", view: new MapsView($("#view-maps"), parts[1] && decodeURIComponent(parts[1])) };
   } else {
     showView("empty");
   }
