@@ -81,7 +81,9 @@ def test_new_attempts_starts_one_group_on_one_base(tmp_path: Path) -> None:
     assert {s["base_commit"] for s in sessions} == {head} == {g["spec"]["base_commit"]}
     for t, s in zip(g["tasks"], sessions, strict=True):
         assert t["session"] == s["id"]
-        assert s["options"]["group"] == {"id": g["id"], "key": t["key"]}
+        # kind and name too: the dashboard's sidebar lists it under the group's heading
+        want = {"id": g["id"], "key": t["key"], "kind": "attempts", "name": g["name"]}
+        assert s["options"]["group"] == want
         assert s["agent"] == "command"
     ids = settle(d)
     for sid in ids:

@@ -67,6 +67,8 @@ def test_a_valid_ranking_is_stored_and_shown(tmp_path: Path) -> None:
     judge_session = j["session"]
     shown = json.loads(pa("show", judge_session, "--json").stdout)
     assert shown["status"] == "discarded"  # its worktree is gone, archived
+    group = {"id": d["group"]["id"], "key": j["key"], "kind": "attempts", "name": name}
+    assert shown["options"]["group"] == group  # listed under its group's sidebar heading
     st = Store(Path(os.environ["PA_HOME"]))
     assert st.group(d["group"]["id"]).spec["judge"]["ranking"][0]["attempt"] == "2"
     st.close()

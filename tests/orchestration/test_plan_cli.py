@@ -96,6 +96,10 @@ def test_a_plan_runs_in_process(repo: Path, tmp_path: Path) -> None:
     assert {t["key"]: t["state"] for t in out["tasks"]} == {"a": "merged", "b": "merged"}, out
     a, b = out["tasks"]
     assert a["merged_at"] <= b["started_at"]
+    for t in (a, b):  # the sidebar lists a plan's sessions under the plan's heading
+        shown = json.loads(pa("show", t["session"], "--json").stdout)
+        want = {"id": out["plan"]["id"], "key": t["key"], "kind": "plan", "name": "local"}
+        assert shown["options"]["group"] == want
     assert set(git(repo, "ls-tree", "--name-only", "main").split()) == {
         "README.md", "src", "a.txt", "b.txt",
     }

@@ -155,7 +155,7 @@ def start(
                 title=f"{label} [{key}/{n}]",
                 timeout=timeout,
                 env=env,
-                options={"group": {"id": g.id, "key": key}},
+                options={"group": {"id": g.id, "key": key, "kind": g.kind, "name": g.name}},
             )
         except PAError as e:
             errors.append(e)

@@ -214,7 +214,10 @@ def start(
             base=str(g.spec.get("base_commit") or g.spec.get("base_ref") or "HEAD"),
             title=f"judge of {g.name}",
             timeout=limit,
-            options={"group": {"id": g.id, "key": key}, "judge": True},
+            options={
+                "group": {"id": g.id, "key": key, "kind": g.kind, "name": g.name},
+                "judge": True,
+            },
         )
     except PAError as e:
         store.move_task(g.id, key, "failed", outcome={"error": e.message})

@@ -289,8 +289,9 @@ def _start(app: App, g: Group, t: GroupTask, tasks: dict[str, GroupTask]) -> str
         title=f"{g.name}/{t.key}: {spec['title']}",
         timeout=spec.get("timeout"),
         # The group task it runs for, in its options from the start: a crash before the
-        # task records the session leaves it findable (Store.task_session).
-        options={"group": {"id": g.id, "key": t.key}},
+        # task records the session leaves it findable (Store.task_session); kind and
+        # name are for the dashboard's sidebar, which lists it under the plan's heading.
+        options={"group": {"id": g.id, "key": t.key, "kind": g.kind, "name": g.name}},
     )
     return s.id
 

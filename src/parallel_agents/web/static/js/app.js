@@ -14,7 +14,7 @@ let sidebar = null;
 let current = null; // {kind, view, id}
 
 function showView(name) {
-  for (const v of ["empty", "session", "panes", "conflicts", "groups", "maps"]) $(`#view-${v}`).hidden = v !== name;
+  for (const v of ["empty", "session", "panes", "conflicts", "plans", "groups", "maps"]) $(`#view-${v}`).hidden = v !== name;
   for (const a of $$(".views a")) {
     const on = a.dataset.view === (name === "empty" || name === "session" ? "sessions" : name);
     a.classList.toggle("active", on);
@@ -56,6 +56,10 @@ async function route() {
     showView("conflicts");
     const { ConflictsView } = await import("./conflicts.js");
     current = { kind: "conflicts", view: new ConflictsView($("#view-conflicts")) };
+  } else if (parts[0] === "plans") {
+    showView("plans"); // issue 15 §1: the plans, or one plan as a graph of its tasks
+    const { PlansView } = await import("./plans.js");
+    current = { kind: "plans", view: new PlansView($("#view-plans"), parts[1] && decodeURIComponent(parts[1])) };
   } else if (parts[0] === "groups") {
     // Best-of-N attempts (issue 15 §2): the groups, or one group's attempts side by side.
     showView("groups");
