@@ -148,6 +148,8 @@ def _print(out: dict[str, Any]) -> None:
         check = "-" if not chk else ("pass" if chk["ok"] else "fail")
         o = t.get("outcome") or {}
         why = next((o[k] for k in ("waiting", "held", "skipped", "error", "note") if o.get(k)), "")
+        if t.get("forecast"):
+            why = f"{why}; {t['forecast']}" if why else t["forecast"]
         rows.append(
             [
                 text_cell(t["key"]),
@@ -156,7 +158,7 @@ def _print(out: dict[str, Any]) -> None:
                 check,
                 "yes" if t["merged"] else "no",
                 text_cell(", ".join(t["spec"].get("depends_on") or []) or "-"),
-                text_cell(why[:120]),
+                text_cell(why[:240]),
             ]
         )
     table(["TASK", "STATE", "SESSION", "CHECK", "MERGED", "AFTER", "NOTE"], rows)

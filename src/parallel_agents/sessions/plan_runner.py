@@ -89,7 +89,14 @@ def locked() -> threading.Lock:
 
 
 def drive_group(app: App, g: Group) -> int:
+    from parallel_agents.sessions import plan_forecast
+
     moves = sum(_reconcile(app, g, t) for t in app.store.group_tasks(g.id))
+    if moves:  # only when a task changed state: the forecast runs git
+        try:
+            plan_forecast.refresh(app, g)
+        except Exception:  # a flag, never a reason for the plan to stall
+            log.exception("plan %s: the forecast failed", g.name)
     if g.state != "running":
         return moves
     tasks = {t.key: t for t in app.store.group_tasks(g.id)}
@@ -244,6 +251,8 @@ def _partners(t: GroupTask, tasks: dict[str, GroupTask]) -> set[str]:
 
 
 def _start_ready(app: App, g: Group, tasks: dict[str, GroupTask]) -> int:
+    from parallel_agents.sessions import plan_forecast
+
     st = app.store
     working = {k for k, t in tasks.items() if t.state in WORKING}
     moves = 0
@@ -262,6 +271,13 @@ def _start_ready(app: App, g: Group, tasks: dict[str, GroupTask]) -> int:
         working.add(t.key)
         moves += 1
         outcome = {k: v for k, v in t.outcome.items() if k not in ("held", "note")}
+        try:
+            flag = plan_forecast.before_start(app, t, tasks)
+        except Exception:  # a flag, never a reason not to start
+            log.exception("plan %s: the forecast of task %s failed", g.name, t.key)
+            flag = None
+        if flag:
+            outcome["forecast_start"] = flag
         try:
             sid = _start(app, g, t, tasks)
         except Exception as e:  # never a retry loop: it failed to start, and says why
@@ -363,6 +379,8 @@ def continue_stopped(app: App, g: Group) -> list[str]:
 
 
 def task_view(app: App, t: GroupTask, checks: dict[str, Any]) -> dict[str, Any]:
+    from parallel_agents.sessions import plan_forecast
+
     d = t.to_json()
     d["session_status"] = None
     d["branch"] = None
@@ -375,4 +393,5 @@ def task_view(app: App, t: GroupTask, checks: dict[str, Any]) -> dict[str, Any]:
             pass
     d["check"] = checks.get(t.session_id) if t.session_id else None
     d["merged"] = t.state == "merged"
+    d["forecast"] = plan_forecast.note(t.outcome) or None
     return d
