@@ -154,7 +154,7 @@ def _print(out: dict[str, Any]) -> None:
             [
                 text_cell(t["key"]),
                 state_cell(t["state"]),
-                t["session"] or "-",
+                t["session"] or (f"{t['attempts']['n']} attempts" if t.get("attempts") else "-"),
                 check,
                 "yes" if t["merged"] else "no",
                 text_cell(", ".join(t["spec"].get("depends_on") or []) or "-"),
