@@ -78,6 +78,37 @@ def test_two_tasks_editing_one_file_are_flagged(repo: Path, tmp_path: Path) -> N
     assert p.returncode != 0 and "shared.txt" in p.stdout + p.stderr, p
 
 
+def test_with_auto_merge_the_second_is_flagged_before_it_is_refused(
+    repo: Path, tmp_path: Path
+) -> None:
+    """issue 15 §1: with auto_merge, a (which writes shared.txt) is merged while b (which
+    writes it too) waits at a gate; when b's turn ends the forecast flags it (it no longer
+    merges cleanly into main, where task a merged shared.txt) in the same pass that then
+    gives it to the merge queue, which refuses it: both said in pa plan show."""
+    gb = gate(tmp_path, "b")
+    f = tmp_path / "p.toml"
+    f.write_text(
+        plan_toml(
+            "auto",
+            task("a", tmp_path, writes="shared.txt"),
+            task("b", tmp_path, writes="shared.txt", gate=gb),
+            repo=str(repo),
+            auto_merge=True,
+        )
+    )
+    assert pa("plan", "run", str(f)).returncode == 0
+    _wait("auto", lambda s: s["a"] == "merged" and s["b"] == "running", "a merged, b at work")
+    open_gate(gb)
+    out = _wait("auto", lambda s: s["b"] == "done", "b's turn ended")
+    b = {x["key"]: x for x in out["tasks"]}["b"]
+    [flag] = b["outcome"]["forecast"]["flags"]
+    assert flag == {"with": "main", "base": True, "paths": ["shared.txt"], "tasks": ["a"]}
+    assert b["forecast"] == (
+        "forecast: no longer merges cleanly into main in shared.txt (merged there by task a)"
+    )
+    assert b["outcome"]["waiting"].startswith("not merged: it conflicts with main in shared.txt")
+
+
 def test_a_conflicts_with_pair_is_not_flagged(repo: Path, tmp_path: Path) -> None:
     """issue 15 §1: a pair the plan already keeps apart (conflicts_with) is not flagged:
     the person said so already."""

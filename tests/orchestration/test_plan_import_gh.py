@@ -20,7 +20,7 @@ from tests.conftest import pa
 
 KNOWN = {"command", "claude", "codex"}.__contains__
 ISSUE_ARGS = ["issue", "list", "--label", "ready", "--state", "open", "--limit", "500",
-              "--json", "number,title,body,url"]
+              "--json", "number,title,body"]
 PR_ARGS = ["pr", "list", "--state", "open", "--limit", "500", "--json", "number,body"]
 
 STAND_IN_GH = f"""#!{sys.executable}

@@ -181,7 +181,9 @@ def refresh(app: App, g: Group) -> int:
             flags.append({"with": ok or other, "task": ok, "session": other, "paths": paths})
         if not f.clean_with_base:
             paths = list(f.base_conflict_paths)
-            flags.append({"with": t.spec.get("target"), "base": True, "paths": paths})
+            flag = {"with": t.spec.get("target"), "base": True, "paths": paths}
+            flag["tasks"] = _merged_by(app, t, tasks, set(paths), apart)
+            flags.append(flag)
         now = {"flags": flags, "note": _note(flags)} if flags else None
         if now == t.outcome.get("forecast"):
             continue
@@ -192,12 +194,32 @@ def refresh(app: App, g: Group) -> int:
     return changed
 
 
+def _merged_by(
+    app: App, t: GroupTask, tasks: dict[str, GroupTask], paths: set[str], apart: set[str]
+) -> list[str]:
+    """The plan's tasks merged into ``t``'s target that changed the paths it conflicts in
+    there (git runs only for a task that no longer merges cleanly)."""
+    out = []
+    for k, o in sorted(tasks.items()):
+        if o.state != "merged" or o.session_id is None or k in apart:
+            continue
+        if o.spec.get("target") != t.spec.get("target"):
+            continue
+        try:
+            if changed_paths(app, o.session_id) & paths:
+                out.append(k)
+        except PAError:
+            continue
+    return out
+
+
 def _note(flags: list[dict[str, Any]]) -> str:
     parts = []
     for f in flags:
         where = f" in {', '.join(f['paths'])}" if f["paths"] else ""
         if f.get("base"):
-            parts.append(f"no longer merges cleanly into {f['with']}{where}")
+            by = f" (merged there by task {', '.join(f['tasks'])})" if f.get("tasks") else ""
+            parts.append(f"no longer merges cleanly into {f['with']}{where}{by}")
         elif f.get("task"):
             parts.append(f"collides with task {f['with']}{where}")
         else:

@@ -106,7 +106,7 @@ def gh_plan(
     issues = gh_json(
         exe,
         ["issue", "list", "--label", label, "--state", "open", "--limit", str(LIMIT),
-         "--json", "number,title,body,url", *where],
+         "--json", "number,title,body", *where],
     )
     in_repo = f" in {repo}" if repo else ""
     if not issues:
