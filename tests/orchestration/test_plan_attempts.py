@@ -105,3 +105,33 @@ def test_stop_and_resume_a_task_with_attempts(repo: Path, tmp_path: Path) -> Non
     cmp = json.loads(pa("compare", "halt.x", "--json").stdout)
     assert [r["status"] for r in cmp["attempts"]] == ["idle", "idle"]
     assert len(json.loads(pa("ls", "--all", "--json").stdout)) == 2
+
+
+def test_attempts_made_before_a_crash_are_adopted(repo: Path, tmp_path: Path) -> None:
+    """issue 15 §1: the process died after claiming a task with attempts and making its
+    attempts group, before recording it: the next pass finds the group by its name
+    (PLAN.TASK) and starts no second one; a claim with no group yet starts once."""
+    from parallel_agents.sessions import attempts, plan_runner, plans
+    from parallel_agents.sessions.orchestrator import App
+
+    app = App.open()
+    try:
+        text = plan_toml(
+            "crash", task("a", tmp_path, attempts=2), task("b", tmp_path, attempts=2),
+            repo=str(repo),
+        )
+        g = plans.run(app, text, source="crash.toml")
+        assert app.store.move_task(g.id, "a", "starting", expect=["waiting"])
+        cmd = list(app.store.group_task(g.id, "a").spec["cmd"])
+        made, _ = attempts.start(app, "task a", 2, ["command"], repo=str(repo), cmd=cmd,
+                                 name="crash.a")
+        assert app.store.move_task(g.id, "b", "starting", expect=["waiting"])
+        plan_runner.drive(app)  # a adopted; b back to waiting (its start was cut short)
+        plan_runner.drive(app)  # b starts, once
+        a, b = app.store.group_tasks(g.id)
+        assert (a.state, a.outcome["attempts"]) == ("running", made.id)
+        assert b.state == "running" and b.outcome["attempts"] == app.store.group("crash.b").id
+        assert len(app.store.groups("attempts")) == 2
+        assert len(app.store.sessions()) == 4
+    finally:
+        app.close()
