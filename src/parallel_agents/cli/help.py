@@ -90,7 +90,7 @@ SHORT: dict[str, str] = {
     "plan show": "A plan's tasks: state, session, check, merged, why one waits.",
     "plan stop": "Start no more tasks of a plan and stop the ones at work.",
     "plan resume": "Continue a stopped or interrupted plan; nothing starts twice.",
-    "plan import": "Make a plan file from a ccpm epic folder.",
+    "plan import": "Make a plan file from a ccpm epic folder or GitHub issues (gh).",
     "map": "Start one session per item of a list, all under one map group.",
     "map show": "A map group's report: each item's state, outcome, diff size, check.",
     "map ls": "List map groups with their items counted by state.",
@@ -152,7 +152,10 @@ EXAMPLES: dict[str, list[str]] = {
     "plan show": ["pa plan show login"],
     "plan stop": ["pa plan stop login"],
     "plan resume": ["pa plan resume login"],
-    "plan import": ["pa plan import .claude/epics/login --out login.toml --auto-merge"],
+    "plan import": [
+        "pa plan import .claude/epics/login --out login.toml --auto-merge",
+        "pa plan import --gh-label ready --repo octo/app --out ready.toml",
+    ],
     "map": [
         "pa map --template 'fix the lint errors in {item}' --items files.txt --name lint",
         "pa map --template 'bump {pkg} to {version}' --items - --agent codex < bumps.jsonl",

@@ -148,23 +148,28 @@ def _print(out: dict[str, Any]) -> None:
         check = "-" if not chk else ("pass" if chk["ok"] else "fail")
         o = t.get("outcome") or {}
         why = next((o[k] for k in ("waiting", "held", "skipped", "error", "note") if o.get(k)), "")
+        if t.get("forecast"):
+            why = f"{why}; {t['forecast']}" if why else t["forecast"]
         rows.append(
             [
                 text_cell(t["key"]),
                 state_cell(t["state"]),
-                t["session"] or "-",
+                t["session"] or (f"{t['attempts']['n']} attempts" if t.get("attempts") else "-"),
                 check,
                 "yes" if t["merged"] else "no",
                 text_cell(", ".join(t["spec"].get("depends_on") or []) or "-"),
-                text_cell(why[:120]),
+                text_cell(why[:240]),
             ]
         )
     table(["TASK", "STATE", "SESSION", "CHECK", "MERGED", "AFTER", "NOTE"], rows)
 
 
-# -- import: ccpm epics ------------------------------------------------------------------------
+# -- import: ccpm epics, GitHub issues ------------------------------------------------------
 @plan.command("import")
-@click.argument("epic", type=click.Path(file_okay=False, exists=True))
+@click.argument("epic", required=False, type=click.Path(file_okay=False, exists=True))
+@click.option("--gh-label", metavar="LABEL", help="The open GitHub issues with this label (gh).")
+@click.option("--repo", "gh_repo", metavar="OWNER/NAME",
+              help="With --gh-label: the GitHub repo (default: gh's, the one around here).")
 @click.option(
     "--out", "out_path", type=click.Path(dir_okay=False), help="Write the plan to this file."
 )
@@ -172,16 +177,39 @@ def _print(out: dict[str, Any]) -> None:
 @click.option("--auto-merge", is_flag=True, help="Merge each task when it is ready (auto_merge).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of TOML.")
 def import_(
-    epic: str, out_path: str | None, agent: str | None, auto_merge: bool, as_json: bool
+    epic: str | None,
+    gh_label: str | None,
+    gh_repo: str | None,
+    out_path: str | None,
+    agent: str | None,
+    auto_merge: bool,
+    as_json: bool,
 ) -> None:
     """Make a plan file from a ccpm epic folder (epic.md and numbered task files whose
-    front matter holds depends_on, parallel and conflicts_with).
+    front matter holds depends_on, parallel and conflicts_with), or, with --gh-label,
+    from GitHub issues read through gh.
 
     A task file's body is its prompt, its name its title; closed tasks are left out (and
     so are dependencies on them); parallel: false keeps the task from running beside any
-    other. Check the result with pa plan run.
+    other. An issue is task issue-N (its title and body the prompt), its "depends on #N"
+    lines its dependencies; an issue an open PR fixes ("Fixes #N") is left out, and so
+    is a dependency outside the plan (each said on stderr). Check the result with
+    pa plan run.
     """
-    doc = ccpm_plan(Path(epic), agent=agent, auto_merge=auto_merge)
+    from parallel_agents.errors import UsageError
+
+    if (epic is None) == (gh_label is None):
+        raise UsageError(
+            "say where the tasks come from: an EPIC folder or --gh-label LABEL (one of them)",
+            hint="pa plan import .claude/epics/NAME, or pa plan import --gh-label LABEL",
+        )
+    if gh_repo and not gh_label:
+        raise UsageError("--repo goes with --gh-label", hint="pa plan import --gh-label L --repo R")
+    if gh_label is not None:
+        doc = _gh_plan(gh_label, gh_repo, agent, auto_merge)
+    else:
+        assert epic is not None
+        doc = ccpm_plan(Path(epic), agent=agent, auto_merge=auto_merge)
     if as_json:
         emit_json(doc)
         return
@@ -191,6 +219,21 @@ def import_(
         click.echo(f"wrote {out_path}: {len(doc['tasks'])} tasks; start it: pa plan run {out_path}")
     else:
         click.echo(text, nl=False)
+
+
+def _gh_plan(label: str, repo: str | None, agent: str | None, auto_merge: bool) -> dict[str, Any]:
+    """The plan of GitHub issues, checked as pa plan run checks it (a cycle among the
+    issues' "depends on" lines is named here, not at run time); notes on stderr."""
+    from parallel_agents.sessions.plan_file import parse_plan
+    from parallel_agents.sessions.plan_import_gh import gh_plan
+
+    doc, notes = gh_plan(label, repo=repo, agent=agent, auto_merge=auto_merge)
+    for n in notes:
+        click.echo(f"note: {n}", err=True)
+    # Any agent that needs no cmd will do here: only the graph and the fields are checked.
+    parse_plan(plan_text(doc), source=f"the issues labelled {label!r}",
+               default_agent=agent or "claude")
+    return doc
 
 
 _NUMBERED = re.compile(r"(\d+)\.md")

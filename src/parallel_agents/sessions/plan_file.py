@@ -244,8 +244,6 @@ def parse_plan(
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             p.add(where, "attempts must be a whole number from 1")
             attempts = 1
-        elif attempts > 1:
-            p.add(where, "attempts above 1 are not supported in plans yet; leave it at 1")
         o = _options(p, where, t, defaults)
         agent = o.get("agent") or ("command" if o.get("cmd") else default_agent)
         tasks.append(

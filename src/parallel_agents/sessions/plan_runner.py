@@ -89,12 +89,19 @@ def locked() -> threading.Lock:
 
 
 def drive_group(app: App, g: Group) -> int:
+    from parallel_agents.sessions import plan_forecast
+
     moves = sum(_reconcile(app, g, t) for t in app.store.group_tasks(g.id))
+    if moves:  # only when a task changed state: the forecast runs git
+        try:
+            plan_forecast.refresh(app, g)
+        except Exception:  # a flag, never a reason for the plan to stall
+            log.exception("plan %s: the forecast failed", g.name)
     if g.state != "running":
         return moves
     tasks = {t.key: t for t in app.store.group_tasks(g.id)}
     for t in tasks.values():
-        if t.state == "done":
+        if t.state == "done" and t.session_id is not None:  # attempts: after the pick
             moves += _after_done(app, g, t)
     tasks = {t.key: t for t in app.store.group_tasks(g.id)}
     moves += _skip(app, g, tasks)
@@ -122,15 +129,27 @@ def task_state_for(s: Session) -> str:
 
 
 def _reconcile(app: App, g: Group, t: GroupTask) -> int:
+    from parallel_agents.sessions import plan_attempts
+
     st = app.store
     if t.state == "starting":
-        sid = t.session_id or st.task_session(g.id, t.key)
-        if sid is not None:
-            return int(st.move_task(g.id, t.key, "running", expect=["starting"], session_id=sid))
+        if plan_attempts.is_attempts(t):
+            agid = t.outcome.get("attempts") or plan_attempts.found(app, g, t)
+            if agid is not None:
+                made = {**t.outcome, "attempts": agid}
+                return int(st.move_task(g.id, t.key, "running", expect=["starting"], outcome=made))
+        else:
+            sid = t.session_id or st.task_session(g.id, t.key)
+            if sid is not None:
+                return int(
+                    st.move_task(g.id, t.key, "running", expect=["starting"], session_id=sid)
+                )
         # Claimed, but no session was made: the process died in between (the pass holds
         # the lock, so no start is under way). It starts again, once.
         note = {**t.outcome, "note": "its start was cut short; it waits to start again"}
         return int(st.move_task(g.id, t.key, "waiting", expect=["starting"], outcome=note))
+    if t.session_id is None and t.outcome.get("attempts") and t.state not in ("skipped", "merged"):
+        return plan_attempts.reconcile(app, g, t, task_state_for)  # no pick yet
     # Merged is final: its work is in the target whatever becomes of the session after
     # (a discard to clean up does not undo the merge, nor restart what depends on it).
     if t.session_id is None or t.state in ("waiting", "skipped", "merged"):
@@ -233,7 +252,8 @@ def _skip(app: App, g: Group, tasks: dict[str, GroupTask]) -> int:
 def _ready(t: GroupTask, tasks: dict[str, GroupTask]) -> bool:
     deps = [tasks[d] for d in t.spec.get("depends_on", [])]
     if t.spec.get("after") == "done":
-        return all(d.state in ("done", "merged") for d in deps)
+        # A done task of attempts has no work to stack on until one is picked.
+        return all(d.state == "merged" or (d.state == "done" and d.session_id) for d in deps)
     return all(d.state == "merged" for d in deps)
 
 
@@ -244,6 +264,8 @@ def _partners(t: GroupTask, tasks: dict[str, GroupTask]) -> set[str]:
 
 
 def _start_ready(app: App, g: Group, tasks: dict[str, GroupTask]) -> int:
+    from parallel_agents.sessions import plan_attempts, plan_forecast
+
     st = app.store
     working = {k for k, t in tasks.items() if t.state in WORKING}
     moves = 0
@@ -263,7 +285,18 @@ def _start_ready(app: App, g: Group, tasks: dict[str, GroupTask]) -> int:
         moves += 1
         outcome = {k: v for k, v in t.outcome.items() if k not in ("held", "note")}
         try:
-            sid = _start(app, g, t, tasks)
+            flag = plan_forecast.before_start(app, t, tasks)
+        except Exception:  # a flag, never a reason not to start
+            log.exception("plan %s: the forecast of task %s failed", g.name, t.key)
+            flag = None
+        if flag:
+            outcome["forecast_start"] = flag
+        try:
+            if plan_attempts.is_attempts(t):
+                outcome["attempts"] = plan_attempts.start(app, g, t, _base(app, g, t, tasks))
+                sid = None
+            else:
+                sid = _start(app, g, t, tasks)
         except Exception as e:  # never a retry loop: it failed to start, and says why
             outcome["error"] = e.message if isinstance(e, PAError) else f"could not start: {e!r}"
             st.move_task(g.id, t.key, "failed", expect=["starting"], outcome=outcome)
@@ -274,11 +307,15 @@ def _start_ready(app: App, g: Group, tasks: dict[str, GroupTask]) -> int:
     return moves
 
 
+def _base(app: App, g: Group, t: GroupTask, tasks: dict[str, GroupTask]) -> str:
+    if t.spec.get("after") == "done" and t.spec.get("depends_on"):
+        return _stacked_base(app, g, t, tasks)
+    return str(t.spec["target"])
+
+
 def _start(app: App, g: Group, t: GroupTask, tasks: dict[str, GroupTask]) -> str:
     spec = t.spec
-    base = str(spec["target"])
-    if spec.get("after") == "done" and spec.get("depends_on"):
-        base = _stacked_base(app, g, t, tasks)
+    base = _base(app, g, t, tasks)
     s = app.new_session(
         spec["prompt"],
         repo=spec["repo"],
@@ -340,12 +377,18 @@ def _stacked_base(app: App, g: Group, t: GroupTask, tasks: dict[str, GroupTask])
 def continue_stopped(app: App, g: Group) -> list[str]:
     """Tasks a stop or a reboot cut off get a follow-up that continues them (resume);
     the tasks skipped meanwhile are looked at again. Returns the keys continued."""
+    from parallel_agents.sessions import plan_attempts
+
     st = app.store
     out: list[str] = []
     for t in st.group_tasks(g.id):
         if t.state == "skipped":
             outcome = {k: v for k, v in t.outcome.items() if k != "skipped"}
             st.move_task(g.id, t.key, "waiting", expect=["skipped"], outcome=outcome)
+        if t.state == "stopped" and t.session_id is None and t.outcome.get("attempts"):
+            if plan_attempts.continue_stopped(app, t, CONTINUE):
+                out.append(t.key)  # the next pass sees them at work
+            continue
         if t.state != "stopped" or t.session_id is None:
             continue
         s = st.session(t.session_id)
@@ -364,7 +407,10 @@ def continue_stopped(app: App, g: Group) -> list[str]:
 
 
 def task_view(app: App, t: GroupTask, checks: dict[str, Any]) -> dict[str, Any]:
+    from parallel_agents.sessions import plan_attempts, plan_forecast
+
     d = t.to_json()
+    d["attempts"] = plan_attempts.view(t)
     d["session_status"] = None
     d["branch"] = None
     if t.session_id is not None:
@@ -376,4 +422,5 @@ def task_view(app: App, t: GroupTask, checks: dict[str, Any]) -> dict[str, Any]:
             pass
     d["check"] = checks.get(t.session_id) if t.session_id else None
     d["merged"] = t.state == "merged"
+    d["forecast"] = plan_forecast.note(t.outcome) or None
     return d

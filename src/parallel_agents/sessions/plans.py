@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parallel_agents import git
+from parallel_agents.config import config_path, max_attempts
 from parallel_agents.errors import Conflict, PAError, UsageError
-from parallel_agents.sessions import plan_runner
+from parallel_agents.sessions import plan_attempts, plan_runner
 from parallel_agents.sessions.plan_file import ID, SCHEMA_HINT, PlanTask, parse_plan
 from parallel_agents.store import Group
 
@@ -96,6 +97,12 @@ def _spec(app: App, t: PlanTask, r: Repo) -> dict[str, Any]:
             raise UsageError(f"the program {prog!r} of its cmd was not found")
     else:
         adapter.resolve_binary(app.settings.agent_settings(t.agent))
+    cap = max_attempts(app.settings)
+    if t.attempts > cap:
+        raise UsageError(
+            f"attempts = {t.attempts} is more than the setting limits.max_attempts allows ({cap})",
+            hint=f"ask for at most {cap}, or raise limits.max_attempts in {config_path()}",
+        )
     spec = t.to_json()
     spec.update(repo=r.name, target=target)
     if t.agent != "command":
@@ -149,13 +156,15 @@ def stop(app: App, ref: str) -> dict[str, Any]:
             sid = t.session_id or (
                 app.store.task_session(g.id, t.key) if t.state == "starting" else None
             )
-            if t.state not in plan_runner.WORKING or sid is None:
+            if t.state not in plan_runner.WORKING:
                 continue
-            try:
-                app.stop(sid)
-                stopped.append(t.key)
-            except PAError:
-                continue  # it ended meanwhile: the next pass records how
+            for one in [sid] if sid else plan_attempts.session_ids(app, t):
+                try:
+                    app.stop(one)
+                    if t.key not in stopped:
+                        stopped.append(t.key)
+                except PAError:
+                    continue  # it ended meanwhile: the next pass records how
         plan_runner.drive_group(app, app.store.group(g.id))
     out = show(app, g.id)
     out["stopped"] = stopped
