@@ -134,3 +134,49 @@ def _graph(server: Server, page: Any, tmp_path: Path, gates: dict[str, Path]) ->
     row.wait_for()
     assert row.locator("td").nth(1).inner_text() == "finished"
     assert row.locator("td").nth(3).inner_text() == "4 merged"
+
+
+# Writes its own line into shared.txt: two such tasks collide.
+SHARED = r"""
+import sys
+with open("shared.txt", "w") as f:
+    f.write(sys.argv[1] + " was here\n")
+print("wrote shared.txt")
+"""
+
+
+def test_the_graph_flags_tasks_the_forecast_says_collide(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    """issue 15 §1: two tasks of a plan that both write shared.txt, with no conflicts_with
+    between them, are flagged by the conflict forecast; the graph marks both nodes (⚠,
+    the flag's note in its tooltip) while they wait for review, and an unflagged plan
+    task has no mark."""
+    server.repo("forecast")
+    agent = tmp_path / "shared_agent.py"
+    agent.write_text(SHARED)
+    lines = ['name = "collide"', "[defaults]", 'repo = "forecast"', 'agent = "command"']
+    for key, cmd in (
+        ("left", [sys.executable, str(agent), "left"]),
+        ("right", [sys.executable, str(agent), "right"]),
+        ("alone", [sys.executable, "-c", "open('alone.txt', 'w').write('x')"]),
+    ):
+        lines += ["[[tasks]]", f'id = "{key}"', f'prompt = "task {key}"', f"cmd = {json.dumps(cmd)}"]
+    rep = server.api("POST", "/plans", {"text": "\n".join(lines) + "\n", "source": "c.toml"})
+    assert rep["plan"]["name"] == "collide"
+
+    page.click('nav.views a[data-view="plans"]')
+    page.get_by_role("link", name="collide").click()
+    flagged = (
+        "() => ['left', 'right'].every((k) => document.querySelector("
+        "`g.pnode[data-key=\"${k}\"]`)?.classList.contains('flagged'))"
+    )
+    js_wait(page, flagged, timeout=90_000)
+    for key, other in (("left", "right"), ("right", "left")):
+        mark = page.locator(f'g.pnode[data-key="{key}"] .pn-flag')
+        assert (mark.text_content() or "").endswith("⚠")
+        assert f"collides with task {other} in shared.txt" in (
+            mark.locator("title").text_content() or ""
+        )
+    js_wait(page, f"() => {_node_state('alone')} === 'done'", timeout=60_000)
+    assert page.locator('g.pnode[data-key="alone"] .pn-flag').count() == 0

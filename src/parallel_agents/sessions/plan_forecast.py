@@ -151,6 +151,17 @@ def _forecast(app: App, rid: int, target: str) -> dict[str, Any]:
     return {"sessions": fc.sessions, "pairs": pairs}
 
 
+def marks(app: App, g: Group) -> tuple[tuple[str, str | None], ...]:
+    """What ``refresh`` forecasts from, cheaply (no git): each started task's session and
+    its latest checkpoint."""
+    st = app.store
+    return tuple(
+        (str(t.session_id), st.latest_checkpoint_commit(str(t.session_id)))
+        for t in st.group_tasks(g.id)
+        if t.state in STARTED and t.session_id
+    )
+
+
 def refresh(app: App, g: Group) -> int:
     """Record each started task's ``forecast`` (see the module); the number changed."""
     st = app.store

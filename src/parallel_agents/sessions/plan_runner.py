@@ -54,6 +54,7 @@ CONTINUE = (
 )
 
 _lock = threading.Lock()
+_forecast_marks: dict[str, tuple[tuple[str, str | None], ...]] = {}  # group -> last forecast's
 _again = threading.Event()
 
 
@@ -92,7 +93,12 @@ def drive_group(app: App, g: Group) -> int:
     from parallel_agents.sessions import plan_forecast
 
     moves = sum(_reconcile(app, g, t) for t in app.store.group_tasks(g.id))
-    if moves:  # only when a task changed state: the forecast runs git
+    # The forecast runs git: only when a task changed state or a started task's work got
+    # a new checkpoint (the server checkpoints a turn just after its session is idle, so
+    # a task can be done before its work is there to forecast).
+    marks = plan_forecast.marks(app, g)
+    if moves or _forecast_marks.get(g.id) != marks:
+        _forecast_marks[g.id] = marks
         try:
             plan_forecast.refresh(app, g)
         except Exception:  # a flag, never a reason for the plan to stall

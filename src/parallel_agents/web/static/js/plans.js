@@ -90,15 +90,23 @@ function why(t) {
   return o.error || o.skipped || o.held || o.waiting || o.note || "";
 }
 
+/** The conflict forecast's flags on a task (issue 15 §1: "flagged before they start"):
+ * its notes, or "" when the forecast sees no collision. */
+function flags(t) {
+  const o = t.outcome || {};
+  return [o.forecast_start && `flagged before it started: ${o.forecast_start.note}`, o.forecast && o.forecast.note].filter(Boolean).join("\n");
+}
+
 function node(t, p, onOpen) {
   const merged = t.merged || t.state === "merged";
+  const flagged = flags(t);
   const sess = t.session_status && t.session_status !== t.state ? `${t.state} · ${t.session_status}` : t.state;
   const third = t.session ? t.session : clip(why(t), 28) || "no session yet";
-  const tip = [`${t.key}: ${(t.spec && t.spec.title) || ""}`, `state: ${t.state}`, t.session ? `session ${t.session} (click to open)` : "", why(t)].filter(Boolean).join("\n");
+  const tip = [`${t.key}: ${(t.spec && t.spec.title) || ""}`, `state: ${t.state}`, t.session ? `session ${t.session} (click to open)` : "", why(t), flagged].filter(Boolean).join("\n");
   const g = svg(
     "g",
     {
-      class: `pnode st-${t.state}${t.session ? " has-session" : ""}`,
+      class: `pnode st-${t.state}${t.session ? " has-session" : ""}${flagged ? " flagged" : ""}`,
       transform: `translate(${p.x},${p.y})`,
       "data-key": t.key,
       "data-state": t.state,
@@ -111,6 +119,7 @@ function node(t, p, onOpen) {
     svg("rect", { width: W, height: H, rx: 7 }),
     svg("text", { x: 10, y: 19, class: "pn-key" }, clip(t.key, 20)),
     merged ? svg("text", { x: W - 10, y: 20, class: "pn-merged", "text-anchor": "end" }, svg("title", null, "merged"), "✓") : null,
+    flagged ? svg("text", { x: W - (merged ? 26 : 10), y: 20, class: "pn-flag", "text-anchor": "end" }, svg("title", null, flagged), "⚠") : null,
     svg("text", { x: 10, y: 37, class: "pn-state" }, sess),
     svg("text", { x: 10, y: 54, class: t.session ? "pn-session" : "pn-why" }, third),
   );
