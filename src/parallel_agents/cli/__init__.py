@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "rename": "parallel_agents.cli.sessions:rename",
     "attach": "parallel_agents.cli.interactive:attach",
     "hook": "parallel_agents.cli.interactive:hook",
+    "shell": "parallel_agents.cli.shell:shell",  # issue 16 §2
     "diff": "parallel_agents.cli.review:diff",
     "check": "parallel_agents.cli.review:check",
     "conflicts": "parallel_agents.cli.review:conflicts",

@@ -29,7 +29,7 @@ from parallel_agents.git.session_archive import (
 )
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
-from parallel_agents.sessions import pool_fill, repos
+from parallel_agents.sessions import pool_fill, repos, shell
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
 
@@ -337,6 +337,7 @@ class App:
         if s.interactive or s.status in ACTIVE or s.status == Status.QUEUED:
             self.stop(s.id)  # an idle TUI is still a process in the worktree
             s = self.store.session(s.id)
+        shell.end(self.store.home, s.id)  # issue 16 §2: its terminal goes with the worktree
         local.end_tagged(s.id)  # nothing the agent started may live on in a deleted worktree
         repo_path = Path(self.store.repo(s.repo_id).path)
         if not s.options.get("discarding"):
