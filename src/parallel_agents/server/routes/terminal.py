@@ -18,6 +18,9 @@ Protocol:
   ``{"type": "input", "data": "text"}``.
 
 Query parameters ``cols`` and ``rows`` give the initial size (default: the pane's).
+
+``WS /api/v1/sessions/{id}/shell`` (issue 16 §2) speaks the same protocol to the session's
+shell (sessions/shell.py), started on connect if it is not running: any session has one.
 """
 
 from __future__ import annotations
@@ -66,13 +69,14 @@ _TRAMPOLINE = (
 class PaneClient:
     """One tmux client attached to a session's pane on a pseudo-terminal."""
 
-    def __init__(self, home: Path, sid: str, cols: int, rows: int) -> None:
+    def __init__(self, home: Path, sid: str, cols: int, rows: int, name: str = "") -> None:
         self.home = home
         self.sid = sid
+        self.name = name or tmux.session_name(sid)  # the tmux session: the TUI's or a shell
         master, slave = pty.openpty()
         self.fd = master
         self.set_size(cols, rows)
-        argv = tmux.tmux_argv(home, "attach-session", "-t", f"={tmux.session_name(sid)}")
+        argv = tmux.tmux_argv(home, "attach-session", "-t", f"={self.name}")
         env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
         env["TERM"] = "xterm-256color"
         env.setdefault("LANG", "C.UTF-8")
@@ -176,6 +180,37 @@ async def terminal(websocket: WebSocket, sid: str) -> None:
         msg = e.message if isinstance(e, PAError) else str(e)
         await websocket.send_text(json.dumps({"type": "error", "error": msg, "hint": None}))
         await websocket.close(code=1011, reason=msg[:120])
+        return
+    await _bridge(websocket, client, state.home, real_id)
+
+
+def _start_shell(state: ServerState, sid: str, cols: int, rows: int) -> tuple[str, str]:
+    from parallel_agents.sessions import shell
+
+    app = state.app()
+    s = app.store.resolve_session(sid)
+    return s.id, shell.ensure(app.store, s, cols, max(2, rows - 1))
+
+
+@router.websocket("/api/v1/sessions/{sid}/shell")
+async def shell_terminal(websocket: WebSocket, sid: str) -> None:
+    """Issue 16 §2: the session's shell, for any session (headless too)."""
+    if not await check_ws(websocket):
+        return
+    state = server_state(websocket)
+    await websocket.accept()
+    q = websocket.query_params
+    cols, rows = _int(q.get("cols"), 120), _int(q.get("rows"), 40)
+    try:
+        real_id, name = await run_in_threadpool(_start_shell, state, sid, cols, rows)
+        client = await run_in_threadpool(PaneClient, state.home, real_id, cols, rows, name)
+    except (OSError, PAError) as e:
+        from parallel_agents.errors import NotFound
+
+        msg, hint = (e.message, e.hint) if isinstance(e, PAError) else (str(e), None)
+        code = 4404 if isinstance(e, NotFound) else 4400 if isinstance(e, PAError) else 1011
+        await websocket.send_text(json.dumps({"type": "error", "error": msg, "hint": hint}))
+        await websocket.close(code=code, reason=msg[:120])
         return
     await _bridge(websocket, client, state.home, real_id)
 
@@ -285,7 +320,7 @@ def _resize(client: PaneClient, home: Path, sid: str, cols: int, rows: int) -> N
         home,
         "resize-window",
         "-t",
-        f"={tmux.session_name(sid)}:",
+        f"={client.name}:",
         "-x",
         str(cols),
         "-y",

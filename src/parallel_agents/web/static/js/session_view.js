@@ -7,7 +7,7 @@ import { ACTIVE, extraOf, on, patchSession, refreshSoon, state, upsertSession } 
 import { TerminalView } from "./terminal.js";
 import { cost, duration, h, toast } from "./util.js";
 
-const TABS = ["conversation", "diff", "terminal"];
+const TABS = ["conversation", "diff", "terminal", "shell"]; // shell: issue 16 §2, any session
 
 /** POST an action; update the model from the answer. Returns the answer or null after a toast. */
 export async function act(sid, path, body, label) {
@@ -111,6 +111,7 @@ export class SessionView {
       conversation: h("div.tab-body", { dataset: { panel: "conversation" } }, this.convEl, this.fu.el),
       diff: h("div.tab-body", { dataset: { panel: "diff" } }),
       terminal: h("div.tab-body", { dataset: { panel: "terminal" } }),
+      shell: h("div.tab-body", { dataset: { panel: "shell" } }),
     };
     this.root.replaceChildren(head, ...Object.values(this.panels));
     this.conv = new ConversationView(this.convEl, this.sid, { onFile: (path) => this.showDiffFile(path) });
@@ -148,6 +149,12 @@ export class SessionView {
         this.term.open();
       } else this.term.shown();
     }
+    if (tab === "shell") {
+      if (!this.shellTerm) {
+        this.shellTerm = new TerminalView(this.panels.shell, this.sid, { shell: true });
+        this.shellTerm.open();
+      } else this.shellTerm.shown();
+    }
     const want = `#/s/${this.sid}${tab === "conversation" ? "" : `/${tab}`}`;
     if (location.hash !== want) history.replaceState(null, "", want);
   }
@@ -181,6 +188,7 @@ export class SessionView {
     show("restore", s.status === "discarded");
     this.fu.el.hidden = s.status === "discarded";
     this.tabBtns[2].hidden = !s.interactive;
+    this.tabBtns[3].hidden = s.status === "discarded"; // a shell needs the worktree
     this.syncMeta();
     if (s.unread && state.openId === this.sid && !document.hidden) this.markRead();
   }
@@ -317,5 +325,6 @@ export class SessionView {
     for (const off of this.offs) off();
     this.conv.destroy();
     if (this.term) this.term.close();
+    if (this.shellTerm) this.shellTerm.close();
   }
 }

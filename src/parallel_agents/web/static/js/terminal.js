@@ -15,9 +15,11 @@ function loadXterm() {
 }
 
 export class TerminalView {
-  constructor(root, sid) {
+  // shell: the session's own shell in its worktree (issue 16 §2) instead of the agent's TUI.
+  constructor(root, sid, { shell = false } = {}) {
     this.root = root;
     this.sid = sid;
+    this.shell = shell;
     this.closed = false;
   }
 
@@ -26,8 +28,8 @@ export class TerminalView {
     this.note = h("div.term-note", { hidden: true });
     const box = h("div.term");
     this.root.replaceChildren(this.note, h("div.term-wrap", null, box));
-    if (s && !s.interactive) {
-      this.setNote("This session runs headless: its output is in the Conversation tab. Start a session with “interactive” to get a terminal.");
+    if (s && !s.interactive && !this.shell) {
+      this.setNote("This session runs headless: its output is in the Conversation tab; the Shell tab opens a shell in its worktree. Start a session with “interactive” to get a terminal.");
       return;
     }
     let lib;
@@ -54,7 +56,7 @@ export class TerminalView {
     this.safeFit();
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const size = `cols=${term.cols}&rows=${term.rows}`;
-    const ws = new WebSocket(`${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(this.sid)}/terminal?${size}`);
+    const ws = new WebSocket(`${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(this.sid)}/${this.shell ? "shell" : "terminal"}?${size}`);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     let told = false;
