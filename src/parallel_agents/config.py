@@ -25,6 +25,7 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULTS: dict[str, Any] = {
     "worktree_root": "",  # empty: $PA_HOME/worktrees
     "default_agent": "command",
+    "editor": "",  # `pa open` (issue 16 §3); empty: the first one found
     "limits": {
         "max_running": 8,  # agents running at once, all repos
         "per_repo": 0,  # 0: no per-repo limit
@@ -94,6 +95,17 @@ class Settings:
     @property
     def default_agent(self) -> str:
         return str(self.data.get("default_agent") or "command")
+
+    @property
+    def editor(self) -> str | None:
+        """``editor``: what `pa open` runs (a known name or a command); None: look."""
+        value = self.data.get("editor") or ""
+        if not isinstance(value, str):
+            raise UsageError(
+                f"editor must be a string (got {value!r})",
+                hint=f'set it in {config_path()}, e.g. editor = "code"',
+            )
+        return value.strip() or None
 
     def limits(self) -> dict[str, Any]:
         return dict(self.data.get("limits") or {})

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "attach": "parallel_agents.cli.interactive:attach",
     "hook": "parallel_agents.cli.interactive:hook",
     "shell": "parallel_agents.cli.shell:shell",  # issue 16 §2
+    "open": "parallel_agents.cli.shell:open_cmd",  # issue 16 §3
     "diff": "parallel_agents.cli.review:diff",
     "check": "parallel_agents.cli.review:check",
     "conflicts": "parallel_agents.cli.review:conflicts",

@@ -16,7 +16,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
     ("Start here", ("demo", "repo"), "pa demo      # three agents fix a sample repo, offline"),
     (
         "Sessions",
-        ("new", "ls", "show", "logs", "wait", "send", "stop", "rename", "attach", "shell"),
+        ("new", "ls", "show", "logs", "wait", "send", "stop", "rename", "attach", "shell", "open"),
         'pa new "add a --verbose flag to the CLI" --agent claude',
     ),
     (
@@ -56,6 +56,7 @@ SHORT: dict[str, str] = {
     "rename": "Give a session a new title (the branch keeps its name).",
     "attach": "Attach this terminal to an interactive session's TUI.",
     "shell": "A shell in a session's worktree (any session), in pa's tmux.",
+    "open": "Open a session's worktree in your editor (VS Code, Zed, …).",
     "diff": "What a session changed against its base (or in one turn).",
     "check": "Run the repo's check command in sessions' worktrees.",
     "conflicts": "Forecast conflicts between sessions and with their base.",
@@ -119,6 +120,7 @@ EXAMPLES: dict[str, list[str]] = {
     "rename": ['pa rename 3f2a9c1e "login: fix the redirect loop"'],
     "attach": ["pa attach 3f2a9c1e        # detach with Ctrl-b d"],
     "shell": ["pa shell 3f2a9c1e         # detach with Ctrl-b d; --kill ends it"],
+    "open": ["pa open 3f2a9c1e --editor zed", "pa open 3f2a9c1e --print"],
     "diff": ["pa diff 3f2a9c1e --stat", "pa diff 3f2a9c1e --turn 2"],
     "check": ['pa check 3f2a9c1e 7b01d4aa --check "pytest -q"'],
     "conflicts": ["pa conflicts --repo app"],

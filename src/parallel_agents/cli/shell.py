@@ -54,3 +54,46 @@ def shell(session_id: str, kill_it: bool, as_json: bool) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     sys.stdout.flush()
     os.execvpe(argv[0], argv, env)
+
+
+@click.command(name="open", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("session_id")
+@click.option("--editor", metavar="EDITOR",
+              help="code, cursor, zed, idea, pycharm, … or a command (default: the `editor` "
+              "setting, else the first found, else $VISUAL/$EDITOR).")  # fmt: skip
+@click.option("--print", "print_only", is_flag=True, help="Print the command, do not run it.")
+@click.option("--json", "as_json", is_flag=True)
+def open_cmd(session_id: str, editor: str | None, print_only: bool, as_json: bool) -> None:
+    """Open a session's worktree in your editor.
+
+    GUI editors (VS Code, Cursor, Zed, JetBrains) start detached; a terminal editor
+    ($VISUAL/$EDITOR) runs here in the foreground. The worktree path is passed as one
+    argument, never through a shell.
+    """
+    import shlex
+
+    from parallel_agents.sessions import editor as editor_mod
+    from parallel_agents.sessions import shell as shell_mod
+    from parallel_agents.sessions.orchestrator import App
+
+    app = App.open()
+    try:
+        s = app.store.resolve_session(session_id)
+        wt = shell_mod.check_worktree(s)
+        cmd = editor_mod.resolve(wt, editor or app.settings.editor)
+    finally:
+        app.close()
+    if print_only:
+        if as_json:
+            emit_json({"id": s.id, "worktree": str(wt), **cmd.to_json(), "started": False})
+        else:
+            click.echo(shlex.join(cmd.argv))
+        return
+    code = editor_mod.launch(cmd, wt)
+    if as_json:
+        emit_json({"id": s.id, "worktree": str(wt), **cmd.to_json(), "started": True,
+                   "exit_code": code})  # fmt: skip
+    elif cmd.gui:
+        click.echo(f"opened {wt} in {cmd.name}")
+    if code:
+        sys.exit(code)
