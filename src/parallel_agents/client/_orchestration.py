@@ -146,6 +146,17 @@ class OrchestrationVerbs:
         path = f"/maps/{seg(group)}/reduce"
         return dict(self.request("POST", path, json_body=body, timeout=max(self.timeout, 900.0)))
 
+    # -- workspaces (issue 16 §3) ----------------------------------------------------
+    def open_worktree(
+        self, sid: str, editor: str | None = None, *, print_only: bool = False
+    ) -> dict[str, Any]:
+        """Open session ``sid``'s worktree in a GUI editor on the server's machine (only
+        from 127.0.0.1); ``print_only``: the command, not run."""
+        body: dict[str, Any] = {"print": print_only}
+        if editor:
+            body["editor"] = editor
+        return dict(self.request("POST", f"/sessions/{seg(sid)}/open", json_body=body))
+
 
 def _repo_ref(repo: str | Path | None) -> str:
     """A repo name as it is; a path (or None: the cwd) made absolute."""

@@ -31,6 +31,7 @@ from parallel_agents.server.routes import (
     sessions,
     terminal,
     web,
+    workspace,  # issue 16 §2-3
 )
 
 
@@ -71,5 +72,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     for module in (meta, repos, sessions, events, review, reviewer, groups, plans, terminal, web):
         app.include_router(module.router)
     app.include_router(maps.router)
+    app.include_router(workspace.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def launch(cmd: EditorCommand, worktree: Path) -> int | None:
     """Run ``cmd``: a GUI editor detached (None), a terminal editor in the foreground
     (its exit code)."""
     if cmd.gui:
-        subprocess.Popen(
+        proc = subprocess.Popen(
             cmd.argv,
             cwd=worktree,
             stdin=subprocess.DEVNULL,
@@ -100,5 +101,7 @@ def launch(cmd: EditorCommand, worktree: Path) -> int | None:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # it outlives pa and ignores our terminal's signals
         )
+        # Reaped when it ends, so a long-running server collects no zombie editors.
+        threading.Thread(target=proc.wait, name="editor-reaper", daemon=True).start()
         return None
     return subprocess.run(cmd.argv, cwd=worktree, check=False).returncode

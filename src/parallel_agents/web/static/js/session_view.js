@@ -101,6 +101,7 @@ export class SessionView {
       restore: b("Restore", () => this.restore(), "Bring a discarded session back"),
       pane: b("Pane", () => this.toPane(), "Show this session in the panes view"),
       rename: b("Rename", () => this.rename(), "Give the session a new title (the branch keeps its name)"),
+      open: b("Open", () => this.openEditor(), "Open the worktree in your editor (VS Code, Cursor, Zed, JetBrains…) on this machine"),
     };
     const actions = h("div.actions", null, ...Object.values(this.btn));
     this.tabBtns = TABS.map((t) => h("button", { dataset: { tab: t }, role: "tab", onclick: () => this.show(t) }, t[0].toUpperCase() + t.slice(1)));
@@ -119,6 +120,12 @@ export class SessionView {
     this.sync();
     this.show(this.tab);
     if (s.unread) this.markRead();
+  }
+
+  // issue 16 §3: the server starts the editor (it runs on this machine: 127.0.0.1 only).
+  async openEditor() {
+    const data = await act(this.sid, "open", {});
+    if (data && data.editor) toast(`opened the worktree in ${data.editor}`);
   }
 
   markRead() {
@@ -186,6 +193,7 @@ export class SessionView {
     show("pr", !active && !ended);
     show("discard", s.status !== "discarded");
     show("restore", s.status === "discarded");
+    show("open", s.status !== "discarded");
     this.fu.el.hidden = s.status === "discarded";
     this.tabBtns[2].hidden = !s.interactive;
     this.tabBtns[3].hidden = s.status === "discarded"; // a shell needs the worktree
