@@ -25,13 +25,15 @@ from parallel_agents.store import Store
 
 PREFIX = "shell-"
 
-# Reads the spec, removes it (it may hold keys), and becomes the shell.
+# Reads the spec, removes it (it may hold keys), and becomes the shell. Never carries an
+# agent's tag (runtime.wrapper.TAG): `pa stop` must not end what the user runs here.
 _TRAMPOLINE = (
     "import json,os,sys\n"
     "p=sys.argv[1]\n"
     "s=json.load(open(p))\n"
     "os.unlink(p)\n"
     "env=dict(os.environ)\n"
+    "env.pop('PA_OWNER_SESSION',None)\n"
     "env.update(s['env'])\n"
     "os.chdir(s['cwd'])\n"
     "os.execvpe(s['shell'],[s['shell']],env)\n"
