@@ -253,10 +253,12 @@ def sync(store: Store, home: Path, rec: dict[str, Any]) -> str:
         if rec.get("diverged"):
             return "diverged"
         repo = Path(rec["repo"])
+        interrupted = bool(rec.get("syncing_to"))
         why = _drift(repo, rec)
-        if why:
+        if why or interrupted:
             rec["diverged"] = why
-            _write(path, rec)
+            _write(path, rec)  # an interrupted step finished, or why syncing stopped
+        if why:
             return "diverged"
         try:
             s = store.session(rec["sid"])
@@ -310,6 +312,27 @@ def sync_all(store: Store, home: Path) -> int:
     return moved
 
 
+def blocker(rec: dict[str, Any], *, keep: bool = False) -> Conflict | None:
+    """Why `pa pair --stop` would refuse ``rec`` (None: it would lose nothing)."""
+    repo = Path(rec["repo"])
+    tb = rec["temp_branch"]
+    hint = (
+        f"to keep them: commit them on {tb} (git -C {repo} add -A && git commit), then "
+        f"`pa pair --stop {rec['sid']} --keep` puts the checkout back and leaves {tb}"
+    )
+    extra = _unexplained(repo, _checkout_tree(repo), _known(repo, rec))
+    if extra and not (keep and not _dirty(repo)):
+        shown = "\n  ".join(extra[:20]) + ("\n  …" if len(extra) > 20 else "")
+        return Conflict(
+            f"{repo} has changes pa did not make; nothing was touched:\n  {shown}", hint=hint
+        )
+    tip = git.rev_parse(repo, f"refs/heads/{tb}")
+    ours = {rec["head"], rec.get("synced"), rec.get("syncing_to")}
+    if tip is not None and tip not in ours and not keep:
+        return Conflict(f"{tb} has commits pa did not make; nothing was touched", hint=hint)
+    return None
+
+
 def stop(home: Path, sid: str | None, *, keep: bool = False) -> dict[str, Any]:
     """Put the main checkout back exactly as the restore point has it."""
     rec = _find(home, sid)
@@ -319,23 +342,10 @@ def stop(home: Path, sid: str | None, *, keep: bool = False) -> dict[str, Any]:
         rec = json.loads(path.read_text())
         repo = Path(rec["repo"])
         tb = rec["temp_branch"]
-        hint = (
-            f"to keep them: commit them on {tb} (git -C {repo} add -A && git commit), then "
-            f"`pa pair --stop {rec['sid']} --keep` puts the checkout back and leaves {tb}"
-        )
-        tree = _checkout_tree(repo)
-        extra = _unexplained(repo, tree, _known(repo, rec))
-        clean = not _dirty(repo)
-        if extra and not (keep and clean):
-            shown = "\n  ".join(extra[:20])
-            raise Conflict(
-                f"{repo} has changes pa did not make; nothing was touched:\n  {shown}",
-                hint=hint,
-            )
+        why = blocker(rec, keep=keep)
+        if why is not None:
+            raise why
         tip = git.rev_parse(repo, f"refs/heads/{tb}")
-        ours = {rec["head"], rec.get("synced"), rec.get("syncing_to")}
-        if tip is not None and tip not in ours and not keep:
-            raise Conflict(f"{tb} has commits pa did not make; nothing was touched", hint=hint)
         _restore(repo, rec)
         if not keep and tip is not None:
             git.run(["update-ref", "-d", f"refs/heads/{tb}"], repo)
