@@ -5,6 +5,7 @@ checkout `pa doctor` explains and `pa pair --stop` puts back byte for byte."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -71,10 +72,10 @@ def test_kill_9_of_pa_pair_mid_step_then_doctor_repairs(tmp_path: Path) -> None:
     assert p.returncode == -9, (p.returncode, p.stdout, p.stderr)
     assert not marker.exists()
     assert state(repo) != before  # the state being repaired: files moved, HEAD did not
-    code, rep = doctor(repair=False)
+    _code, rep = doctor(repair=False)
     (f,) = _pairing_findings(rep)
     assert f["problem"] and f"pa pair --stop {sid}" in str(f["detail"])
-    code, rep = doctor(repair=True)
+    _code, rep = doctor(repair=True)
     (f,) = _pairing_findings(rep)
     assert f["repaired"], f
     assert state(repo) == before
@@ -99,8 +100,6 @@ def test_server_loop_syncs_then_kill_9_mid_sync_and_stop(tmp_path: Path, pa_home
 
     def dead() -> bool:
         try:
-            import os
-
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
@@ -109,7 +108,7 @@ def test_server_loop_syncs_then_kill_9_mid_sync_and_stop(tmp_path: Path, pa_home
     _until(dead, "the server's death")
     rec = json.loads(next((pa_home / "pairing").glob("*.json")).read_text())
     assert rec["syncing_to"], "the kill came inside the sync step"
-    code, rep = doctor(repair=False)
+    _code, rep = doctor(repair=False)
     assert any(f"pa pair --stop {sid}" in str(f["detail"]) for f in _pairing_findings(rep))
     p = pa("pair", "--stop", sid)
     assert p.returncode == 0, p.stdout + p.stderr
