@@ -45,6 +45,11 @@ def state(repo: Path) -> dict[str, Any]:
         files[rel.as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
     return {
         "files": files,
+        "dirs": sorted(
+            p.relative_to(repo).as_posix()
+            for p in repo.rglob("*")
+            if p.is_dir() and ".git" not in p.relative_to(repo).parts
+        ),
         "index": git(repo, "ls-files", "-s"),
         "head": git(repo, "rev-parse", "HEAD"),
         "branch": git(repo, "symbolic-ref", "-q", "HEAD", check=False),
@@ -163,3 +168,28 @@ def test_user_edit_stops_sync_and_stop_refuses_then_keep(tmp_path: Path) -> None
     assert state(repo) == before
     kept = git(repo, "show", f"pa/pair/{sid}:src/app.py")
     assert kept.strip() == "the user's fix"
+
+
+def test_agent_file_over_users_ignored_file_is_refused_untouched(tmp_path: Path) -> None:
+    """issue 16 §5: where the agent has a file the user has an ignored one (dev.log),
+    pairing is refused, the user's file keeps its bytes and no pairing is left."""
+    repo = _repo(tmp_path)
+    sid, wt = _session(repo)
+    (wt / "dev.log").write_text("the agent's log, force-added\n")
+    git(wt, "add", "-f", "dev.log")
+    git(wt, "commit", "-qm", "tracked log")
+    (wt / "pkg" / "deep").mkdir(parents=True)
+    (wt / "pkg" / "deep" / "mod.py").write_text("x = 1\n")
+    before = state(repo)
+    p = pa("pair", sid)
+    assert p.returncode != 0 and "dev.log" in p.stderr and "Traceback" not in p.stderr
+    assert state(repo) == before
+    assert "no pairing" in pa("pair", "status").stdout
+    # Moved away, pairing works, and --stop leaves no folder of the agent's behind.
+    (repo / "dev.log").unlink()
+    before = state(repo)
+    assert pa("pair", sid).returncode == 0
+    assert (repo / "pkg" / "deep" / "mod.py").exists()
+    assert pa("pair", "--stop", sid).returncode == 0
+    assert state(repo) == before
+    assert not (repo / "pkg").exists()

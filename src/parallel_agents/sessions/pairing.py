@@ -163,14 +163,46 @@ def _session_commit(s: Session) -> str:
     return snapshots.checkpoint(wt, _pair_ref(s.id), f"pa pairing snapshot of {s.id}")
 
 
+def _collisions(repo: Path, old: str, new: str) -> list[str]:
+    """Paths ``new`` adds where the checkout already has something (an ignored file of
+    the user's: the checkout is clean otherwise), or under a file there: git may write
+    over ignored files, pa never does."""
+    before = _entries(repo, git.tree_of(repo, old))
+    hit: list[str] = []
+    for p in sorted(set(_entries(repo, git.tree_of(repo, new))) - set(before)):
+        parts = p.split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            full = repo / sub
+            if i < len(parts) and (full.is_dir() and not full.is_symlink()):
+                continue
+            if os.path.lexists(full) and sub not in before:
+                hit.append(sub)
+            break
+    return sorted(set(hit))
+
+
 def _move(repo: Path, rec: dict[str, Any], path: Path, new: str) -> None:
     """Checkout from ``rec['synced']`` to commit ``new``: the target is recorded first,
     then the files move (two-way merge: git refuses to overwrite what is not as the old
     tree has it), then the branch, then the record says it is done."""
+    old = rec["synced"]
+    hit = _collisions(repo, old, new)
+    if hit:
+        raise Conflict(
+            f"the session has files where {repo} has ignored files of yours: "
+            + ", ".join(hit[:10]),
+            hint="move those files away, then pair again",
+        )
     rec["syncing_to"] = new
     _write(path, rec)
-    old = rec["synced"]
-    git.run(["read-tree", "-m", "-u", old, new], repo)
+    try:
+        git.run(["read-tree", "-m", "-u", old, new], repo)
+    except git.GitError:
+        # read-tree checks every path before it writes one: refused, nothing moved.
+        rec["syncing_to"] = None
+        _write(path, rec)
+        raise
     branch = f"refs/heads/{rec['temp_branch']}"
     git.run(["update-ref", "-m", "pa pair", branch, new], repo)
     git.run(["symbolic-ref", "-m", "pa pair", "HEAD", branch], repo)
@@ -237,7 +269,20 @@ def start(store: Store, home: Path, s: Session) -> dict[str, Any]:
             "started_at": time.time(),
         }
         _write(path, rec)  # the restore point, before anything moves
-        _move(repo, rec, path, new)
+        try:
+            _move(repo, rec, path, new)
+        except Conflict:
+            path.unlink()  # refused before anything moved: no pairing
+            raise
+        except git.GitError as e:
+            if rec["syncing_to"] is not None:
+                raise  # files moved, a later step failed: the record stays for --stop
+            path.unlink()  # read-tree refused before anything moved: no pairing
+            raise Conflict(
+                f"git refused to put session {s.id}'s files in {repo}: {e.stderr.strip()}",
+                hint="an ignored or untracked file of yours is where the agent has a file: "
+                "move it away and pair again",
+            ) from None
     return status_of(home, rec)
 
 
@@ -269,6 +314,10 @@ def sync(store: Store, home: Path, rec: dict[str, Any]) -> str:
             return "same"
         try:
             _move(repo, rec, path, new)
+        except Conflict as e:
+            rec["diverged"] = f"{e.message}: pa stopped syncing"
+            _write(path, rec)
+            return "diverged"
         except git.GitError as e:
             rec["diverged"] = f"git refused to update the checkout: {e}"
             _write(path, rec)
