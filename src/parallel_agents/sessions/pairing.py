@@ -154,13 +154,24 @@ def _known(repo: Path, rec: dict[str, Any]) -> list[str]:
     return [git.tree_of(repo, c) for c in commits if c]
 
 
-def _session_commit(s: Session) -> str:
+def _session_commit(s: Session, same_as: str | None = None) -> str:
+    """A commit of the session's worktree as it is now (``git/snapshots``: its HEAD,
+    index and files untouched); ``same_as`` when that commit's tree already is it, so a
+    pass that finds nothing new writes no object."""
     from parallel_agents.git import snapshots
+    from parallel_agents.git.worktrees import copied_unchanged
 
     wt = Path(s.worktree)
     if not (wt.is_dir() and (wt / ".git").exists()):
         raise NotFound(f"session {s.id}'s worktree {wt} is gone: there is nothing to pair with")
-    return snapshots.checkpoint(wt, _pair_ref(s.id), f"pa pairing snapshot of {s.id}")
+    with git.temp_index(wt) as env:
+        tree = snapshots.snapshot_tree(wt, env, copied_unchanged(wt))
+    if same_as is not None and git.tree_of(wt, same_as) == tree:
+        return same_as
+    head = git.resolve(wt, "HEAD")
+    commit = git.commit_tree(wt, tree, [head] if head else [], f"pa pairing snapshot of {s.id}")
+    git.run(["update-ref", "-m", "pa pair", _pair_ref(s.id), commit], wt)
+    return commit
 
 
 def _collisions(repo: Path, old: str, new: str) -> list[str]:
@@ -307,10 +318,10 @@ def sync(store: Store, home: Path, rec: dict[str, Any]) -> str:
             return "diverged"
         try:
             s = store.session(rec["sid"])
-            new = _session_commit(s)
+            new = _session_commit(s, same_as=rec["synced"])
         except NotFound:
             return "same"
-        if git.tree_of(repo, new) == git.tree_of(repo, rec["synced"]):
+        if new == rec["synced"]:
             return "same"
         try:
             _move(repo, rec, path, new)
