@@ -114,3 +114,42 @@ def test_server_loop_syncs_then_kill_9_mid_sync_and_stop(tmp_path: Path, pa_home
     assert p.returncode == 0, p.stdout + p.stderr
     assert state(repo) == before
     assert git(repo, "branch", "--list", f"pa/pair/{sid}").strip() == ""
+
+
+def test_kill_9_halfway_through_the_files_of_a_sync_step(tmp_path: Path, pa_home: Path) -> None:
+    """issue 16 §5: a sync step killed while git wrote the files (the record names the
+    target, one file moved, one not): doctor explains it, the loop does not go on, and
+    `pa pair --stop` restores byte for byte; a byte of the user's on top is refused."""
+    repo = _repo(tmp_path)
+    sid, wt = _session(repo)
+    before = state(repo)
+    assert pa("pair", sid).returncode == 0
+    # The state a kill -9 inside `git read-tree -m -u OLD NEW` leaves: the record says
+    # the step is under way, README.md is NEW's, src/app.py still OLD's.
+    (wt / "README.md").write_text("# new readme\n")
+    (wt / "src" / "app.py").write_text("print('new app')\n")
+    new = git(wt, "stash", "create").strip()
+    git(wt, "stash", "store", new)  # keep the commit reachable, as the pair ref does
+    path = next((pa_home / "pairing").glob("*.json"))
+    rec = json.loads(path.read_text())
+    rec["syncing_to"] = new
+    path.write_text(json.dumps(rec))
+    (repo / "README.md").write_text("# new readme\n")
+    st = json.loads(pa("pair", "status", "--json").stdout)["pairings"][0]
+    assert not st["syncing"] and "interrupted" in st["diverged"]
+    assert (repo / "src" / "app.py").read_text() == "print('hi')\n"  # not moved on
+    _code, rep = doctor(repair=False)
+    (f,) = _pairing_findings(rep)
+    assert f["problem"] and f"pa pair --stop {sid}" in str(f["fix"])
+    # A change of the user's on top: the stop refuses and keeps it.
+    (repo / "src" / "app.py").write_text("the user's\n")
+    p = pa("pair", "--stop", sid)
+    assert p.returncode != 0 and "src/app.py" in p.stderr
+    _code, rep = doctor(repair=True)
+    (f,) = _pairing_findings(rep)
+    assert not f["repaired"] and f["fix"] is None
+    assert (repo / "src" / "app.py").read_text() == "the user's\n"
+    (repo / "src" / "app.py").write_text("print('hi')\n")
+    p = pa("pair", "--stop", sid)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert state(repo) == before
