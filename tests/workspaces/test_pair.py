@@ -193,3 +193,23 @@ def test_agent_file_over_users_ignored_file_is_refused_untouched(tmp_path: Path)
     assert pa("pair", "--stop", sid).returncode == 0
     assert state(repo) == before
     assert not (repo / "pkg").exists()
+
+
+def test_merge_while_paired_then_stop_lands_on_the_merged_branch(tmp_path: Path) -> None:
+    """issue 16 §5: `pa merge` of the paired session moves main meanwhile; --stop puts
+    the checkout on main as it is now (the merge's files, clean), nothing reverted."""
+    repo = _repo(tmp_path)
+    sid, wt = _session(repo)
+    (wt / "feature.txt").write_text("merged work\n")
+    assert pa("pair", sid).returncode == 0
+    p = pa("merge", sid)
+    assert p.returncode == 0, p.stdout + p.stderr
+    tip = git(repo, "rev-parse", "main").strip()
+    assert git(repo, "show", "main:feature.txt").strip() == "merged work"
+    p = pa("pair", "--stop", sid, "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert git(repo, "rev-parse", "HEAD").strip() == tip
+    assert git(repo, "status", "--porcelain").strip() == ""
+    assert (repo / "feature.txt").read_text() == "merged work\n"
+    assert (repo / "dev.log").read_text() == "the user's ignored log\n"

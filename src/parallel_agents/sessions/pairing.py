@@ -414,7 +414,8 @@ def stop(home: Path, sid: str | None, *, keep: bool = False) -> dict[str, Any]:
         "sid": rec["sid"],
         "repo": str(repo),
         "branch": rec["branch"],
-        "head": rec["head"],
+        "head": git.rev_parse(repo, "HEAD"),
+        "head_at_pair": rec["head"],
         "kept_branch": tb if keep and tip is not None else None,
     }
 
@@ -425,6 +426,13 @@ def _restore(repo: Path, rec: dict[str, Any]) -> None:
     from parallel_agents.git import snapshots
 
     head = rec["head"]
+    if rec.get("branch"):
+        # The branch may have moved meanwhile (`pa merge` onto it): the checkout returns
+        # to the branch as it is now, as it would have followed it had it stayed there.
+        now = git.rev_parse(repo, f"refs/heads/{rec['branch']}")
+        if now is None:  # deleted meanwhile: back where it was
+            git.run(["update-ref", f"refs/heads/{rec['branch']}", head], repo)
+        head = now or head
     with git.temp_index(repo) as env:
         # The temporary index lists every file not ignored; a one-tree reset rewrites
         # those to the restore point and deletes the ones it does not have.
