@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "plan": "parallel_agents.cli.plans:plan",  # issue 15 §1
     "map": "parallel_agents.cli.maps:map_group",
     "reduce": "parallel_agents.cli.maps:reduce",
+    "pair": "parallel_agents.cli.pair:pair",  # issue 16 §5
 }
 
 

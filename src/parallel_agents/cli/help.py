@@ -35,6 +35,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         ("map", "reduce"),
         "pa map --template 'fix {item}' --items bugs.txt && pa reduce map-1a2b3c4d",
     ),
+    ("Pairing", ("pair",), "pa pair ID   # your checkout shows the agent's files, live"),
     ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
 ]
@@ -98,6 +99,7 @@ SHORT: dict[str, str] = {
     "map ls": "List map groups with their items counted by state.",
     "map resume": "Start the items pa stopped before starting (none twice).",
     "reduce": "Merge a map group's successful items and start a reducer on them.",
+    "pair": "Show a session's files in your main checkout, live; --stop: put it back.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -168,6 +170,7 @@ EXAMPLES: dict[str, list[str]] = {
     "map ls": ["pa map ls --json"],
     "map resume": ["pa map resume lint"],
     "reduce": ["pa reduce lint --agent claude --prompt 'keep the public API as it is'"],
+    "pair": ["pa pair 1a2b3c4d", "pa pair status --json", "pa pair --stop 1a2b3c4d"],
 }
 
 

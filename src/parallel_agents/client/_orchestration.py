@@ -157,6 +157,20 @@ class OrchestrationVerbs:
             body["editor"] = editor
         return dict(self.request("POST", f"/sessions/{seg(sid)}/open", json_body=body))
 
+    # -- pairing mode (issue 16 §5: server/routes/pairing.py) -----------------------------
+    def pair(self, sid: str) -> dict[str, Any]:
+        """Show session ``sid``'s files in its repository's main checkout."""
+        return dict(self.request("POST", f"/sessions/{seg(sid)}/pair", timeout=600))
+
+    def pair_status(self, sid: str | None = None) -> list[dict[str, Any]]:
+        path = "/pairing" + (f"?session={seg(sid)}" if sid else "")
+        return list(self.request("GET", path, timeout=600)["pairings"])
+
+    def pair_stop(self, sid: str | None = None, *, keep: bool = False) -> dict[str, Any]:
+        """Put the paired main checkout back as it was (``keep``: leave the branch)."""
+        body = {"session": sid, "keep": keep}
+        return dict(self.request("POST", "/pairing/stop", json_body=body, timeout=600))
+
 
 def _repo_ref(repo: str | Path | None) -> str:
     """A repo name as it is; a path (or None: the cwd) made absolute."""

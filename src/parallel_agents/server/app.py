@@ -24,6 +24,7 @@ from parallel_agents.server.routes import (
     groups,
     maps,  # issue 15 §4
     meta,
+    pairing,  # issue 16 §5
     plans,
     repos,
     review,
@@ -73,5 +74,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
         app.include_router(module.router)
     app.include_router(maps.router)
     app.include_router(workspace.router)
+    app.include_router(pairing.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -37,7 +37,7 @@ from parallel_agents.server import notify
 from parallel_agents.server.auth import Guard, load_or_create_token
 from parallel_agents.server.sse import Notifier
 from parallel_agents.server.supervisor import ServerSupervisor
-from parallel_agents.sessions import plan_runner, pool_fill
+from parallel_agents.sessions import pairing, plan_runner, pool_fill
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
 
@@ -141,6 +141,8 @@ class ServerState:
         self._plans_next = 0.0
         self._planning = False  # a plan pass is queued or running
         self._plans_lock = threading.Lock()
+        self._pair_next = 0.0  # pairing mode (issue 16 §5)
+        self._pairing = False
 
     # -- per-thread orchestrator ------------------------------------------------------
     def app(self) -> App:
@@ -291,6 +293,7 @@ class ServerState:
                 self._run_checks(app)
                 self._after_tick(app)
                 self._drive_plans(app)
+                self._sync_pairings()
                 if time.monotonic() >= next_recover:
                     next_recover = time.monotonic() + RECOVER_EVERY
                     recover_stuck(app)
@@ -385,6 +388,35 @@ class ServerState:
         except RuntimeError:  # shutting down
             with self._plans_lock:
                 self._planning = False
+
+    # -- pairing mode (issue 16 §5) -----------------------------------------------------
+    def loop_running(self) -> bool:
+        return self._thread is not None
+
+    def _sync_pairings(self) -> None:
+        """Every SYNC_EVERY seconds while a pairing exists (one directory listing), a
+        sync pass on a background thread, one at a time: git work never holds up the
+        loop."""
+        now = time.monotonic()
+        if now < self._pair_next or self._pairing:
+            return
+        self._pair_next = now + pairing.SYNC_EVERY
+        if not pairing.records(self.home):
+            return
+        self._pairing = True
+
+        def run() -> None:
+            try:
+                pairing.sync_all(self.app().store, self.home)
+            except Exception:
+                log.exception("pairing sync failed")
+            finally:
+                self._pairing = False
+
+        try:
+            self._bg.submit(run)
+        except RuntimeError:  # shutting down
+            self._pairing = False
 
     def _run_checks(self, app: App) -> None:
         # After-turn checks (review) may run for minutes: never on the loop thread. The

@@ -40,6 +40,7 @@ from parallel_agents.ops.doctor._database import (
     database_finding,
 )
 from parallel_agents.ops.doctor._merge import _check_merge_checkouts
+from parallel_agents.ops.doctor._pairing import _check_pairings  # issue 16 §5
 from parallel_agents.ops.doctor._processes import _check_stray_processes, _Procs
 from parallel_agents.ops.doctor._report import Finding, Report
 from parallel_agents.ops.doctor._server import _check_server
@@ -92,6 +93,7 @@ def check(app: App, *, repair: bool = False, grace: float = 60.0) -> Report:
     _check_sessions(app, rep, repair, grace)
     _check_checkpoints(app, rep, repair)
     _check_merge_checkouts(app, rep, repair)
+    _check_pairings(app, rep, repair)
     _check_stray_processes(app, rep, repair)
     if repair:
         for _ in range(20):  # the supervisor decides about dead or finished processes
