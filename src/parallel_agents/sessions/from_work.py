@@ -10,17 +10,26 @@ new PR) or ``{"issue": N, "url": U}`` (``pa pr`` writes "Fixes #N").
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from parallel_agents import git
 from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.models import Repo, Session
 
-if TYPE_CHECKING:
-    from parallel_agents.models import Session
-    from parallel_agents.sessions.orchestrator import App
+
+class App(Protocol):
+    """What this module needs of ``orchestrator.App`` (a Protocol: the orchestrator
+    imports this module, so importing it back would make a cycle)."""
+
+    def find_repo(self, ref: str | None, cwd: Path | None = None) -> Repo: ...
+
+    @property
+    def new_session(self) -> Callable[..., Session]: ...
 
 PR_FIELDS = (
     "number,title,body,state,url,headRefName,headRepositoryOwner,isCrossRepository,"
@@ -167,9 +176,8 @@ def new_from(
         )
     if not head:
         raise PAError(f"gh named no head branch for pull request #{n}")
-    from parallel_agents.sessions.orchestrator import slugify
-
-    local = f"pa/pr-{n}-{slugify(head)}"
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", head).strip("-").lower()[:24].rstrip("-") or "head"
+    local = f"pa/pr-{n}-{slug}"
     remote = "origin"
     f = git.run(
         ["fetch", "--quiet", remote, f"refs/pull/{n}/head:refs/heads/{local}"],
