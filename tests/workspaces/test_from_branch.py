@@ -49,7 +49,8 @@ def test_from_branch_works_on_the_branch_and_merges_it(tmp_path: Path) -> None:
     assert m.returncode == 0, m.stdout + m.stderr
     assert git(repo, "show", "main:feature.txt") == "user's start\nagent line\n"
     assert git(repo, "merge-base", "--is-ancestor", tip, "main") == ""
-    assert git(repo, "rev-parse", "--verify", "-q", "refs/heads/feature").strip()
+    # The work went onto the user's branch too (committed there, then merged).
+    assert git(repo, "show", "feature:feature.txt") == "user's start\nagent line\n"
 
 
 def test_discard_keeps_the_users_branch(tmp_path: Path) -> None:
@@ -96,3 +97,21 @@ def test_from_branch_refusals_make_nothing(tmp_path: Path) -> None:
     p = pa("new", "x", "--from-branch", "feature", "--cmd", agent, cwd=repo)
     assert p.returncode != 0 and f"checked out in {s['worktree']}" in p.stderr, p.stderr
     assert len(sessions_made()) == 1
+
+
+def test_merge_remove_worktree_keeps_the_users_branch(tmp_path: Path) -> None:
+    """issue 16 §4 (data safety): with `merge.remove_worktree = true`, merging a
+    --from-branch session removes its worktree but keeps the user's branch at its tip."""
+    from tests.reliability.helpers import write_settings
+
+    repo, _ = repo_with_feature(tmp_path)
+    agent = script(tmp_path, "open('feature.txt', 'a').write('agent line\\n')\n")
+    s = new_json("Extend", "--from-branch", "feature", "--cmd", agent, cwd=repo)
+    assert wait_ok(str(s["id"])).returncode == 0
+    write_settings("[merge]\nremove_worktree = true\n")
+    m = pa("merge", str(s["id"]), cwd=repo)
+    assert m.returncode == 0, m.stdout + m.stderr
+    assert not Path(str(s["worktree"])).exists()
+    head = git(repo, "rev-parse", "--verify", "-q", "refs/heads/feature").strip()
+    assert head, "the user's branch was deleted"
+    assert git(repo, "show", f"{head}:feature.txt") == "user's start\nagent line\n"

@@ -132,7 +132,14 @@ def merge_sessions(
     items = []
     # Sources are made outside the merge lock: they touch only the sessions' worktrees.
     for s in sessions:
-        commit, note = _source(app, s, repo_path)
+        if "branch" in (s.options.get("from") or {}):
+            # The user's own branch (pa new --from-branch): the work goes onto it as well.
+            commit, moved = commit_session_work(app, s)
+            note: str | None = None
+            if moved:
+                note = f"committed the session's work onto {s.branch} as {commit[:10]}"
+        else:
+            commit, note = _source(app, s, repo_path)
         if note:
             notes.append(note)
         notes += copied_file_warnings(repo_path, s, commit)
