@@ -72,6 +72,14 @@ def test_discard_keeps_the_users_branch(tmp_path: Path) -> None:
     # The agent's uncommitted file is in the archive, not lost.
     refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/pa/archive/").split()
     assert any(git(repo, "show", f"{r}:scratch.txt") == "agent scratch\n" for r in refs)
+    # `pa restore` brings the work back on the same branch, which it does not move.
+    r = pa("restore", str(s["id"]), cwd=repo)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (wt / "scratch.txt").read_text() == "agent scratch\n"
+    assert git(wt, "symbolic-ref", "HEAD").strip() == "refs/heads/feature"
+    assert git(repo, "rev-parse", "refs/heads/feature").strip() == head
+    assert pa("discard", str(s["id"]), cwd=repo).returncode == 0
+    assert git(repo, "rev-parse", "refs/heads/feature").strip() == head
     # The branch is free again: a new session can start on it.
     agent2 = script(tmp_path, "pass\n", name="noop.py")
     s2 = new_json("Again", "--from-branch", "feature", "--cmd", agent2, cwd=repo)
