@@ -136,6 +136,10 @@ def test_from_pr_works_on_the_pr_head_and_pushes_to_it(
     assert res["url"] == PR_URL and res["created"] is False and res["branch"] == "fix-frob"
     assert git(remote, "show", "fix-frob:frob.txt") == "frob fixed\nfollow-up\n"
     assert not any(c[:2] == ["pr", "create"] for c in gh_calls(env))
+    # A second session on the same PR while this one holds it: refused, nothing made.
+    again = pa("new", "--from-pr", "7", "--cmd", agent, cwd=repo, env=env, input="")
+    assert again.returncode != 0 and f"checked out in {s['worktree']}" in again.stderr
+    assert len(git(repo, "worktree", "list").splitlines()) == 2
 
 
 def test_from_pr_refuses_fork_closed_and_unknown(

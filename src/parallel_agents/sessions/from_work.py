@@ -179,6 +179,15 @@ def new_from(
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", head).strip("-").lower()[:24].rstrip("-") or "head"
     local = f"pa/pr-{n}-{slug}"
     remote = "origin"
+    from parallel_agents.git import worktrees
+
+    for where, b in worktrees.registered_worktrees(repo_path).items():
+        if b == local:
+            raise Conflict(
+                f"pull request #{n} is already checked out in {where} (branch {local}); "
+                "nothing was made",
+                hint="continue that session with pa send, or discard it first",
+            )
     f = git.run(
         ["fetch", "--quiet", remote, f"refs/pull/{n}/head:refs/heads/{local}"],
         repo_path,
