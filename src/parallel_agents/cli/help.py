@@ -112,6 +112,7 @@ EXAMPLES: dict[str, list[str]] = {
     "new": [
         'pa new "fix the flaky test in tests/test_api.py" --agent claude',
         "pa new - --agent codex --repo app < task.md",
+        'pa new "finish the tests" --from-branch my-feature   # or --from-pr 7, --from-issue 12',
     ],
     "ls": ["pa ls --status needs_input"],
     "show": ["pa show 3f2a9c1e"],

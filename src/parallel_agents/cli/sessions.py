@@ -70,6 +70,9 @@ def _read_prompt(prompt: str | None) -> str:
 @click.option(
     "--group", "group_name", help="With --attempts: the group's name (default: attempts-ID)."
 )
+@click.option("--from-branch", help="Work on this existing branch (no new one; kept on discard).")
+@click.option("--from-pr", type=int, metavar="N", help="Start from pull request N's branch (gh).")
+@click.option("--from-issue", type=int, metavar="N", help="Start from issue N's text (gh).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
 def new(
     prompt: str | None,
@@ -84,9 +87,15 @@ def new(
     interactive: bool,
     attempts: int | None,
     group_name: str | None,
+    from_branch: str | None,
+    from_pr: int | None,
+    from_issue: int | None,
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT.
+
+    Or start from existing work (one of): --from-branch BRANCH, --from-pr N, --from-issue N
+    (PROMPT is then optional: built from the PR's or issue's title and body).
 
     Refused, registering nothing, inside a registered repository that was moved (run the
     `pa repo move` it names) and for a registered repo whose folder is missing.
@@ -100,9 +109,13 @@ def new(
         if not sep or not key or not key.replace("_", "a").isalnum():
             raise UsageError(f"--env {pair!r} is not KEY=VALUE")
         env[key] = value
-    text = "" if (interactive and prompt is None and sys.stdin.isatty()) else _read_prompt(prompt)
+    gh_source = from_pr is not None or from_issue is not None
+    quiet = (interactive or gh_source) and prompt is None and sys.stdin.isatty()
+    text = "" if quiet else _read_prompt(prompt)
     argv = split_cmd(cmd) if cmd is not None else None
     if attempts is not None or (agent and "," in agent) or group_name:
+        if gh_source or from_branch is not None:
+            raise UsageError("--from-branch, --from-pr and --from-issue start one session")
         _new_attempts(text, attempts, agent, argv, repo_ref, model, base, title, timeout, env,
                       interactive, group_name, as_json)  # fmt: skip
         return
@@ -118,6 +131,7 @@ def new(
         timeout=timeout,
         env=env or None,
         interactive=interactive,
+        source={"from_branch": from_branch, "from_pr": from_pr, "from_issue": from_issue},
     )
     if as_json:
         emit_json(s)

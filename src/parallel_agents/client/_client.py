@@ -289,8 +289,10 @@ class Client(OrchestrationVerbs):
         count: int = 1,
         interactive: bool = False,
         env: dict[str, str] | None = None,
+        source: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Start ``count`` sessions on the same prompt. ``repo`` defaults to the cwd."""
+        """Start ``count`` sessions on the same prompt. ``repo`` defaults to the cwd.
+        ``source``: from_branch / from_pr / from_issue (issue 16 §4)."""
         if repo is None:
             repo = Path.cwd()
         elif isinstance(repo, Path):
@@ -307,6 +309,7 @@ class Client(OrchestrationVerbs):
             "count": count,
             "interactive": interactive,
             "env": env,
+            **(source or {}),
         }
         body = {k: v for k, v in body.items() if v is not None}
         # Creating many worktrees on a big repo can take minutes; a short read timeout

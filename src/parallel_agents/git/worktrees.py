@@ -355,6 +355,24 @@ def remove(repo: Path, path: Path, branch: str | None, *, delete_branch: bool = 
             git.run(["branch", "-D", branch], repo)
 
 
+def add_on_branch(repo: Path, path: Path, branch: str) -> None:
+    """A worktree at ``path`` on the existing ``branch`` (issue 16 §4: no new branch).
+    Refuses when another worktree (the main checkout included) has it checked out."""
+    if path.exists() and any(path.iterdir()):
+        raise PAError(f"worktree path {path} already exists and is not empty")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with repo_lock(repo):
+        for where, b in registered_worktrees(repo).items():
+            if b == branch:
+                raise UsageError(
+                    f"branch {branch} is checked out in {where}",
+                    hint="switch that checkout to another branch (or finish that session), "
+                    "then start again",
+                )
+        git.run(["worktree", "add", "--no-checkout", str(path), branch], repo)
+    git.run(["reset", "--hard", "--quiet"], path)
+
+
 def attach(repo: Path, path: Path, branch: str, commit: str) -> None:
     """Recreate a worktree for ``branch`` at ``commit`` (used by restore)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -132,7 +132,14 @@ def merge_sessions(
     items = []
     # Sources are made outside the merge lock: they touch only the sessions' worktrees.
     for s in sessions:
-        commit, note = _source(app, s, repo_path)
+        if "branch" in (s.options.get("from") or {}):
+            # The user's own branch (pa new --from-branch): the work goes onto it as well.
+            commit, moved = commit_session_work(app, s)
+            note: str | None = None
+            if moved:
+                note = f"committed the session's work onto {s.branch} as {commit[:10]}"
+        else:
+            commit, note = _source(app, s, repo_path)
         if note:
             notes.append(note)
         notes += copied_file_warnings(repo_path, s, commit)
@@ -186,7 +193,10 @@ def merge_sessions(
                 from parallel_agents.git.session_archive import archive_session
 
                 archive_session(repo_path, s)
-                worktrees.remove(repo_path, Path(s.worktree), s.branch)
+                from parallel_agents.sessions.from_work import owns_branch
+
+                keep = not owns_branch(s)  # the user's own branch (pa new --from-branch)
+                worktrees.remove(repo_path, Path(s.worktree), s.branch, delete_branch=not keep)
         elif res.status == "conflict" and fix_conflicts:
             prompt = (
                 f"The branch {target} has moved and your work no longer merges cleanly. "
@@ -285,6 +295,7 @@ def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> di
     branch and open a pull request with gh. Refuses before committing or pushing anything
     when the session is working, gh is missing or not logged in, or there is no remote."""
     from parallel_agents.git import github
+    from parallel_agents.sessions import from_work
 
     s = app.store.resolve_session(sid)
     if s.status == Status.DISCARDED:
@@ -318,6 +329,11 @@ def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> di
     body = "\n".join(
         f"- {t.prompt.strip().splitlines()[0][:100]}" for t in turns if t.prompt.strip()
     )
+    pushed = from_work.push_to_pr(repo_path, s)  # a session started from a PR: push to it
+    if pushed is not None:
+        pushed["notes"] = notes
+        app.store.add_event(s.id, "status", {"pr": pushed["url"], "pushed": True})
+        return pushed
     base = s.base_ref if git.rev_parse(repo_path, f"refs/heads/{s.base_ref}") else None
     res = github.push_and_pr(
         repo_path,
@@ -325,7 +341,9 @@ def pr(app: App, sid: str, *, draft: bool = False, remote: str = "origin") -> di
         remote=remote,
         draft=draft,
         title=s.title,
-        body=body + f"\n\nOpened by pa (session {s.id}, {s.agent}).",
+        body=body
+        + f"\n\nOpened by pa (session {s.id}, {s.agent})."
+        + from_work.pr_body_suffix(s),
         base=base,
         gh=gh,
     )

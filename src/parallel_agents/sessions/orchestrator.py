@@ -30,6 +30,7 @@ from parallel_agents.git.session_archive import (
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
 from parallel_agents.sessions import pool_fill, repos, shell
+from parallel_agents.sessions.from_work import owns_branch
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
 
@@ -123,9 +124,11 @@ class App:
         timeout: float | None = None,
         env: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
+        on_branch: str | None = None,
     ) -> Session:
         """``options`` are stored with the session (e.g. ``{"group": {"id", "key"}}``: the
-        group task it runs for, issue 15)."""
+        group task it runs for, issue 15). ``on_branch``: work on that existing branch
+        instead of a new one (issue 16 §4, ``sessions/from_work.py``)."""
         ph: dict[str, float] = {}
         self.timings = ph
         lap = _Lap(ph)
@@ -159,6 +162,10 @@ class App:
         if not (repo_path / ".git").exists():
             raise repos.missing_repo_error(r)
         base_ref, base_commit = _start_point(repo_path, base or r.base)
+        if on_branch is not None and base_commit is not None:
+            from parallel_agents.sessions import from_work
+
+            base_commit = from_work.check_branch(repo_path, on_branch, base_commit)
         if base_commit is None:
             raise UsageError(
                 f"unknown base {base_ref!r}: it names no commit in {repo_path}",
@@ -171,7 +178,7 @@ class App:
         lap("repo_config")
         sid = secrets.token_hex(4)
         title = (title or default_title(prompt)).strip() or "session"
-        branch = f"pa/{slugify(title)}-{sid}"
+        branch = on_branch or f"pa/{slugify(title)}-{sid}"
         wt = self.settings.worktree_root / r.name / sid
         now = time.time()
         s = Session(
@@ -201,7 +208,9 @@ class App:
             self.sup.write_session_env(sid, env)
         lap("store_insert")
         try:
-            if pool_fill.take(self.settings, repo_path, r.name, wt, branch, base_commit):
+            if on_branch is not None:
+                worktrees.add_on_branch(repo_path, wt, on_branch)
+            elif pool_fill.take(self.settings, repo_path, r.name, wt, branch, base_commit):
                 lap("pool_take")
             else:
                 lap("pool_miss")
@@ -221,7 +230,7 @@ class App:
                 worktrees.copy_untracked(repo_path, wt, rcfg.copy)
             except (PAError, OSError) as e:
                 # Nothing of anyone's work is in the fresh worktree yet: no half-made one stays.
-                worktrees.remove(repo_path, wt, branch)
+                worktrees.remove(repo_path, wt, branch, delete_branch=on_branch is None)
                 msg = f"could not copy the files of copy = [...] into the worktree: {e}"
                 self.store.set_status(sid, Status.FAILED, error=msg)
                 raise PAError(msg, hint="fix copy = [...] in .parallel-agents.toml") from e
@@ -358,7 +367,7 @@ class App:
         if archive.get("ref") and archive.get("nested"):
             archive_mod.stash_nested(repo_path, wt, archive["ref"], archive["nested"])
         try:
-            worktrees.remove(repo_path, wt, s.branch)
+            worktrees.remove(repo_path, wt, s.branch, delete_branch=owns_branch(s))
         except PAError as e:
             raise PAError(
                 f"the discard of {s.id} could not finish: {e.message}",

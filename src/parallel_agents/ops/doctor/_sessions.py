@@ -203,6 +203,8 @@ def _remove_leftovers(repo_path: Path, s: Session, app: App) -> None:
         with contextlib.suppress(PAError, OSError):
             pool.unregister(repo_path, wt, trash)
             pool.empty_trash(trash)
+    if "branch" in (s.options.get("from") or {}):
+        return  # the user's own branch (pa new --from-branch, issue 16 §4) is never deleted
     head = git.rev_parse(repo_path, f"refs/heads/{s.branch}")
     if head == s.base_commit:  # the branch holds nothing but the base: nothing to keep
         git.run(["update-ref", "-d", f"refs/heads/{s.branch}", head], repo_path, check=False)

@@ -38,6 +38,10 @@ class NewSessions(BaseModel):
     env: dict[str, str] | None = Field(
         None, description="Extra environment for the agent (kept in a 0600 file, never echoed)."
     )
+    # issue 16 §4: start from existing work (at most one; count must be 1)
+    from_branch: str | None = Field(None, description="Work on this existing branch.")
+    from_pr: int | None = Field(None, ge=1, description="Start from this pull request (gh).")
+    from_issue: int | None = Field(None, ge=1, description="Start from this issue (gh).")
 
 
 class Prompt(BaseModel):
@@ -102,6 +106,16 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
         cmd = None
     created: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
+    if (body.from_branch, body.from_pr, body.from_issue) != (None, None, None):
+        from parallel_agents.sessions.from_work import new_from
+
+        if body.count != 1:
+            raise UsageError("a session started from existing work cannot have count > 1")
+        s = new_from(app, body.prompt, from_branch=body.from_branch, from_pr=body.from_pr,
+                     from_issue=body.from_issue, repo=body.repo, agent=body.agent, cmd=cmd,
+                     model=body.model, base=body.base, title=body.title, timeout=body.timeout,
+                     interactive=body.interactive, env=body.env)  # fmt: skip
+        return {"sessions": [session_json(s)]}
     for _ in range(body.count):
         try:
             s = app.new_session(

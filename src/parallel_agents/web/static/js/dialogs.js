@@ -71,6 +71,20 @@ export async function newSessionDialog({ onCreated }) {
   };
   repoSel.onchange = syncBase;
   syncBase();
+  // issue 16 §4: start from an existing branch, a PR or an issue (POST /sessions from_*)
+  const fromSel = form.elements.from;
+  fromSel.value = "";
+  form.elements.from_value.value = "";
+  const syncFrom = () => {
+    const kind = fromSel.value;
+    $(".from-row", form).hidden = !kind;
+    const v = form.elements.from_value;
+    v.placeholder = { branch: "branch name", pr: "PR number", issue: "issue number" }[kind] || "";
+    v.required = !!kind;
+    v.inputMode = kind === "pr" || kind === "issue" ? "numeric" : "text";
+  };
+  fromSel.onchange = syncFrom;
+  syncFrom();
   dlg.showModal();
   form.elements.prompt.focus();
 
@@ -95,6 +109,12 @@ export async function newSessionDialog({ onCreated }) {
       count: Math.max(1, Math.min(16, Number(f.count.value) || 1)),
     };
     if (body.agent === "command") body.cmd = f.cmd.value.trim() || undefined;
+    const fromKind = f.from.value;
+    if (fromKind) {
+      const v = f.from_value.value.trim();
+      body[`from_${fromKind}`] = fromKind === "branch" ? v : Number(v);
+      body.count = 1;
+    }
     storeSet("newSession", { repo: body.repo, agent: body.agent, model: body.model, cmd: f.cmd.value });
     const btn = $("#btn-new-ok");
     btn.disabled = true;
