@@ -29,7 +29,7 @@ from parallel_agents.git.session_archive import (
 )
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
-from parallel_agents.sessions import pool_fill, repos
+from parallel_agents.sessions import pool_fill, ports, repos, workspace_run
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
 
@@ -196,6 +196,8 @@ class App:
             # right after cannot orphan the session from its task
             options={**(options or {}), **({"timeout": timeout} if timeout else {})},
         )
+        # Issue 16 §1: its ports first: when none are left, nothing is made at all.
+        ports.allocate(self.store, self.settings, sid, rcfg.ports)
         self.store.insert_session(s)
         if env:
             self.sup.write_session_env(sid, env)
@@ -214,6 +216,7 @@ class App:
             lap("mark_owner")
         except (PAError, OSError) as e:
             msg = f"could not create the worktree: {e}"
+            ports.release(self.store, sid)
             self.store.set_status(sid, Status.FAILED, error=msg)
             raise PAError(msg) from e
         if rcfg.copy:
@@ -222,6 +225,7 @@ class App:
             except (PAError, OSError) as e:
                 # Nothing of anyone's work is in the fresh worktree yet: no half-made one stays.
                 worktrees.remove(repo_path, wt, branch)
+                ports.release(self.store, sid)
                 msg = f"could not copy the files of copy = [...] into the worktree: {e}"
                 self.store.set_status(sid, Status.FAILED, error=msg)
                 raise PAError(msg, hint="fix copy = [...] in .parallel-agents.toml") from e
@@ -356,6 +360,7 @@ class App:
         wt = Path(s.worktree)
         if archive.get("ref") and archive.get("nested"):
             archive_mod.stash_nested(repo_path, wt, archive["ref"], archive["nested"])
+        workspace_run.before_remove(self.store, s, repo_path)  # issue 16 §1: run, archive
         try:
             worktrees.remove(repo_path, wt, s.branch)
         except PAError as e:
@@ -369,6 +374,7 @@ class App:
         opts.pop("discarding", None)
         opts["archive"] = archive
         self.store.set_status(s.id, Status.DISCARDED, options=opts)
+        ports.release(self.store, s.id)
         return self.store.session(s.id), archive
 
     def restore(self, sid: str, archive_ref: str | None = None) -> Session:
