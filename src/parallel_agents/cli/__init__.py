@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "plan": "parallel_agents.cli.plans:plan",  # issue 15 §1
     "map": "parallel_agents.cli.maps:map_group",
     "reduce": "parallel_agents.cli.maps:reduce",
+    "run": "parallel_agents.cli.run:run",  # issue 16 §1
 }
 
 

@@ -276,6 +276,10 @@ def show(session_id: str, as_json: bool) -> None:
         lines.append(
             ("check", f"{verdict} ({chk['command']}, {chk['duration_s']:.1f}s, turn {chk['turn']})")
         )
+    if s.get("run"):  # issue 16 §1: the run script and its URLs
+        from parallel_agents.cli.run import run_lines
+
+        lines += run_lines(s["run"])
     for k, v in lines:
         click.echo(f"{k:>14}: {printable(v)}")
     for t in s["turns"]:

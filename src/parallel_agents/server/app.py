@@ -28,6 +28,7 @@ from parallel_agents.server.routes import (
     repos,
     review,
     reviewer,
+    run,  # issue 16 §1
     sessions,
     terminal,
     web,
@@ -71,5 +72,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     for module in (meta, repos, sessions, events, review, reviewer, groups, plans, terminal, web):
         app.include_router(module.router)
     app.include_router(maps.router)
+    app.include_router(run.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

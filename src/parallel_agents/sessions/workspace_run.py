@@ -69,8 +69,8 @@ def _running_pid(rec: dict[str, Any] | None) -> int | None:
     """The recorded run script's pid while that very process still lives."""
     if not rec or not isinstance(rec.get("pid"), int):
         return None
-    pid = int(rec["pid"])
-    return pid if _started_at(pid) == rec.get("started_at") else None
+    pid, born = int(rec["pid"]), rec.get("started_at")
+    return pid if born is not None and _started_at(pid) == born else None
 
 
 def answers(port: int, timeout: float = 0.3) -> bool:
