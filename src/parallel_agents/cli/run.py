@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from parallel_agents.cli._group import client
-from parallel_agents.cli._output import emit_json, printable
-
-
-def run_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
-    """What `pa run` and `pa show` print of a run script's status."""
-    if not r.get("log"):
-        return []
-    if not r["running"]:
-        return [("run", f"stopped (log {r['log']})")]
-    lines = [("run", f"running, pid {r['pid']} (log {r['log']})")]
-    urls = r.get("urls") or []
-    lines += [("url", u) for u in urls]
-    if not urls and r.get("ports"):
-        lines.append(("url", "not answering on any of its ports yet"))
-    return lines
+from parallel_agents.cli._output import emit_json, printable, run_lines
 
 
 @click.command()
