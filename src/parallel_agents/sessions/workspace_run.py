@@ -211,8 +211,13 @@ def status(store: Store, s: Session) -> dict[str, Any]:
         }
         for p in held
     ]
+    try:
+        configured = load_repo_config(Path(store.repo(s.repo_id).path)).run
+    except PAError:  # a broken file or a missing repo: no Run button, nothing fails
+        configured = None
     return {
         "session": s.id,
+        "configured": configured is not None,
         "running": pid is not None,
         "pid": pid,
         "command": rec.get("command"),
