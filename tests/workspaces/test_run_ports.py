@@ -118,3 +118,34 @@ def test_a_bad_ports_setting_is_refused(tmp_path: Path) -> None:
     repo = _repo(tmp_path, 'ports = "ten"\n')
     out = pa("new", "x", "--cmd", "true", cwd=repo)
     assert out.returncode != 0 and "'ports' must be a whole number" in out.stderr
+
+
+def test_restore_gives_a_new_block_of_ports(tmp_path: Path, pa_home: Path) -> None:
+    """issue 16 §1: a restored session (its ports were given back at the discard) is
+    given a block again, exported to its next turn."""
+    repo = _repo(tmp_path, "ports = 2\n")
+    a = _new(repo)
+    pa("wait", str(a["id"]), check=True)
+    pa("discard", str(a["id"]), check=True)
+    assert Store(pa_home).session_ports(str(a["id"])) == []
+    pa("restore", str(a["id"]), check=True)
+    held = Store(pa_home).session_ports(str(a["id"]))
+    assert len(held) == 2
+    pa("send", str(a["id"]), "again", check=True)
+    pa("wait", str(a["id"]), check=True)
+    seen = (Path(str(a["worktree"])) / "ports.txt").read_text().strip()
+    assert seen.startswith(f"{held[0]}|")
+
+
+def test_a_merge_that_removes_the_worktree_gives_the_ports_back(
+    tmp_path: Path, pa_home: Path
+) -> None:
+    """issue 16 §1: with merge.remove_worktree, the merged session's ports are released."""
+    _settings("[merge]\nremove_worktree = true\n")
+    repo = _repo(tmp_path, "ports = 2\n")
+    a = _new(repo)
+    pa("wait", str(a["id"]), check=True)
+    assert len(Store(pa_home).session_ports(str(a["id"]))) == 2
+    pa("merge", str(a["id"]), check=True)
+    assert not Path(str(a["worktree"])).exists()
+    assert Store(pa_home).session_ports(str(a["id"])) == []

@@ -11,6 +11,7 @@ from parallel_agents.config import load_repo_config
 from parallel_agents.errors import Conflict, PAError, UsageError
 from parallel_agents.git import worktrees
 from parallel_agents.models import Session, Status
+from parallel_agents.sessions import ports, workspace_run
 from parallel_agents.sessions.review import _worktree_ok
 
 if TYPE_CHECKING:
@@ -186,7 +187,9 @@ def merge_sessions(
                 from parallel_agents.git.session_archive import archive_session
 
                 archive_session(repo_path, s)
+                workspace_run.before_remove(app.store, s, repo_path)  # issue 16 §1
                 worktrees.remove(repo_path, Path(s.worktree), s.branch)
+                ports.release(app.store, s.id)
         elif res.status == "conflict" and fix_conflicts:
             prompt = (
                 f"The branch {target} has moved and your work no longer merges cleanly. "

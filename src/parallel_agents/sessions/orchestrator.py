@@ -437,6 +437,11 @@ class App:
             self.store.add_event(
                 s.id, "error", {"message": f"could not copy the copy = [...] files: {e}"}
             )
+        try:  # issue 16 §1: the discard gave its ports back; a new block, when there is one
+            if not self.store.session_ports(s.id):
+                ports.allocate(self.store, self.settings, s.id, load_repo_config(repo_path).ports)
+        except PAError as e:
+            notes.append(f"no ports for it: {e.message}")
         if branch != s.branch:
             notes.append(
                 f"branch {s.branch} has commits the archive does not have (or is checked "
