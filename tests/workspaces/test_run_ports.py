@@ -53,9 +53,9 @@ def _new(repo: Path, *extra: str) -> dict[str, object]:
 
 
 def test_sessions_get_distinct_ports_exported_to_the_agent(tmp_path: Path, pa_home: Path) -> None:
-    """issue 16 §1: two sessions hold distinct blocks of `ports` ports; the agent sees
-    PA_PORT (the first), PA_PORTS (all) and PORT."""
-    repo = _repo(tmp_path, "ports = 3\n")
+    """issue 16 §1: two sessions hold distinct blocks of `ports` ports; the agent (and the
+    setup script) see PA_PORT (the first), PA_PORTS (all) and PORT."""
+    repo = _repo(tmp_path, 'ports = 3\nsetup = "echo $PA_PORTS > setup.txt"\n')
     a, b = _new(repo), _new(repo)
     pa("wait", str(a["id"]), str(b["id"]), check=True)
     st = Store(pa_home)
@@ -67,6 +67,8 @@ def test_sessions_get_distinct_ports_exported_to_the_agent(tmp_path: Path, pa_ho
     seen = (Path(str(a["worktree"])) / "ports.txt").read_text().strip()
     first = str(pa_ports[0])
     assert seen == f"{first}|{','.join(map(str, pa_ports))}|{first}"
+    setup = (Path(str(b["worktree"])) / "setup.txt").read_text().strip()
+    assert setup == ",".join(map(str, pb))
 
 
 def test_a_busy_port_is_skipped_and_exhaustion_makes_nothing(
