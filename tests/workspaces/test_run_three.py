@@ -43,3 +43,23 @@ def test_three_sessions_serve_their_own_worktrees_at_once(
             pa("run", sid, "--stop")
     for url in urls:
         assert get(url + "/index.html") is None
+
+
+def test_a_run_started_by_the_agent_through_the_server_outlives_its_turn(
+    tmp_path: Path, server_mode: Path
+) -> None:
+    """issue 16 §1: an agent that types `pa run` during its turn has the server start the
+    script (not the turn, without its tag): the wrapper's end-of-turn sweep leaves it
+    running, and it answers after the turn ended."""
+    repo = repo_with(tmp_path, f'run = "{SERVE}"\nports = 1\n', {"index.html": "mine\n"})
+    agent = f"sh -c '{sys.executable} -m parallel_agents run $PA_SESSION_ID --json > run.json'"
+    out = pa("new", "serve it", "--cmd", agent, "--json", cwd=repo, check=True)
+    sid = str(json.loads(out.stdout)["id"])
+    pa("wait", sid, check=True)
+    try:
+        r = json.loads((Path(json.loads(out.stdout)["worktree"]) / "run.json").read_text())
+        url = r["ports"][0]["url"]
+        assert until(lambda: get(url + "/index.html"), "the server") == "mine\n"
+        assert json.loads(pa("show", sid, "--json", check=True).stdout)["run"]["running"]
+    finally:
+        pa("run", sid, "--stop")
