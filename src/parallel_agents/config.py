@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "repos": {},
     },
     "output": {"max_bytes": 50_000_000},  # per turn: the head and tail kept beyond it
+    "ports": {"range": "20000-29999"},  # where each session's block of ports is taken from
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -222,9 +223,22 @@ def max_attempts(settings: Settings) -> int:
     return value
 
 
+def port_range(settings: Settings) -> tuple[int, int]:
+    """``ports.range`` (issue 16 §1): ``"LOW-HIGH"``, the ports sessions' blocks come from."""
+    value = settings.get("ports.range")
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value) if isinstance(value, str) else None
+    lo, hi = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    if m is None or not 1024 <= lo <= hi <= 65535:
+        raise UsageError(
+            f"ports.range must be \"LOW-HIGH\" within 1024-65535 (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [ports] range = \"20000-29999\"",
+        )
+    return lo, hi
+
+
 def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
-    checks: tuple[Any, ...] = (pool_disk_budget, pool_min_free, max_attempts)
+    checks: tuple[Any, ...] = (pool_disk_budget, pool_min_free, max_attempts, port_range)
     for check in checks:
         try:
             check(settings)
@@ -260,6 +274,11 @@ class RepoConfig:
     copy: list[str] = field(default_factory=list)
     check: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # Issue 16 §1: the run script (`pa run`), the archive script (before a discard
+    # removes the worktree) and how many ports each session is given.
+    run: str | None = None
+    archive: str | None = None
+    ports: int = 10
 
 
 def load_repo_config(repo_path: Path) -> RepoConfig:
@@ -270,11 +289,20 @@ def load_repo_config(repo_path: Path) -> RepoConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {path}: {e}", hint="fix the TOML syntax") from e
-    unknown = set(raw) - {"setup", "copy", "check", "env"}
+    unknown = set(raw) - {"setup", "copy", "check", "env", "run", "archive", "ports"}
     if unknown:
         raise UsageError(
             f"{path}: unknown keys {', '.join(sorted(unknown))}",
-            hint="allowed keys: setup, copy, check, env",
+            hint="allowed keys: setup, copy, check, env, run, archive, ports",
+        )
+    for key in ("run", "archive"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise UsageError(f"{path}: {key!r} must be a string command")
+    ports = raw.get("ports", 10)
+    if isinstance(ports, bool) or not isinstance(ports, int) or not 0 <= ports <= 100:
+        raise UsageError(
+            f"{path}: 'ports' must be a whole number from 0 to 100 (got {ports!r})",
+            hint="how many ports each session gets, e.g. ports = 10",
         )
     setup = raw.get("setup")
     check = raw.get("check")
@@ -298,4 +326,12 @@ def load_repo_config(repo_path: Path) -> RepoConfig:
                 hint="names are letters, digits and '_' (not starting with a digit); "
                 "values contain no NUL bytes",
             )
-    return RepoConfig(setup=setup, copy=list(copy), check=check, env=dict(env))
+    return RepoConfig(
+        setup=setup,
+        copy=list(copy),
+        check=check,
+        env=dict(env),
+        run=raw.get("run"),
+        archive=raw.get("archive"),
+        ports=ports,
+    )

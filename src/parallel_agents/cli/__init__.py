@@ -51,6 +51,7 @@ COMMANDS: dict[str, str] = {
     "map": "parallel_agents.cli.maps:map_group",
     "reduce": "parallel_agents.cli.maps:reduce",
     "pair": "parallel_agents.cli.pair:pair",  # issue 16 §5
+    "run": "parallel_agents.cli.run:run",  # issue 16 §1
 }
 
 

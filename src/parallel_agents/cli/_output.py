@@ -93,3 +93,17 @@ def ago(ts: float) -> str:
     if d < 86400:
         return f"{d / 3600:.1f}h"
     return f"{d / 86400:.1f}d"
+
+
+def run_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """What `pa run` and `pa show` print of a run script's status (issue 16 §1)."""
+    if not r.get("log"):
+        return []
+    if not r["running"]:
+        return [("run", f"stopped (log {r['log']})")]
+    lines = [("run", f"running, pid {r['pid']} (log {r['log']})")]
+    urls = r.get("urls") or []
+    lines += [("url", u) for u in urls]
+    if not urls and r.get("ports"):
+        lines.append(("url", "not answering on any of its ports yet"))
+    return lines

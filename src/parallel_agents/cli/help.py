@@ -29,6 +29,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         ("compare", "pick", "groups"),
         'pa new "fix the login bug" --attempts 3 --agent claude,codex',
     ),
+    ("Workspaces", ("run",), "pa run ID      # the repo's run script, on the session's ports"),
     ("Plans", ("plan",), "pa plan run plan.toml   # tasks with dependencies, run in order"),
     (
         "Map-reduce",
@@ -100,6 +101,7 @@ SHORT: dict[str, str] = {
     "map resume": "Start the items pa stopped before starting (none twice).",
     "reduce": "Merge a map group's successful items and start a reducer on them.",
     "pair": "Show a session's files in your main checkout, live; --stop: put it back.",
+    "run": "Start (--stop: end) a session's run script, on its own ports.",  # issue 16 §1
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -132,6 +134,7 @@ EXAMPLES: dict[str, list[str]] = {
     "pr": ["pa pr 3f2a9c1e --draft"],
     "discard": ["pa discard 3f2a9c1e        # undo: pa restore 3f2a9c1e"],
     "restore": ["pa restore 3f2a9c1e"],
+    "run": ["pa run 3f2a9c1e", "pa run 3f2a9c1e --stop"],
     "review": ["pa review 3f2a9c1e --agent claude", "pa review 3f2a9c1e --send --only 4,6"],
     "compare": ["pa compare attempts-1a2b3c4d --judge claude"],
     "pick": ["pa pick attempts-1a2b3c4d 2"],

@@ -15,6 +15,7 @@ from parallel_agents.cli._output import (
     ago,
     emit_json,
     printable,
+    run_lines,
     status_cell,
     table,
     text_cell,
@@ -290,6 +291,8 @@ def show(session_id: str, as_json: bool) -> None:
         lines.append(
             ("check", f"{verdict} ({chk['command']}, {chk['duration_s']:.1f}s, turn {chk['turn']})")
         )
+    if s.get("run"):  # issue 16 §1: the run script and its URLs
+        lines += run_lines(s["run"])
     for k, v in lines:
         click.echo(f"{k:>14}: {printable(v)}")
     for t in s["turns"]:

@@ -171,6 +171,21 @@ class OrchestrationVerbs:
         body = {"session": sid, "keep": keep}
         return dict(self.request("POST", "/pairing/stop", json_body=body, timeout=600))
 
+    # -- run scripts and ports (issue 16 §1: server/routes/run.py) ---------------------------
+    def run_status(self, sid: str) -> dict[str, Any]:
+        """Session ``sid``'s run script: running, pid, log (tail), ports and their URLs."""
+        return dict(self.request("GET", f"/sessions/{seg(sid)}/run"))
+
+    def run_start(self, sid: str) -> dict[str, Any]:
+        """Start the repo's run script in ``sid``'s worktree; its status."""
+        limit = max(self.timeout, 60.0)
+        return dict(self.request("POST", f"/sessions/{seg(sid)}/run", timeout=limit))
+
+    def run_stop(self, sid: str) -> dict[str, Any]:
+        """End ``sid``'s run script (its whole process group); its status."""
+        limit = max(self.timeout, 60.0)
+        return dict(self.request("POST", f"/sessions/{seg(sid)}/run/stop", timeout=limit))
+
 
 def _repo_ref(repo: str | Path | None) -> str:
     """A repo name as it is; a path (or None: the cwd) made absolute."""

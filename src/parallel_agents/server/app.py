@@ -29,6 +29,7 @@ from parallel_agents.server.routes import (
     repos,
     review,
     reviewer,
+    run,  # issue 16 §1
     sessions,
     terminal,
     web,
@@ -75,5 +76,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.include_router(maps.router)
     app.include_router(workspace.router)
     app.include_router(pairing.router)
+    app.include_router(run.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -11,6 +11,7 @@ from parallel_agents.config import load_repo_config
 from parallel_agents.errors import Conflict, PAError, UsageError
 from parallel_agents.git import worktrees
 from parallel_agents.models import Session, Status
+from parallel_agents.sessions import ports, workspace_run
 from parallel_agents.sessions.review import _worktree_ok
 
 if TYPE_CHECKING:
@@ -196,7 +197,9 @@ def merge_sessions(
                 from parallel_agents.sessions.from_work import owns_branch
 
                 keep = not owns_branch(s)  # the user's own branch (pa new --from-branch)
+                workspace_run.before_remove(app.store, s, repo_path)  # issue 16 §1
                 worktrees.remove(repo_path, Path(s.worktree), s.branch, delete_branch=not keep)
+                ports.release(app.store, s.id)
         elif res.status == "conflict" and fix_conflicts:
             prompt = (
                 f"The branch {target} has moved and your work no longer merges cleanly. "

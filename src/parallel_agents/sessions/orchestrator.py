@@ -29,7 +29,7 @@ from parallel_agents.git.session_archive import (
 )
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
-from parallel_agents.sessions import pool_fill, repos, shell
+from parallel_agents.sessions import pool_fill, ports, repos, shell, workspace_run
 from parallel_agents.sessions.from_work import owns_branch
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
@@ -203,6 +203,8 @@ class App:
             # right after cannot orphan the session from its task
             options={**(options or {}), **({"timeout": timeout} if timeout else {})},
         )
+        # Issue 16 §1: its ports first: when none are left, nothing is made at all.
+        ports.allocate(self.store, self.settings, sid, rcfg.ports)
         self.store.insert_session(s)
         if env:
             self.sup.write_session_env(sid, env)
@@ -223,6 +225,7 @@ class App:
             lap("mark_owner")
         except (PAError, OSError) as e:
             msg = f"could not create the worktree: {e}"
+            ports.release(self.store, sid)
             self.store.set_status(sid, Status.FAILED, error=msg)
             raise PAError(msg) from e
         if rcfg.copy:
@@ -231,6 +234,7 @@ class App:
             except (PAError, OSError) as e:
                 # Nothing of anyone's work is in the fresh worktree yet: no half-made one stays.
                 worktrees.remove(repo_path, wt, branch, delete_branch=on_branch is None)
+                ports.release(self.store, sid)
                 msg = f"could not copy the files of copy = [...] into the worktree: {e}"
                 self.store.set_status(sid, Status.FAILED, error=msg)
                 raise PAError(msg, hint="fix copy = [...] in .parallel-agents.toml") from e
@@ -366,6 +370,7 @@ class App:
         wt = Path(s.worktree)
         if archive.get("ref") and archive.get("nested"):
             archive_mod.stash_nested(repo_path, wt, archive["ref"], archive["nested"])
+        workspace_run.before_remove(self.store, s, repo_path)  # issue 16 §1: run, archive
         try:
             worktrees.remove(repo_path, wt, s.branch, delete_branch=owns_branch(s))
         except PAError as e:
@@ -379,6 +384,7 @@ class App:
         opts.pop("discarding", None)
         opts["archive"] = archive
         self.store.set_status(s.id, Status.DISCARDED, options=opts)
+        ports.release(self.store, s.id)
         return self.store.session(s.id), archive
 
     def restore(self, sid: str, archive_ref: str | None = None) -> Session:
@@ -441,6 +447,11 @@ class App:
             self.store.add_event(
                 s.id, "error", {"message": f"could not copy the copy = [...] files: {e}"}
             )
+        try:  # issue 16 §1: the discard gave its ports back; a new block, when there is one
+            if not self.store.session_ports(s.id):
+                ports.allocate(self.store, self.settings, s.id, load_repo_config(repo_path).ports)
+        except PAError as e:
+            notes.append(f"no ports for it: {e.message}")
         if branch != s.branch:
             notes.append(
                 f"branch {s.branch} has commits the archive does not have (or is checked "

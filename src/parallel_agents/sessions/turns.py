@@ -18,6 +18,7 @@ from parallel_agents.agents.base import TurnContext
 from parallel_agents.config import Settings, load_repo_config
 from parallel_agents.errors import PAError
 from parallel_agents.models import Session, Status
+from parallel_agents.sessions import ports
 from parallel_agents.store import Store
 
 
@@ -61,7 +62,11 @@ class Turns:
             agent_session_id=s.agent_session_id,
             cmd=s.cmd,
             settings=self.settings.agent_settings(s.agent),
-            env={**load_repo_config(Path(repo.path)).env, **self.session_env(s.id)},
+            env={
+                **load_repo_config(Path(repo.path)).env,
+                **ports.env_for(self.store, s.id),  # issue 16 §1: PA_PORT, PA_PORTS, PORT
+                **self.session_env(s.id),
+            },
             session_id=s.id,
         )
 

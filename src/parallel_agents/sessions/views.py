@@ -18,8 +18,13 @@ def session_json(s: Session) -> dict[str, Any]:
     return d
 
 
-def session_with_turns(s: Session, turns: Iterable[Turn]) -> dict[str, Any]:
-    """One session in full: ``session_json`` and every turn (GET /sessions/{id})."""
+def session_with_turns(
+    s: Session, turns: Iterable[Turn], run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One session in full: ``session_json`` and every turn (GET /sessions/{id}), and
+    its run script's status (issue 16 §1: ``workspace_run.status``) when given."""
     d = session_json(s)
     d["turns"] = [t.to_json() for t in turns]
+    if run is not None:
+        d["run"] = run
     return d

@@ -4,7 +4,8 @@
 (opening the file, migrations, the daily backup, transactions), ``_repos``, ``_sessions``
 (and the one place a status changes), ``_turns``, ``_events``, ``_checkpoints``, ``_checks``,
 ``_groups`` (issue 15: attempts, map-reduce, plans), ``_review_comments`` (issue 15 §3: a
-reviewer agent's line comments); the small key/value table is here.
+reviewer agent's line comments), ``_ports`` (issue 16 §1: each session's ports); the
+small key/value table is here.
 The schema steps are in ``migrations``, the connection, the damaged-file error and the
 backups in ``_conn``. Every name callers used before the
 split is still importable from ``parallel_agents.store``.
@@ -34,6 +35,7 @@ from parallel_agents.store._conn import (
 )
 from parallel_agents.store._events import MAX_SPAN, Payload, PlainRun, Raw, RawSpan
 from parallel_agents.store._groups import GROUP_KINDS, TASK_STATES, Group, GroupRows, GroupTask
+from parallel_agents.store._ports import PortRows
 from parallel_agents.store._repos import RepoRows
 from parallel_agents.store._review_comments import ReviewComment, ReviewCommentRows
 from parallel_agents.store._sessions import SessionRows, SessionState
@@ -73,7 +75,14 @@ __all__ = [
 
 
 class Store(
-    RepoRows, SessionRows, TurnRows, CheckpointRows, CheckRows, GroupRows, ReviewCommentRows
+    RepoRows,
+    SessionRows,
+    TurnRows,
+    CheckpointRows,
+    CheckRows,
+    GroupRows,
+    ReviewCommentRows,
+    PortRows,
 ):
     """pa's state in ``<home>/pa.db``: every SQL statement of pa runs in this package."""
 

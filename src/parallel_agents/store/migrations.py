@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from parallel_agents.store.migration_groups import m_groups
 from parallel_agents.store.migration_list_indexes import m_list_indexes
+from parallel_agents.store.migration_ports import m_ports
 from parallel_agents.store.migration_review_comments import m_review_comments
 
 
@@ -152,4 +153,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("006_list_indexes", m_list_indexes),
     ("007_groups", m_groups),
     ("008_review_comments", m_review_comments),
+    ("009_ports", m_ports),
 ]

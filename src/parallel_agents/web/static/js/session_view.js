@@ -78,7 +78,11 @@ export class SessionView {
       }),
     );
     this.offs.push(on("resync", () => this.conv.load()));
-    this.timer = setInterval(() => this.syncMeta(), 1000);
+    this.ticks = 0;
+    this.timer = setInterval(() => {
+      this.syncMeta();
+      if (++this.ticks % 3 === 0) this.loadRun();
+    }, 1000);
   }
 
   get s() {
@@ -105,7 +109,8 @@ export class SessionView {
     };
     const actions = h("div.actions", null, ...Object.values(this.btn));
     this.tabBtns = TABS.map((t) => h("button", { dataset: { tab: t }, role: "tab", onclick: () => this.show(t) }, t[0].toUpperCase() + t.slice(1)));
-    const head = h("div.s-head", null, h("div.r1", null, this.titleEl, this.badge, actions), this.meta, h("div.tabs", { role: "tablist" }, ...this.tabBtns));
+    this.runEl = h("div.run", { hidden: true }); // issue 16 §1: the run script
+    const head = h("div.s-head", null, h("div.r1", null, this.titleEl, this.badge, actions), this.meta, this.runEl, h("div.tabs", { role: "tablist" }, ...this.tabBtns));
     this.convEl = h("div");
     this.fu = followUpBox(this.sid, () => this.conv);
     this.panels = {
@@ -117,6 +122,7 @@ export class SessionView {
     this.root.replaceChildren(head, ...Object.values(this.panels));
     this.conv = new ConversationView(this.convEl, this.sid, { onFile: (path) => this.showDiffFile(path) });
     this.conv.load();
+    this.loadRun();
     this.sync();
     this.show(this.tab);
     if (s.unread) this.markRead();
@@ -222,6 +228,44 @@ export class SessionView {
     this.metaKey = key;
     this.meta.replaceChildren(...parts.map((p) => h("span", null, p)), ...(s.error ? [h("span.err", null, s.error)] : []));
     this.meta.title = s.worktree || "";
+  }
+
+  // -- the run script (issue 16 §1): Run/Stop, a preview link per answering port, its log --
+  async loadRun() {
+    if (this.s.status === "discarded") return void (this.runEl.hidden = true);
+    let r;
+    try {
+      r = await api(`/sessions/${encodeURIComponent(this.sid)}/run`);
+    } catch {
+      return;
+    }
+    this.renderRun(r);
+  }
+
+  renderRun(r) {
+    const key = JSON.stringify([r.configured, r.running, r.pid, r.urls, r.log_tail]);
+    if (key === this.runKey) return;
+    this.runKey = key;
+    this.runEl.hidden = !r.configured && !r.log;
+    const btn = r.running
+      ? h("button", { dataset: { action: "run-stop" }, title: "End the run script (its whole process group)", onclick: () => this.runAct("run/stop", "run script stopped") }, "Stop run")
+      : h("button", { dataset: { action: "run" }, title: "Start the repo's run script in this worktree, on the session's ports", onclick: () => this.runAct("run", "run script started") }, "Run");
+    const links = (r.urls || []).map((u) => h("a.preview", { href: u, target: "_blank", rel: "noopener" }, u.replace("http://", "")));
+    const state = r.running ? (links.length ? "running" : "running, not answering yet") : r.log ? "stopped" : "";
+    // The log keeps the open/closed state the user gave it across refreshes.
+    const log = r.log ? h("details.run-log", { open: this.runLogOpen ?? (!r.running && !!r.log_tail) }, h("summary", null, "run log"), h("pre", null, r.log_tail || "(empty)")) : "";
+    if (log) log.addEventListener("toggle", () => (this.runLogOpen = log.open));
+    this.runEl.replaceChildren(btn, h("span.run-state", null, state), ...links, log);
+  }
+
+  async runAct(path, label) {
+    for (const b of this.runEl.querySelectorAll("button")) b.disabled = true;
+    const data = await act(this.sid, path, {}, null);
+    if (data && data.session) {
+      toast(label);
+      this.renderRun(data);
+    } else this.runKey = null;
+    this.loadRun();
   }
 
   // -- actions --------------------------------------------------------------------------
