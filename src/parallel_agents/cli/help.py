@@ -16,7 +16,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
     ("Start here", ("demo", "repo"), "pa demo      # three agents fix a sample repo, offline"),
     (
         "Sessions",
-        ("new", "ls", "show", "logs", "wait", "send", "stop", "rename", "attach", "shell", "open"),
+        ("new", "ls", "show", "logs", "wait", "send", "stop", "rename", "attach"),
         'pa new "add a --verbose flag to the CLI" --agent claude',
     ),
     (
@@ -25,18 +25,21 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         "pa diff ID --stat && pa merge ID",
     ),
     (
+        "Workspaces",
+        ("run", "shell", "open", "pair"),
+        "pa run ID      # the repo's run script, on the session's ports",
+    ),
+    (
         "Best of N",
         ("compare", "pick", "groups"),
         'pa new "fix the login bug" --attempts 3 --agent claude,codex',
     ),
-    ("Workspaces", ("run",), "pa run ID      # the repo's run script, on the session's ports"),
     ("Plans", ("plan",), "pa plan run plan.toml   # tasks with dependencies, run in order"),
     (
         "Map-reduce",
         ("map", "reduce"),
         "pa map --template 'fix {item}' --items bugs.txt && pa reduce map-1a2b3c4d",
     ),
-    ("Pairing", ("pair",), "pa pair ID   # your checkout shows the agent's files, live"),
     ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
 ]
