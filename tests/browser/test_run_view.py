@@ -5,6 +5,7 @@ shows, Stop run ends it."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,3 +47,37 @@ def test_run_and_stop_from_the_session_view(server: Server, page: Any) -> None:
     page.locator("#view-session button[data-action='run']").wait_for(timeout=30_000)
     assert page.locator("#view-session a.preview").count() == 0
     assert server.api("GET", f"/sessions/{sid}/run")["running"] is False
+
+
+def test_three_sessions_preview_their_own_worktrees_in_the_browser(
+    server: Server, page: Any
+) -> None:
+    """issue 16 Done-when: three sessions of a repo whose run script is a tiny HTTP server
+    run at once on distinct ports; each session view's preview link, opened in the
+    browser, shows that session's own worktree."""
+    server.repo(
+        "three",
+        {"README.md": "# three\n", ".parallel-agents.toml": f'run = "{SERVE}"\nports = 1\n'},
+    )
+    sessions = server.start("three", "Write notes file=notes.txt delay=0.1", count=3)
+    urls: dict[str, str] = {}
+    try:
+        for s in sessions:
+            sid = s["id"]
+            done = server.wait(sid, "idle")
+            (Path(done["worktree"]) / "who.txt").write_text(f"worktree of {sid}\n")
+            page.goto(f"/#/s/{sid}")
+            page.locator("#view-session h2").wait_for()
+            page.locator("#view-session button[data-action='run']").click()
+            link = page.locator("#view-session a.preview").first
+            link.wait_for(timeout=30_000)
+            urls[sid] = str(link.get_attribute("href"))
+        assert len(set(urls.values())) == 3, urls  # distinct ports
+        preview = page.context.new_page()
+        for sid, url in urls.items():  # all three serve at once
+            preview.goto(url + "/who.txt")
+            assert preview.locator("body").inner_text().strip() == f"worktree of {sid}"
+        preview.close()
+    finally:
+        for s in sessions:
+            server.api("POST", f"/sessions/{s['id']}/run/stop", ok=False)
