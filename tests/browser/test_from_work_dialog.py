@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tests.browser.conftest import FAKE_AGENT, Server, git, js_wait
+from tests.browser.conftest import FAKE_AGENT, Server, git, js_wait, shot
 
 
 def test_new_dialog_starts_from_an_existing_branch(page: Any, server: Server) -> None:
@@ -29,6 +29,7 @@ def test_new_dialog_starts_from_an_existing_branch(page: Any, server: Server) ->
     assert form.locator(".from-row").is_visible()
     form.locator("input[name=from_value]").fill("feature-x")
     form.locator("textarea[name=prompt]").fill("continue the feature")
+    shot(page, "new-from")  # scripts/screenshots.sh: docs/img/dashboard-new-from.png
     page.click("#btn-new-ok")
     page.locator("#dlg-new").wait_for(state="hidden")
     made = [s for s in server.api("GET", "/sessions?all=true")["sessions"]
