@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "output": {"max_bytes": 50_000_000},  # per turn: the head and tail kept beyond it
     "ports": {"range": "20000-29999"},  # where each session's block of ports is taken from
+    "routines": {"min_interval": 60},  # issue 17: the shortest `--every` (seconds)
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -236,9 +237,22 @@ def port_range(settings: Settings) -> tuple[int, int]:
     return lo, hi
 
 
+def routine_min_interval(settings: Settings) -> float:
+    """``routines.min_interval`` (issue 17): the shortest ``--every`` a routine may have."""
+    value = settings.get("routines.min_interval")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise UsageError(
+            f"routines.min_interval must be a number of seconds above 0 (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [routines] min_interval = 60",
+        )
+    return float(value)
+
+
 def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
-    checks: tuple[Any, ...] = (pool_disk_budget, pool_min_free, max_attempts, port_range)
+    checks: tuple[Any, ...] = (
+        pool_disk_budget, pool_min_free, max_attempts, port_range, routine_min_interval,
+    )
     for check in checks:
         try:
             check(settings)
