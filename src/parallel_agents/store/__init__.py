@@ -4,7 +4,8 @@
 (opening the file, migrations, the daily backup, transactions), ``_repos``, ``_sessions``
 (and the one place a status changes), ``_turns``, ``_events``, ``_checkpoints``, ``_checks``,
 ``_groups`` (issue 15: attempts, map-reduce, plans), ``_review_comments`` (issue 15 §3: a
-reviewer agent's line comments), ``_ports`` (issue 16 §1: each session's ports); the
+reviewer agent's line comments), ``_ports`` (issue 16 §1: each session's ports),
+``_routines`` (issue 17: routines and their runs); the
 small key/value table is here.
 The schema steps are in ``migrations``, the connection, the damaged-file error and the
 backups in ``_conn``. Every name callers used before the
@@ -38,6 +39,7 @@ from parallel_agents.store._groups import GROUP_KINDS, TASK_STATES, Group, Group
 from parallel_agents.store._ports import PortRows
 from parallel_agents.store._repos import RepoRows
 from parallel_agents.store._review_comments import ReviewComment, ReviewCommentRows
+from parallel_agents.store._routines import Routine, RoutineRows, RoutineRun
 from parallel_agents.store._sessions import SessionRows, SessionState
 from parallel_agents.store._turns import RebuiltTurn, TurnRows
 from parallel_agents.store.migrations import MIGRATIONS
@@ -64,6 +66,8 @@ __all__ = [
     "RawSpan",
     "RebuiltTurn",
     "ReviewComment",
+    "Routine",
+    "RoutineRun",
     "SessionState",
     "Store",
     "backup_db",
@@ -83,6 +87,7 @@ class Store(
     GroupRows,
     ReviewCommentRows,
     PortRows,
+    RoutineRows,
 ):
     """pa's state in ``<home>/pa.db``: every SQL statement of pa runs in this package."""
 

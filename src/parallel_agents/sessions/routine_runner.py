@@ -1,0 +1,126 @@
+"""Issue 17: the driver the server's loop runs: start the runs of routines that are due.
+
+Exactly once per due time: the run row is inserted (UNIQUE(routine, due_at)) together with
+the routine's next due time in one transaction BEFORE the session is made. A crash after
+the claim leaves a ``claimed`` run without a session (never a second run for that time);
+the session, once made, carries ``{"routine": {"name", "run"}}`` in its options, so a
+claimed run whose session was made just before a crash is found again (``_adopt``).
+
+Missed runs after downtime: ``once`` runs one session for all the due times that passed
+(claimed under the newest one), ``skip`` runs none and waits for the next. Overlap, when
+the previous run's session is still working: ``skip`` (the due time is recorded as
+skipped), ``queue`` (the due time waits until it is done), ``allow``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from parallel_agents import git
+from parallel_agents.errors import PAError
+from parallel_agents.sessions import routine_schedule as rs
+from parallel_agents.store import Routine, RoutineRun
+
+if TYPE_CHECKING:
+    from parallel_agents.sessions.orchestrator import App
+
+log = logging.getLogger(__name__)
+
+
+def soonest(app: App) -> float | None:
+    """The earliest next due time of an unpaused routine (for the loop's wake-ups)."""
+    times = [r.next_due for r in app.store.routines() if not r.paused and r.next_due]
+    return min(times) if times else None
+
+
+def drive(app: App, now: float | None = None) -> list[RoutineRun]:
+    """One pass: every unpaused routine whose next due time has passed; the runs made."""
+    now = time.time() if now is None else now
+    made: list[RoutineRun] = []
+    for r in app.store.routines():
+        if r.paused or r.next_due is None or r.next_due > now:
+            continue
+        try:
+            run = _due(app, r, now)
+        except Exception:
+            log.exception("routine %s: pass failed", r.name)
+            continue
+        if run is not None:
+            made.append(run)
+    return made
+
+
+def _busy(app: App, r: Routine) -> bool:
+    for x in app.store.routine_runs(r.name, 5):
+        if x.state == "claimed":
+            return True
+        if x.session_id:
+            try:
+                if app.store.session(x.session_id).status.active:
+                    return True
+            except PAError:
+                continue
+    return False
+
+
+def _due(app: App, r: Routine, now: float) -> RoutineRun | None:
+    assert r.next_due is not None
+    t_now = datetime.fromtimestamp(now, UTC)
+    # Every due time that passed, from the one stored on: more than one after downtime.
+    first = datetime.fromtimestamp(r.next_due, UTC)
+    missed = [first, *rs.window(r.triggers, first, t_now)]
+    nxt = rs.next_of(r.triggers, t_now)
+    next_ts = nxt.timestamp() if nxt else None
+    overlap = r.policies.get("overlap", "skip")
+    if overlap != "allow" and _busy(app, r):
+        if overlap == "queue":
+            return None  # next_due stays: the pass after the previous run ends starts it
+        run = app.store.claim_run(r.name, missed[-1].timestamp(), "overlap", next_ts)
+        if run is not None:
+            app.store.finish_run(r.name, run.n, "skipped", error="the previous run was still going")
+        return None
+    if len(missed) > 1 and r.policies.get("missed", "once") == "skip":
+        app.store.set_routine(r.name, next_due=next_ts)
+        return None
+    reason = "schedule" if len(missed) == 1 else f"missed x{len(missed)}"
+    run = app.store.claim_run(r.name, missed[-1].timestamp(), reason, next_ts)
+    if run is None:
+        return None
+    return start(app, r, run)
+
+
+def prompt_for(app: App, r: Routine, due_at: float) -> tuple[str, str]:
+    """The run's prompt with its placeholders filled, and the branch it starts from."""
+    repo = app.store.repo(r.repo_id)
+    path = Path(repo.path)
+    branch = r.base or repo.base or git.current_branch(path) or "HEAD"
+    commit = git.rev_parse(path, f"refs/heads/{branch}") or ""
+    date = datetime.fromtimestamp(due_at).date().isoformat()
+    return r.prompt.format(date=date, branch=branch, commit=commit), branch
+
+
+def start(app: App, r: Routine, run: RoutineRun) -> RoutineRun:
+    """Make the claimed run's session and record it (or record why it failed)."""
+    try:
+        prompt, branch = prompt_for(app, r, run.due_at)
+        s = app.new_session(
+            prompt,
+            repo=app.store.repo(r.repo_id).name,
+            agent=r.agent,
+            cmd=r.cmd if r.agent == "command" else None,
+            model=r.model,
+            base=branch,
+            title=f"{r.name} #{run.n}",
+            options={"routine": {"name": r.name, "run": run.n}},
+        )
+    except PAError as e:
+        app.store.finish_run(r.name, run.n, "failed", error=e.message)
+        run.state, run.error = "failed", e.message
+        return run
+    app.store.finish_run(r.name, run.n, "started", session_id=s.id)
+    run.state, run.session_id = "started", s.id
+    return run
