@@ -35,6 +35,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         'pa new "fix the login bug" --attempts 3 --agent claude,codex',
     ),
     ("Plans", ("plan",), "pa plan run plan.toml   # tasks with dependencies, run in order"),
+    ("Routines", ("routine",), 'pa routine add nightly --prompt "bump deps" --cron "0 3 * * *"'),
     (
         "Map-reduce",
         ("map", "reduce"),
@@ -105,6 +106,16 @@ SHORT: dict[str, str] = {
     "reduce": "Merge a map group's successful items and start a reducer on them.",
     "pair": "Show a session's files in your main checkout, live; --stop: put it back.",
     "run": "Start (--stop: end) a session's run script, on its own ports.",  # issue 16 §1
+    # issue 17: routines
+    "routine": "Routines: sessions started on a schedule (--cron, --every).",
+    "routine add": "Add a routine: a prompt, an agent, a repo and its triggers.",
+    "routine ls": "List routines: triggers, next run, last result.",
+    "routine show": "A routine: triggers, policies, next run, last runs.",
+    "routine pause": "Start no runs of a routine until it is resumed.",
+    "routine resume": "Run a paused routine on its schedule again, from now on.",
+    "routine rm": "Remove a routine (its runs' sessions stay).",
+    "routine run": "Start a run of a routine now, whatever its schedule.",
+    "routine history": "A routine's runs, newest first: due time, reason, state, session.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -161,6 +172,18 @@ EXAMPLES: dict[str, list[str]] = {
     # issue 15 §1: plans
     "plan": ["pa plan run login.toml && pa plan show login"],
     "plan run": ["pa plan run login.toml --name login-2"],
+    "routine": ["pa routine ls"],
+    "routine add": [
+        'pa routine add nightly --prompt "bump deps on {branch}" --cron "0 3 * * *" --tz UTC',
+        'pa routine add flaky --prompt "hunt a flaky test" --every 6h --overlap queue',
+    ],
+    "routine ls": ["pa routine ls --json"],
+    "routine show": ["pa routine show nightly"],
+    "routine pause": ["pa routine pause nightly"],
+    "routine resume": ["pa routine resume nightly"],
+    "routine rm": ["pa routine rm nightly"],
+    "routine run": ["pa routine run nightly"],
+    "routine history": ["pa routine history nightly --json"],
     "plan ls": ["pa plan ls --json"],
     "plan show": ["pa plan show login"],
     "plan stop": ["pa plan stop login"],

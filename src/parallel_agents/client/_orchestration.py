@@ -187,6 +187,38 @@ class OrchestrationVerbs:
         return dict(self.request("POST", f"/sessions/{seg(sid)}/run/stop", timeout=limit))
 
 
+    # -- routines (issue 17: server/routes/routines.py) --------------------------------------
+    def routine_add(self, name: str, prompt: str, **fields: Any) -> dict[str, Any]:
+        """Add routine ``name`` (fields as routes/routines.py:NewRoutine); its JSON."""
+        body = {"name": name, "prompt": prompt, **fields}
+        if body.get("repo") is not None:
+            body["repo"] = _repo_ref(body["repo"])
+        limit = max(self.timeout, 60.0)
+        return dict(self.request("POST", "/routines", json_body=body, timeout=limit))
+
+    def routines(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/routines")["routines"])
+
+    def routine(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/routines/{seg(name)}"))
+
+    def routine_pause(self, name: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/routines/{seg(name)}/pause"))
+
+    def routine_resume(self, name: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/routines/{seg(name)}/resume"))
+
+    def routine_remove(self, name: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/routines/{seg(name)}"))
+
+    def routine_run(self, name: str) -> dict[str, Any]:
+        """Start a run of ``name`` now; the run's JSON."""
+        limit = max(self.timeout, 120.0)
+        return dict(self.request("POST", f"/routines/{seg(name)}/run", timeout=limit))
+
+    def routine_history(self, name: str) -> list[dict[str, Any]]:
+        return list(self.request("GET", f"/routines/{seg(name)}/history")["runs"])
+
 def _repo_ref(repo: str | Path | None) -> str:
     """A repo name as it is; a path (or None: the cwd) made absolute."""
     if isinstance(repo, str) and "/" not in repo and repo not in (".", ".."):

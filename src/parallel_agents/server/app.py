@@ -29,6 +29,7 @@ from parallel_agents.server.routes import (
     repos,
     review,
     reviewer,
+    routines,  # issue 17
     run,  # issue 16 §1
     sessions,
     terminal,
@@ -77,5 +78,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.include_router(workspace.router)
     app.include_router(pairing.router)
     app.include_router(run.router)
+    app.include_router(routines.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

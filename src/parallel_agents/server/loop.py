@@ -37,7 +37,7 @@ from parallel_agents.server import notify
 from parallel_agents.server.auth import Guard, load_or_create_token
 from parallel_agents.server.sse import Notifier
 from parallel_agents.server.supervisor import ServerSupervisor
-from parallel_agents.sessions import pairing, plan_runner, pool_fill
+from parallel_agents.sessions import pairing, plan_runner, pool_fill, routine_runner
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
 
@@ -47,6 +47,7 @@ TICK_INTERVAL = 0.15  # seconds between supervisor passes when nothing is pendin
 RECOVER_EVERY = 5.0  # seconds between looks for sessions stuck in `starting`
 STUCK_AFTER = 10.0  # a `starting` session this old with a pending turn was orphaned
 PLANS_EVERY = 0.5  # seconds between plan passes while a plan is live (issue 15 §1)
+ROUTINES_EVERY = 1.0  # seconds between looks for due routines (issue 17)
 
 
 def recover_stuck(app: App, min_age: float = STUCK_AFTER) -> int:
@@ -141,6 +142,8 @@ class ServerState:
         self._plans_next = 0.0
         self._planning = False  # a plan pass is queued or running
         self._plans_lock = threading.Lock()
+        self._routines_next = 0.0  # routines (issue 17)
+        self._routining = False
         self._pair_next = 0.0  # pairing mode (issue 16 §5)
         self._pairing = False
 
@@ -293,6 +296,7 @@ class ServerState:
                 self._run_checks(app)
                 self._after_tick(app)
                 self._drive_plans(app)
+                self._drive_routines()
                 self._sync_pairings()
                 if time.monotonic() >= next_recover:
                     next_recover = time.monotonic() + RECOVER_EVERY
@@ -388,6 +392,30 @@ class ServerState:
         except RuntimeError:  # shutting down
             with self._plans_lock:
                 self._planning = False
+
+    # -- routines (issue 17) -----------------------------------------------------------
+    def _drive_routines(self) -> None:
+        """Every ROUTINES_EVERY seconds a routine pass (``routine_runner.drive``: it claims
+        each due time once in the store) on a background thread, one at a time: making a
+        session may take a worktree's time, which must not hold up ingestion."""
+        now = time.monotonic()
+        if now < self._routines_next or self._routining:
+            return
+        self._routines_next = now + ROUTINES_EVERY
+        self._routining = True
+
+        def run() -> None:
+            try:
+                routine_runner.drive(self.app())
+            except Exception:
+                log.exception("routine pass failed")
+            finally:
+                self._routining = False
+
+        try:
+            self._bg.submit(run)
+        except RuntimeError:  # shutting down
+            self._routining = False
 
     # -- pairing mode (issue 16 §5) -----------------------------------------------------
     def loop_running(self) -> bool:

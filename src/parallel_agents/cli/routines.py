@@ -1,0 +1,169 @@
+"""Routine commands (issue 17): `pa routine add|ls|show|pause|resume|rm|run|history`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from parallel_agents.cli._group import PAGroup, client
+from parallel_agents.cli._output import emit_json, table, text_cell
+
+
+@click.group("routine", cls=PAGroup)
+def routine() -> None:
+    """Routines: sessions started on a schedule (--cron, --every); the server runs them."""
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _last(r: dict[str, Any]) -> str:
+    if not r["runs"]:
+        return "-"
+    x = r["runs"][0]
+    return f"#{x['run']} {x['status'] or x['state']}"
+
+
+@routine.command("add")
+@click.argument("name")
+@click.option("--prompt", required=True, help="The prompt; may use {date}, {branch}, {commit}.")
+@click.option("--cron", multiple=True, help='A cron trigger, e.g. "0 7 * * 1-5" (repeatable).')
+@click.option("--tz", help="The --cron triggers' IANA time zone (default: this machine's).")
+@click.option("--every", multiple=True, help="An interval trigger: 30m, 2h, 1d (repeatable).")
+@click.option("--agent", help="The agent CLI (default: the configured one).")
+@click.option("--cmd", help="Program for the command agent, split like a shell would.")
+@click.option("--model", help="The agent's model.")
+@click.option("--repo", help="Repository name or path (default: the current one).")
+@click.option("--base", help="The branch each run starts from (default: the repo's).")
+@click.option("--missed", type=click.Choice(["once", "skip"]), default="once",
+              help="Due times passed while the server was down: one run, or none.")
+@click.option("--overlap", type=click.Choice(["skip", "queue", "allow"]), default="skip",
+              help="When the previous run is still working.")
+@click.option("--json", "as_json", is_flag=True)
+def add(
+    name: str, prompt: str, cron: tuple[str, ...], tz: str | None, every: tuple[str, ...],
+    agent: str | None, cmd: str | None, model: str | None, repo: str | None,
+    base: str | None, missed: str, overlap: str, as_json: bool,
+) -> None:
+    """Add routine NAME; everything a run needs is checked now (nothing stored on error)."""
+    from parallel_agents.cmdline import split_cmd
+
+    out = client().routine_add(
+        name, prompt, cron=list(cron), tz=tz, every=list(every), agent=agent,
+        cmd=split_cmd(cmd) if cmd is not None else None, model=model,
+        repo=repo, cwd=str(Path.cwd()), base=base, missed=missed, overlap=overlap,
+    )
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"added routine {out['name']}: next run {_when(out['next_due'])}")
+
+
+@routine.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+def ls(as_json: bool) -> None:
+    """List routines: triggers, next run, last result."""
+    rows = client().routines()
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        ["name", "triggers", "next run", "last"],
+        [
+            [
+                text_cell(r["name"]), text_cell(", ".join(r["triggers"])),
+                "paused" if r["paused"] else _when(r["next_due"]), text_cell(_last(r)),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _print(r: dict[str, Any]) -> None:
+    click.echo(f"{r['name']}  ({r['repo']}, agent {r['agent']})")
+    click.echo(f"  triggers: {', '.join(r['triggers'])}")
+    click.echo(f"  policies: missed {r['policies']['missed']}, overlap {r['policies']['overlap']}")
+    click.echo(f"  next run: {'paused' if r['paused'] else _when(r['next_due'])}")
+    click.echo(f"  prompt:   {r['prompt']}")
+    for x in r["runs"]:
+        click.echo(f"  #{x['run']} {_when(x['created_at'])} {x['state']} {x['session'] or ''}")
+
+
+@routine.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def show(name: str, as_json: bool) -> None:
+    """A routine: its triggers, policies, next run and last runs."""
+    out = client().routine(name)
+    emit_json(out) if as_json else _print(out)
+
+
+@routine.command("pause")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def pause(name: str, as_json: bool) -> None:
+    """Start no runs of NAME until it is resumed."""
+    out = client().routine_pause(name)
+    emit_json(out) if as_json else click.echo(f"paused {name}")
+
+
+@routine.command("resume")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def resume(name: str, as_json: bool) -> None:
+    """Run NAME on its schedule again, from now on (due times while paused are not run)."""
+    out = client().routine_resume(name)
+    emit_json(out) if as_json else click.echo(f"resumed {name}: next run {_when(out['next_due'])}")
+
+
+@routine.command("rm")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def rm(name: str, as_json: bool) -> None:
+    """Remove routine NAME (its runs' sessions stay)."""
+    out = client().routine_remove(name)
+    emit_json(out) if as_json else click.echo(f"removed routine {name}")
+
+
+@routine.command("run")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def run(name: str, as_json: bool) -> None:
+    """Start a run of NAME now, whatever its schedule."""
+    out = client().routine_run(name)
+    if as_json:
+        emit_json(out)
+        return
+    if out["state"] != "started":
+        from parallel_agents.errors import PAError
+
+        raise PAError(f"run #{out['run']} of {name} failed: {out['error']}")
+    click.echo(f"run #{out['run']} of {name}: session {out['session']}")
+
+
+@routine.command("history")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def history(name: str, as_json: bool) -> None:
+    """NAME's runs, newest first: when, why, state and session."""
+    runs = client().routine_history(name)
+    if as_json:
+        emit_json(runs)
+        return
+    table(
+        ["run", "due", "reason", "state", "session", "status"],
+        [
+            [
+                str(x["run"]), _when(x["due_at"]), text_cell(x["reason"]), text_cell(x["state"]),
+                text_cell(x["session"] or "-"), text_cell(x["status"] or x["error"] or "-"),
+            ]
+            for x in runs
+        ],
+    )
+

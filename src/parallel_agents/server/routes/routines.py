@@ -1,0 +1,82 @@
+"""Routines (issue 17): add, list, show, pause, resume, remove, run now, history.
+
+The server's loop starts the runs that come due (``ServerState._drive_routines``); with
+no loop (the in-process transport) nothing runs on a schedule, `run NAME` still does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from parallel_agents.server.routes._request import thread_app
+from parallel_agents.sessions import routines
+
+router = APIRouter(prefix="/api/v1")
+
+
+class NewRoutine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    prompt: str = Field(description="May use {date}, {branch} and {commit}.")
+    cron: list[str] = Field(default_factory=list, description="Cron expressions.")
+    tz: str | None = Field(None, description="The cron triggers' IANA zone (default: local).")
+    every: list[str] = Field(default_factory=list, description="Intervals: 30m, 2h, 1d.")
+    agent: str | None = None
+    cmd: list[str] | None = None
+    model: str | None = None
+    repo: str | None = None
+    cwd: str | None = None
+    base: str | None = None
+    missed: str = "once"
+    overlap: str = "skip"
+
+
+@router.post("/routines", status_code=201)
+def add_routine(request: Request, body: NewRoutine) -> dict[str, Any]:
+    app = thread_app(request)
+    r = routines.add(
+        app, body.name, body.prompt, cron=body.cron, tz=body.tz, every=body.every,
+        agent=body.agent, cmd=body.cmd, model=body.model, repo=body.repo,
+        cwd=Path(body.cwd) if body.cwd else None, base=body.base, missed=body.missed,
+        overlap=body.overlap,
+    )
+    return routines.show(app, r.name)
+
+
+@router.get("/routines")
+def list_routines(request: Request) -> dict[str, Any]:
+    return {"routines": routines.listing(thread_app(request))}
+
+
+@router.get("/routines/{name}")
+def show_routine(request: Request, name: str) -> dict[str, Any]:
+    return routines.show(thread_app(request), name)
+
+
+@router.post("/routines/{name}/pause")
+def pause_routine(request: Request, name: str) -> dict[str, Any]:
+    return routines.pause(thread_app(request), name)
+
+
+@router.post("/routines/{name}/resume")
+def resume_routine(request: Request, name: str) -> dict[str, Any]:
+    return routines.resume(thread_app(request), name)
+
+
+@router.delete("/routines/{name}")
+def remove_routine(request: Request, name: str) -> dict[str, Any]:
+    return routines.remove(thread_app(request), name)
+
+
+@router.post("/routines/{name}/run")
+def run_routine(request: Request, name: str) -> dict[str, Any]:
+    return routines.run_now(thread_app(request), name)
+
+
+@router.get("/routines/{name}/history")
+def routine_history(request: Request, name: str) -> dict[str, Any]:
+    return {"runs": routines.history(thread_app(request), name)}
