@@ -97,3 +97,16 @@ def test_overlap_skip_and_queue(app: App) -> None:
     run = routines.run_now(app, "b")  # `run NAME` ignores the schedule and overlap
     assert run["run"] == 2 and run["state"] == "started"
     assert app.store.routine("b").next_due == 1120.0
+
+
+def test_a_claim_cut_short_by_a_crash_is_settled_once(app: App) -> None:
+    """issue 17: a run claimed just before a crash never gets a second session: its tagged
+    session is adopted, or the run is recorded failed; the due time is not run again."""
+    _add(app, overlap="allow")
+    claimed = app.store.claim_run("nightly", 1060.0, "schedule", 1120.0)
+    assert claimed is not None
+    late = claimed.created_at + routine_runner.ADOPT_AFTER + 1
+    routine_runner.drive(app, now=late)
+    runs = {x.n: x for x in app.store.routine_runs("nightly")}
+    assert runs[1].state == "failed" and runs[1].session_id is None
+    assert [x.due_at for x in runs.values()].count(1060.0) == 1

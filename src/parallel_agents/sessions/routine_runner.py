@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from parallel_agents.sessions.orchestrator import App
 
 log = logging.getLogger(__name__)
+# A claimed run older than this without a session was cut short by a crash (making a
+# session takes seconds; passes run one at a time, so none is still making it).
+ADOPT_AFTER = 30.0
 
 
 def soonest(app: App) -> float | None:
@@ -37,9 +40,26 @@ def soonest(app: App) -> float | None:
     return min(times) if times else None
 
 
+def _adopt(app: App, now: float) -> None:
+    """Settle runs claimed more than ADOPT_AFTER seconds ago that never recorded their
+    session (the server died between the claim and the record): the session the run
+    made, found by its tag, or ``failed``. Never a second session for that due time."""
+    for x in app.store.claimed_runs():
+        if now - x.created_at < ADOPT_AFTER:
+            continue
+        sid = app.store.routine_run_session(x.routine, x.n)
+        if sid:
+            app.store.finish_run(x.routine, x.n, "started", session_id=sid)
+        else:
+            app.store.finish_run(
+                x.routine, x.n, "failed", error="pa stopped before the run's session was made"
+            )
+
+
 def drive(app: App, now: float | None = None) -> list[RoutineRun]:
     """One pass: every unpaused routine whose next due time has passed; the runs made."""
     now = time.time() if now is None else now
+    _adopt(app, now)
     made: list[RoutineRun] = []
     for r in app.store.routines():
         if r.paused or r.next_due is None or r.next_due > now:
@@ -56,7 +76,7 @@ def drive(app: App, now: float | None = None) -> list[RoutineRun]:
 
 def _busy(app: App, r: Routine) -> bool:
     for x in app.store.routine_runs(r.name, 5):
-        if x.state == "claimed":
+        if x.state == "claimed" and time.time() - x.created_at < ADOPT_AFTER:
             return True
         if x.session_id:
             try:

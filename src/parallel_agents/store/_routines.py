@@ -154,3 +154,20 @@ class RoutineRows(StoreBase):
         if limit > 0:
             sql += f" LIMIT {int(limit)}"
         return [_run(r) for r in self.db.execute(sql, (name,))]
+
+    def claimed_runs(self) -> list[RoutineRun]:
+        """Runs claimed whose session was never recorded (made, or not, before a crash)."""
+        rows = self.db.execute(
+            "SELECT routine, n, due_at, reason, session_id, state, error, created_at"
+            " FROM routine_runs WHERE state = 'claimed' ORDER BY created_at"
+        )
+        return [_run(r) for r in rows]
+
+    def routine_run_session(self, name: str, n: int) -> str | None:
+        """The session made for run ``n`` of ``name`` (its options say so), if any."""
+        r = self.db.execute(
+            "SELECT id FROM sessions WHERE json_extract(options, '$.routine.name') = ?"
+            " AND json_extract(options, '$.routine.run') = ? ORDER BY created_at LIMIT 1",
+            (name, n),
+        ).fetchone()
+        return str(r[0]) if r else None
