@@ -73,3 +73,12 @@ def test_unknown_zone_and_short_or_bad_interval() -> None:
         with pytest.raises(UsageError, match="invalid interval"):
             rs.every_trigger(bad, 0, 60)
     assert rs.describe(rs.every_trigger("2h", 0, 60)) == "every 2h"
+
+
+def test_every_due_time_read_back_is_not_due_again() -> None:
+    """issue 17: a due time stored as a float and read back (through a datetime) is not
+    taken for an earlier due time: one due time, one run (found by the real server)."""
+    trig = rs.every_trigger("2s", 1796330438.107958, 1)
+    first = rs.next_due(trig, datetime.fromtimestamp(1796330438.2, UTC))
+    again = datetime.fromtimestamp(first.timestamp(), UTC)
+    assert rs.due_times(trig, again, datetime.fromtimestamp(first.timestamp() + 0.5, UTC)) == []

@@ -15,6 +15,7 @@ never runs twice on the night the clocks go back.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
@@ -89,7 +90,9 @@ def every_trigger(text: str, anchor: float, min_interval: float) -> Trigger:
             f"interval {text!r} is below the minimum of {min_interval:g} seconds",
             hint="choose a longer interval, or lower routines.min_interval in the settings",
         )
-    return {"kind": "every", "seconds": seconds, "anchor": anchor}
+    # A whole second: due times are then exact in a datetime (microseconds) and in SQLite,
+    # so a due time read back never looks like an earlier, different one.
+    return {"kind": "every", "seconds": seconds, "anchor": float(math.ceil(anchor))}
 
 
 def describe(trigger: Trigger) -> str:
@@ -116,10 +119,8 @@ def next_due(trigger: Trigger, after: datetime) -> datetime:
     """The first time strictly after ``after`` (aware) the trigger is due, in UTC."""
     if trigger["kind"] == "every":
         anchor, step = float(trigger["anchor"]), int(trigger["seconds"])
-        k = max(0, int((after.timestamp() - anchor) // step) + 1)
+        k = max(0, math.floor((after.timestamp() - anchor) / step + 1e-9) + 1)
         due = anchor + k * step
-        if due <= after.timestamp():  # float rounding
-            due += step
         return datetime.fromtimestamp(due, UTC)
     tz = zone(trigger["tz"])
     it = croniter(trigger["expr"], after.astimezone(tz))
