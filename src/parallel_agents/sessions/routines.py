@@ -62,7 +62,14 @@ def add(
     overlap: str = "skip",
     now: float | None = None,
 ) -> Routine:
+    from parallel_agents.sessions.orchestrator import check_text
+
     now = time.time() if now is None else now
+    for what, value in (("name", name), ("prompt", prompt), ("model", model), ("base", base)):
+        if value is not None:
+            check_text(what, value)
+    for arg in cmd or []:
+        check_text("--cmd", arg)
     if not name.strip() or "/" in name:
         raise UsageError(f"invalid routine name {name!r}", hint="a short name without slashes")
     if not prompt.strip():
