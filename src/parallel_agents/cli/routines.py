@@ -32,7 +32,8 @@ def _last(r: dict[str, Any]) -> str:
 
 @routine.command("add")
 @click.argument("name")
-@click.option("--prompt", required=True, help="The prompt; may use {date}, {branch}, {commit}.")
+@click.option("--prompt", required=True,
+              help="The prompt; may use {date} {branch} {commit} {pr_number} {text}.")
 @click.option("--cron", multiple=True, help='A cron trigger, e.g. "0 7 * * 1-5" (repeatable).')
 @click.option("--tz", help="The --cron triggers' IANA time zone (default: this machine's).")
 @click.option("--every", multiple=True, help="An interval trigger: 30m, 2h, 1d (repeatable).")

@@ -113,20 +113,29 @@ def _due(app: App, r: Routine, now: float) -> RoutineRun | None:
     return start(app, r, run)
 
 
-def prompt_for(app: App, r: Routine, due_at: float) -> tuple[str, str]:
-    """The run's prompt with its placeholders filled, and the branch it starts from."""
+def prompt_for(
+    app: App, r: Routine, due_at: float, extra: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """The run's prompt with its placeholders filled, and the branch it starts from.
+
+    ``extra`` holds what the trigger brings (``pr_number``, ``text``, a pushed ``commit``);
+    a placeholder no trigger filled is empty."""
     repo = app.store.repo(r.repo_id)
     path = Path(repo.path)
     branch = r.base or repo.base or git.current_branch(path) or "HEAD"
     commit = git.rev_parse(path, f"refs/heads/{branch}") or ""
     date = datetime.fromtimestamp(due_at).date().isoformat()
-    return r.prompt.format(date=date, branch=branch, commit=commit), branch
+    values = {"date": date, "branch": branch, "commit": commit, "pr_number": "", "text": ""}
+    values.update(extra or {})
+    return r.prompt.format(**values), branch
 
 
-def start(app: App, r: Routine, run: RoutineRun) -> RoutineRun:
+def start(
+    app: App, r: Routine, run: RoutineRun, extra: dict[str, str] | None = None
+) -> RoutineRun:
     """Make the claimed run's session and record it (or record why it failed)."""
     try:
-        prompt, branch = prompt_for(app, r, run.due_at)
+        prompt, branch = prompt_for(app, r, run.due_at, extra)
         s = app.new_session(
             prompt,
             repo=app.store.repo(r.repo_id).name,

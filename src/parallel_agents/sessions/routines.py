@@ -22,7 +22,9 @@ from parallel_agents.store import Routine, RoutineRun
 if TYPE_CHECKING:
     from parallel_agents.sessions.orchestrator import App
 
-PLACEHOLDERS = ("date", "branch", "commit")
+# {pr_number} and {text} are filled by the triggers that carry them (--on-pr, --api) and
+# are empty for the others, so one prompt serves every trigger of a routine.
+PLACEHOLDERS = ("date", "branch", "commit", "pr_number", "text")
 MISSED = ("once", "skip")
 OVERLAP = ("skip", "queue", "allow")
 

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1")
 class NewRoutine(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    prompt: str = Field(description="May use {date}, {branch} and {commit}.")
+    prompt: str = Field(description="May use {date}, {branch}, {commit}, {pr_number} and {text}.")
     cron: list[str] = Field(default_factory=list, description="Cron expressions.")
     tz: str | None = Field(None, description="The cron triggers' IANA zone (default: local).")
     every: list[str] = Field(default_factory=list, description="Intervals: 30m, 2h, 1d.")
