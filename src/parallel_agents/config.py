@@ -51,7 +51,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "output": {"max_bytes": 50_000_000},  # per turn: the head and tail kept beyond it
     "ports": {"range": "20000-29999"},  # where each session's block of ports is taken from
-    "routines": {"min_interval": 60},  # issue 17: the shortest `--every` (seconds)
+    # issue 17: the shortest `--every` (seconds); fires of one routine's HTTP trigger a minute
+    "routines": {"min_interval": 60, "fire_per_minute": 6},
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -248,10 +249,23 @@ def routine_min_interval(settings: Settings) -> float:
     return float(value)
 
 
+def routine_fire_per_minute(settings: Settings) -> int:
+    """``routines.fire_per_minute`` (issue 17): a routine's HTTP trigger starts at most this
+    many runs a minute; more get 429."""
+    value = settings.get("routines.fire_per_minute")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(
+            f"routines.fire_per_minute must be a whole number of 1 or more (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [routines] fire_per_minute = 6",
+        )
+    return value
+
+
 def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
     checks: tuple[Any, ...] = (
         pool_disk_budget, pool_min_free, max_attempts, port_range, routine_min_interval,
+        routine_fire_per_minute,
     )
     for check in checks:
         try:

@@ -107,7 +107,7 @@ SHORT: dict[str, str] = {
     "pair": "Show a session's files in your main checkout, live; --stop: put it back.",
     "run": "Start (--stop: end) a session's run script, on its own ports.",  # issue 16 §1
     # issue 17: routines
-    "routine": "Routines: sessions started on a schedule (--cron, --every).",
+    "routine": "Routines: sessions started on a schedule (--cron, --every) or over HTTP.",
     "routine add": "Add a routine: a prompt, an agent, a repo and its triggers.",
     "routine ls": "List routines: triggers, next run, last result.",
     "routine show": "A routine: triggers, policies, next run, last runs.",
@@ -116,6 +116,8 @@ SHORT: dict[str, str] = {
     "routine rm": "Remove a routine (its runs' sessions stay).",
     "routine run": "Start a run of a routine now, whatever its schedule.",
     "routine history": "A routine's runs, newest first: due time, reason, state, session.",
+    "routine token": "A new token for a routine's HTTP trigger (--rotate); the old one stops.",
+    "routine calls": "Calls to a routine's HTTP trigger: when, from where, answer, run.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -176,6 +178,7 @@ EXAMPLES: dict[str, list[str]] = {
     "routine add": [
         'pa routine add nightly --prompt "bump deps on {branch}" --cron "0 3 * * *" --tz UTC',
         'pa routine add flaky --prompt "hunt a flaky test" --every 6h --overlap queue',
+        'pa routine add triage --prompt "triage this report: {text}" --api',
     ],
     "routine ls": ["pa routine ls --json"],
     "routine show": ["pa routine show nightly"],
@@ -184,6 +187,8 @@ EXAMPLES: dict[str, list[str]] = {
     "routine rm": ["pa routine rm nightly"],
     "routine run": ["pa routine run nightly"],
     "routine history": ["pa routine history nightly --json"],
+    "routine token": ["pa routine token triage --rotate"],
+    "routine calls": ["pa routine calls triage --json"],
     "plan ls": ["pa plan ls --json"],
     "plan show": ["pa plan show login"],
     "plan stop": ["pa plan stop login"],

@@ -1,4 +1,5 @@
-"""Routine commands (issue 17): `pa routine add|ls|show|pause|resume|rm|run|history`."""
+"""Routine commands (issue 17): `pa routine add|ls|show|pause|resume|rm|run|history`, and
+the HTTP trigger's `token` and `calls`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from parallel_agents.cli._output import emit_json, table, text_cell
 
 @click.group("routine", cls=PAGroup)
 def routine() -> None:
-    """Routines: sessions started on a schedule (--cron, --every); the server runs them."""
+    """Routines: sessions started on a schedule (--cron, --every) or over HTTP (--api)."""
 
 
 def _when(ts: float | None) -> str:
@@ -46,11 +47,13 @@ def _last(r: dict[str, Any]) -> str:
               help="Due times passed while the server was down: one run, or none.")
 @click.option("--overlap", type=click.Choice(["skip", "queue", "allow"]), default="skip",
               help="When the previous run is still working.")
+@click.option("--api", is_flag=True,
+              help="An HTTP trigger: POST /api/v1/routines/NAME/fire with a token shown once.")
 @click.option("--json", "as_json", is_flag=True)
 def add(
     name: str, prompt: str, cron: tuple[str, ...], tz: str | None, every: tuple[str, ...],
     agent: str | None, cmd: str | None, model: str | None, repo: str | None,
-    base: str | None, missed: str, overlap: str, as_json: bool,
+    base: str | None, missed: str, overlap: str, api: bool, as_json: bool,
 ) -> None:
     """Add routine NAME; everything a run needs is checked now (nothing stored on error)."""
     from parallel_agents.cmdline import split_cmd
@@ -59,11 +62,14 @@ def add(
         name, prompt, cron=list(cron), tz=tz, every=list(every), agent=agent,
         cmd=split_cmd(cmd) if cmd is not None else None, model=model,
         repo=repo, cwd=str(Path.cwd()), base=base, missed=missed, overlap=overlap,
+        api=api,
     )
     if as_json:
         emit_json(out)
         return
     click.echo(f"added routine {out['name']}: next run {_when(out['next_due'])}")
+    if "token" in out:
+        _token_lines(out["name"], out["token"])
 
 
 @routine.command("ls")
@@ -168,3 +174,48 @@ def history(name: str, as_json: bool) -> None:
         ],
     )
 
+
+
+# -- the HTTP trigger (issue 17: sessions/routine_api.py) -----------------------------------
+def _token_lines(name: str, token: str) -> None:
+    click.echo(f"token (shown this once, keep it secret): {token}")
+    click.echo(f"fire it: POST /api/v1/routines/{name}/fire with 'Authorization: Bearer <token>'")
+
+
+@routine.command("token")
+@click.argument("name")
+@click.option("--rotate", is_flag=True, help="Make a new token; the old one stops working now.")
+@click.option("--json", "as_json", is_flag=True)
+def token(name: str, rotate: bool, as_json: bool) -> None:
+    """A new token for NAME's HTTP trigger (--rotate): the old one is revoked at once."""
+    from parallel_agents.errors import UsageError
+
+    if not rotate:
+        raise UsageError(
+            f"the token of {name} cannot be shown again (only its hash is kept)",
+            hint=f"pa routine token {name} --rotate makes a new one and revokes the old one",
+        )
+    out = client().routine_token_rotate(name)
+    emit_json(out) if as_json else _token_lines(name, out["token"])
+
+
+@routine.command("calls")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def calls(name: str, limit: int, as_json: bool) -> None:
+    """Calls to NAME's HTTP trigger, newest first: when, from where, answer, run."""
+    rows = client().routine_calls(name, limit)
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        ["when", "from", "code", "run", "note"],
+        [
+            [
+                _when(c["at"]), text_cell(c["remote"]), str(c["code"]),
+                str(c["run"]) if c["run"] is not None else "-", text_cell(c["error"] or "-"),
+            ]
+            for c in rows
+        ],
+    )

@@ -219,6 +219,16 @@ class OrchestrationVerbs:
     def routine_history(self, name: str) -> list[dict[str, Any]]:
         return list(self.request("GET", f"/routines/{seg(name)}/history")["runs"])
 
+    # -- a routine's HTTP trigger (issue 17: server/routes/routine_api.py) -------------------
+    def routine_token_rotate(self, name: str) -> dict[str, Any]:
+        """A new token for ``name``'s HTTP trigger (the old one is revoked): shown once."""
+        return dict(self.request("POST", f"/routines/{seg(name)}/token"))
+
+    def routine_calls(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The calls to ``name``'s HTTP trigger, newest first: at, remote, code, run."""
+        path = f"/routines/{seg(name)}/calls"
+        return list(self.request("GET", path, params={"limit": limit})["calls"])
+
 def _repo_ref(repo: str | Path | None) -> str:
     """A repo name as it is; a path (or None: the cwd) made absolute."""
     if isinstance(repo, str) and "/" not in repo and repo not in (".", ".."):

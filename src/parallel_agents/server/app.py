@@ -29,6 +29,7 @@ from parallel_agents.server.routes import (
     repos,
     review,
     reviewer,
+    routine_api,  # issue 17: the HTTP trigger
     routines,  # issue 17
     run,  # issue 16 §1
     sessions,
@@ -79,5 +80,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.include_router(pairing.router)
     app.include_router(run.router)
     app.include_router(routines.router)
+    app.include_router(routine_api.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -9,6 +9,9 @@
   ``localhost:<port>`` or the bind host), which defeats DNS rebinding.
 * ``Origin``, when a browser sends it, must be the server itself on websockets and on
   state-changing requests.
+* One exception to the token (issue 17): ``POST /api/v1/routines/NAME/fire`` is a
+  routine's HTTP trigger, authenticated by that routine's own token in its route
+  (``sessions/routine_api.py``), never by the server's. Host and Origin still apply.
 
 Only the standard library is imported at module level: the CLI reads the token through
 this module without loading Starlette.
@@ -180,6 +183,14 @@ class Guard:
         return allow_query and any(self.token_ok(v) for v in query.get("token", []))
 
 
+def is_fire_path(path: str) -> bool:
+    """``/api/v1/routines/NAME/fire``: a routine's HTTP trigger, whose route checks the
+    routine's own token (issue 17). Exactly that shape: one non-empty NAME segment."""
+    head, _, rest = path.partition(API_PREFIX + "/routines/")
+    name, sep, tail = rest.partition("/")
+    return head == "" and bool(rest) and bool(name) and sep == "/" and tail == "fire"
+
+
 def _cookies(header: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in (header or "").split(";"):
@@ -245,6 +256,8 @@ class AuthMiddleware:
         origin = headers.get("origin")
         if (kind == "websocket" or method.upper() not in SAFE_METHODS) and not g.origin_ok(origin):
             return 403, f"cross-origin request from {origin!r} refused", None
+        if kind == "http" and method.upper() == "POST" and is_fire_path(path):
+            return None
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
             allow_query = kind == "websocket" or path.endswith("/stream")
             cookies = _cookies(headers.get("cookie"))

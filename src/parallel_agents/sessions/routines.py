@@ -63,7 +63,10 @@ def add(
     missed: str = "once",
     overlap: str = "skip",
     now: float | None = None,
+    api_hash: str | None = None,
 ) -> Routine:
+    """Add routine ``name``. ``api_hash``: the hash of its HTTP trigger's token
+    (``routine_api.new_token``), for a routine fired over HTTP."""
     from parallel_agents.sessions.orchestrator import check_text
 
     now = time.time() if now is None else now
@@ -85,9 +88,9 @@ def add(
     triggers = [rs.cron_trigger(c, tz) for c in cron or []]
     floor = config.routine_min_interval(app.settings)
     triggers += [rs.every_trigger(e, now, floor) for e in every or []]
-    if not triggers:
+    if not triggers and api_hash is None:
         raise UsageError(
-            "a routine needs a trigger", hint='add --cron "0 7 * * 1-5" or --every 30m'
+            "a routine needs a trigger", hint='add --cron "0 7 * * 1-5", --every 30m or --api'
         )
     if tz and not cron:
         raise UsageError("--tz applies to --cron triggers", hint='add --cron "EXPR"')
@@ -103,7 +106,7 @@ def add(
         )
     after = datetime.fromtimestamp(now, UTC)
     nxt = rs.next_of(triggers, after)
-    return app.store.add_routine(
+    added = app.store.add_routine(
         Routine(
             id=0, name=name, prompt=prompt, agent=agent_name, cmd=cmd, model=model,
             repo_id=r.id, base=base, triggers=triggers,
@@ -111,6 +114,9 @@ def add(
             next_due=nxt.timestamp() if nxt else None, created_at=now,
         )
     )
+    if api_hash is not None:  # issue 17: the HTTP trigger (sessions/routine_api.py)
+        app.store.set_routine_token(added.id, api_hash)
+    return added
 
 
 def view(app: App, r: Routine, runs: int = 1) -> dict[str, Any]:
@@ -124,7 +130,8 @@ def view(app: App, r: Routine, runs: int = 1) -> dict[str, Any]:
         "model": r.model,
         "repo": app.store.repo(r.repo_id).name,
         "base": r.base,
-        "triggers": [rs.describe(t) for t in r.triggers],
+        "triggers": [rs.describe(t) for t in r.triggers]
+        + (["api"] if app.store.routine_token_hash(r.id) else []),
         "policies": r.policies,
         "paused": r.paused,
         "next_due": None if r.paused else r.next_due,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from parallel_agents.server.routes._request import thread_app
-from parallel_agents.sessions import routines
+from parallel_agents.sessions import routine_api, routines
 
 router = APIRouter(prefix="/api/v1")
 
@@ -33,18 +33,23 @@ class NewRoutine(BaseModel):
     base: str | None = None
     missed: str = "once"
     overlap: str = "skip"
+    api: bool = Field(False, description="An HTTP trigger; its token is in the answer, once.")
 
 
 @router.post("/routines", status_code=201)
 def add_routine(request: Request, body: NewRoutine) -> dict[str, Any]:
     app = thread_app(request)
+    token, api_hash = routine_api.new_token() if body.api else (None, None)
     r = routines.add(
         app, body.name, body.prompt, cron=body.cron, tz=body.tz, every=body.every,
         agent=body.agent, cmd=body.cmd, model=body.model, repo=body.repo,
         cwd=Path(body.cwd) if body.cwd else None, base=body.base, missed=body.missed,
-        overlap=body.overlap,
+        overlap=body.overlap, api_hash=api_hash,
     )
-    return routines.show(app, r.name)
+    out = routines.show(app, r.name)
+    if token is not None:
+        out["token"] = token  # the only time it is ever shown
+    return out
 
 
 @router.get("/routines")
