@@ -119,7 +119,9 @@ def next_due(trigger: Trigger, after: datetime) -> datetime:
     """The first time strictly after ``after`` (aware) the trigger is due, in UTC."""
     if trigger["kind"] == "every":
         anchor, step = float(trigger["anchor"]), int(trigger["seconds"])
-        k = max(0, math.floor((after.timestamp() - anchor) / step + 1e-9) + 1)
+        # k >= 1: the first due time is one interval after the anchor (the anchor is `add`'s
+        # time rounded up, so it can lie just after `after`: k = 0 would run at once).
+        k = max(1, math.floor((after.timestamp() - anchor) / step + 1e-9) + 1)
         due = anchor + k * step
         return datetime.fromtimestamp(due, UTC)
     tz = zone(trigger["tz"])

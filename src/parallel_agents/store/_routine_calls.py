@@ -103,7 +103,9 @@ class RoutineCallRows(StoreBase):
                 (code, run, error, call_id),
             )
 
-    def routine_calls(self, routine: str, since: float = 0.0, limit: int = 100) -> list[RoutineCall]:
+    def routine_calls(
+        self, routine: str, since: float = 0.0, limit: int = 100
+    ) -> list[RoutineCall]:
         """Calls naming ``routine`` at or after ``since``, newest first."""
         rows = self.db.execute(
             "SELECT id, routine, at, remote, code, run, error FROM routine_calls"

@@ -1,0 +1,171 @@
+"""issue 17: a routine's HTTP trigger on a real server: `POST /api/v1/routines/NAME/fire`
+with the routine's own token (shown once, stored hashed, rotated), never the server's;
+bad bodies, rate limit and overlap refused with nothing started; every call recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.server.conftest import Srv, pa_cli, repo_path, start_server, wait_for
+
+__all__ = ["repo_path", "start_server"]  # fixtures, used by name
+
+
+def _fire(srv: Srv, name: str, token: str | None, body: Any = None, **kw: Any) -> httpx.Response:
+    headers = dict(kw.pop("headers", {}))
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    content = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+    return httpx.post(
+        f"{srv.url}/api/v1/routines/{name}/fire", content=content, headers=headers, timeout=60
+    )
+
+
+def _cli(srv: Srv, *args: str) -> Any:
+    p = pa_cli(*args, "--json", env=srv.env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def _sessions(srv: Srv) -> list[dict[str, Any]]:
+    return srv.client.list_sessions(all=True)
+
+
+def _db_text(home: Path) -> str:
+    """Every value of every table of pa.db, as text (to look for a secret in it)."""
+    con = sqlite3.connect(home / "pa.db")
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return "\n".join(
+            repr(row) for t in tables for row in con.execute(f"SELECT * FROM {t}")  # noqa: S608
+        )
+    finally:
+        con.close()
+
+
+def test_token_shown_once_hashed_rotated_and_never_the_server_token(
+    start_server: Callable[..., Srv], repo_path: Path
+) -> None:
+    """issue 17: `add --api` shows the token once and stores only its SHA-256; `token`
+    without --rotate refuses; --rotate revokes the old one at once. The server token, a
+    wrong, missing or revoked token, a routine without --api and an unknown name all get
+    401 with nothing started and the call recorded; a malformed body gets 400."""
+    srv = start_server()
+    made = _cli(srv, "routine", "add", "hook", "--prompt", "triage: {text}", "--cmd", "cat",
+                "--repo", str(repo_path), "--api")
+    token = made["token"]
+    assert token and made["triggers"] == ["api"] and made["next_due"] is None
+    db = _db_text(srv.home)
+    assert token not in db and hashlib.sha256(token.encode()).hexdigest() in db
+    assert "token" not in _cli(srv, "routine", "show", "hook")
+    p = pa_cli("routine", "token", "hook", env=srv.env)
+    assert p.returncode != 0 and "error:" in p.stderr and "--rotate" in p.stderr, p.stderr
+    _cli(srv, "routine", "add", "timed", "--prompt", "x", "--cmd", "true", "--every", "1h",
+         "--repo", str(repo_path))
+
+    refusals = [
+        ("hook", srv.token),  # the server token opens every route but this one
+        ("hook", None),
+        ("hook", "pa_rt_wrong"),
+        ("timed", srv.token),  # no --api
+        ("nosuch", token),  # same answer as a wrong token: names are not revealed
+    ]
+    for name, tok in refusals:
+        r = _fire(srv, name, tok, {"text": "x"})
+        assert r.status_code == 401, (name, r.text)
+        assert r.json()["error"] == "missing or wrong routine token"
+    # Host and Origin checks still apply to the trigger.
+    assert _fire(srv, "hook", token, headers={"Host": "evil.example"}).status_code == 400
+    assert _fire(srv, "hook", token, headers={"Origin": "http://evil.example"}).status_code == 403
+    for bad in (b"{not json", {"text": 5}, {"text": "a\x1b[31mb"}, {"text": "x", "more": 1},
+                ["text"], {"text": "y" * 9000}):
+        r = _fire(srv, "hook", token, bad)
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"] and r.json()["hint"]
+    assert _sessions(srv) == []
+
+    rotated = _cli(srv, "routine", "token", "hook", "--rotate")["token"]
+    assert rotated != token and rotated not in _db_text(srv.home)
+    assert _fire(srv, "hook", token).status_code == 401  # revoked at once
+    assert _sessions(srv) == []
+    ok = _fire(srv, "hook", rotated)
+    assert ok.status_code == 202, ok.text
+    assert ok.json()["routine"] == "hook" and ok.json()["run"] == 1 and ok.json()["session"]
+
+    calls = _cli(srv, "routine", "calls", "hook")
+    codes = [c["code"] for c in reversed(calls)]
+    assert codes == [401, 401, 401] + [400] * 6 + [401, 202], calls
+    assert all(c["remote"] == "127.0.0.1" for c in calls)
+    assert calls[0]["run"] == 1
+    assert "'nosuch'" in _db_text(srv.home)  # recorded, though no such routine
+    for secret in (token, rotated):
+        assert secret not in json.dumps(calls)
+        assert secret not in (srv.home / "server.log").read_text()
+
+
+def test_fire_text_rate_limit_and_overlap(
+    start_server: Callable[..., Srv], repo_path: Path, tmp_path: Path
+) -> None:
+    """issue 17: a fire's text reaches the agent's prompt ({text}, or after a prompt
+    without it); overlap skip answers 409 while the previous run works; past
+    routines.fire_per_minute a fire gets 429 with Retry-After and starts nothing."""
+    srv = start_server("[routines]\nfire_per_minute = 3\n")
+    gate = tmp_path / "gate"
+    seen = tmp_path / "prompt.txt"
+    # The agent writes the prompt it got, then works until the test opens the gate.
+    wait = ["sh", "-c", f'cat > "{seen}"; while [ ! -e "{gate}" ]; do sleep 0.1; done']
+    token = srv.client.routine_add(
+        "slow", "bug report: {text}", cmd=wait, repo=str(repo_path), api=True
+    )["token"]
+    first = _fire(srv, "slow", token, {"text": "the login page is blank"})
+    assert first.status_code == 202, first.text
+    sid = first.json()["session"]
+    wait_for(lambda: seen.exists() and seen.read_text() == "bug report: the login page is blank",
+             30, "the prompt with the fire's text", diagnose=srv.diagnose)
+    busy = _fire(srv, "slow", token, {"text": "again"})
+    assert busy.status_code == 409 and "still working" in busy.json()["error"], busy.text
+    gate.touch()
+    srv.wait_status(sid, "idle", timeout=60)
+
+    plain = srv.client.routine_add(
+        "plain", "look at the logs", cmd=["cat"], repo=str(repo_path), api=True,
+        overlap="allow",
+    )["token"]
+    one = _fire(srv, "plain", plain, {"text": "disk full on web-2"})
+    assert one.status_code == 202, one.text
+    srv.wait_output(one.json()["session"], "disk full on web-2")
+    assert _fire(srv, "plain", plain).status_code == 202
+    assert _fire(srv, "plain", plain).status_code == 202
+    n = len(_sessions(srv))
+    over = _fire(srv, "plain", plain)
+    assert over.status_code == 429, over.text
+    assert 1 <= int(over.headers["Retry-After"]) <= 60
+    assert len(_sessions(srv)) == n
+    # The other routine has its own budget.
+    assert _fire(srv, "slow", token).status_code == 202
+    calls = srv.client.routine_calls("plain")
+    assert [c["code"] for c in calls] == [429, 202, 202, 202]
+    assert [c["run"] for c in calls] == [None, 3, 2, 1]
+    hist = srv.client.routine_history("plain")
+    assert [(h["run"], h["reason"]) for h in hist] == [(3, "api"), (2, "api"), (1, "api")]
+    wait_for(lambda: srv.client.routine_calls("slow")[0]["code"] == 202, 10, "the slow call")
+
+
+def test_every_first_due_one_interval_after_add() -> None:
+    """issue 17: an `--every` routine added at a fractional time is first due one interval
+    later, not at once (the anchor is that time rounded up to a whole second)."""
+    from datetime import UTC, datetime
+
+    from parallel_agents.sessions import routine_schedule as rs
+
+    t = rs.every_trigger("1h", 1000.25, 60)
+    assert t["anchor"] == 1001.0
+    first = rs.next_of([t], datetime.fromtimestamp(1000.25, UTC))
+    assert first is not None and first.timestamp() == 1001.0 + 3600
