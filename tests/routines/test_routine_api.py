@@ -44,7 +44,7 @@ def _db_text(home: Path) -> str:
     try:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         return "\n".join(
-            repr(row) for t in tables for row in con.execute(f"SELECT * FROM {t}")  # noqa: S608
+            repr(row) for t in tables for row in con.execute(f"SELECT * FROM {t}")
         )
     finally:
         con.close()
