@@ -81,6 +81,11 @@ def test_token_shown_once_hashed_rotated_and_never_the_server_token(
         r = _fire(srv, name, tok, {"text": "x"})
         assert r.status_code == 401, (name, r.text)
         assert r.json()["error"] == "missing or wrong routine token"
+    # The routine token opens /fire only: no other route, and not /fire by GET.
+    hdr = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{srv.url}/api/v1/routines/hook/run", headers=hdr).status_code == 401
+    assert httpx.get(f"{srv.url}/api/v1/routines/hook/fire", headers=hdr).status_code == 401
+    assert httpx.get(f"{srv.url}/api/v1/routines", headers=hdr).status_code == 401
     # Host and Origin checks still apply to the trigger.
     assert _fire(srv, "hook", token, headers={"Host": "evil.example"}).status_code == 400
     assert _fire(srv, "hook", token, headers={"Origin": "http://evil.example"}).status_code == 403
@@ -105,6 +110,12 @@ def test_token_shown_once_hashed_rotated_and_never_the_server_token(
     assert all(c["remote"] == "127.0.0.1" for c in calls)
     assert calls[0]["run"] == 1
     assert "'nosuch'" in _db_text(srv.home)  # recorded, though no such routine
+    # A routine removed takes its token along: one of the same name made again has none.
+    _cli(srv, "routine", "rm", "hook")
+    _cli(srv, "routine", "add", "hook", "--prompt", "x", "--cmd", "true", "--every", "1h",
+         "--repo", str(repo_path))
+    assert _fire(srv, "hook", rotated).status_code == 401
+    assert hashlib.sha256(rotated.encode()).hexdigest() not in _db_text(srv.home)
     for secret in (token, rotated):
         assert secret not in json.dumps(calls)
         assert secret not in (srv.home / "server.log").read_text()

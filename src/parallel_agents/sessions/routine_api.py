@@ -25,6 +25,7 @@ import hmac
 import json
 import secrets
 import string
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ MAX_BODY = 64 * 1024  # bytes of request body read at most
 MAX_TEXT = 8000  # characters of ``text``
 WINDOW = 60.0  # seconds the rate limit counts over
 _NAME_KEPT = 200  # characters of a caller's routine name recorded
+# Held from the overlap check to the run's claim: two fires at once cannot both find the
+# routine idle (a claimed run counts as working, so the lock need not cover the start).
+_CLAIM = threading.Lock()
 
 
 @dataclass
@@ -202,23 +206,24 @@ def fire(
             {"Retry-After": str(secs)},
         )
     overlap = r.policies.get("overlap", "skip")
-    if overlap != "allow" and routine_runner._busy(app, r):
-        msg = "the previous run is still working"
-        app.store.finish_call(call, 409, error=msg)
-        return Answer(
-            409,
-            {
-                "error": f"routine {name!r} not started: {msg} (overlap {overlap})",
-                "hint": "retry when it is done, or add the routine with --overlap allow",
-            },
-        )
     run = None
-    # The call's time is its due time; another run due at the very same instant (UNIQUE)
-    # moves it by a microsecond.
-    for k in range(5):
-        run = app.store.claim_run(r.name, now + k * 1e-6, "api", None, advance=False)
-        if run is not None:
-            break
+    with _CLAIM:
+        if overlap != "allow" and routine_runner._busy(app, r):
+            msg = "the previous run is still working"
+            app.store.finish_call(call, 409, error=msg)
+            return Answer(
+                409,
+                {
+                    "error": f"routine {name!r} not started: {msg} (overlap {overlap})",
+                    "hint": "retry when it is done, or add the routine with --overlap allow",
+                },
+            )
+        # The call's time is its due time; another run due at the very same instant
+        # (UNIQUE) moves it by a microsecond.
+        for k in range(5):
+            run = app.store.claim_run(r.name, now + k * 1e-6, "api", None, advance=False)
+            if run is not None:
+                break
     if run is None:
         app.store.finish_call(call, 500, error="no run could be claimed")
         return Answer(500, {"error": "no run could be claimed", "hint": "retry"})
