@@ -180,3 +180,31 @@ def test_every_first_due_one_interval_after_add() -> None:
     assert t["anchor"] == 1001.0
     first = rs.next_of([t], datetime.fromtimestamp(1000.25, UTC))
     assert first is not None and first.timestamp() == 1001.0 + 3600
+
+
+def test_cli_api_routine_in_process(repo: Path, pa_home: Path) -> None:
+    """issue 17: without a server, `pa routine add --api` prints the token once (text),
+    `token` refuses without --rotate, `token --rotate --json` gives a new one, `ls` shows
+    the api trigger with no next run, `calls --json` lists none yet."""
+    from tests.conftest import pa
+
+    p = pa("routine", "add", "hook", "--prompt", "t {text}", "--cmd", "true", "--api", cwd=repo,
+           check=True)
+    line = next(x for x in p.stdout.splitlines() if x.startswith("token"))
+    first = line.split()[-1]
+    assert first.startswith("pa_rt_") and "/api/v1/routines/hook/fire" in p.stdout
+    assert first not in pa("routine", "show", "hook", check=True).stdout
+    refused = pa("routine", "token", "hook")
+    assert refused.returncode != 0 and "error:" in refused.stderr and "hint:" in refused.stderr
+    new = json.loads(pa("routine", "token", "hook", "--rotate", "--json", check=True).stdout)
+    assert new["token"].startswith("pa_rt_") and new["token"] != first
+    db = _db_text(pa_home)
+    assert first not in db and new["token"] not in db
+    assert hashlib.sha256(new["token"].encode()).hexdigest() in db
+    [row] = json.loads(pa("routine", "ls", "--json", check=True).stdout)
+    assert row["triggers"] == ["api"] and row["next_due"] is None
+    assert json.loads(pa("routine", "calls", "hook", "--json", check=True).stdout) == []
+    pa("routine", "add", "timed", "--prompt", "x", "--cmd", "true", "--every", "1h", cwd=repo,
+       check=True)
+    no_api = pa("routine", "token", "timed", "--rotate")
+    assert no_api.returncode != 0 and "no HTTP trigger" in no_api.stderr
