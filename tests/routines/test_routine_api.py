@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from parallel_agents import config
+from parallel_agents.errors import UsageError
 from tests.server.conftest import Srv, pa_cli, repo_path, start_server, wait_for
 
 __all__ = ["repo_path", "start_server"]  # fixtures, used by name
@@ -208,3 +211,17 @@ def test_cli_api_routine_in_process(repo: Path, pa_home: Path) -> None:
        check=True)
     no_api = pa("routine", "token", "timed", "--rotate")
     assert no_api.returncode != 0 and "no HTTP trigger" in no_api.stderr
+
+
+def test_fire_per_minute_setting_is_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """issue 17: routines.fire_per_minute defaults to 6 and must be a whole number >= 1."""
+    cfg = tmp_path / "config.toml"
+    monkeypatch.setenv("PA_CONFIG", str(cfg))
+    cfg.write_text("[routines]\nmin_interval = 5\n")
+    assert config.routine_fire_per_minute(config.load_settings()) == 6
+    for bad in ("0", "2.5", '"6"', "true"):
+        cfg.write_text(f"[routines]\nfire_per_minute = {bad}\n")
+        with pytest.raises(UsageError, match="fire_per_minute"):
+            config.load_settings()
