@@ -213,3 +213,47 @@ def test_auto_merge_through_the_merge_queue(app: App, repo: Path) -> None:
     routine_runner.drive(app, now=1002.0)  # the same turn: not tried again
     assert git(repo, "rev-parse", "HEAD") == head
     assert routines.history(app, "bad")[0]["merge"] == bad
+
+
+def test_paused_events_are_not_run_and_overlap_queue_waits(app: App, repo: Path) -> None:
+    """issue 17: a commit pushed while the routine is paused is not run on resume (like
+    due times passed while paused); with overlap=queue a push while the previous run still
+    works waits, and runs (for the newest commit) once that run has ended."""
+    routines.add(app, "ci", "at {commit}", repo="r", cmd=["sleep", "60"], on_push=["main"],
+                 overlap="queue", timeout="1s", now=1000.0)  # fmt: skip
+    routines.pause(app, "ci")
+    _commit(repo, "while paused")
+    assert routine_runner.drive(app, now=1001.0) == []
+    routines.resume(app, "ci", now=1002.0)
+    assert routine_runner.drive(app, now=1003.0) == []
+    first = _commit(repo, "first")
+    [run] = routine_runner.drive(app, now=1004.0)
+    assert _prompt(app, run.session_id) == f"at {first}"
+    second = _commit(repo, "second")
+    assert routine_runner.drive(app, now=1005.0) == []  # the first run still works: waits
+    _settled(app, run.session_id)  # stopped by its 1 s timeout
+    [nxt] = routine_runner.drive(app, now=1006.0)
+    assert (nxt.n, nxt.reason) == (2, f"push main {second[:8]}")
+
+
+def test_routine_cli_shows_event_triggers(repo: Path) -> None:
+    """issue 17: `pa routine add --on-push/--timeout` (errors with a hint at add, for a
+    missing branch and --auto-merge without a check), `ls` and `show` describe the event
+    trigger and the policies, and --json carries what it has seen."""
+    from tests.conftest import pa
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    for args in (["--on-push", "nope"], ["--on-push", "main", "--auto-merge"]):
+        p = pa("routine", "add", "n", "--prompt", "x", "--cmd", "true", *args, cwd=repo)
+        assert p.returncode != 0 and "error:" in p.stderr and "hint:" in p.stderr, p.stderr
+    out = json.loads(pa("routine", "add", "ci", "--prompt", "at {commit}", "--cmd", "true",
+                        "--on-push", "main", "--timeout", "30m", "--json", cwd=repo,
+                        check=True).stdout)  # fmt: skip
+    assert out["triggers"] == ["on push main"] and out["next_due"] is None
+    assert out["policies"]["timeout"] == 1800.0
+    assert out["events"] == [
+        {"trigger": "on push main", "seen": head, "error": None, "checked_at": None}
+    ]
+    assert "on push main" in pa("routine", "ls", check=True).stdout
+    shown = pa("routine", "show", "ci", check=True).stdout
+    assert f"on push main: seen {head}" in shown and "timeout 1800s" in shown
