@@ -257,3 +257,18 @@ def test_routine_cli_shows_event_triggers(repo: Path) -> None:
     assert "on push main" in pa("routine", "ls", check=True).stdout
     shown = pa("routine", "show", "ci", check=True).stdout
     assert f"on push main: seen {head}" in shown and "timeout 1800s" in shown
+
+
+@pytest.mark.skipif(shutil.which("gh") is None, reason="gh is not installed (scripts/test does)")
+def test_on_pr_with_the_real_gh_logged_out(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 17: the real gh with an empty config: --on-pr is refused at add, saying to
+    run `gh auth login` (GitHub itself is never reached)."""
+    monkeypatch.setenv("GH_CONFIG_DIR", str(tmp_path / "gh-config"))
+    for var in ("GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(PAError, match="not logged in") as e:
+        routines.add(app, "t", "p", repo="r", cmd=["true"], on_pr=True)
+    assert e.value.hint == "run `gh auth login`"
+    assert app.store.routines() == []
