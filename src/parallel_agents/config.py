@@ -51,7 +51,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "output": {"max_bytes": 50_000_000},  # per turn: the head and tail kept beyond it
     "ports": {"range": "20000-29999"},  # where each session's block of ports is taken from
-    "routines": {"min_interval": 60},  # issue 17: the shortest `--every` (seconds)
+    # issue 17: the shortest `--every`, and how often `--on-pr` asks gh (seconds)
+    "routines": {"min_interval": 60, "pr_poll": 60},
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -248,10 +249,22 @@ def routine_min_interval(settings: Settings) -> float:
     return float(value)
 
 
+def routine_pr_poll(settings: Settings) -> float:
+    """``routines.pr_poll`` (issue 17): seconds between an ``--on-pr`` routine's looks."""
+    value = settings.get("routines.pr_poll")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise UsageError(
+            f"routines.pr_poll must be a number of seconds above 0 (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [routines] pr_poll = 60",
+        )
+    return float(value)
+
+
 def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
     checks: tuple[Any, ...] = (
         pool_disk_budget, pool_min_free, max_attempts, port_range, routine_min_interval,
+        routine_pr_poll,
     )
     for check in checks:
         try:

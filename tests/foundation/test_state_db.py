@@ -176,6 +176,11 @@ def test_a_backup_is_taken_before_a_migration(tmp_path: Path) -> None:
     elif last == "010_routines":
         st.db.execute("DROP TABLE routine_runs")
         st.db.execute("DROP TABLE routines")
+    elif last == "011_routine_events":
+        st.db.execute("DROP INDEX routine_runs_event")
+        st.db.execute("ALTER TABLE routine_runs DROP COLUMN merge")
+        st.db.execute("ALTER TABLE routine_runs DROP COLUMN event")
+        st.db.execute("DROP TABLE routine_watch")
     else:
         raise AssertionError(f"teach this test to undo migration {last}")
     st.db.execute("DELETE FROM migrations WHERE name = ?", (last,))

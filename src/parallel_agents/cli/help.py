@@ -176,6 +176,7 @@ EXAMPLES: dict[str, list[str]] = {
     "routine add": [
         'pa routine add nightly --prompt "bump deps on {branch}" --cron "0 3 * * *" --tz UTC',
         'pa routine add flaky --prompt "hunt a flaky test" --every 6h --overlap queue',
+        'pa routine add ci --prompt "fix what broke at {commit}" --on-push main --auto-merge',
     ],
     "routine ls": ["pa routine ls --json"],
     "routine show": ["pa routine show nightly"],

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from parallel_agents import git
 from parallel_agents.errors import PAError
+from parallel_agents.sessions import routine_events
 from parallel_agents.sessions import routine_schedule as rs
 from parallel_agents.store import Routine, RoutineRun
 
@@ -71,6 +72,7 @@ def drive(app: App, now: float | None = None) -> list[RoutineRun]:
             continue
         if run is not None:
             made.append(run)
+    made += routine_events.drive(app, now, start, _busy)  # git events and auto-merges
     return made
 
 
@@ -145,6 +147,7 @@ def start(
             base=branch,
             title=f"{r.name} #{run.n}",
             options={"routine": {"name": r.name, "run": run.n}},
+            timeout=r.policies.get("timeout"),  # --timeout: the supervisor stops the turn
         )
     except PAError as e:
         app.store.finish_run(r.name, run.n, "failed", error=e.message)

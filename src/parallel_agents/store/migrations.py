@@ -13,6 +13,7 @@ from parallel_agents.store.migration_groups import m_groups
 from parallel_agents.store.migration_list_indexes import m_list_indexes
 from parallel_agents.store.migration_ports import m_ports
 from parallel_agents.store.migration_review_comments import m_review_comments
+from parallel_agents.store.migration_routine_events import m_routine_events
 from parallel_agents.store.migration_routines import m_routines
 
 
@@ -156,4 +157,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("008_review_comments", m_review_comments),
     ("009_ports", m_ports),
     ("010_routines", m_routines),
+    ("011_routine_events", m_routine_events),
 ]
