@@ -176,6 +176,9 @@ def test_a_backup_is_taken_before_a_migration(tmp_path: Path) -> None:
     elif last == "010_routines":
         st.db.execute("DROP TABLE routine_runs")
         st.db.execute("DROP TABLE routines")
+    elif last == "011_inbox":
+        st.db.execute("DROP INDEX routine_runs_session")
+        st.db.execute("ALTER TABLE routine_runs DROP COLUMN read_at")
     else:
         raise AssertionError(f"teach this test to undo migration {last}")
     st.db.execute("DELETE FROM migrations WHERE name = ?", (last,))

@@ -47,10 +47,12 @@ def _last(r: dict[str, Any]) -> str:
 @click.option("--overlap", type=click.Choice(["skip", "queue", "allow"]), default="skip",
               help="When the previous run is still working.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--max-unreviewed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip due times while this many runs wait unread in the inbox (0: no limit).")
 def add(
     name: str, prompt: str, cron: tuple[str, ...], tz: str | None, every: tuple[str, ...],
     agent: str | None, cmd: str | None, model: str | None, repo: str | None,
-    base: str | None, missed: str, overlap: str, as_json: bool,
+    base: str | None, missed: str, overlap: str, as_json: bool, max_unreviewed: int,
 ) -> None:
     """Add routine NAME; everything a run needs is checked now (nothing stored on error)."""
     from parallel_agents.cmdline import split_cmd
@@ -59,6 +61,7 @@ def add(
         name, prompt, cron=list(cron), tz=tz, every=list(every), agent=agent,
         cmd=split_cmd(cmd) if cmd is not None else None, model=model,
         repo=repo, cwd=str(Path.cwd()), base=base, missed=missed, overlap=overlap,
+        max_unreviewed=max_unreviewed,
     )
     if as_json:
         emit_json(out)

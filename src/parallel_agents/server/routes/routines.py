@@ -33,6 +33,9 @@ class NewRoutine(BaseModel):
     base: str | None = None
     missed: str = "once"
     overlap: str = "skip"
+    max_unreviewed: int = Field(
+        0, description="Skip due times while this many runs wait unread (0: no limit)."
+    )
 
 
 @router.post("/routines", status_code=201)
@@ -42,7 +45,7 @@ def add_routine(request: Request, body: NewRoutine) -> dict[str, Any]:
         app, body.name, body.prompt, cron=body.cron, tz=body.tz, every=body.every,
         agent=body.agent, cmd=body.cmd, model=body.model, repo=body.repo,
         cwd=Path(body.cwd) if body.cwd else None, base=body.base, missed=body.missed,
-        overlap=body.overlap,
+        overlap=body.overlap, max_unreviewed=body.max_unreviewed,
     )
     return routines.show(app, r.name)
 
