@@ -108,3 +108,21 @@ def seen(app: App, sids: list[str]) -> list[str]:
     if app.store.read_only:
         return []
     return app.store.mark_runs_read(sids)
+
+
+def board(app: App, runs: int = 5) -> list[dict[str, Any]]:
+    """Every routine as the dashboard's Routines page shows it: ``routines.view`` with its
+    last ``runs`` runs, each with (when it has a session) its cost, diff size and read."""
+    from parallel_agents.sessions import routines
+
+    out = []
+    for r in app.store.routines():
+        d = routines.view(app, r, runs=runs)
+        known = {x.n: x for x in app.store.inbox_runs(everything=True, routine=r.name, limit=runs)}
+        for x in d["runs"]:
+            got = known.get(x["run"])
+            x["cost_usd"] = got.cost_usd or None if got else None
+            x["read"] = not got.unread if got else None
+            x["diff"] = diff_size(app, got.session_id) if got else None
+        out.append(d)
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from parallel_agents.server.routes._request import thread_app
@@ -19,6 +19,13 @@ def list_inbox(request: Request, all: bool = False, routine: str | None = None) 
     app = thread_app(request)
     runs = inbox.listing(app, everything=all, routine=routine)
     return {"runs": runs, "unread": sum(1 for r in runs if not r["read"])}
+
+
+@router.get("/inbox/routines")
+def routines_board(request: Request, runs: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
+    """The routines with their last runs' status, cost, diff size and read (the
+    dashboard's Routines page)."""
+    return {"routines": inbox.board(thread_app(request), runs)}
 
 
 class Read(BaseModel):
