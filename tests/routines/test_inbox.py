@@ -73,6 +73,12 @@ def test_inbox_lists_unread_runs_until_looked_at(app: App) -> None:
     assert got[0]["diff"] == {"files": 1, "additions": 2, "deletions": 0}
     assert "cost_usd" in got[0] and got[0]["created_at"] > 0
 
+    # The Routines page's rows: the last runs with status, cost, diff size and read.
+    [row] = inbox.board(app, runs=2)
+    assert row["name"] == "notes" and [x["run"] for x in row["runs"]] == [4, 3]
+    assert row["runs"][0]["diff"] == {"files": 1, "additions": 2, "deletions": 0}
+    assert row["runs"][0]["read"] is False and "cost_usd" in row["runs"][0]
+
     app.mark_read(s4)  # what opening it in the dashboard and `pa show` do
     assert inbox.seen(app, [s3]) == [s3]  # what `pa diff` does
     assert inbox.seen(app, [s3, other.id]) == []  # read already / not a run: no write
@@ -136,10 +142,15 @@ def test_pa_inbox_cli(repo: Path) -> None:
     assert runs[0]["session"] in text and "#2" in text
     _pa("show", runs[1]["session"])
     assert [x["run"] for x in json.loads(_pa("inbox", "--json").stdout)] == [1]
+    _pa("routine", "run", "n")
+    third = json.loads(_pa("inbox", "--json").stdout)[0]
+    assert third["run"] == 3
+    _pa("diff", third["session"], "--stat")  # `pa diff` marks it read too
+    assert [x["run"] for x in json.loads(_pa("inbox", "--json").stdout)] == [1]
     assert "marked 1 run read" in _pa("inbox", "read", "--all").stdout
     assert "inbox is empty" in _pa("inbox").stdout
     both = json.loads(_pa("inbox", "--all", "--routine", "n", "--json").stdout)
-    assert [x["read"] for x in both] == [True, True]
+    assert [x["read"] for x in both] == [True, True, True]
     res = _pa("inbox", "read", ok=False)
     assert "error:" in res.stderr and "hint:" in res.stderr
 
