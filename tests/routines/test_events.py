@@ -272,3 +272,21 @@ def test_on_pr_with_the_real_gh_logged_out(
         routines.add(app, "t", "p", repo="r", cmd=["true"], on_pr=True)
     assert e.value.hint == "run `gh auth login`"
     assert app.store.routines() == []
+
+
+def test_max_unreviewed_holds_back_push_runs_too(app: App, repo: Path) -> None:
+    """issue 17: --max-unreviewed applies to event runs as to due times: with one run
+    waiting unread, the next push is recorded as skipped with the reason; once that run
+    is read, the push after it runs."""
+    routines.add(app, "ci", "look at {commit}", repo="r", cmd=["true"], on_push=["main"],
+                 overlap="allow", max_unreviewed=1, now=1000.0)  # fmt: skip
+    _commit(repo, "one")
+    first = routine_runner.drive(app, now=1001.0)
+    assert [m.state for m in first] == ["started"]
+    _commit(repo, "two")
+    assert routine_runner.drive(app, now=1002.0) == []
+    skipped = app.store.routine_runs("ci")[0]
+    assert skipped.state == "skipped" and "--max-unreviewed 1" in (skipped.error or "")
+    app.mark_read(first[0].session_id or "")
+    _commit(repo, "three")
+    assert [m.state for m in routine_runner.drive(app, now=1003.0)] == ["started"]

@@ -35,7 +35,11 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         'pa new "fix the login bug" --attempts 3 --agent claude,codex',
     ),
     ("Plans", ("plan",), "pa plan run plan.toml   # tasks with dependencies, run in order"),
-    ("Routines", ("routine",), 'pa routine add nightly --prompt "bump deps" --cron "0 3 * * *"'),
+    (
+        "Routines",
+        ("routine", "inbox"),
+        'pa routine add nightly --prompt "bump deps" --cron "0 3 * * *"',
+    ),
     (
         "Map-reduce",
         ("map", "reduce"),
@@ -116,6 +120,8 @@ SHORT: dict[str, str] = {
     "routine rm": "Remove a routine (its runs' sessions stay).",
     "routine run": "Start a run of a routine now, whatever its schedule.",
     "routine history": "A routine's runs, newest first: due time, reason, state, session.",
+    "inbox": "Routine runs waiting unread, newest first: status, cost, diff size.",
+    "inbox read": "Mark routine runs read (by session, or --all): they leave the inbox.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -185,6 +191,8 @@ EXAMPLES: dict[str, list[str]] = {
     "routine rm": ["pa routine rm nightly"],
     "routine run": ["pa routine run nightly"],
     "routine history": ["pa routine history nightly --json"],
+    "inbox": ["pa inbox", "pa inbox --all --routine nightly --json"],
+    "inbox read": ["pa inbox read 3f2a9c1e", "pa inbox read --all --routine nightly"],
     "plan ls": ["pa plan ls --json"],
     "plan show": ["pa plan show login"],
     "plan stop": ["pa plan stop login"],

@@ -54,12 +54,14 @@ def _last(r: dict[str, Any]) -> str:
 @click.option("--auto-merge", "auto_merge", is_flag=True,
               help="Merge a done run through the merge queue when the repo's check passes.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--max-unreviewed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip due times while this many runs wait unread in the inbox (0: no limit).")
 def add(
     name: str, prompt: str, cron: tuple[str, ...], tz: str | None, every: tuple[str, ...],
     agent: str | None, cmd: str | None, model: str | None, repo: str | None,
     base: str | None, missed: str, overlap: str, as_json: bool,
     on_push: tuple[str, ...] = (), on_pr: bool = False, timeout: str | None = None,
-    auto_merge: bool = False,
+    auto_merge: bool = False, max_unreviewed: int = 0,
 ) -> None:
     """Add routine NAME; everything a run needs is checked now (nothing stored on error)."""
     from parallel_agents.cmdline import split_cmd
@@ -69,6 +71,7 @@ def add(
         cmd=split_cmd(cmd) if cmd is not None else None, model=model,
         repo=repo, cwd=str(Path.cwd()), base=base, missed=missed, overlap=overlap,
         on_push=list(on_push), on_pr=on_pr, timeout=timeout, auto_merge=auto_merge,
+        max_unreviewed=max_unreviewed,
     )
     if as_json:
         emit_json(out)

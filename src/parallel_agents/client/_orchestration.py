@@ -219,6 +219,19 @@ class OrchestrationVerbs:
     def routine_history(self, name: str) -> list[dict[str, Any]]:
         return list(self.request("GET", f"/routines/{seg(name)}/history")["runs"])
 
+    # -- the inbox (issue 17: server/routes/inbox.py) ----------------------------------------
+    def inbox(self, *, all: bool = False, routine: str | None = None) -> list[dict[str, Any]]:
+        """Routine runs waiting unread (``all``: every run with a session), newest first."""
+        params = {"all": "true" if all else None, "routine": routine}
+        return list(self.request("GET", "/inbox", params=params)["runs"])
+
+    def inbox_read(
+        self, ids: list[str], *, all: bool = False, routine: str | None = None
+    ) -> list[str]:
+        """Mark the runs of sessions ``ids`` (or ``all`` unread runs) read; the ids marked."""
+        body = {"ids": ids, "all": all, "routine": routine}
+        return list(self.request("POST", "/inbox/read", json_body=body)["read"])
+
 def _repo_ref(repo: str | Path | None) -> str:
     """A repo name as it is; a path (or None: the cwd) made absolute."""
     if isinstance(repo, str) and "/" not in repo and repo not in (".", ".."):

@@ -53,9 +53,11 @@ if TYPE_CHECKING:
     from parallel_agents.sessions.orchestrator import App
 
 log = logging.getLogger(__name__)
-# routine_runner's ``start`` and ``_busy``, passed in (it imports this module).
+# routine_runner's ``start``, ``_busy`` and ``unreviewed_block``, passed in (it imports
+# this module).
 Start = Callable[["App", Routine, RoutineRun, dict[str, str]], RoutineRun]
 Busy = Callable[["App", Routine], bool]
+Blocked = Callable[["App", Routine], "str | None"]
 PR_FIELDS = "number,title,headRefName,url"
 PR_LIST = ["pr", "list", "--state", "open", "--limit", "100", "--json", PR_FIELDS]
 GH_TIMEOUT = 60.0  # seconds: a hung gh must not hold up the routine pass for long
@@ -151,11 +153,14 @@ def list_prs(repo_path: Path) -> list[dict[str, Any]]:
 
 
 # -- the pass ------------------------------------------------------------------------------
-def drive(app: App, now: float, start: Start, busy: Busy) -> list[RoutineRun]:
+def drive(
+    app: App, now: float, start: Start, busy: Busy, blocked: Blocked
+) -> list[RoutineRun]:
     """One pass over every routine's event triggers and auto-merges; the runs made
-    (``start`` makes a claimed run's session, ``busy``: the previous run still works)."""
+    (``start`` makes a claimed run's session, ``busy``: the previous run still works,
+    ``blocked``: why the ``max_unreviewed`` policy holds runs back, or None)."""
     made: list[RoutineRun] = []
-    fire = _Fire(start, busy)
+    fire = _Fire(start, busy, blocked)
     for r in app.store.routines():
         try:
             for t in r.triggers:
@@ -175,8 +180,8 @@ def _key(t: rs.Trigger) -> str:
 
 
 class _Fire:
-    def __init__(self, start: Start, busy: Busy) -> None:
-        self.start, self.busy = start, busy
+    def __init__(self, start: Start, busy: Busy, blocked: Blocked) -> None:
+        self.start, self.busy, self.blocked = start, busy, blocked
 
     def __call__(
         self, app: App, r: Routine, key: str, event: str, seen: str, reason: str,
@@ -193,9 +198,9 @@ class _Fire:
         run = app.store.claim_event(r.name, r.id, key, f"{r.id}:{event}", seen, reason, now)
         if run is None:
             return None
-        if busy:
-            error = "the previous run was still going"
-            app.store.finish_run(r.name, run.n, "skipped", error=error)
+        held = "the previous run was still going" if busy else self.blocked(app, r)
+        if held:  # the event is recorded as skipped: it is not run later
+            app.store.finish_run(r.name, run.n, "skipped", error=held)
             return None
         return self.start(app, r, run, extra)
 

@@ -130,7 +130,7 @@ def next_due(trigger: Trigger, after: datetime) -> datetime:
     """The first time strictly after ``after`` (aware) the trigger is due, in UTC."""
     if trigger["kind"] == "every":
         anchor, step = float(trigger["anchor"]), int(trigger["seconds"])
-        k = max(0, math.floor((after.timestamp() - anchor) / step + 1e-9) + 1)
+        k = max(1, math.floor((after.timestamp() - anchor) / step + 1e-9) + 1)
         due = anchor + k * step
         return datetime.fromtimestamp(due, UTC)
     tz = zone(trigger["tz"])

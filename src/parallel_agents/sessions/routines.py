@@ -68,6 +68,7 @@ def add(
     on_pr: bool = False,
     timeout: str | None = None,
     auto_merge: bool = False,
+    max_unreviewed: int = 0,
 ) -> Routine:
     from parallel_agents.sessions.orchestrator import check_text
 
@@ -86,6 +87,10 @@ def add(
         raise UsageError(
             f"unknown policy (missed {missed!r}, overlap {overlap!r})",
             hint=f"--missed {'|'.join(MISSED)}, --overlap {'|'.join(OVERLAP)}",
+        )
+    if max_unreviewed < 0:
+        raise UsageError(
+            f"--max-unreviewed {max_unreviewed} is below 0", hint="0 means no limit"
         )
     triggers = [rs.cron_trigger(c, tz) for c in cron or []]
     floor = config.routine_min_interval(app.settings)
@@ -115,7 +120,11 @@ def add(
         Routine(
             id=0, name=name, prompt=prompt, agent=agent_name, cmd=cmd, model=model,
             repo_id=r.id, base=base, triggers=triggers,
-            policies={"missed": missed, "overlap": overlap, **events_policies}, paused=False,
+            policies={
+                "missed": missed, "overlap": overlap, "max_unreviewed": max_unreviewed,
+                **events_policies,
+            },
+            paused=False,
             next_due=nxt.timestamp() if nxt else None, created_at=now,
         )
     )

@@ -6,7 +6,7 @@
 ``_groups`` (issue 15: attempts, map-reduce, plans), ``_review_comments`` (issue 15 §3: a
 reviewer agent's line comments), ``_ports`` (issue 16 §1: each session's ports),
 ``_routines`` (issue 17: routines and their runs), ``_routine_events`` (their git-event
-triggers and auto-merges); the
+triggers and auto-merges), ``_inbox`` (their read markers); the
 small key/value table is here.
 The schema steps are in ``migrations``, the connection, the damaged-file error and the
 backups in ``_conn``. Every name callers used before the
@@ -37,6 +37,7 @@ from parallel_agents.store._conn import (
 )
 from parallel_agents.store._events import MAX_SPAN, Payload, PlainRun, Raw, RawSpan
 from parallel_agents.store._groups import GROUP_KINDS, TASK_STATES, Group, GroupRows, GroupTask
+from parallel_agents.store._inbox import InboxRows, InboxRun
 from parallel_agents.store._ports import PortRows
 from parallel_agents.store._repos import RepoRows
 from parallel_agents.store._review_comments import ReviewComment, ReviewCommentRows
@@ -62,6 +63,7 @@ __all__ = [
     "DatabaseTooNew",
     "Group",
     "GroupTask",
+    "InboxRun",
     "Payload",
     "PlainRun",
     "Raw",
@@ -92,6 +94,7 @@ class Store(
     PortRows,
     RoutineRows,
     RoutineEventRows,
+    InboxRows,
 ):
     """pa's state in ``<home>/pa.db``: every SQL statement of pa runs in this package."""
 

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable
 
 from parallel_agents.store.migration_groups import m_groups
+from parallel_agents.store.migration_inbox import m_inbox
 from parallel_agents.store.migration_list_indexes import m_list_indexes
 from parallel_agents.store.migration_ports import m_ports
 from parallel_agents.store.migration_review_comments import m_review_comments
@@ -158,4 +159,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("009_ports", m_ports),
     ("010_routines", m_routines),
     ("011_routine_events", m_routine_events),
+    ("012_inbox", m_inbox),  # issue 17: routine_runs.read_at
 ]

@@ -37,6 +37,9 @@ class NewRoutine(BaseModel):
     on_pr: bool = Field(False, description="A run per new pull request (through gh).")
     timeout: str | None = Field(None, description="Stop a run's turn after it: 30m, 2h.")
     auto_merge: bool = Field(False, description="Merge a done run when the repo's check passes.")
+    max_unreviewed: int = Field(
+        0, description="Skip due times while this many runs wait unread (0: no limit)."
+    )
 
 
 @router.post("/routines", status_code=201)
@@ -47,7 +50,7 @@ def add_routine(request: Request, body: NewRoutine) -> dict[str, Any]:
         agent=body.agent, cmd=body.cmd, model=body.model, repo=body.repo,
         cwd=Path(body.cwd) if body.cwd else None, base=body.base, missed=body.missed,
         overlap=body.overlap, on_push=body.on_push, on_pr=body.on_pr, timeout=body.timeout,
-        auto_merge=body.auto_merge,
+        auto_merge=body.auto_merge, max_unreviewed=body.max_unreviewed,
     )
     return routines.show(app, r.name)
 
