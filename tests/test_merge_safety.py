@@ -19,7 +19,7 @@ import pytest
 from parallel_agents.runtime.local import alive
 from tests.conftest import git, make_repo, pa
 from tests.foundation.test_cli_sessions import new_json, script, wait_ok
-from tests.reliability.helpers import doctor, wait_until
+from tests.reliability.helpers import doctor, kill_when_ref_moves, wait_until
 
 PY = sys.executable
 
@@ -98,32 +98,8 @@ def test_five_concurrent_pa_merge_processes_leave_a_clean_checkout(tmp_path: Pat
 
 # ---------------------------------------------------------------------------- A.2 kill -9
 
-HOOK = """\
-import os
-import signal
-import sys
-
-data = sys.stdin.read()
-marker = {marker!r}
-if sys.argv[1] == "committed" and " refs/heads/main" in data and os.path.exists(marker):
-    os.unlink(marker)
-    os.killpg(os.getpgid(0), signal.SIGKILL)
-"""
-
-
-def kill_after_update_ref(tmp_path: Path, repo: Path) -> Path:
-    """Arm a one-shot kill -9 of the process group that next moves main in ``repo``."""
-    marker = tmp_path / "kill-armed"
-    marker.write_text("1")
-    hook = repo / ".git" / "hooks" / "reference-transaction"
-    hook.parent.mkdir(exist_ok=True)
-    hook.write_text(f"#!{PY}\n" + HOOK.format(marker=str(marker)))
-    hook.chmod(0o755)
-    return marker
-
-
 def killed_merge(tmp_path: Path, repo: Path, sid: str) -> None:
-    marker = kill_after_update_ref(tmp_path, repo)
+    marker = kill_when_ref_moves(tmp_path, repo, "refs/heads/main")
     p = subprocess.run(
         [PY, "-m", "parallel_agents", "merge", sid],
         capture_output=True,
@@ -199,7 +175,7 @@ def test_kill_9_of_the_server_between_ref_and_files_then_retry(
     assert wait_ok(sid).returncode == 0
     pid = int(json.loads((pa_home / "server.json").read_text())["pid"])
     before = rev(repo, "main")
-    marker = kill_after_update_ref(tmp_path, repo)
+    marker = kill_when_ref_moves(tmp_path, repo, "refs/heads/main")
     p = pa("merge", sid)
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
     assert not marker.exists() and not alive(pid)

@@ -19,3 +19,13 @@ def split_cmd(cmd: str) -> list[str]:
     if not argv:
         raise UsageError("--cmd is empty")
     return argv
+
+
+def argv_of(cmd: list[str] | str | None) -> list[str] | None:
+    """A request's ``cmd`` as argv: a string is split like a shell would, a list is taken
+    as it is (an empty list, or an empty program, is refused)."""
+    if isinstance(cmd, str):
+        return split_cmd(cmd)
+    if cmd is not None and (not cmd or not cmd[0]):
+        raise UsageError("'cmd' is empty")
+    return list(cmd) if cmd is not None else None

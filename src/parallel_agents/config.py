@@ -51,8 +51,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "output": {"max_bytes": 50_000_000},  # per turn: the head and tail kept beyond it
     "ports": {"range": "20000-29999"},  # where each session's block of ports is taken from
-    # issue 17: the shortest `--every` (seconds); fires of one routine's HTTP trigger a minute
-    "routines": {"min_interval": 60, "fire_per_minute": 6},
+    # issue 17: the shortest `--every`, how often `--on-pr` asks gh (seconds), and the fires
+    # of one routine's HTTP trigger a minute
+    "routines": {"min_interval": 60, "pr_poll": 60, "fire_per_minute": 6},
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -249,6 +250,15 @@ def routine_min_interval(settings: Settings) -> float:
     return float(value)
 
 
+def routine_pr_poll(settings: Settings) -> float:
+    """``routines.pr_poll`` (issue 17): seconds between an ``--on-pr`` routine's looks."""
+    value = settings.get("routines.pr_poll")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise UsageError(
+            f"routines.pr_poll must be a number of seconds above 0 (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [routines] pr_poll = 60",
+        )
+    return float(value)
 def routine_fire_per_minute(settings: Settings) -> int:
     """``routines.fire_per_minute`` (issue 17): a routine's HTTP trigger starts at most this
     many runs a minute; more get 429."""
@@ -265,6 +275,7 @@ def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
     checks: tuple[Any, ...] = (
         pool_disk_budget, pool_min_free, max_attempts, port_range, routine_min_interval,
+        routine_pr_poll,
         routine_fire_per_minute,
     )
     for check in checks:

@@ -176,7 +176,15 @@ def test_a_backup_is_taken_before_a_migration(tmp_path: Path) -> None:
     elif last == "010_routines":
         st.db.execute("DROP TABLE routine_runs")
         st.db.execute("DROP TABLE routines")
-    elif last == "011_routine_api":
+    elif last == "011_routine_events":
+        st.db.execute("DROP INDEX routine_runs_event")
+        st.db.execute("ALTER TABLE routine_runs DROP COLUMN merge")
+        st.db.execute("ALTER TABLE routine_runs DROP COLUMN event")
+        st.db.execute("DROP TABLE routine_watch")
+    elif last == "012_inbox":
+        st.db.execute("DROP INDEX routine_runs_session")
+        st.db.execute("ALTER TABLE routine_runs DROP COLUMN read_at")
+    elif last == "013_routine_api":
         st.db.execute("DROP TABLE routine_calls")
         st.db.execute("DROP TABLE routine_tokens")
     else:

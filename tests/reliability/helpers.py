@@ -147,3 +147,30 @@ def assert_consistent(repo: Path, home: Path) -> None:
 
 def rev(repo: Path, ref: str) -> str | None:
     return pa_git.rev_parse(repo, ref)
+
+
+_KILL_HOOK = """\
+import os
+import signal
+import sys
+
+data = sys.stdin.read()
+marker = {marker!r}
+if sys.argv[1] == "committed" and {ref!r} in data and os.path.exists(marker):
+    os.unlink(marker)
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+"""
+
+
+def kill_when_ref_moves(tmp_path: Path, repo: Path, ref: str) -> Path:
+    """Arm a one-shot kill -9 of the process group that next moves a ref of ``repo`` whose
+    name contains ``ref`` (git's reference-transaction hook, once the move is committed:
+    files and ref moved, pa's record still says the step is under way). The marker file
+    it returns is gone once it fired."""
+    marker = tmp_path / "kill-armed"
+    marker.write_text("1")
+    hook = repo / ".git" / "hooks" / "reference-transaction"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(f"#!{PY}\n" + _KILL_HOOK.format(marker=str(marker), ref=" " + ref))
+    hook.chmod(0o755)
+    return marker

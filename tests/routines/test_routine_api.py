@@ -225,3 +225,28 @@ def test_fire_per_minute_setting_is_checked(
         cfg.write_text(f"[routines]\nfire_per_minute = {bad}\n")
         with pytest.raises(UsageError, match="fire_per_minute"):
             config.load_settings()
+
+
+def test_max_unreviewed_holds_fires_back(repo: Path) -> None:
+    """issue 17: with --max-unreviewed 1, a fire while one run waits unread in the inbox
+    gets 409 and starts nothing; once that run is read, the next fire starts."""
+    from parallel_agents.sessions import routine_api, routines
+    from parallel_agents.sessions.orchestrator import App
+
+    app = App.open()
+    try:
+        app.add_repo(repo, "r")
+        token, h = routine_api.new_token()
+        routines.add(app, "hook", "x {text}", repo="r", cmd=["true"], overlap="allow",
+                     max_unreviewed=1, api_hash=h)
+        auth = f"Bearer {token}"
+        first = routine_api.fire(app, "hook", auth, b"", "127.0.0.1")
+        assert first.status == 202, first.body
+        held = routine_api.fire(app, "hook", auth, b"", "127.0.0.1")
+        assert held.status == 409 and "unreviewed" in held.body["error"], held.body
+        assert [x.n for x in app.store.routine_runs("hook")] == [1]
+        app.mark_read(first.body["session"])
+        assert routine_api.fire(app, "hook", auth, b"", "127.0.0.1").status == 202
+        assert [c["code"] for c in routine_api.calls(app, "hook")] == [202, 409, 202]
+    finally:
+        app.close()

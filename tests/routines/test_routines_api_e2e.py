@@ -1,7 +1,7 @@
 """issue 17, done when: a real server with an `--every` routine every few seconds and an
-`--api` routine fired over HTTP with its own token; sessions are created, the server is
-killed with SIGKILL across a due time and restarted: exactly one run per due time, and
-each fired run exists once (its token still works after the restart)."""
+`--api` routine fired over HTTP with its own token; sessions are created and shown in the
+inbox, the server is killed with SIGKILL across a due time and restarted: exactly one run
+per due time, and each fired run exists once (its token still works after the restart)."""
 
 from __future__ import annotations
 
@@ -102,5 +102,11 @@ def test_every_and_api_routines_across_kill9(
         (2, "api", "started"), (1, "api", "started"),
     ], hooks
     assert _tagged(srv, "hook") == {1: [fired["session"]], 2: [again["session"]]}
-    # TODO(inbox): assert the runs above appear in `pa inbox --json` (unread): every
-    # started run of "tick" and both of "hook", each once, by session id.
+    # Every run made waits in the inbox, unread, once: the scheduled ones and the fired.
+    p = pa_cli("inbox", "--json", env=srv.env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    inbox = [(x["routine"], x["run"], x["session"]) for x in json.loads(p.stdout)]
+    assert len(inbox) == len(set(inbox)), inbox
+    expected = {("tick", n, sids[0]) for n, sids in started.items()}
+    expected |= {("hook", 1, fired["session"]), ("hook", 2, again["session"])}
+    assert set(inbox) == expected, (inbox, expected)

@@ -82,3 +82,12 @@ def test_every_due_time_read_back_is_not_due_again() -> None:
     first = rs.next_due(trig, datetime.fromtimestamp(1796330438.2, UTC))
     again = datetime.fromtimestamp(first.timestamp(), UTC)
     assert rs.due_times(trig, again, datetime.fromtimestamp(first.timestamp() + 0.5, UTC)) == []
+
+
+def test_every_first_due_time_is_one_interval_after_its_anchor() -> None:
+    """issue 17: asked just after `add` (before the whole-second anchor), an --every
+    trigger's next due time is anchor + interval, never the anchor itself (a `resume` right
+    after `add` started a run at once)."""
+    trig = rs.every_trigger("6h", 1000.4, 60)
+    assert trig["anchor"] == 1001.0
+    assert rs.next_due(trig, datetime.fromtimestamp(1000.6, UTC)).timestamp() == 1001.0 + 6 * 3600

@@ -13,34 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import doctor, git, pa
+from tests.reliability.helpers import doctor, git, kill_when_ref_moves, pa
 from tests.workspaces.test_pair import _agent_work, _repo, _session, state
 
 PY = sys.executable
 
-HOOK = """\
-import os
-import signal
-import sys
-
-data = sys.stdin.read()
-marker = {marker!r}
-if sys.argv[1] == "committed" and " refs/heads/pa/pair/" in data and os.path.exists(marker):
-    os.unlink(marker)
-    os.killpg(os.getpgid(0), signal.SIGKILL)
-"""
-
-
-def arm_kill(tmp_path: Path, repo: Path) -> Path:
-    """A one-shot kill -9 of the process group that next moves a pa/pair/ branch: the
-    files and the branch moved, the record still names the step as under way."""
-    marker = tmp_path / "kill-armed"
-    marker.write_text("1")
-    hook = repo / ".git" / "hooks" / "reference-transaction"
-    hook.parent.mkdir(exist_ok=True)
-    hook.write_text(f"#!{PY}\n" + HOOK.format(marker=str(marker)))
-    hook.chmod(0o755)
-    return marker
 
 
 def _until(pred: object, what: str, timeout: float = 60.0) -> None:
@@ -61,7 +38,7 @@ def test_kill_9_of_pa_pair_mid_step_then_doctor_repairs(tmp_path: Path) -> None:
     sid, wt = _session(repo)
     _agent_work(wt)
     before = state(repo)
-    marker = arm_kill(tmp_path, repo)
+    marker = kill_when_ref_moves(tmp_path, repo, "refs/heads/pa/pair/")
     p = subprocess.run(
         [PY, "-m", "parallel_agents", "pair", sid],
         capture_output=True,
@@ -93,7 +70,7 @@ def test_server_loop_syncs_then_kill_9_mid_sync_and_stop(tmp_path: Path, pa_home
     (wt / "one.txt").write_text("first\n")
     _until(lambda: (repo / "one.txt").exists(), "the loop's first sync")
     pid = int(json.loads((pa_home / "server.json").read_text())["pid"])
-    marker = arm_kill(tmp_path, repo)
+    marker = kill_when_ref_moves(tmp_path, repo, "refs/heads/pa/pair/")
     (wt / "two.txt").write_text("second\n")
     (wt / "README.md").write_text("# changed by the agent\n")
     _until(lambda: not marker.exists(), "the sync step the hook kills")

@@ -49,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "dev": "parallel_agents.cli.ops:dev",
     "plan": "parallel_agents.cli.plans:plan",  # issue 15 §1
     "routine": "parallel_agents.cli.routines:routine",  # issue 17
+    "inbox": "parallel_agents.cli.inbox:inbox",  # issue 17
     "map": "parallel_agents.cli.maps:map_group",
     "reduce": "parallel_agents.cli.maps:reduce",
     "pair": "parallel_agents.cli.pair:pair",  # issue 16 §5

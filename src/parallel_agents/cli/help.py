@@ -35,7 +35,11 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         'pa new "fix the login bug" --attempts 3 --agent claude,codex',
     ),
     ("Plans", ("plan",), "pa plan run plan.toml   # tasks with dependencies, run in order"),
-    ("Routines", ("routine",), 'pa routine add nightly --prompt "bump deps" --cron "0 3 * * *"'),
+    (
+        "Routines",
+        ("routine", "inbox"),
+        'pa routine add nightly --prompt "bump deps" --cron "0 3 * * *"',
+    ),
     (
         "Map-reduce",
         ("map", "reduce"),
@@ -118,6 +122,8 @@ SHORT: dict[str, str] = {
     "routine history": "A routine's runs, newest first: due time, reason, state, session.",
     "routine token": "A new token for a routine's HTTP trigger (--rotate); the old one stops.",
     "routine calls": "Calls to a routine's HTTP trigger: when, from where, answer, run.",
+    "inbox": "Routine runs waiting unread, newest first: status, cost, diff size.",
+    "inbox read": "Mark routine runs read (by session, or --all): they leave the inbox.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -178,6 +184,7 @@ EXAMPLES: dict[str, list[str]] = {
     "routine add": [
         'pa routine add nightly --prompt "bump deps on {branch}" --cron "0 3 * * *" --tz UTC',
         'pa routine add flaky --prompt "hunt a flaky test" --every 6h --overlap queue',
+        'pa routine add ci --prompt "fix what broke at {commit}" --on-push main --auto-merge',
         'pa routine add triage --prompt "triage this report: {text}" --api',
     ],
     "routine ls": ["pa routine ls --json"],
@@ -189,6 +196,8 @@ EXAMPLES: dict[str, list[str]] = {
     "routine history": ["pa routine history nightly --json"],
     "routine token": ["pa routine token triage --rotate"],
     "routine calls": ["pa routine calls triage --json"],
+    "inbox": ["pa inbox", "pa inbox --all --routine nightly --json"],
+    "inbox read": ["pa inbox read 3f2a9c1e", "pa inbox read --all --routine nightly"],
     "plan ls": ["pa plan ls --json"],
     "plan show": ["pa plan show login"],
     "plan stop": ["pa plan stop login"],

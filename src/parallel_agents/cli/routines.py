@@ -47,13 +47,24 @@ def _last(r: dict[str, Any]) -> str:
               help="Due times passed while the server was down: one run, or none.")
 @click.option("--overlap", type=click.Choice(["skip", "queue", "allow"]), default="skip",
               help="When the previous run is still working.")
+@click.option("--on-push", "on_push", multiple=True, metavar="BRANCH",
+              help="A run when BRANCH gets a new commit (repeatable).")
+@click.option("--on-pr", "on_pr", is_flag=True,
+              help="A run for each new pull request (gh, polled every routines.pr_poll s).")
+@click.option("--timeout", help="Stop a run's turn after this long: 30m, 2h.")
+@click.option("--auto-merge", "auto_merge", is_flag=True,
+              help="Merge a done run through the merge queue when the repo's check passes.")
 @click.option("--api", is_flag=True,
               help="An HTTP trigger: POST /api/v1/routines/NAME/fire with a token shown once.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--max-unreviewed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip due times while this many runs wait unread in the inbox (0: no limit).")
 def add(
     name: str, prompt: str, cron: tuple[str, ...], tz: str | None, every: tuple[str, ...],
     agent: str | None, cmd: str | None, model: str | None, repo: str | None,
-    base: str | None, missed: str, overlap: str, api: bool, as_json: bool,
+    base: str | None, missed: str, overlap: str, as_json: bool,
+    on_push: tuple[str, ...] = (), on_pr: bool = False, timeout: str | None = None,
+    auto_merge: bool = False, max_unreviewed: int = 0, api: bool = False,
 ) -> None:
     """Add routine NAME; everything a run needs is checked now (nothing stored on error)."""
     from parallel_agents.cmdline import split_cmd
@@ -62,6 +73,8 @@ def add(
         name, prompt, cron=list(cron), tz=tz, every=list(every), agent=agent,
         cmd=split_cmd(cmd) if cmd is not None else None, model=model,
         repo=repo, cwd=str(Path.cwd()), base=base, missed=missed, overlap=overlap,
+        on_push=list(on_push), on_pr=on_pr, timeout=timeout, auto_merge=auto_merge,
+        max_unreviewed=max_unreviewed,
         api=api,
     )
     if as_json:
@@ -97,9 +110,23 @@ def _print(r: dict[str, Any]) -> None:
     click.echo(f"  triggers: {', '.join(r['triggers'])}")
     click.echo(f"  policies: missed {r['policies']['missed']}, overlap {r['policies']['overlap']}")
     click.echo(f"  next run: {'paused' if r['paused'] else _when(r['next_due'])}")
+    _print_events(r)
     click.echo(f"  prompt:   {r['prompt']}")
     for x in r["runs"]:
         click.echo(f"  #{x['run']} {_when(x['created_at'])} {x['state']} {x['session'] or ''}")
+
+
+def _print_events(r: dict[str, Any]) -> None:
+    """The git-event triggers' marks and errors, the timeout and auto-merge policies."""
+    pol = r["policies"]
+    if "timeout" in pol or pol.get("auto_merge"):
+        extra = [f"timeout {pol['timeout']:g}s"] if "timeout" in pol else []
+        extra += ["auto-merge when the check passes"] if pol.get("auto_merge") else []
+        click.echo(f"  also:     {', '.join(extra)}")
+    for e in r.get("events", []):
+        click.echo(f"  {e['trigger']}: seen {text_cell(e['seen'] or '-')}")
+        if e["error"]:
+            click.echo(f"    last trigger error: {text_cell(e['error'])}")
 
 
 @routine.command("show")
@@ -164,17 +191,23 @@ def history(name: str, as_json: bool) -> None:
         emit_json(runs)
         return
     table(
-        ["run", "due", "reason", "state", "session", "status"],
+        ["run", "due", "reason", "state", "session", "status", "merge"],
         [
             [
                 str(x["run"]), _when(x["due_at"]), text_cell(x["reason"]), text_cell(x["state"]),
                 text_cell(x["session"] or "-"), text_cell(x["status"] or x["error"] or "-"),
+                text_cell(_merge(x)),
             ]
             for x in runs
         ],
     )
 
 
+def _merge(x: dict[str, Any]) -> str:
+    m = x.get("merge")
+    if not m:
+        return "-"
+    return f"{m['status']}: {m['why']}" if m.get("why") else str(m["status"])
 
 # -- the HTTP trigger (issue 17: sessions/routine_api.py) -----------------------------------
 def _token_lines(name: str, token: str) -> None:

@@ -219,6 +219,18 @@ class OrchestrationVerbs:
     def routine_history(self, name: str) -> list[dict[str, Any]]:
         return list(self.request("GET", f"/routines/{seg(name)}/history")["runs"])
 
+    # -- the inbox (issue 17: server/routes/inbox.py) ----------------------------------------
+    def inbox(self, *, all: bool = False, routine: str | None = None) -> list[dict[str, Any]]:
+        """Routine runs waiting unread (``all``: every run with a session), newest first."""
+        params = {"all": "true" if all else None, "routine": routine}
+        return list(self.request("GET", "/inbox", params=params)["runs"])
+
+    def inbox_read(
+        self, ids: list[str], *, all: bool = False, routine: str | None = None
+    ) -> list[str]:
+        """Mark the runs of sessions ``ids`` (or ``all`` unread runs) read; the ids marked."""
+        body = {"ids": ids, "all": all, "routine": routine}
+        return list(self.request("POST", "/inbox/read", json_body=body)["read"])
     # -- a routine's HTTP trigger (issue 17: server/routes/routine_api.py) -------------------
     def routine_token_rotate(self, name: str) -> dict[str, Any]:
         """A new token for ``name``'s HTTP trigger (the old one is revoked): shown once."""

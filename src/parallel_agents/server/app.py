@@ -22,6 +22,7 @@ from parallel_agents.server.loop import ServerState
 from parallel_agents.server.routes import (
     events,
     groups,
+    inbox,  # issue 17
     maps,  # issue 15 §4
     meta,
     pairing,  # issue 16 §5
@@ -80,6 +81,7 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.include_router(pairing.router)
     app.include_router(run.router)
     app.include_router(routines.router)
+    app.include_router(inbox.router)
     app.include_router(routine_api.router)
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -1,7 +1,8 @@
 """Desktop notifications through ``notify-send``, when it is on PATH and ``notify`` is on.
 
 The server calls ``notify_attention`` when a session moves to needs_input, idle,
-failed or interrupted. Sending never blocks the caller and never fails it: a desktop
+failed or interrupted (a routine run's message names its routine and the inbox, issue
+17). Sending never blocks the caller and never fails it: a desktop
 without a notification daemon just gets nothing.
 """
 
@@ -41,6 +42,12 @@ def attention_message(s: Session, status: str) -> tuple[str, str, str]:
     what, urgency = _HEADLINE.get(status, (f"is {status}", "normal"))
     summary = f"pa: {s.title[:60]} {what}"
     body = f"session {s.id} · {s.repo_name} · {s.agent}"
+    run = s.options.get("routine")
+    if isinstance(run, dict) and run.get("name"):
+        # issue 17: a routine run ended its turn with nobody at the keyboard; say where
+        # the result waits.
+        summary = f"pa routine {str(run['name'])[:40]} #{run.get('run')} {what}"
+        body = f"in your inbox (pa inbox) · session {s.id} · {s.repo_name} · {s.agent}"
     if status in ("failed", "interrupted") and s.error:
         body += "\n" + s.error.strip().splitlines()[0][:200]
     return summary, body, urgency

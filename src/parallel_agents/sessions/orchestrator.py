@@ -315,6 +315,7 @@ class App:
         if self.store.read_only:  # a full disk: reading must still work (issue 14 §5)
             return
         self.store.update_session(sid, unread=False)
+        self.store.mark_runs_read([sid])  # issue 17: a routine run leaves the inbox
 
     def rename(self, sid: str, title: str) -> Session:
         """Give a session a new title. Its branch keeps its name: a branch someone may

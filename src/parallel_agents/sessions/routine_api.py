@@ -10,7 +10,8 @@ once, stored as its SHA-256 only and compared in constant time. Refusals, in thi
 - 429 (with ``Retry-After``) past ``routines.fire_per_minute`` admitted calls a minute;
 - 409 when the overlap policy says no: ``skip`` and ``queue`` alike refuse a fire while
   the previous run works (a queued fire would have to keep its text until then; the caller
-  retries instead), ``allow`` starts it.
+  retries instead), ``allow`` starts it; 409 too while ``--max-unreviewed`` runs wait
+  unread in the inbox.
 
 Every call is recorded (time, remote address, status, run), never its token. A fire that
 passes claims a run (reason ``api``, due at the call's time) and starts its session;
@@ -218,6 +219,11 @@ def fire(
                     "hint": "retry when it is done, or add the routine with --overlap allow",
                 },
             )
+        blocked = routine_runner.unreviewed_block(app, r)
+        if blocked:  # --max-unreviewed holds fires back like due times and git events
+            app.store.finish_call(call, 409, error=blocked)
+            return Answer(409, {"error": f"routine {name!r} not started: {blocked}",
+                                "hint": "pa inbox lists them"})
         # The call's time is its due time; another run due at the very same instant
         # (UNIQUE) moves it by a microsecond.
         for k in range(5):

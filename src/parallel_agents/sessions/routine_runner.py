@@ -9,7 +9,9 @@ claimed run whose session was made just before a crash is found again (``_adopt`
 Missed runs after downtime: ``once`` runs one session for all the due times that passed
 (claimed under the newest one), ``skip`` runs none and waits for the next. Overlap, when
 the previous run's session is still working: ``skip`` (the due time is recorded as
-skipped), ``queue`` (the due time waits until it is done), ``allow``.
+skipped), ``queue`` (the due time waits until it is done), ``allow``. Maximum unreviewed
+runs (``max_unreviewed``, 0: no limit): with that many runs unread in the inbox, a due time
+is recorded as skipped with the reason (``unreviewed_block``); `run NAME` is not limited.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from parallel_agents import git
 from parallel_agents.errors import PAError
+from parallel_agents.sessions import routine_events
 from parallel_agents.sessions import routine_schedule as rs
 from parallel_agents.store import Routine, RoutineRun
 
@@ -71,6 +74,7 @@ def drive(app: App, now: float | None = None) -> list[RoutineRun]:
             continue
         if run is not None:
             made.append(run)
+    made += routine_events.drive(app, now, start, _busy, unreviewed_block)  # git events
     return made
 
 
@@ -106,11 +110,32 @@ def _due(app: App, r: Routine, now: float) -> RoutineRun | None:
     if len(missed) > 1 and r.policies.get("missed", "once") == "skip":
         app.store.set_routine(r.name, next_due=next_ts)
         return None
+    blocked = unreviewed_block(app, r)
+    if blocked:  # issue 17: --max-unreviewed
+        run = app.store.claim_run(r.name, missed[-1].timestamp(), "unreviewed", next_ts)
+        if run is not None:
+            app.store.finish_run(r.name, run.n, "skipped", error=blocked)
+        return None
     reason = "schedule" if len(missed) == 1 else f"missed x{len(missed)}"
     run = app.store.claim_run(r.name, missed[-1].timestamp(), reason, next_ts)
     if run is None:
         return None
     return start(app, r, run)
+
+
+def unreviewed_block(app: App, r: Routine) -> str | None:
+    """Why ``r`` may not start a run now under its ``max_unreviewed`` policy (its unread
+    runs in the inbox whose sessions are neither merged nor discarded), or None."""
+    cap = int(r.policies.get("max_unreviewed") or 0)
+    if cap <= 0:
+        return None
+    waiting = app.store.unread_runs(r.name)
+    if waiting < cap:
+        return None
+    return (
+        f"{waiting} runs wait unreviewed in the inbox (--max-unreviewed {cap}):"
+        " read, merge or discard them (pa inbox)"
+    )
 
 
 def prompt_for(
@@ -145,6 +170,7 @@ def start(
             base=branch,
             title=f"{r.name} #{run.n}",
             options={"routine": {"name": r.name, "run": run.n}},
+            timeout=r.policies.get("timeout"),  # --timeout: the supervisor stops the turn
         )
     except PAError as e:
         app.store.finish_run(r.name, run.n, "failed", error=e.message)

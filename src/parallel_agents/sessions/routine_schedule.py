@@ -6,6 +6,9 @@ A trigger is a small JSON-able dict, checked whole when the routine is added:
 - ``{"kind": "every", "seconds": 1800, "anchor": <epoch>}``: due at anchor + k * seconds,
   so the due times are the same whenever the server looks (a restart shifts nothing).
 
+Git-event triggers (``{"kind": "push", ...}``, ``{"kind": "pr", ...}``, see
+``routine_events``) have no due times: ``next_of`` and ``window`` pass over them.
+
 Daylight saving, decided here and tested (tests/routines/test_schedule.py): croniter moves
 a time inside spring's missing hour to the first valid minute after it (02:30 → 03:00, the
 run is not lost), and gives a time inside autumn's repeated hour twice (02:30+02:00 and
@@ -95,8 +98,16 @@ def every_trigger(text: str, anchor: float, min_interval: float) -> Trigger:
     return {"kind": "every", "seconds": seconds, "anchor": float(math.ceil(anchor))}
 
 
+TIMED = ("cron", "every")
+
+
 def describe(trigger: Trigger) -> str:
-    """``cron "0 7 * * 1-5" Europe/Berlin`` or ``every 30m``: for listings."""
+    """``cron "0 7 * * 1-5" Europe/Berlin``, ``every 30m``, ``on push main`` or
+    ``on new pull request``: for listings."""
+    if trigger["kind"] == "push":
+        return f"on push {trigger['branch']}"
+    if trigger["kind"] == "pr":
+        return "on new pull request"
     if trigger["kind"] == "cron":
         return f'cron "{trigger["expr"]}" {trigger["tz"]}'
     secs = int(trigger["seconds"])
@@ -119,8 +130,6 @@ def next_due(trigger: Trigger, after: datetime) -> datetime:
     """The first time strictly after ``after`` (aware) the trigger is due, in UTC."""
     if trigger["kind"] == "every":
         anchor, step = float(trigger["anchor"]), int(trigger["seconds"])
-        # k >= 1: the first due time is one interval after the anchor (the anchor is `add`'s
-        # time rounded up, so it can lie just after `after`: k = 0 would run at once).
         k = max(1, math.floor((after.timestamp() - anchor) / step + 1e-9) + 1)
         due = anchor + k * step
         return datetime.fromtimestamp(due, UTC)
@@ -149,11 +158,12 @@ def _iter_due(trigger: Trigger, since: datetime, until: datetime) -> Iterator[da
 
 def next_of(triggers: list[Trigger], after: datetime) -> datetime | None:
     """The soonest due time of any of ``triggers`` after ``after``."""
-    times = [next_due(t, after) for t in triggers]
+    times = [next_due(t, after) for t in triggers if t["kind"] in TIMED]
     return min(times) if times else None
 
 
 def window(triggers: list[Trigger], since: datetime, until: datetime) -> list[datetime]:
     """Every due time of any trigger in ``(since, until]``, oldest first, once each."""
-    return sorted({d for t in triggers for d in due_times(t, since, until)})
+    timed = [t for t in triggers if t["kind"] in TIMED]
+    return sorted({d for t in timed for d in due_times(t, since, until)})
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from parallel_agents import config, git
 from parallel_agents.agents.registry import get_agent
 from parallel_agents.errors import UsageError
+from parallel_agents.sessions import routine_events
 from parallel_agents.sessions import routine_schedule as rs
 from parallel_agents.store import Routine, RoutineRun
 
@@ -63,6 +64,11 @@ def add(
     missed: str = "once",
     overlap: str = "skip",
     now: float | None = None,
+    on_push: list[str] | None = None,
+    on_pr: bool = False,
+    timeout: str | None = None,
+    auto_merge: bool = False,
+    max_unreviewed: int = 0,
     api_hash: str | None = None,
 ) -> Routine:
     """Add routine ``name``. ``api_hash``: the hash of its HTTP trigger's token
@@ -85,12 +91,17 @@ def add(
             f"unknown policy (missed {missed!r}, overlap {overlap!r})",
             hint=f"--missed {'|'.join(MISSED)}, --overlap {'|'.join(OVERLAP)}",
         )
+    if max_unreviewed < 0:
+        raise UsageError(
+            f"--max-unreviewed {max_unreviewed} is below 0", hint="0 means no limit"
+        )
     triggers = [rs.cron_trigger(c, tz) for c in cron or []]
     floor = config.routine_min_interval(app.settings)
     triggers += [rs.every_trigger(e, now, floor) for e in every or []]
-    if not triggers and api_hash is None:
+    if not triggers and not on_push and not on_pr and api_hash is None:
         raise UsageError(
-            "a routine needs a trigger", hint='add --cron "0 7 * * 1-5", --every 30m or --api'
+            "a routine needs a trigger",
+            hint='add --cron "0 7 * * 1-5", --every 30m, --on-push BRANCH, --on-pr or --api',
         )
     if tz and not cron:
         raise UsageError("--tz applies to --cron triggers", hint='add --cron "EXPR"')
@@ -104,13 +115,19 @@ def add(
         raise UsageError(
             f"base {target or 'HEAD'!r} is not a branch of {r.name}", hint="pass --base BRANCH"
         )
+    triggers += routine_events.triggers(Path(r.path), on_push or [], on_pr)
+    events_policies = routine_events.policies(Path(r.path), timeout, auto_merge)
     after = datetime.fromtimestamp(now, UTC)
     nxt = rs.next_of(triggers, after)
     added = app.store.add_routine(
         Routine(
             id=0, name=name, prompt=prompt, agent=agent_name, cmd=cmd, model=model,
             repo_id=r.id, base=base, triggers=triggers,
-            policies={"missed": missed, "overlap": overlap}, paused=False,
+            policies={
+                "missed": missed, "overlap": overlap, "max_unreviewed": max_unreviewed,
+                **events_policies,
+            },
+            paused=False,
             next_due=nxt.timestamp() if nxt else None, created_at=now,
         )
     )
@@ -136,6 +153,7 @@ def view(app: App, r: Routine, runs: int = 1) -> dict[str, Any]:
         "paused": r.paused,
         "next_due": None if r.paused else r.next_due,
         "runs": [run_view(app, x) for x in last],
+        **routine_events.watch_view(app, r),  # events seen, last trigger error
     }
 
 
@@ -149,6 +167,7 @@ def run_view(app: App, x: RoutineRun) -> dict[str, Any]:
     return {
         "run": x.n, "due_at": x.due_at, "reason": x.reason, "state": x.state,
         "session": x.session_id, "status": status, "error": x.error, "created_at": x.created_at,
+        **routine_events.merge_view(app, x),  # auto-merge outcome
     }
 
 

@@ -5,8 +5,9 @@
 (and the one place a status changes), ``_turns``, ``_events``, ``_checkpoints``, ``_checks``,
 ``_groups`` (issue 15: attempts, map-reduce, plans), ``_review_comments`` (issue 15 §3: a
 reviewer agent's line comments), ``_ports`` (issue 16 §1: each session's ports),
-``_routines`` (issue 17: routines and their runs), ``_routine_calls`` (issue 17: the
-HTTP trigger's token hashes and calls); the
+``_routines`` (issue 17: routines and their runs), ``_routine_events`` (their git-event
+triggers and auto-merges), ``_inbox`` (their read markers), ``_routine_calls`` (the HTTP
+trigger's token hashes and calls); the
 small key/value table is here.
 The schema steps are in ``migrations``, the connection, the damaged-file error and the
 backups in ``_conn``. Every name callers used before the
@@ -37,10 +38,12 @@ from parallel_agents.store._conn import (
 )
 from parallel_agents.store._events import MAX_SPAN, Payload, PlainRun, Raw, RawSpan
 from parallel_agents.store._groups import GROUP_KINDS, TASK_STATES, Group, GroupRows, GroupTask
+from parallel_agents.store._inbox import InboxRows, InboxRun
 from parallel_agents.store._ports import PortRows
 from parallel_agents.store._repos import RepoRows
 from parallel_agents.store._review_comments import ReviewComment, ReviewCommentRows
 from parallel_agents.store._routine_calls import RoutineCall, RoutineCallRows
+from parallel_agents.store._routine_events import RoutineEventRows, Watch
 from parallel_agents.store._routines import Routine, RoutineRows, RoutineRun
 from parallel_agents.store._sessions import SessionRows, SessionState
 from parallel_agents.store._turns import RebuiltTurn, TurnRows
@@ -62,6 +65,7 @@ __all__ = [
     "DatabaseTooNew",
     "Group",
     "GroupTask",
+    "InboxRun",
     "Payload",
     "PlainRun",
     "Raw",
@@ -73,6 +77,7 @@ __all__ = [
     "RoutineRun",
     "SessionState",
     "Store",
+    "Watch",
     "backup_db",
     "backup_dir",
     "damaged_error",
@@ -91,6 +96,8 @@ class Store(
     ReviewCommentRows,
     PortRows,
     RoutineRows,
+    RoutineEventRows,
+    InboxRows,
     RoutineCallRows,
 ):
     """pa's state in ``<home>/pa.db``: every SQL statement of pa runs in this package."""

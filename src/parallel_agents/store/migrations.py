@@ -10,10 +10,12 @@ import sqlite3
 from collections.abc import Callable
 
 from parallel_agents.store.migration_groups import m_groups
+from parallel_agents.store.migration_inbox import m_inbox
 from parallel_agents.store.migration_list_indexes import m_list_indexes
 from parallel_agents.store.migration_ports import m_ports
 from parallel_agents.store.migration_review_comments import m_review_comments
 from parallel_agents.store.migration_routine_api import m_routine_api
+from parallel_agents.store.migration_routine_events import m_routine_events
 from parallel_agents.store.migration_routines import m_routines
 
 
@@ -157,5 +159,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("008_review_comments", m_review_comments),
     ("009_ports", m_ports),
     ("010_routines", m_routines),
-    ("011_routine_api", m_routine_api),
+    ("011_routine_events", m_routine_events),
+    ("012_inbox", m_inbox),  # issue 17: routine_runs.read_at
+    ("013_routine_api", m_routine_api),  # issue 17: the HTTP trigger
 ]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from parallel_agents.cmdline import argv_of
 from parallel_agents.errors import UsageError
 from parallel_agents.server.routes._request import thread_app
 from parallel_agents.sessions import attempts as attempts_service
@@ -48,16 +49,6 @@ class PickBody(_Body):
     into: str | None = Field(default=None, max_length=255)
 
 
-def _argv(cmd: list[str] | str | None) -> list[str] | None:
-    from parallel_agents.cmdline import split_cmd
-
-    if isinstance(cmd, str):
-        return split_cmd(cmd)
-    if cmd is not None and (not cmd or not cmd[0]):
-        raise UsageError("'cmd' is empty")
-    return list(cmd) if cmd is not None else None
-
-
 @router.get("/groups")
 def list_groups(request: Request, kind: str | None = None) -> dict[str, Any]:
     store = thread_app(request).store
@@ -91,7 +82,7 @@ def new_attempts(request: Request, body: NewAttempts) -> dict[str, Any]:
         body.attempts,
         body.agents,
         repo=body.repo,
-        cmd=_argv(body.cmd),
+        cmd=argv_of(body.cmd),
         model=body.model,
         base=body.base,
         title=body.title,
@@ -122,7 +113,7 @@ def judge(request: Request, ref: str, body: JudgeBody) -> dict[str, Any]:
         if t.session_id and t.state != "discarded"
     ]
     judge_service.start(
-        app, g, members, body.agent, cmd=_argv(body.cmd), model=body.model, timeout=body.timeout
+        app, g, members, body.agent, cmd=argv_of(body.cmd), model=body.model, timeout=body.timeout
     )
     return attempts_service.compare(app, ref)
 

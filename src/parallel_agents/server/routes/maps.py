@@ -10,21 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from parallel_agents.cmdline import argv_of
 from parallel_agents.errors import UsageError
 from parallel_agents.server.routes._request import thread_app
 from parallel_agents.sessions import map_report, mapreduce
 
 router = APIRouter(prefix="/api/v1")
-
-
-def _cmd(cmd: list[str] | str | None) -> list[str] | None:
-    from parallel_agents.cmdline import split_cmd
-
-    if isinstance(cmd, str):
-        return split_cmd(cmd)
-    if cmd is not None and (not cmd or not cmd[0]):
-        raise UsageError("'cmd' is empty")
-    return list(cmd) if cmd is not None else None
 
 
 class NewMap(BaseModel):
@@ -71,7 +62,7 @@ def new_map(request: Request, body: NewMap) -> dict[str, Any]:
         body.items,
         repo=body.repo,
         agent=body.agent,
-        cmd=_cmd(body.cmd),
+        cmd=argv_of(body.cmd),
         model=body.model,
         base=body.base,
         name=body.name,
@@ -101,7 +92,7 @@ def reduce(request: Request, ref: str, body: Reduce) -> dict[str, Any]:
         thread_app(request),
         ref,
         agent=body.agent,
-        cmd=_cmd(body.cmd),
+        cmd=argv_of(body.cmd),
         model=body.model,
         prompt=body.prompt,
         name=body.name,

@@ -63,6 +63,10 @@ def diff(
     the ``X-PA-Run: git`` header."""
     app = thread_app(request)
     s = app.store.resolve_session(sid)
+    if format in ("patch", "stat"):  # `pa diff` (either path): a routine run was looked at
+        from parallel_agents.sessions import inbox
+
+        inbox.seen(app, [s.id])
     if run == "git" and turn is None and format in ("patch", "stat"):
         plan = review_service.diff_argv(app.store, s, stat=format == "stat")
         if plan is not None:

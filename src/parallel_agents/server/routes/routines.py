@@ -33,6 +33,13 @@ class NewRoutine(BaseModel):
     base: str | None = None
     missed: str = "once"
     overlap: str = "skip"
+    on_push: list[str] = Field(default_factory=list, description="Branches: a run per new commit.")
+    on_pr: bool = Field(False, description="A run per new pull request (through gh).")
+    timeout: str | None = Field(None, description="Stop a run's turn after it: 30m, 2h.")
+    auto_merge: bool = Field(False, description="Merge a done run when the repo's check passes.")
+    max_unreviewed: int = Field(
+        0, description="Skip due times while this many runs wait unread (0: no limit)."
+    )
     api: bool = Field(False, description="An HTTP trigger; its token is in the answer, once.")
 
 
@@ -44,7 +51,8 @@ def add_routine(request: Request, body: NewRoutine) -> dict[str, Any]:
         app, body.name, body.prompt, cron=body.cron, tz=body.tz, every=body.every,
         agent=body.agent, cmd=body.cmd, model=body.model, repo=body.repo,
         cwd=Path(body.cwd) if body.cwd else None, base=body.base, missed=body.missed,
-        overlap=body.overlap, api_hash=api_hash,
+        overlap=body.overlap, on_push=body.on_push, on_pr=body.on_pr, timeout=body.timeout,
+        auto_merge=body.auto_merge, max_unreviewed=body.max_unreviewed, api_hash=api_hash,
     )
     out = routines.show(app, r.name)
     if token is not None:

@@ -1,6 +1,7 @@
 // Boot: load sessions, render the sidebar, open the live stream, route between views.
 import { setUnauthorizedHandler } from "./api.js";
 import { initAttention } from "./attention.js";
+import { initInbox } from "./inbox.js";
 import { helpDialog, newSessionDialog } from "./dialogs.js";
 import { Sidebar } from "./sidebar.js";
 import { ATTENTION, emit, loadChecks, loadConflicts, loadRepos, loadSessions, loadStatuses, on, state } from "./state.js";
@@ -14,7 +15,7 @@ let sidebar = null;
 let current = null; // {kind, view, id}
 
 function showView(name) {
-  for (const v of ["empty", "session", "panes", "conflicts", "plans", "groups", "maps"]) $(`#view-${v}`).hidden = v !== name;
+  for (const v of ["empty", "session", "panes", "conflicts", "plans", "groups", "maps", "routines"]) $(`#view-${v}`).hidden = v !== name;
   for (const a of $$(".views a")) {
     const on = a.dataset.view === (name === "empty" || name === "session" ? "sessions" : name);
     a.classList.toggle("active", on);
@@ -70,6 +71,10 @@ async function route() {
     showView("maps"); // issue 15 §4: map groups and a group's report
     const { MapsView } = await import("./maps.js");
     current = { kind: "maps", view: new MapsView($("#view-maps"), parts[1] && decodeURIComponent(parts[1])) };
+  } else if (parts[0] === "routines") {
+    showView("routines"); // issue 17: routines, their next and last runs
+    const { RoutinesView } = await import("./routines.js");
+    current = { kind: "routines", view: new RoutinesView($("#view-routines")) };
   } else {
     showView("empty");
   }
@@ -147,6 +152,7 @@ async function boot() {
   performance.mark("pa-first-render");
   stream.release();
   initAttention();
+  initInbox(); // issue 17: routine runs nobody has looked at yet
   $("#btn-new").addEventListener("click", newSession);
   $("#btn-help").addEventListener("click", helpDialog);
   document.addEventListener("keydown", onKey);

@@ -3,6 +3,7 @@ import { api, errMsg } from "./api.js";
 import { ConversationView } from "./conversation.js";
 import { DiffView } from "./diff.js";
 import { confirmDialog } from "./dialogs.js";
+import { inboxRead } from "./inbox.js";
 import { ACTIVE, extraOf, on, patchSession, refreshSoon, state, upsertSession } from "./state.js";
 import { TerminalView } from "./terminal.js";
 import { cost, duration, h, toast } from "./util.js";
@@ -125,7 +126,9 @@ export class SessionView {
     this.loadRun();
     this.sync();
     this.show(this.tab);
-    if (s.unread) this.markRead();
+    // A routine run's session is marked read when opened even if its turn still runs
+    // (issue 17: the inbox); the server writes only when something was unread.
+    if (s.unread || (s.options && s.options.routine)) this.markRead();
   }
 
   // issue 16 §3: the server starts the editor (it runs on this machine: 127.0.0.1 only).
@@ -136,6 +139,7 @@ export class SessionView {
 
   markRead() {
     patchSession(this.sid, { unread: false });
+    inboxRead(this.sid);
     api(`/sessions/${encodeURIComponent(this.sid)}/read`, { method: "POST", body: {} }).catch(() => {});
   }
 

@@ -27,11 +27,12 @@ export class Sidebar {
     this.counts = {}; // status -> sessions, kept as rows change (the footer), not recounted
     this.counted = new Map(); // id -> the status it is counted under
     state.drawn = (id) => this.items.has(id);
-    this.filter = storeGet("filter", { q: "", status: "", repo: "", agent: "" });
+    this.filter = storeGet("filter", { q: "", status: "", repo: "", agent: "", inbox: false });
     this.flush = frameBatcher(() => this.apply());
     this.redraw = frameBatcher(() => this.render());
     this.bindFilters();
     on("session", (s) => this.mark(s.id));
+    on("inbox", () => this.filter.inbox && this.refilter()); // issue 17: its set changed
     on("repos", () => this.fillSelect("#f-repo", state.repos.map((r) => r.name), "all repos"));
     this.list.addEventListener("scroll", () => this.redraw(), { passive: true });
     if (window.ResizeObserver) new ResizeObserver(() => this.redraw()).observe(this.list);
@@ -54,6 +55,15 @@ export class Sidebar {
     search.value = f.q;
     search.addEventListener("input", () => {
       f.q = search.value;
+      this.refilter();
+    });
+    // issue 17: the Inbox button shows only the routine runs nobody has looked at yet.
+    const inbox = $("#f-inbox");
+    const pressed = () => inbox.setAttribute("aria-pressed", String(!!f.inbox));
+    pressed();
+    inbox.addEventListener("click", () => {
+      f.inbox = !f.inbox;
+      pressed();
       this.refilter();
     });
     for (const [sel, key] of [["#f-status", "status"], ["#f-repo", "repo"], ["#f-agent", "agent"]]) {
@@ -96,7 +106,9 @@ export class Sidebar {
 
   matches(s) {
     const f = this.filter;
-    if (f.status === "*") {
+    if (f.inbox) {
+      if (!(state.inbox && state.inbox.has(s.id))) return false; // its own list: any status
+    } else if (f.status === "*") {
       /* everything */
     } else if (f.status) {
       if (f.status === "running" ? !(s.status === "running" || s.status === "starting") : s.status !== f.status) return false;
