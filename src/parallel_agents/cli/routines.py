@@ -209,6 +209,7 @@ def _merge(x: dict[str, Any]) -> str:
         return "-"
     return f"{m['status']}: {m['why']}" if m.get("why") else str(m["status"])
 
+
 # -- the HTTP trigger (issue 17: sessions/routine_api.py) -----------------------------------
 def _token_lines(name: str, token: str) -> None:
     click.echo(f"token (shown this once, keep it secret): {token}")
