@@ -13,7 +13,8 @@ once, stored as its SHA-256 only and compared in constant time. Refusals, in thi
   retries instead), ``allow`` starts it; 409 too while ``--max-unreviewed`` runs wait
   unread in the inbox.
 
-Every call is recorded (time, remote address, status, run), never its token. A fire that
+Every call that reaches the route is recorded (time, remote address, status, run), never
+its token; one refused earlier by the Host or Origin checks (``server/auth.py``) is not. A fire that
 passes claims a run (reason ``api``, due at the call's time) and starts its session;
 ``text`` fills ``{text}``, or is added after the prompt when it has no ``{text}``.
 """
