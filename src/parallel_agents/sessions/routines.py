@@ -119,20 +119,22 @@ def add(
     events_policies = routine_events.policies(Path(r.path), timeout, auto_merge)
     after = datetime.fromtimestamp(now, UTC)
     nxt = rs.next_of(triggers, after)
-    added = app.store.add_routine(
-        Routine(
-            id=0, name=name, prompt=prompt, agent=agent_name, cmd=cmd, model=model,
-            repo_id=r.id, base=base, triggers=triggers,
-            policies={
-                "missed": missed, "overlap": overlap, "max_unreviewed": max_unreviewed,
-                **events_policies,
-            },
-            paused=False,
-            next_due=nxt.timestamp() if nxt else None, created_at=now,
+    # One transaction: a crash never leaves an --api routine without its token.
+    with app.store.tx():
+        added = app.store.add_routine(
+            Routine(
+                id=0, name=name, prompt=prompt, agent=agent_name, cmd=cmd, model=model,
+                repo_id=r.id, base=base, triggers=triggers,
+                policies={
+                    "missed": missed, "overlap": overlap, "max_unreviewed": max_unreviewed,
+                    **events_policies,
+                },
+                paused=False,
+                next_due=nxt.timestamp() if nxt else None, created_at=now,
+            )
         )
-    )
-    if api_hash is not None:  # issue 17: the HTTP trigger (sessions/routine_api.py)
-        app.store.set_routine_token(added.id, api_hash)
+        if api_hash is not None:  # issue 17: the HTTP trigger (sessions/routine_api.py)
+            app.store.set_routine_token(added.id, api_hash)
     return added
 
 
