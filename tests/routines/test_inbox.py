@@ -132,6 +132,7 @@ def test_pa_inbox_cli(repo: Path) -> None:
     assert "inbox is empty" in _pa("inbox").stdout
     _pa("routine", "add", "n", "--prompt", "x", "--cmd", "true", "--every", "1h",
         "--max-unreviewed", "3", cwd=repo)
+    assert "at most 3 runs unread" in _pa("routine", "show", "n").stdout
     runs = [json.loads(_pa("routine", "run", "n", "--json").stdout) for _ in range(2)]
     listed = json.loads(_pa("inbox", "--json").stdout)
     assert [(x["routine"], x["run"], x["session"], x["read"]) for x in listed] == [

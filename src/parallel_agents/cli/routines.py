@@ -119,9 +119,11 @@ def _print(r: dict[str, Any]) -> None:
 def _print_events(r: dict[str, Any]) -> None:
     """The git-event triggers' marks and errors, the timeout and auto-merge policies."""
     pol = r["policies"]
-    if "timeout" in pol or pol.get("auto_merge"):
+    if "timeout" in pol or pol.get("auto_merge") or pol.get("max_unreviewed"):
         extra = [f"timeout {pol['timeout']:g}s"] if "timeout" in pol else []
         extra += ["auto-merge when the check passes"] if pol.get("auto_merge") else []
+        if pol.get("max_unreviewed"):
+            extra.append(f"at most {pol['max_unreviewed']} runs unread")
         click.echo(f"  also:     {', '.join(extra)}")
     for e in r.get("events", []):
         click.echo(f"  {e['trigger']}: seen {text_cell(e['seen'] or '-')}")
