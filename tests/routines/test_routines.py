@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,13 @@ def test_a_claim_cut_short_by_a_crash_is_settled_once(app: App) -> None:
     runs = {x.n: x for x in app.store.routine_runs("nightly")}
     assert runs[1].state == "failed" and runs[1].session_id is None
     assert [x.due_at for x in runs.values()].count(1060.0) == 1
+
+
+def test_date_is_the_day_in_the_routines_own_zone(app: App) -> None:
+    """issue 17: {date} is the due day in the --tz of the routine's cron, not the
+    machine's: 23:30 UTC on 2026-03-01 is already 2026-03-02 in Tokyo."""
+    routines.add(app, "tokyo", "report for {date}", repo="r", cmd=["true"],
+                 cron=["30 8 * * *"], tz="Asia/Tokyo", now=1000.0)  # fmt: skip
+    r = app.store.routine("tokyo")
+    due = datetime(2026, 3, 1, 23, 30, tzinfo=UTC).timestamp()
+    assert routine_runner.prompt_for(app, r, due)[0] == "report for 2026-03-02"

@@ -149,7 +149,11 @@ def prompt_for(
     path = Path(repo.path)
     branch = r.base or repo.base or git.current_branch(path) or "HEAD"
     commit = git.rev_parse(path, f"refs/heads/{branch}") or ""
-    date = datetime.fromtimestamp(due_at).date().isoformat()
+    # {date} is the day in the routine's own zone (its first --cron's --tz): a 00:30
+    # Tokyo job run from a UTC machine names the Tokyo day.
+    zones = [t["tz"] for t in r.triggers if t.get("kind") == "cron"]
+    tz = rs.zone(zones[0]) if zones else None
+    date = datetime.fromtimestamp(due_at, tz).date().isoformat()
     values = {"date": date, "branch": branch, "commit": commit, "pr_number": "", "text": ""}
     values.update(extra or {})
     return r.prompt.format(**values), branch
