@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ from tests.reliability.helpers import wait_until
 from tests.workspaces.test_from_pr import gh_calls, stand_in_gh
 
 PR_LIST = " ".join(routine_events.PR_LIST)
-
-
-@pytest.fixture
-def app(repo: Path) -> Iterator[App]:
-    a = App.open()
-    a.add_repo(repo, "r")
-    yield a
-    a.close()
 
 
 def _commit(repo: Path, msg: str) -> str:

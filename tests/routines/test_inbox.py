@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from tests.reliability.helpers import wait_until
 PY = sys.executable
 # Writes a file: the run has a diff (1 file, 2 lines) once its turn's checkpoint is made.
 WRITE = [PY, "-c", "open('notes.txt', 'w').write('a\\nb\\n'); print('done')"]
-
-
-@pytest.fixture
-def app(repo: Path) -> Iterator[App]:
-    a = App.open()
-    a.add_repo(repo, "r")
-    yield a
-    a.close()
 
 
 def _finished(app: App, sid: str) -> None:

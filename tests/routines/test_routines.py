@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from parallel_agents.errors import PAError, UsageError
 from parallel_agents.sessions import routine_runner, routines
 from parallel_agents.sessions.orchestrator import App
-
-
-@pytest.fixture
-def app(repo: Path) -> Iterator[App]:
-    a = App.open()
-    a.add_repo(repo, "r")
-    yield a
-    a.close()
 
 
 def _add(app: App, name: str = "nightly", **kw: object) -> None:
