@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from parallel_agents import git
 from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.git.gh import gh_json
 from parallel_agents.models import Repo, Session
 
 
@@ -77,47 +76,12 @@ def check_branch(repo: Path, branch: str, base_commit: str) -> str:
 def _gh(repo: Path, args: list[str]) -> dict[str, Any]:
     """Run ``gh ARGS`` in ``repo`` and parse its JSON answer; a clear error (nothing made)
     when gh is missing, not logged in or refuses."""
-    exe = shutil.which("gh")
-    if exe is None:
-        raise PAError(
-            "the GitHub CLI (gh) is not installed, so pa cannot read pull requests or "
-            "issues; nothing was made",
-            hint="install gh (https://cli.github.com; Debian: apt install gh), run "
-            "`gh auth login`, then try again",
-        )
-    try:
-        r = subprocess.run(
-            [exe, *args],
-            cwd=str(repo),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env={**git.git_env(), "GH_PROMPT_DISABLED": "1"},
-            timeout=120,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PAError(f"gh could not run ({e}); nothing was made") from e
-    if r.returncode != 0:
-        lines = [ln.strip() for ln in (r.stderr + r.stdout).splitlines() if ln.strip()]
-        text = " ".join(lines)
-        if "auth login" in text or "GH_TOKEN" in text or "not logged" in text:
-            raise PAError(
-                "gh is not logged in to GitHub, so pa cannot read pull requests or issues; "
-                "nothing was made",
-                hint="run `gh auth login`, then try again",
-            )
-        raise NotFound(
-            f"gh {' '.join(args[:3])} failed: {lines[-1] if lines else f'exit {r.returncode}'}"
-            "; nothing was made",
-            hint="check the number (gh pr list / gh issue list)",
-        )
-    try:
-        data = json.loads(r.stdout)
-    except json.JSONDecodeError as e:
-        raise PAError(f"gh answered something that is not JSON: {r.stdout[:200]!r}") from e
+    data = gh_json(
+        args, cwd=repo, why="read pull requests or issues", after="; nothing was made",
+        fail=NotFound, fail_hint="check the number (gh pr list / gh issue list)",
+    )
     if not isinstance(data, dict):
-        raise PAError(f"gh answered unexpected JSON: {r.stdout[:200]!r}")
+        raise PAError(f"gh answered unexpected JSON: {json.dumps(data)[:200]}")
     return data
 
 

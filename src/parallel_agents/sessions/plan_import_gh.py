@@ -17,14 +17,11 @@ It only reads: ``gh issue list`` and ``gh pr list``; the caller writes the plan 
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 from typing import Any
 
-from parallel_agents.errors import PAError, UsageError
+from parallel_agents.errors import UsageError
+from parallel_agents.git.gh import gh_json
 
 LIMIT = 500  # issues and PRs read (gh's own default is 30: it would drop some silently)
 
@@ -34,38 +31,11 @@ _REF = re.compile(r"(?<![\w/])#(\d+)\b")
 _FIXES = re.compile(
     r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+#(\d+)\b", re.IGNORECASE
 )
-INSTALL_HINT = (
-    "install the GitHub CLI (https://cli.github.com; Debian/Ubuntu: apt install gh), "
-    "run `gh auth login`, then pa plan import again"
-)
-
-
-def gh_json(exe: str, args: list[str]) -> Any:
-    """Run ``gh ARGS`` (no prompt, no stdin) and parse its JSON; gh's own words on a
-    failure (not logged in, no such repo, a network error)."""
-    try:
-        r = subprocess.run(
-            [exe, *args],
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "GH_PROMPT_DISABLED": "1", "NO_COLOR": "1"},
-            timeout=120,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PAError(f"could not run gh {' '.join(args[:2])}: {e}") from e
-    if r.returncode != 0:
-        said = " ".join(ln.strip() for ln in (r.stderr or r.stdout).splitlines() if ln.strip())
-        raise PAError(
-            f"gh {' '.join(args[:2])} failed (exit {r.returncode}): {said or 'no message'}",
-            hint="if gh is not logged in: gh auth login; outside the repo's folder: --repo "
-            "OWNER/NAME",
-        )
-    try:
-        return json.loads(r.stdout or "[]")
-    except json.JSONDecodeError as e:
-        raise PAError(f"gh {' '.join(args[:2])} printed no JSON: {r.stdout[:200]!r}") from e
+def _gh(exe: str | None, args: list[str]) -> Any:
+    return gh_json(
+        args, why="read the issues", exe=exe,
+        fail_hint="outside the repo's folder: --repo OWNER/NAME",
+    )
 
 
 def depends_on(body: str) -> list[int]:
@@ -97,14 +67,9 @@ def gh_plan(
 ) -> tuple[dict[str, Any], list[str]]:
     """(the plan's data, notes on what was left out) from the open issues labelled
     ``label`` of ``repo`` (OWNER/NAME; default: gh's, the repo around the folder)."""
-    exe = gh or shutil.which("gh")
-    if exe is None:
-        raise PAError(
-            "the GitHub CLI (gh) is not installed, so pa cannot read the issues", hint=INSTALL_HINT
-        )
     where = ["--repo", repo] if repo else []
-    issues = gh_json(
-        exe,
+    issues = _gh(
+        gh,
         ["issue", "list", "--label", label, "--state", "open", "--limit", str(LIMIT),
          "--json", "number,title,body", *where],
     )
@@ -114,8 +79,8 @@ def gh_plan(
             f"no open issues are labelled {label!r}{in_repo}: no plan to make",
             hint="see the labels: gh label list" + (f" --repo {repo}" if repo else ""),
         )
-    prs = gh_json(
-        exe,
+    prs = _gh(
+        gh,
         ["pr", "list", "--state", "open", "--limit", str(LIMIT), "--json", "number,body", *where],
     )
     notes: list[str] = []

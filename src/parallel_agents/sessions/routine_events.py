@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parallel_agents import config, git
 from parallel_agents.errors import PAError, UsageError
+from parallel_agents.git.gh import gh_json
 from parallel_agents.models import Status
 from parallel_agents.sessions import routine_schedule as rs
 from parallel_agents.store import Routine, RoutineRun
@@ -114,41 +113,14 @@ def policies(repo_path: Path, timeout: str | None, auto_merge: bool) -> dict[str
 def list_prs(repo_path: Path) -> list[dict[str, Any]]:
     """The repo's open pull requests as ``gh pr list`` names them; a PAError saying what
     to do when gh is missing, logged out or failing."""
-    exe = shutil.which("gh")
-    if exe is None:
-        raise PAError(
-            "the GitHub CLI (gh) is not installed, so pa cannot see new pull requests",
-            hint="install gh (https://cli.github.com; Debian: apt install gh), then run "
-            "`gh auth login`",
-        )
-    try:
-        r = subprocess.run(
-            [exe, *PR_LIST], cwd=str(repo_path), capture_output=True, text=True,
-            stdin=subprocess.DEVNULL, env={**git.git_env(), "GH_PROMPT_DISABLED": "1"},
-            timeout=GH_TIMEOUT, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PAError(f"gh could not run: {e}") from e
-    if r.returncode != 0:
-        lines = [ln.strip() for ln in (r.stderr + r.stdout).splitlines() if ln.strip()]
-        text = " ".join(lines)
-        if "auth login" in text or "GH_TOKEN" in text or "not logged" in text:
-            raise PAError(
-                "gh is not logged in to GitHub, so pa cannot see new pull requests",
-                hint="run `gh auth login`",
-            )
-        raise PAError(
-            f"gh pr list failed: {lines[-1] if lines else f'exit {r.returncode}'}",
-            hint=f"run `gh pr list` in {repo_path} to see why",
-        )
-    try:
-        data = json.loads(r.stdout)
-    except json.JSONDecodeError:
-        data = None
+    data = gh_json(
+        PR_LIST, cwd=repo_path, why="see new pull requests", timeout=GH_TIMEOUT,
+        fail_hint=f"run `gh pr list` in {repo_path} to see why",
+    )
     if not isinstance(data, list) or not all(
         isinstance(p, dict) and isinstance(p.get("number"), int) for p in data
     ):
-        raise PAError(f"gh pr list answered unexpected JSON: {r.stdout[:200]!r}")
+        raise PAError(f"gh pr list answered unexpected JSON: {json.dumps(data)[:200]}")
     return data
 
 
