@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     # issue 17: the shortest `--every`, how often `--on-pr` asks gh (seconds), and the fires
     # of one routine's HTTP trigger a minute
     "routines": {"min_interval": 60, "pr_poll": 60, "fire_per_minute": 6},
+    "mcp": {"allow_merge": False},  # issue 18: may MCP callers merge and discard?
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -271,12 +272,24 @@ def routine_fire_per_minute(settings: Settings) -> int:
     return value
 
 
+def mcp_allow_merge(settings: Settings) -> bool:
+    """``mcp.allow_merge`` (issue 18): may an agent connected over MCP merge and discard?
+    Off by default: a person merges."""
+    value = settings.get("mcp.allow_merge")
+    if not isinstance(value, bool):
+        raise UsageError(
+            f"mcp.allow_merge must be true or false (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [mcp] allow_merge = true",
+        )
+    return value
+
+
 def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
     checks: tuple[Any, ...] = (
         pool_disk_budget, pool_min_free, max_attempts, port_range, routine_min_interval,
         routine_pr_poll,
-        routine_fire_per_minute,
+        routine_fire_per_minute, mcp_allow_merge,
     )
     for check in checks:
         try:
