@@ -59,3 +59,23 @@ async def fails(s: ClientSession, tool: str, args: dict[str, Any]) -> str:
     res = await s.call_tool(tool, args)
     assert res.isError, (tool, args, text(res))
     return text(res)
+
+
+@asynccontextmanager
+async def http(
+    url: str, token: str | None, headers: dict[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """The server's ``/mcp`` through the SDK's streamable HTTP client."""
+    import httpx
+    from mcp.client.streamable_http import streamable_http_client
+
+    hdrs = dict(headers or {})
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    async with (
+        httpx.AsyncClient(headers=hdrs, timeout=httpx.Timeout(30, read=300)) as client,
+        streamable_http_client(url + "/mcp", http_client=client) as (r, w, _),
+        ClientSession(r, w) as s,
+    ):
+        await s.initialize()
+        yield s
