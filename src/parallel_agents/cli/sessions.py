@@ -74,6 +74,9 @@ def _read_prompt(prompt: str | None) -> str:
 @click.option("--from-branch", help="Work on this existing branch (no new one; kept on discard).")
 @click.option("--from-pr", type=int, metavar="N", help="Start from pull request N's branch (gh).")
 @click.option("--from-issue", type=int, metavar="N", help="Start from issue N's text (gh).")
+@click.option(
+    "--parent", metavar="ID", help="The session starting this one (a lead); see mcp.max_depth."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
 def new(
     prompt: str | None,
@@ -91,6 +94,7 @@ def new(
     from_branch: str | None,
     from_pr: int | None,
     from_issue: int | None,
+    parent: str | None,
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT.
@@ -117,6 +121,8 @@ def new(
     if attempts is not None or (agent and "," in agent) or group_name:
         if gh_source or from_branch is not None:
             raise UsageError("--from-branch, --from-pr and --from-issue start one session")
+        if parent is not None:
+            raise UsageError("--parent starts one session: leave out --attempts")
         _new_attempts(text, attempts, agent, argv, repo_ref, model, base, title, timeout, env,
                       interactive, group_name, as_json)  # fmt: skip
         return
@@ -133,6 +139,7 @@ def new(
         env=env or None,
         interactive=interactive,
         source={"from_branch": from_branch, "from_pr": from_pr, "from_issue": from_issue},
+        parent=parent,
     )
     if as_json:
         emit_json(s)

@@ -15,6 +15,8 @@ def session_json(s: Session) -> dict[str, Any]:
     """The session's fields, plus whether its worktree is still on disk."""
     d = s.to_json()
     d["worktree_exists"] = Path(s.worktree).is_dir()
+    parent = s.options.get("parent")  # issue 18: the lead that started it (lineage.py)
+    d["parent"] = parent.get("id") if isinstance(parent, dict) else None
     return d
 
 

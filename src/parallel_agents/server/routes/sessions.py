@@ -43,6 +43,8 @@ class NewSessions(BaseModel):
     from_branch: str | None = Field(None, description="Work on this existing branch.")
     from_pr: int | None = Field(None, ge=1, description="Start from this pull request (gh).")
     from_issue: int | None = Field(None, ge=1, description="Start from this issue (gh).")
+    # issue 18: the session that starts these (a lead); caps mcp.max_depth, mcp.max_children
+    parent: str | None = Field(None, description="Id of the parent session (a lead).")
 
 
 class Prompt(BaseModel):
@@ -115,7 +117,8 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
         s = new_from(app, body.prompt, from_branch=body.from_branch, from_pr=body.from_pr,
                      from_issue=body.from_issue, repo=body.repo, agent=body.agent, cmd=cmd,
                      model=body.model, base=body.base, title=body.title, timeout=body.timeout,
-                     interactive=body.interactive, env=body.env)  # fmt: skip
+                     interactive=body.interactive, env=body.env,
+                     parent=body.parent)  # fmt: skip
         return {"sessions": [session_json(s)]}
     for _ in range(body.count):
         try:
@@ -130,6 +133,7 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
                 timeout=body.timeout,
                 interactive=body.interactive,
                 env=body.env,
+                parent=body.parent,
             )
         except PAError as e:
             if not created:
