@@ -123,3 +123,34 @@ def test_a_bad_cap_setting_is_refused(tmp_path: Path, pa_home: Path) -> None:
     _config(pa_home, "[mcp]\nmax_depth = -1\n")
     r = pa("ls")
     assert r.returncode == 2 and "mcp.max_depth must be a whole number" in r.stderr
+
+
+def test_a_child_never_merges_into_its_parents_branch(tmp_path: Path, cl: Client) -> None:
+    """issue 18: a child cannot be merged into its parent's session branch, nor into the
+    branch the parent's worktree has checked out (API/merge queue and `pa merge --into`);
+    nothing moves, and it merges into another branch as usual."""
+    repo = make_repo(tmp_path / "repo")
+    lead = _new(cl, repo, "lead")
+    child = _new(cl, repo, "child", parent=lead["id"], base=lead["branch"],
+                 cmd="sh -c 'echo child > child.txt'")  # fmt: skip
+    grand = _new(cl, repo, "grand", parent=child["id"], cmd="sh -c 'echo g > g.txt'")
+    for s in (lead, child, grand):
+        _idle(cl, s["id"])
+    tip = git(repo, "rev-parse", lead["branch"]).strip()
+    with pytest.raises(PAError) as e:
+        cl.merge([child["id"]])  # its base is the lead's branch: the default target
+    assert f"cannot be merged into {lead['branch']}" in e.value.message
+    assert f"its parent, session {lead['id']}" in e.value.message
+    assert "--into" in (e.value.hint or "")
+    # a grandchild may not skip its parent either: the lead is above it
+    with pytest.raises(PAError) as e:
+        cl.merge([grand["id"]], into=lead["branch"])
+    assert "a session above it" in e.value.message
+    # what the lead's worktree has checked out is guarded too
+    git(Path(lead["worktree"]), "checkout", "-q", "-b", "lead-work")
+    r = pa("merge", child["id"], "--into", "lead-work")
+    assert r.returncode != 0 and "is working on that branch" in r.stderr and "hint:" in r.stderr
+    assert git(repo, "rev-parse", lead["branch"]).strip() == tip
+    assert not (Path(lead["worktree"]) / "child.txt").exists()
+    res = cl.merge([child["id"]], into="main")
+    assert res["merged"] and git(repo, "show", "main:child.txt") == "child\n"
