@@ -154,3 +154,31 @@ def test_a_child_never_merges_into_its_parents_branch(tmp_path: Path, cl: Client
     assert not (Path(lead["worktree"]) / "child.txt").exists()
     res = cl.merge([child["id"]], into="main")
     assert res["merged"] and git(repo, "show", "main:child.txt") == "child\n"
+
+
+def test_views_show_parent_and_children(tmp_path: Path, cl: Client) -> None:
+    """issue 18: `pa ls` lists a child under its parent marked ↳ (`--json`: `parent`),
+    `pa ls --children-of ID` only the children, `pa show` the parent and the children."""
+    repo = make_repo(tmp_path / "repo")
+    lead = _new(cl, repo, "the lead")
+    other = _new(cl, repo, "unrelated")
+    a = _new(cl, repo, "child a", parent=lead["id"])
+    b = _new(cl, repo, "child b", parent=lead["id"])
+    rows = [ln for ln in pa("ls", "--all", check=True).stdout.splitlines() if "$" not in ln]
+    order = [next(s["id"] for s in (lead, other, a, b) if s["id"] in ln)
+             for ln in rows if any(s["id"] in ln for s in (lead, other, a, b))]  # fmt: skip
+    assert order.index(a["id"]) == order.index(lead["id"]) + 1
+    assert order.index(b["id"]) == order.index(lead["id"]) + 2
+    assert "↳ child a" in next(ln for ln in rows if a["id"] in ln)
+    assert "↳" not in next(ln for ln in rows if other["id"] in ln)
+    listed = json.loads(pa("ls", "--all", "--json", check=True).stdout)
+    assert {s["id"]: s["parent"] for s in listed}[b["id"]] == lead["id"]
+    kids = json.loads(pa("ls", "--all", "--json", "--children-of", lead["id"]).stdout)
+    assert sorted(s["id"] for s in kids) == sorted([a["id"], b["id"]])
+    shown = json.loads(pa("show", lead["id"], "--json", check=True).stdout)
+    assert [c["id"] for c in shown["children"]] == [a["id"], b["id"]]
+    assert {c["title"] for c in shown["children"]} == {"child a", "child b"}
+    text = pa("show", a["id"], check=True).stdout
+    assert f"parent: {lead['id']}" in text
+    text = pa("show", lead["id"], check=True).stdout
+    assert f"child: {b['id']}" in text

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from parallel_agents.errors import PAError, UsageError
 from parallel_agents.models import Status
 from parallel_agents.server.routes._request import thread_app
-from parallel_agents.sessions import workspace_run  # issue 16 §1: the run script
+from parallel_agents.sessions import lineage, workspace_run  # issue 16 §1, issue 18
 from parallel_agents.sessions.review import check_summaries
 from parallel_agents.sessions.views import session_json, session_with_turns
 
@@ -155,7 +155,8 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
 def get_session(request: Request, sid: str) -> dict[str, Any]:
     app = thread_app(request)
     s = app.store.resolve_session(sid)
-    return session_with_turns(s, app.store.turns(s.id), workspace_run.status(app.store, s))
+    run = workspace_run.status(app.store, s)
+    return session_with_turns(s, app.store.turns(s.id), run, lineage.children(app.store, s.id))
 
 
 @router.post("/sessions/{sid}/send")
