@@ -77,7 +77,7 @@ def test_tools_over_http_with_a_parent_header(
                 "prompt": "w", "title": "web-child", "cmd": writes("w.txt"),
             })
             child = made["sessions"][0]
-            assert child["repo"] == "repo"
+            assert child["repo"] == "repo" and child["parent"] == lead["id"]
             waited = await ok(s, "wait", {"timeout": 120})
             assert [x["id"] for x in waited["sessions"]] == [child["id"]]
             assert waited["sessions"][0]["summary"] == "wrote w.txt"
@@ -95,6 +95,11 @@ def test_tools_over_http_with_a_parent_header(
             await ok(s, "list_sessions", {})
         async with http(srv.url, srv.token) as s:  # no parent: no repo to default to
             assert "say which repo" in await fails(s, "new_session", {"prompt": "x"})
+        async with http(srv.url, srv.token, {"X-PA-Parent": "nosuchid"}) as s:
+            refused = await fails(s, "new_session", {
+                "prompt": "x", "repo": str(repo_path), "cmd": ["true"],
+            })
+            assert "nosuchid" in refused
 
     run(go)
 

@@ -91,6 +91,7 @@ def test_a_lead_starts_waits_for_and_reads_its_children(
             assert set(by) == {aid, bid}
             assert by[aid]["status"] == "idle" and by[aid]["summary"] == "alpha is written"
             assert by[bid]["summary"] == "beta is written"
+            assert by[aid]["parent"] == by[bid]["parent"] == lead["id"]  # linked to the lead
 
             mine = await ok(s, "list_sessions", {"mine": True})
             assert {x["id"] for x in mine["sessions"]} == {aid, bid}

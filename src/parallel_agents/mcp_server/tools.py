@@ -27,9 +27,6 @@ MAX_WAIT = 3600.0  # seconds: a wait always comes back, at the latest after this
 DIFF_CAP = 100_000  # bytes of diff a tool answer carries by default
 LOG_CAP = 200_000
 SUMMARY_CHARS = 600
-# The API takes `parent` once the lineage work (h/lineage) lands; until then the server
-# remembers whom each caller started (``Tools.started``).
-SEND_PARENT = False
 MERGE_OFF = "a person merges: pa merge ID, or set mcp.allow_merge = true"
 
 T = TypeVar("T")

@@ -29,7 +29,6 @@ from parallel_agents.mcp_server.tools import (
     LOG_CAP,
     MAX_WAIT,
     MERGE_OFF,
-    SEND_PARENT,
     WORKING,
     Tools,
     brief,
@@ -107,13 +106,11 @@ def register(mcp: FastMCP, t: Tools) -> None:
                 "title": title,
                 "cmd": cmd,
             }
-            if parent and SEND_PARENT:
-                body["parent"] = parent  # issue 18: the lineage link
-            if attempts > 1:
+            if attempts > 1:  # the attempts route takes no parent: tracked in Tools.started
                 body.update(attempts=attempts, agents=[agent] if agent else None)
                 out = b.call("POST", "/attempts", body=_clean(body), timeout=900)
                 return {"sessions": out["sessions"], "group": out["group"].get("name")}
-            body["agent"] = agent
+            body.update(agent=agent, parent=parent)  # the lineage link, capped by pa
             out = b.call("POST", "/sessions", body=_clean(body), timeout=900)
             return {"sessions": out["sessions"], "group": None}
 
