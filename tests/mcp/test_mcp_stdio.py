@@ -118,7 +118,9 @@ def test_a_lead_starts_waits_for_and_reads_its_children(
             await ok(s, "conflicts", {})
             await ok(s, "conflicts", {"ids": ["alpha"]})
             checked = await ok(s, "check", {"id": "alpha", "command": "test -f alpha.txt"})
-            assert checked["data"]
+            assert checked["data"]["ok"] is True
+            failed = await ok(s, "check", {"id": "alpha", "command": "test -f nothing.txt"})
+            assert failed["data"]["ok"] is False
 
             for verb in ("merge", "discard"):
                 refused = await fails(s, verb, {"id": "alpha"})

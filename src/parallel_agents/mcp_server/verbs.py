@@ -279,10 +279,9 @@ def register(mcp: FastMCP, t: Tools) -> None:
             return dict(b.call("POST", f"/sessions/{seg(sid)}/check", body=body, timeout=3600))
 
         data = await t.run(go)
-        text = f"check {data.get('status', '?')}" + (
-            f" (exit {data['exit_code']})" if data.get("exit_code") is not None else ""
-        )
-        tail = str(data.get("output") or data.get("output_tail") or "")[-2000:]
+        verdict = "passed" if data.get("ok") else "timed out" if data.get("timed_out") else "failed"
+        text = f"check {verdict}: {data.get('command', '')} (exit {data.get('exit_code')})"
+        tail = str(data.get("output_tail") or "")[-2000:]
         return result(text + (f"\n{tail}" if tail else ""), Answer(data=data))
 
     def guard(verb: str) -> None:
@@ -293,7 +292,7 @@ def register(mcp: FastMCP, t: Tools) -> None:
     async def merge(
         id: Id, strategy: Literal["merge", "squash", "rebase"] | None = None
     ) -> Annotated[CallToolResult, Answer]:
-        """Merge a session's branch into its base through pa's merge queue (mcp.allow_merge)."""
+        """Merge a session's branch into its base with pa's merge code (needs mcp.allow_merge)."""
 
         def go() -> dict[str, Any]:
             guard("merge")
