@@ -18,7 +18,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from parallel_agents.config import Settings
-from parallel_agents.errors import PAError
+from parallel_agents.errors import NotFound, PAError
 from parallel_agents.mcp_server.backend import Backend
 
 PARENT_HEADER = "x-pa-parent"  # over HTTP: the calling agent's own session id
@@ -116,8 +116,8 @@ class Tools:
             )
         try:
             return dict(self.backend.call("GET", f"/sessions/{seg(ref)}"))
-        except PAError as e:
-            raise PAError(
+        except NotFound as e:
+            raise NotFound(
                 f"no session has the id or title {ref!r}",
                 hint="list_sessions shows them",
             ) from e

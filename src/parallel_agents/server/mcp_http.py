@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
-from parallel_agents.errors import PAError
+from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -99,9 +99,11 @@ class AppBackend:
 
 
 def _error(status: int, answer: Any) -> PAError:
-    if isinstance(answer, dict) and answer.get("error"):
-        return PAError(str(answer["error"]), hint=answer.get("hint"))
-    return PAError(f"the pa server answered {status}")
+    """The error JSON of a route as the PAError a client would raise for it."""
+    body = answer if isinstance(answer, dict) else {}
+    msg, hint = str(body.get("error") or f"the pa server answered {status}"), body.get("hint")
+    kind = {404: NotFound, 409: Conflict, 400: UsageError, 422: UsageError}.get(status, PAError)
+    return kind(msg, hint=hint)
 
 
 async def _call(
