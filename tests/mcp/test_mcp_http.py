@@ -118,3 +118,21 @@ def test_allow_merge_over_http(start_server: Callable[..., Srv], repo_path: Path
 
     run(go)
     assert "m.txt" in git(repo_path, "ls-tree", "--name-only", "main")
+
+
+def test_pa_caps_a_leads_children_over_mcp(
+    start_server: Callable[..., Srv], repo_path: Path
+) -> None:
+    """issue 18: mcp.max_children holds for sessions started over MCP: past it,
+    new_session is a tool error and nothing more is made."""
+    srv = start_server(config="[mcp]\nmax_children = 1\n")
+    [lead] = srv.client.new_sessions("lead", repo=repo_path, cmd=[PY, "-c", "pass"])
+
+    async def go() -> None:
+        async with http(srv.url, srv.token, {"X-PA-Parent": lead["id"]}) as s:
+            await ok(s, "new_session", {"prompt": "one", "title": "one", "cmd": ["true"]})
+            refused = await fails(s, "new_session", {"prompt": "two", "cmd": ["true"]})
+            assert "max_children" in refused
+
+    run(go)
+    assert len(srv.client.list_sessions(all=True)) == 2  # the lead and its one child
