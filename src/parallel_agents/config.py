@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     # issue 17: the shortest `--every`, how often `--on-pr` asks gh (seconds), and the fires
     # of one routine's HTTP trigger a minute
     "routines": {"min_interval": 60, "pr_poll": 60, "fire_per_minute": 6},
+    # issue 18: lead and child sessions (sessions/lineage.py): how deep a lead's sessions
+    # may start sessions of their own, and how many live children one session may have
+    "mcp": {"max_depth": 2, "max_children": 8},
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -271,12 +274,29 @@ def routine_fire_per_minute(settings: Settings) -> int:
     return value
 
 
+def mcp_cap(settings: Settings, name: str) -> int:
+    """``mcp.max_depth`` / ``mcp.max_children`` (issue 18): caps on lead and child sessions."""
+    value = settings.get(f"mcp.{name}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(
+            f"mcp.{name} must be a whole number of 0 or more (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [mcp] {name} = {DEFAULTS['mcp'][name]}",
+        )
+    return value
+
+
+def _mcp_caps(settings: Settings) -> None:
+    mcp_cap(settings, "max_depth")
+    mcp_cap(settings, "max_children")
+
+
 def _validate(settings: Settings, path: Path) -> None:
     """Refuse settings no command could work with, naming the file."""
     checks: tuple[Any, ...] = (
         pool_disk_budget, pool_min_free, max_attempts, port_range, routine_min_interval,
         routine_pr_poll,
         routine_fire_per_minute,
+        _mcp_caps,
     )
     for check in checks:
         try:

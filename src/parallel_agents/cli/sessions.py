@@ -74,6 +74,9 @@ def _read_prompt(prompt: str | None) -> str:
 @click.option("--from-branch", help="Work on this existing branch (no new one; kept on discard).")
 @click.option("--from-pr", type=int, metavar="N", help="Start from pull request N's branch (gh).")
 @click.option("--from-issue", type=int, metavar="N", help="Start from issue N's text (gh).")
+@click.option(
+    "--parent", metavar="ID", help="The session starting this one (a lead); see mcp.max_depth."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
 def new(
     prompt: str | None,
@@ -91,6 +94,7 @@ def new(
     from_branch: str | None,
     from_pr: int | None,
     from_issue: int | None,
+    parent: str | None,
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT.
@@ -117,6 +121,8 @@ def new(
     if attempts is not None or (agent and "," in agent) or group_name:
         if gh_source or from_branch is not None:
             raise UsageError("--from-branch, --from-pr and --from-issue start one session")
+        if parent is not None:
+            raise UsageError("--parent starts one session: leave out --attempts")
         _new_attempts(text, attempts, agent, argv, repo_ref, model, base, title, timeout, env,
                       interactive, group_name, as_json)  # fmt: skip
         return
@@ -133,6 +139,7 @@ def new(
         env=env or None,
         interactive=interactive,
         source={"from_branch": from_branch, "from_pr": from_pr, "from_issue": from_issue},
+        parent=parent,
     )
     if as_json:
         emit_json(s)
@@ -190,12 +197,14 @@ def _new_attempts(
     click.echo(f"compare them: pa compare {printable(g['name'])}")
 
 
-def _session_row(s: dict[str, Any]) -> list[str]:
+def _session_row(s: dict[str, Any], indent: int = 0) -> list[str]:
     mark = "●" if s["unread"] else " "
+    # issue 18: a child shows under its parent, marked ↳ (indented once per level shown)
+    lead = "  " * max(indent - 1, 0) + "↳ " if s.get("parent") else ""
     return [
         f"{mark} {s['id']}",
         text_cell(s["repo_name"]),
-        text_cell(s["title"][:40]),
+        lead + text_cell(s["title"][:40]),
         text_cell(s["agent"]),
         status_cell(s["status"]),
         str(s["turns"]),
@@ -203,6 +212,27 @@ def _session_row(s: dict[str, Any]) -> list[str]:
         _check_cell(s.get("check")),
         ago(s["updated_at"]),
     ]
+
+
+def _family_order(sessions: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """Each session with its level, children right after their parent (issue 18); a child
+    whose parent is not listed stays where it is."""
+    ids = {s["id"] for s in sessions}
+    kids: dict[str, list[dict[str, Any]]] = {}
+    for s in sessions:
+        if s.get("parent") in ids:
+            kids.setdefault(s["parent"], []).append(s)
+    out: list[tuple[dict[str, Any], int]] = []
+
+    def walk(s: dict[str, Any], level: int) -> None:
+        out.append((s, level))
+        for k in kids.get(s["id"], []):
+            walk(k, level + 1)
+
+    for s in sessions:
+        if s.get("parent") not in ids:
+            walk(s, 1 if s.get("parent") else 0)
+    return out
 
 
 def _check_cell(chk: dict[str, Any] | None) -> str:
@@ -218,10 +248,14 @@ def _check_cell(chk: dict[str, Any] | None) -> str:
 @click.option("--all", "show_all", is_flag=True, help="Include merged and discarded sessions.")
 @click.option("--repo", "repo_ref", help="Only sessions of this repo (name).")
 @click.option("--status", "status", help="Only sessions with this status.")
+@click.option("--children-of", "parent", metavar="ID", help="Only the sessions ID started.")
 @click.option("--json", "as_json", is_flag=True)
-def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) -> None:
+def ls(
+    show_all: bool, repo_ref: str | None, status: str | None, parent: str | None, as_json: bool
+) -> None:
     """List live sessions: all but merged and discarded ones, the same set as the
-    dashboard's "live" filter (● marks unread results)."""
+    dashboard's "live" filter (● marks unread results; ↳ a session another one started,
+    listed under it)."""
     from parallel_agents.errors import NotFound, UsageError
     from parallel_agents.models import Status
 
@@ -244,6 +278,9 @@ def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) 
         if name is None:
             raise NotFound(f"no registered repo named {repo_ref!r}", hint="see `pa repo ls`")
         sessions = [s for s in sessions if s["repo_name"] == name]
+    if parent:
+        pid = cl.get_session(parent)["id"]
+        sessions = [s for s in sessions if s.get("parent") == pid]
     if as_json:
         emit_json(sessions)
         return
@@ -252,7 +289,7 @@ def ls(show_all: bool, repo_ref: str | None, status: str | None, as_json: bool) 
         return
     table(
         ["ID", "REPO", "TITLE", "AGENT", "STATUS", "TURNS", "COST", "CHECK", "UPDATED"],
-        (_session_row(s) for s in sessions),
+        (_session_row(s, level) for s, level in _family_order(sessions)),
     )
 
 
@@ -281,6 +318,10 @@ def show(session_id: str, as_json: bool) -> None:
             s["worktree"] + ("" if s["worktree_exists"] else "  [MISSING: deleted outside pa]"),
         ),
     ]
+    if s.get("parent"):  # issue 18
+        lines.append(("parent", s["parent"]))
+    if s.get("children"):
+        lines += [("child", f"{c['id']}  {c['status']}  {c['title']}") for c in s["children"]]
     if s["agent_session_id"]:
         lines.append(("agent session", s["agent_session_id"]))
     if s["cost_usd"]:

@@ -290,6 +290,7 @@ class Client(OrchestrationVerbs):
         interactive: bool = False,
         env: dict[str, str] | None = None,
         source: dict[str, Any] | None = None,
+        parent: str | None = None,  # issue 18: the lead session starting these
     ) -> list[dict[str, Any]]:
         """Start ``count`` sessions on the same prompt. ``repo`` defaults to the cwd.
         ``source``: from_branch / from_pr / from_issue (issue 16 §4)."""
@@ -309,6 +310,7 @@ class Client(OrchestrationVerbs):
             "count": count,
             "interactive": interactive,
             "env": env,
+            "parent": parent,
             **(source or {}),
         }
         body = {k: v for k, v in body.items() if v is not None}

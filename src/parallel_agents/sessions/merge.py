@@ -11,7 +11,7 @@ from parallel_agents.config import load_repo_config
 from parallel_agents.errors import Conflict, PAError, UsageError
 from parallel_agents.git import worktrees
 from parallel_agents.models import Session, Status
-from parallel_agents.sessions import ports, workspace_run
+from parallel_agents.sessions import lineage, ports, workspace_run
 from parallel_agents.sessions.review import _worktree_ok
 
 if TYPE_CHECKING:
@@ -128,6 +128,8 @@ def merge_sessions(
             f"branch {target!r} does not exist in {repo_path}",
             hint="create it first, or pick an existing branch with --into",
         )
+    for s in sessions:  # issue 18: never into a branch the session's lead works on
+        lineage.refuse_parent_branch(app.store, s, target)
     strat = strategy or str(app.settings.get("merge.strategy") or "merge")
     notes: list[str] = []
     items = []

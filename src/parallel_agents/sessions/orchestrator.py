@@ -29,7 +29,7 @@ from parallel_agents.git.session_archive import (
 )
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
-from parallel_agents.sessions import pool_fill, ports, repos, shell, workspace_run
+from parallel_agents.sessions import lineage, pool_fill, ports, repos, shell, workspace_run
 from parallel_agents.sessions.from_work import owns_branch
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
@@ -125,10 +125,12 @@ class App:
         env: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
         on_branch: str | None = None,
+        parent: str | None = None,
     ) -> Session:
         """``options`` are stored with the session (e.g. ``{"group": {"id", "key"}}``: the
         group task it runs for, issue 15). ``on_branch``: work on that existing branch
-        instead of a new one (issue 16 §4, ``sessions/from_work.py``)."""
+        instead of a new one (issue 16 §4, ``sessions/from_work.py``). ``parent``: the
+        session that starts this one (issue 18, ``sessions/lineage.py``)."""
         ph: dict[str, float] = {}
         self.timings = ph
         lap = _Lap(ph)
@@ -156,6 +158,7 @@ class App:
         else:
             adapter.resolve_binary(settings)
         model = model or settings.get("model")
+        lead = lineage.resolve_parent(self.store, parent) if parent is not None else None
         lap("checks")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
@@ -203,9 +206,12 @@ class App:
             # right after cannot orphan the session from its task
             options={**(options or {}), **({"timeout": timeout} if timeout else {})},
         )
-        # Issue 16 §1: its ports first: when none are left, nothing is made at all.
-        ports.allocate(self.store, self.settings, sid, rcfg.ports)
-        self.store.insert_session(s)
+        with lineage.ADMIT:  # issue 18: the caps, checked together with the insert
+            if lead is not None:
+                s.options["parent"] = lineage.admit(self.store, self.settings, lead)
+            # Issue 16 §1: its ports first: when none are left, nothing is made at all.
+            ports.allocate(self.store, self.settings, sid, rcfg.ports)
+            self.store.insert_session(s)
         if env:
             self.sup.write_session_env(sid, env)
         lap("store_insert")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from parallel_agents.errors import PAError, UsageError
 from parallel_agents.models import Status
 from parallel_agents.server.routes._request import thread_app
-from parallel_agents.sessions import workspace_run  # issue 16 §1: the run script
+from parallel_agents.sessions import lineage, workspace_run  # issue 16 §1, issue 18
 from parallel_agents.sessions.review import check_summaries
 from parallel_agents.sessions.views import session_json, session_with_turns
 
@@ -43,6 +43,8 @@ class NewSessions(BaseModel):
     from_branch: str | None = Field(None, description="Work on this existing branch.")
     from_pr: int | None = Field(None, ge=1, description="Start from this pull request (gh).")
     from_issue: int | None = Field(None, ge=1, description="Start from this issue (gh).")
+    # issue 18: the session that starts these (a lead); caps mcp.max_depth, mcp.max_children
+    parent: str | None = Field(None, description="Id of the parent session (a lead).")
 
 
 class Prompt(BaseModel):
@@ -115,7 +117,8 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
         s = new_from(app, body.prompt, from_branch=body.from_branch, from_pr=body.from_pr,
                      from_issue=body.from_issue, repo=body.repo, agent=body.agent, cmd=cmd,
                      model=body.model, base=body.base, title=body.title, timeout=body.timeout,
-                     interactive=body.interactive, env=body.env)  # fmt: skip
+                     interactive=body.interactive, env=body.env,
+                     parent=body.parent)  # fmt: skip
         return {"sessions": [session_json(s)]}
     for _ in range(body.count):
         try:
@@ -130,6 +133,7 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
                 timeout=body.timeout,
                 interactive=body.interactive,
                 env=body.env,
+                parent=body.parent,
             )
         except PAError as e:
             if not created:
@@ -151,7 +155,8 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
 def get_session(request: Request, sid: str) -> dict[str, Any]:
     app = thread_app(request)
     s = app.store.resolve_session(sid)
-    return session_with_turns(s, app.store.turns(s.id), workspace_run.status(app.store, s))
+    run = workspace_run.status(app.store, s)
+    return session_with_turns(s, app.store.turns(s.id), run, lineage.children(app.store, s.id))
 
 
 @router.post("/sessions/{sid}/send")
