@@ -13,7 +13,8 @@ Verified against Claude Code 2.1.332 (docs/agent-protocols.md §1):
 - ``pa_mcp = true`` (issue 18): ``--mcp-config=<file>`` naming ``pa mcp`` and the allowed-tool
   rule ``mcp__pa`` (every tool of that server), which headless runs need: without a rule
   Claude answers "Claude requested permissions to use mcp__pa__…" and runs nothing. The
-  stdio server inherits Claude's environment, the config's ``env`` added (2.1.197, 2.1.332).
+  stdio server inherits Claude's environment, the config's ``env`` added
+  (docs/agent-protocols.md §1.9).
 - Usage: ``total_cost_usd``/``modelUsage`` are cumulative over a resumed session;
   ``model_usage_since_last_result`` is this run's delta and is preferred.
 """
