@@ -6,7 +6,8 @@
 #
 # The browser tests (tests/browser/, Playwright + /usr/bin/chromium) save sidebar.png,
 # session.png, diff.png, panes.png, conflicts.png, terminal.png, shell.png, review-agent.png,
-# attempts.png, map.png, plan.png, sidebar-groups.png, run.png, new-from.png and routines.png
+# attempts.png, map.png, plan.png, sidebar-groups.png, run.png, new-from.png, routines.png and
+# lead.png
 # there as they go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ fi
 
 mkdir -p "$DEST"
 copied=0
-for name in sidebar session diff panes conflicts terminal shell review-agent attempts map plan sidebar-groups run new-from routines; do
+for name in sidebar session diff panes conflicts terminal shell review-agent attempts map plan sidebar-groups run new-from routines lead; do
   if [ -f "$SRC/$name.png" ]; then
     cp "$SRC/$name.png" "$DEST/dashboard-$name.png"
     echo "docs/img/dashboard-$name.png"

@@ -55,8 +55,9 @@ DEFAULTS: dict[str, Any] = {
     # of one routine's HTTP trigger a minute
     "routines": {"min_interval": 60, "pr_poll": 60, "fire_per_minute": 6},
     # issue 18: lead and child sessions (sessions/lineage.py): how deep a lead's sessions
-    # may start sessions of their own, and how many live children one session may have
-    "mcp": {"max_depth": 2, "max_children": 8},
+    # may start sessions of their own, and how many live children one session may have; may
+    # MCP callers merge and discard (allow_merge)
+    "mcp": {"max_depth": 2, "max_children": 8, "allow_merge": False},
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -274,6 +275,18 @@ def routine_fire_per_minute(settings: Settings) -> int:
     return value
 
 
+def mcp_allow_merge(settings: Settings) -> bool:
+    """``mcp.allow_merge`` (issue 18): may an agent connected over MCP merge and discard?
+    Off by default: a person merges."""
+    value = settings.get("mcp.allow_merge")
+    if not isinstance(value, bool):
+        raise UsageError(
+            f"mcp.allow_merge must be true or false (got {value!r})",
+            hint=f"set it in {config_path()}, e.g. [mcp] allow_merge = true",
+        )
+    return value
+
+
 def mcp_cap(settings: Settings, name: str) -> int:
     """``mcp.max_depth`` / ``mcp.max_children`` (issue 18): caps on lead and child sessions."""
     value = settings.get(f"mcp.{name}")
@@ -297,6 +310,7 @@ def _validate(settings: Settings, path: Path) -> None:
         routine_pr_poll,
         routine_fire_per_minute,
         _mcp_caps,
+        mcp_allow_merge,
     )
     for check in checks:
         try:

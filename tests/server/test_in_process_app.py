@@ -81,5 +81,6 @@ def test_session_json_is_the_api_shape(pa_home: Path, repo_path: Path) -> None:
     s = Store(pa_home).session(sid)
     want = session_json(s)
     # The session moves on between the two reads (its turn runs): compare the shape.
-    # GET /sessions/{id} adds the run script's status (issue 16 §1).
-    assert set(d) - {"run"} == set(want) and d["id"] == want["id"] == sid
+    # GET /sessions/{id} adds the run script's status (issue 16 §1) and the sessions it
+    # started (issue 18).
+    assert set(d) - {"run", "children"} == set(want) and d["id"] == want["id"] == sid

@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "reduce": "parallel_agents.cli.maps:reduce",
     "pair": "parallel_agents.cli.pair:pair",  # issue 16 §5
     "run": "parallel_agents.cli.run:run",  # issue 16 §1
+    "mcp": "parallel_agents.cli.mcp:mcp",  # issue 18
 }
 
 

@@ -45,7 +45,11 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
         ("map", "reduce"),
         "pa map --template 'fix {item}' --items bugs.txt && pa reduce map-1a2b3c4d",
     ),
-    ("Server & dashboard", ("up", "serve", "server", "watch"), "pa up      # open the dashboard"),
+    (
+        "Server & dashboard",
+        ("up", "serve", "server", "watch", "mcp"),
+        "pa up      # open the dashboard",
+    ),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
 ]
 
@@ -124,6 +128,7 @@ SHORT: dict[str, str] = {
     "routine calls": "Calls to a routine's HTTP trigger: when, from where, answer, run.",
     "inbox": "Routine runs waiting unread, newest first: status, cost, diff size.",
     "inbox read": "Mark routine runs read (by session, or --all): they leave the inbox.",
+    "mcp": "Serve pa's tools to an agent over MCP (stdio), so it can lead sessions.",  # issue 18
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -157,6 +162,7 @@ EXAMPLES: dict[str, list[str]] = {
     "discard": ["pa discard 3f2a9c1e        # undo: pa restore 3f2a9c1e"],
     "restore": ["pa restore 3f2a9c1e"],
     "run": ["pa run 3f2a9c1e", "pa run 3f2a9c1e --stop"],
+    "mcp": ["claude mcp add pa -- pa mcp"],  # issue 18
     "review": ["pa review 3f2a9c1e --agent claude", "pa review 3f2a9c1e --send --only 4,6"],
     "compare": ["pa compare attempts-1a2b3c4d --judge claude"],
     "pick": ["pa pick attempts-1a2b3c4d 2"],

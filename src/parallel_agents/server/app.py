@@ -19,6 +19,7 @@ from parallel_agents.config import Settings, load_settings
 from parallel_agents.server.auth import AuthMiddleware
 from parallel_agents.server.errors import install_error_handlers
 from parallel_agents.server.loop import ServerState
+from parallel_agents.server.mcp_http import mount as mount_mcp  # issue 18
 from parallel_agents.server.routes import (
     events,
     groups,
@@ -58,7 +59,8 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
         state.notifier.attach(asyncio.get_running_loop())
         state.start_loop()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             state.stop_loop()
 
@@ -83,5 +85,6 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.include_router(routines.router)
     app.include_router(inbox.router)
     app.include_router(routine_api.router)
+    mcp_endpoint = mount_mcp(app, state)  # issue 18: /mcp, the MCP tools over HTTP
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

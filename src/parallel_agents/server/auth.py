@@ -1,9 +1,9 @@
 """Who may talk to the server: the token, the login cookie, Host and Origin checks.
 
 * The token is random, created on first start at ``$PA_HOME/token`` with mode 0600.
-* Every ``/api/v1/...`` request needs it: ``Authorization: Bearer <token>``, or the
-  ``pa_session`` cookie that ``GET /login?token=<token>`` sets (HttpOnly,
-  SameSite=Strict) before redirecting to ``/``. A ``?token=`` query parameter is
+* Every ``/api/v1/...`` and ``/mcp`` (issue 18) request needs it: ``Authorization:
+  Bearer <token>``, or the ``pa_session`` cookie that ``GET /login?token=<token>`` sets
+  (HttpOnly, SameSite=Strict) before redirecting to ``/``. A ``?token=`` query parameter is
   accepted only on SSE streams (``.../stream``) and websockets, where headers are awkward.
 * The ``Host`` header must name the server as bound (``127.0.0.1:<port>``,
   ``localhost:<port>`` or the bind host), which defeats DNS rebinding.
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 TOKEN_FILE = "token"
 COOKIE = "pa_session"
 API_PREFIX = "/api/v1"
+MCP_PATH = "/mcp"  # issue 18: the MCP tools over HTTP, behind the same token
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Scope = MutableMapping[str, Any]
@@ -258,7 +259,8 @@ class AuthMiddleware:
             return 403, f"cross-origin request from {origin!r} refused", None
         if kind == "http" and method.upper() == "POST" and is_fire_path(path):
             return None
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        guarded = (API_PREFIX, MCP_PATH)
+        if any(path == p or path.startswith(p + "/") for p in guarded):
             allow_query = kind == "websocket" or path.endswith("/stream")
             cookies = _cookies(headers.get("cookie"))
             if not g.authorized(headers, cookies, query, allow_query=allow_query):

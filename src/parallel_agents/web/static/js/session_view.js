@@ -72,6 +72,7 @@ export class SessionView {
     this.offs = [];
     this.build();
     this.offs.push(on("session", (s) => s.id === this.sid && this.sync()));
+    this.offs.push(on("session", (s) => s.parent === this.sid && this.syncKin())); // issue 18
     this.offs.push(
       on("event", (ev) => {
         if (ev.session_id !== this.sid) return;
@@ -111,7 +112,8 @@ export class SessionView {
     const actions = h("div.actions", null, ...Object.values(this.btn));
     this.tabBtns = TABS.map((t) => h("button", { dataset: { tab: t }, role: "tab", onclick: () => this.show(t) }, t[0].toUpperCase() + t.slice(1)));
     this.runEl = h("div.run", { hidden: true }); // issue 16 §1: the run script
-    const head = h("div.s-head", null, h("div.r1", null, this.titleEl, this.badge, actions), this.meta, this.runEl, h("div.tabs", { role: "tablist" }, ...this.tabBtns));
+    this.kinEl = h("div.kin", { hidden: true }); // issue 18: its lead and its children
+    const head = h("div.s-head", null, h("div.r1", null, this.titleEl, this.badge, actions), this.meta, this.kinEl, this.runEl, h("div.tabs", { role: "tablist" }, ...this.tabBtns));
     this.convEl = h("div");
     this.fu = followUpBox(this.sid, () => this.conv);
     this.panels = {
@@ -208,7 +210,24 @@ export class SessionView {
     this.tabBtns[2].hidden = !s.interactive;
     this.tabBtns[3].hidden = s.status === "discarded"; // a shell needs the worktree
     this.syncMeta();
+    this.syncKin();
     if (s.unread && state.openId === this.sid && !document.hidden) this.markRead();
+  }
+
+  /** Issue 18: links to the session that started this one and to the ones it started. */
+  syncKin() {
+    const s = this.s;
+    const kids = [...state.sessions.values()].filter((c) => c.parent === this.sid).sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+    const parent = s.parent ? state.sessions.get(s.parent) || { id: s.parent, title: s.parent, status: "?" } : null;
+    const link = (x, rel) => h("a", { href: `#/s/${encodeURIComponent(x.id)}`, dataset: { kin: rel, id: x.id }, title: x.id }, x.title, h(`span.badge.st-${x.status}`, null, x.status === "needs_input" ? "needs input" : x.status));
+    const key = JSON.stringify([parent && [parent.id, parent.title, parent.status], kids.map((c) => [c.id, c.title, c.status])]);
+    if (key === this.kinKey) return;
+    this.kinKey = key;
+    const parts = [];
+    if (parent) parts.push(h("span.kin-label", null, "started by"), link(parent, "parent"));
+    if (kids.length) parts.push(h("span.kin-label", null, `started ${kids.length} session${kids.length === 1 ? "" : "s"}:`), ...kids.map((c) => link(c, "child")));
+    this.kinEl.replaceChildren(...parts);
+    this.kinEl.hidden = !parts.length;
   }
 
   syncMeta() {

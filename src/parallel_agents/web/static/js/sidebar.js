@@ -189,13 +189,49 @@ export class Sidebar {
       byRepo.get(repo).push(s);
     }
     const newest = (a, b) => (b.created_at || 0) - (a.created_at || 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-    this.layout = [...byRepo.keys()].sort().map((repo) => ({ repo, ids: byRepo.get(repo).sort(newest).map((s) => s.id) }));
+    this.kin = new Map(); // issue 18: id -> {level, kids} of leads and their children
+    this.layout = [...byRepo.keys()].sort().map((repo) => ({ repo, ids: this.family(byRepo.get(repo).sort(newest)) }));
     this.order = this.layout.flatMap((g) => g.ids);
     const groups = this.layout.map((g) => this.group(g.repo));
     const els = groups.map((g) => g.el);
     const cur = [...this.list.children];
     if (cur.length !== els.length || cur.some((el, i) => el !== els[i])) this.list.replaceChildren(...els);
     for (let i = 0; i < groups.length; i++) groups[i].count.textContent = String(this.layout[i].ids.length);
+  }
+
+  /** Issue 18: the ids of one group in order, each session's children (``parent``) right
+   * under it, oldest first, and its level in ``this.kin``; a child whose parent is not in
+   * the group stays where it is (still marked as a child). */
+  family(list) {
+    const here = new Set(list.map((s) => s.id));
+    const kids = new Map();
+    for (const s of list) {
+      if (s.parent && here.has(s.parent)) {
+        if (!kids.has(s.parent)) kids.set(s.parent, []);
+        kids.get(s.parent).unshift(s);
+      }
+    }
+    const out = [];
+    const walk = (s, level) => {
+      const mine = kids.get(s.id) || [];
+      if (level || mine.length) this.kin.set(s.id, { level, kids: mine.length });
+      out.push(s.id);
+      for (const k of mine) walk(k, level + 1);
+    };
+    for (const s of list) if (!(s.parent && here.has(s.parent))) walk(s, s.parent ? 1 : 0);
+    return out;
+  }
+
+  /** A row's place in its family: indented under its lead, or a lead's count of children. */
+  kinOf(it, id) {
+    const k = (this.kin && this.kin.get(id)) || { level: 0, kids: 0 };
+    const key = `${k.level}/${k.kids}`;
+    if (it.last.kin === key) return;
+    it.last.kin = key;
+    it.el.classList.toggle("child", k.level > 0);
+    it.el.classList.toggle("lead", k.kids > 0);
+    it.el.style.paddingLeft = k.level ? `${14 + 14 * Math.min(k.level, 4)}px` : "";
+    it.refs.kin.textContent = k.kids ? `lead · ${k.kids} child${k.kids === 1 ? "" : "ren"}` : "";
   }
 
   /** Draw the rows in (and near) the viewport, and pad for the rest. */
@@ -218,7 +254,10 @@ export class Sidebar {
       const first = Math.max(0, Math.floor((top - y0) / rowH));
       const last = Math.min(ids.length - 1, Math.floor((bottom - y0) / rowH));
       const want = first <= last ? ids.slice(first, last + 1) : [];
-      for (const id of want) keep.add(id);
+      for (const id of want) {
+        keep.add(id);
+        this.kinOf(this.row(id), id);
+      }
       g.body.style.paddingTop = `${(want.length ? first : 0) * rowH}px`;
       g.body.style.paddingBottom = `${(ids.length - (want.length ? last + 1 : 0)) * rowH}px`;
       if (want.length !== g.drawn.length || want.some((id, i) => id !== g.drawn[i])) {
@@ -303,13 +342,14 @@ export class Sidebar {
       files: h("span.files"),
       check: h("span.check"),
       conflict: h("span.conflict"),
+      kin: h("span.kin"), // issue 18: "lead · 2 children"
     };
     const el = h(
       "div.item",
       { role: "option", draggable: "true", dataset: { id: s.id } },
       h("span.unread-dot", { title: "unread" }),
       h("div.r1", null, refs.title, refs.badge),
-      h("div.r2", null, refs.agent, refs.elapsed, refs.cost, refs.files, refs.check, refs.conflict),
+      h("div.r2", null, refs.kin, refs.agent, refs.elapsed, refs.cost, refs.files, refs.check, refs.conflict),
     );
     if (this.cursor === s.id) el.classList.add("cursor");
     const it = { el, refs, last: {} };
