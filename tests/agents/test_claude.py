@@ -107,6 +107,40 @@ def test_settings_shape_the_command(make_ctx: MakeCtx, fake_bin: FakeBin) -> Non
     assert "--allowedTools" not in A.build(ctx).argv
 
 
+def test_pa_mcp_gives_the_agent_pa_own_tools(make_ctx: MakeCtx, fake_bin: FakeBin) -> None:
+    """issue 18: ``pa_mcp = true`` makes a lead agent: --mcp-config names `pa mcp` (this very
+    interpreter, the session's id set), and the mcp__pa tools are allowed, so a headless run
+    calls them without a permission prompt."""
+    plain = A.build(_ctx(make_ctx, fake_bin))
+    assert not any(a.startswith("--mcp-config") for a in plain.argv)
+    assert "mcp__pa" not in plain.argv
+    ctx = _ctx(make_ctx, fake_bin, settings={"pa_mcp": True}, session_id="s-lead")
+    argv = A.build(ctx).argv
+    config = ctx.session_dir / "pa-mcp.json"
+    assert argv[-1] == f"--mcp-config={config}"  # equals form: the flag takes many values
+    i = argv.index("--allowedTools")
+    assert argv[i + 1 : i + 6] == ["Bash", "Edit", "Write", "Read", "mcp__pa"]
+    assert json.loads(config.read_text()) == {
+        "mcpServers": {
+            "pa": {
+                "command": sys.executable,
+                "args": ["-m", "parallel_agents", "mcp"],
+                "env": {"PA_SESSION_ID": "s-lead"},
+            }
+        }
+    }
+    # The user's own rules stay as given, the server's rule beside them; a string "true"
+    # from the environment-style settings counts too.
+    ctx = _ctx(make_ctx, fake_bin, settings={"pa_mcp": "true", "allowed_tools": "Bash,Edit"})
+    argv = A.build(ctx).argv
+    i = argv.index("--allowedTools")
+    assert argv[i + 1 : i + 3] == ["Bash,Edit", "mcp__pa"]
+    # An interactive lead gets the same server (the person answers any other prompt).
+    argv = A.build_interactive(_ctx(make_ctx, fake_bin, settings={"pa_mcp": True})).argv
+    assert argv[argv.index("--allowedTools") + 1] == "mcp__pa"
+    assert f"--mcp-config={config}" in argv
+
+
 def test_user_env_is_not_overridden(
     make_ctx: MakeCtx, fake_bin: FakeBin, monkeypatch: pytest.MonkeyPatch
 ) -> None:

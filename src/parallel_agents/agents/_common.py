@@ -246,5 +246,18 @@ def hook_argv(session_id: str, event: str) -> list[str]:
     return [exe, "-m", "parallel_agents", "hook", session_id, event]
 
 
+# The name agents know pa's own MCP server by: Claude Code calls its tools mcp__pa__<tool>.
+PA_MCP_SERVER = "pa"
+
+
+def pa_mcp_server(ctx: TurnContext) -> dict[str, Any]:
+    """``pa mcp`` (stdio) as an agent's MCP server entry, run with this very interpreter (no
+    PATH lookup). The session's id is set explicitly, not only inherited, so what the agent
+    starts through it is linked to this session whatever the CLI passes on (issue 18)."""
+    exe = sys.executable or shutil.which("python3") or "python3"
+    env = {"PA_SESSION_ID": ctx.session_id} if ctx.session_id else {}
+    return {"command": exe, "args": ["-m", "parallel_agents", "mcp"], "env": env}
+
+
 def home_dir() -> Path:
     return Path(os.environ.get("HOME") or Path.home())

@@ -10,6 +10,11 @@ Verified against Claude Code 2.1.332 (docs/agent-protocols.md §1):
 - ``--permission-mode bypassPermissions`` (like ``--dangerously-skip-permissions``) is
   refused as root unless ``IS_SANDBOX=1``; the default here is ``acceptEdits`` plus
   ``--allowedTools Bash Edit Write Read``, which works headless for any user.
+- ``pa_mcp = true`` (issue 18): ``--mcp-config=<file>`` naming ``pa mcp`` and the allowed-tool
+  rule ``mcp__pa`` (every tool of that server), which headless runs need: without a rule
+  Claude answers "Claude requested permissions to use mcp__pa__…" and runs nothing. The
+  stdio server inherits Claude's environment, the config's ``env`` added
+  (docs/agent-protocols.md §1.9).
 - Usage: ``total_cost_usd``/``modelUsage`` are cumulative over a resumed session;
   ``model_usage_since_last_result`` is this run's delta and is preferred.
 """
@@ -155,6 +160,9 @@ class ClaudeAgent(Agent):
         args += ["--permission-mode", self._permission_mode(ctx)]
         default_tools = () if interactive else self.DEFAULT_ALLOWED_TOOLS
         tools = _tool_rules(s.get("allowed_tools"), default_tools)
+        lead = c.setting_bool(s, "pa_mcp", False)
+        if lead:  # its tools run without a prompt: the rule names the whole server
+            tools.append(f"mcp__{c.PA_MCP_SERVER}")
         if tools:
             args += ["--allowedTools", *tools]
         denied = _tool_rules(s.get("disallowed_tools"), ())
@@ -166,7 +174,18 @@ class ClaudeAgent(Agent):
             args.append(f"--append-system-prompt={s['append_system_prompt']}")
         if ctx.resume:
             args.append(f"--resume={ctx.agent_session_id}")
+        if lead:
+            # Equals form: --mcp-config takes several values and would swallow what follows.
+            args.append(f"--mcp-config={self.write_pa_mcp_config(ctx)}")
         return args
+
+    def write_pa_mcp_config(self, ctx: TurnContext) -> Path:
+        """``pa_mcp = true``: an MCP config with pa's own server, so the agent can start,
+        wait for, read and follow up sessions of its own (a lead agent, issue 18)."""
+        servers = {c.PA_MCP_SERVER: c.pa_mcp_server(ctx)}
+        path = ensure_dir(ctx.session_dir) / "pa-mcp.json"
+        path.write_text(json.dumps({"mcpServers": servers}, indent=2) + "\n", encoding="utf-8")
+        return path
 
     def _env(self, ctx: TurnContext) -> dict[str, str]:
         return c.env_defaults(ctx, {"DISABLE_AUTOUPDATER": "1"})
