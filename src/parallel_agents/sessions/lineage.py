@@ -62,11 +62,7 @@ def resolve_parent(store: Store, ref: str) -> Session:
 
 def children(store: Store, sid: str, *, live_only: bool = False) -> list[Session]:
     """The sessions ``sid`` started, oldest first."""
-    return [
-        s
-        for s in store.sessions()
-        if parent_of(s) == sid and not (live_only and s.status in _ENDED)
-    ]
+    return [s for s in store.sessions(parent=sid) if not (live_only and s.status in _ENDED)]
 
 
 def admit(store: Store, settings: Settings, parent: Session) -> dict[str, Any]:
