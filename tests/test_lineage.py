@@ -182,3 +182,22 @@ def test_views_show_parent_and_children(tmp_path: Path, cl: Client) -> None:
     assert f"parent: {lead['id']}" in text
     text = pa("show", lead["id"], check=True).stdout
     assert f"child: {b['id']}" in text
+
+
+def test_attempts_as_children_need_room_for_all(tmp_path: Path, pa_home: Path) -> None:
+    """issue 18: `pa new --attempts N --parent ID` makes N children of ID; when fewer than
+    N places are left under mcp.max_children nothing is made (no group, no session)."""
+    _config(pa_home, "[mcp]\nmax_children = 3\n")
+    repo = make_repo(tmp_path / "repo")
+    lead = json.loads(pa("new", "lead", "--cmd", "true", "--json", cwd=repo, check=True).stdout)
+    r = pa("new", "try", "--cmd", "true", "--attempts", "2", "--parent", lead["id"], "--json",
+           cwd=repo)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    made = json.loads(r.stdout)["sessions"]
+    assert [s["parent"] for s in made] == [lead["id"]] * 2
+    cl = Client.in_process()
+    groups = len(cl.groups())
+    r = pa("new", "more", "--cmd", "true", "--attempts", "2", "--parent", lead["id"], cwd=repo)
+    assert r.returncode != 0 and "2 more would make 4: mcp.max_children = 3" in r.stderr
+    assert len(cl.sessions(all=True)) == 3 and len(cl.groups()) == groups
+

@@ -121,10 +121,8 @@ def new(
     if attempts is not None or (agent and "," in agent) or group_name:
         if gh_source or from_branch is not None:
             raise UsageError("--from-branch, --from-pr and --from-issue start one session")
-        if parent is not None:
-            raise UsageError("--parent starts one session: leave out --attempts")
         _new_attempts(text, attempts, agent, argv, repo_ref, model, base, title, timeout, env,
-                      interactive, group_name, as_json)  # fmt: skip
+                      interactive, group_name, as_json, parent)  # fmt: skip
         return
     s = client().new(
         text,
@@ -163,8 +161,10 @@ def _new_attempts(
     interactive: bool,
     group_name: str | None,
     as_json: bool,
+    parent: str | None = None,
 ) -> None:
-    """`pa new --attempts N` (issue 15 §2): one group of N sessions."""
+    """`pa new --attempts N` (issue 15 §2): one group of N sessions (children of
+    ``parent``, issue 18, when given)."""
     from parallel_agents.errors import UsageError
 
     if attempts is None:
@@ -182,6 +182,7 @@ def _new_attempts(
     d = client().new_attempts(
         text, attempts, agents=agents, repo=repo_ref, cwd=Path.cwd(), cmd=argv, model=model,
         base=base, title=title, timeout=timeout, env=env or None, name=group_name,
+        parent=parent,
     )  # fmt: skip
     if as_json:
         emit_json(d)

@@ -100,6 +100,7 @@ def start(
     timeout: float | None = None,
     env: dict[str, str] | None = None,
     name: str | None = None,
+    parent: str | None = None,
 ) -> tuple[Group, list[Session]]:
     """Start ``n`` sessions on ``prompt``, all on one base commit, as one attempts group.
 
@@ -117,6 +118,12 @@ def start(
     check_text("prompt", prompt)
     names = list(agents) if agents else ["command" if cmd else app.settings.default_agent]
     _check_agents(app, names, cmd)
+    if parent is not None:  # issue 18: room for all n children, before the group exists
+        from parallel_agents.sessions import lineage
+
+        lead = lineage.resolve_parent(app.store, parent)
+        lineage.check_room(app.store, app.settings, lead, n)
+        parent = lead.id
     r = app.find_repo(repo)
     repo_path = Path(r.path)
     base_ref = base or r.base or git.current_branch(repo_path) or "HEAD"
@@ -156,6 +163,7 @@ def start(
                 timeout=timeout,
                 env=env,
                 options={"group": {"id": g.id, "key": key, "kind": g.kind, "name": g.name}},
+                parent=parent,
             )
         except PAError as e:
             errors.append(e)

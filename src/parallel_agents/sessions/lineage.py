@@ -62,17 +62,18 @@ def resolve_parent(store: Store, ref: str) -> Session:
 
 def children(store: Store, sid: str, *, live_only: bool = False) -> list[Session]:
     """The sessions ``sid`` started, oldest first."""
-    return [
-        s
-        for s in store.sessions()
-        if parent_of(s) == sid and not (live_only and s.status in _ENDED)
-    ]
+    return [s for s in store.sessions(parent=sid) if not (live_only and s.status in _ENDED)]
 
 
 def admit(store: Store, settings: Settings, parent: Session) -> dict[str, Any]:
     """The ``options["parent"]`` tag of a new child of ``parent``; refuses (before anything
     is made) a child deeper than ``mcp.max_depth`` or one over ``mcp.max_children``.
     Call with ``ADMIT`` held up to the insert."""
+    return check_room(store, settings, parent, 1)
+
+
+def check_room(store: Store, settings: Settings, parent: Session, n: int) -> dict[str, Any]:
+    """Refuse ``n`` more children of ``parent`` past a cap; the tag each of them gets."""
     depth = depth_of(parent) + 1
     max_depth = mcp_cap(settings, "max_depth")
     if depth > max_depth:
@@ -83,10 +84,11 @@ def admit(store: Store, settings: Settings, parent: Session) -> dict[str, Any]:
         )
     max_children = mcp_cap(settings, "max_children")
     live = children(store, parent.id, live_only=True)
-    if len(live) >= max_children:
+    if len(live) + n > max_children:
+        more = "" if n == 1 else f"; {n} more would make {len(live) + n}"
         raise Conflict(
             f"session {parent.id} already has {len(live)} children that are not merged or "
-            f"discarded: mcp.max_children = {max_children}",
+            f"discarded{more}: mcp.max_children = {max_children}",
             hint="merge or discard one of them first (pa ls --children-of "
             f"{parent.id}), or raise mcp.max_children in {config_path()}",
         )

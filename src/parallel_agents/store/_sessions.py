@@ -82,10 +82,16 @@ class SessionRows(EventRows):
         *,
         statuses: Sequence[Status] | None = None,
         repo_id: int | None = None,
+        parent: str | None = None,
     ) -> list[Session]:
+        """``parent``: only the sessions that session started (issue 18, its tag in the
+        options), found by SQLite without parsing every session's options in Python."""
         sql = self._SESSION_SQL
         where: list[str] = []
         args: list[Any] = []
+        if parent is not None:
+            where.append("json_extract(s.options, '$.parent.id') = ?")
+            args.append(parent)
         if statuses is not None:
             where.append(f"s.status IN ({','.join('?' * len(statuses))})")
             args.extend(st.value for st in statuses)

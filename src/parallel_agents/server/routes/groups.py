@@ -33,6 +33,7 @@ class NewAttempts(_Body):
     name: str | None = Field(None, description="The group's name (default attempts-<id>).")
     timeout: float | None = Field(None, gt=0)
     env: dict[str, str] | None = None
+    parent: str | None = Field(None, description="Id of the parent session (issue 18).")
 
 
 class JudgeBody(_Body):
@@ -89,6 +90,7 @@ def new_attempts(request: Request, body: NewAttempts) -> dict[str, Any]:
         timeout=body.timeout,
         env=body.env,
         name=body.name,
+        parent=body.parent,
     )
     return {
         "group": attempts_service.group_json(app.store, g),
