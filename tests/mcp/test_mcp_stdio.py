@@ -131,6 +131,8 @@ def test_a_lead_starts_waits_for_and_reads_its_children(
                 "prompt": "try", "attempts": 2, "title": "trio", "cmd": writes("g.txt"),
             })
             assert group["group"] and len(group["sessions"]) == 2
+            for x in group["sessions"]:  # attempts are the lead's children too
+                assert srv.session(x["id"])["parent"] == lead["id"]
             await ok(s, "wait", {"ids": [x["id"] for x in group["sessions"]], "timeout": 120})
             await ok(s, "compare", {"group": group["group"]})
 

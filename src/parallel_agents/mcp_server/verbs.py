@@ -106,8 +106,8 @@ def register(mcp: FastMCP, t: Tools) -> None:
                 "title": title,
                 "cmd": cmd,
             }
-            if attempts > 1:  # the attempts route takes no parent: tracked in Tools.started
-                body.update(attempts=attempts, agents=[agent] if agent else None)
+            if attempts > 1:  # the attempts are children too: linked and capped as one
+                body.update(attempts=attempts, agents=[agent] if agent else None, parent=parent)
                 out = b.call("POST", "/attempts", body=_clean(body), timeout=900)
                 return {"sessions": out["sessions"], "group": out["group"].get("name")}
             body.update(agent=agent, parent=parent)  # the lineage link, capped by pa
