@@ -11,6 +11,8 @@ children are command agents writing one file each. Both ends of the supported ra
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,4 +118,50 @@ def test_claude_code_leads_two_children_through_pa_mcp(
             for s in json.loads(proc.stdout):
                 if s["status"] in ("starting", "running", "queued"):
                     cli("stop", s["id"], check=False)
+        cli("server", "stop", check=False)
+
+
+def test_claude_mcp_add_gives_claude_code_pa_as_its_tools(
+    tmp_path: Path, work_repo: Path, model_server: ModelServerFactory
+) -> None:
+    """issue 18 (done when): the README's own `claude mcp add pa -- pa mcp`, run in the
+    repo, gives the Claude Code a person runs there (headless, its tools allowed) a working
+    lead: two children started through pa, waited for, diffed and named in its answer.
+    Not a pa session itself, the lead has no session for its children to link to."""
+    exe = base.require_binary("claude")
+    server = model_server(_script())
+    cli = LeadCli(tmp=tmp_path, repo=work_repo, config=tmp_path / "pa-config.toml")
+    cli.write_config()
+    env = {
+        **cli.environ,
+        **agent_env("claude", tmp_path / "claude-home", server_url=server.url, api_key="e2e"),
+    }
+    # `pa` as the user has it: the installed script beside this Python.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.defpath)}"
+    env.pop("PA_SESSION_ID", None)
+
+    def claude(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(exe), *args], cwd=work_repo, env=env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    try:
+        added = claude("mcp", "add", "pa", "--", "pa", "mcp")
+        assert added.returncode == 0, added.stdout + added.stderr
+        p = claude(
+            "-p", LEAD_PROMPT, "--model", DEFAULT_MODELS["claude"],
+            "--allowedTools", "mcp__pa", timeout=240,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+        assert SUMMARY in p.stdout, p.stdout[-3000:]
+        everyone = json.loads(cli("ls", "--json").stdout)
+        kids = sorted((s for s in everyone if s["title"] in CHILDREN), key=lambda s: s["title"])
+        assert [k["title"] for k in kids] == sorted(CHILDREN), everyone
+        for kid, (path, content) in zip(kids, sorted(CHILDREN.values()), strict=True):
+            assert (Path(kid["worktree"]) / path).read_text() == content, cli.explain(kid["id"])
+            assert cli.diff_paths(kid["id"]) == {path}
+            assert kid.get("parent") is None  # a person's Claude Code: no pa session above
+        assert base.untouched(work_repo)
+    finally:
         cli("server", "stop", check=False)
