@@ -136,3 +136,49 @@ def test_pa_caps_a_leads_children_over_mcp(
 
     run(go)
     assert len(srv.client.list_sessions(all=True)) == 2  # the lead and its one child
+
+
+def test_the_rest_of_the_tools_over_http(
+    start_server: Callable[..., Srv], repo_path: Path
+) -> None:
+    """issue 18: every tool answers over HTTP as over stdio (the HTTP backend is another
+    path through the server): send, conflicts, check, discard (refused while
+    mcp.allow_merge is off), attempts and compare, plan_run and plan_status, and both
+    resources."""
+    from pydantic import AnyUrl
+
+    srv = start_server()
+    [lead] = srv.client.new_sessions("lead", repo=repo_path, cmd=[PY, "-c", "pass"])
+    srv.wait_status(lead["id"], "idle")
+
+    async def go() -> None:
+        async with http(srv.url, srv.token, {"X-PA-Parent": lead["id"]}) as s:
+            await ok(s, "new_session", {"prompt": "w", "title": "h1", "cmd": writes("h.txt")})
+            await ok(s, "wait", {"ids": ["h1"], "timeout": 120})
+            sent = await ok(s, "send", {"id": "h1", "prompt": "again"})
+            assert sent["id"] == (await ok(s, "session_status", {"id": "h1"}))["id"]
+            await ok(s, "wait", {"ids": ["h1"], "timeout": 120})
+            assert "sessions" in (await ok(s, "conflicts", {}))["data"]
+            assert (await ok(s, "check", {"id": "h1", "command": "test -f h.txt"}))["data"]["ok"]
+            assert "mcp.allow_merge" in await fails(s, "discard", {"id": "h1"})
+            group = await ok(s, "new_session", {
+                "prompt": "try", "attempts": 2, "title": "duo", "cmd": writes("g.txt"),
+            })
+            assert all(x["parent"] == lead["id"] for x in group["sessions"])
+            await ok(s, "wait", {"ids": [x["id"] for x in group["sessions"]], "timeout": 120})
+            compared = await ok(s, "compare", {"group": group["group"]})
+            assert len(compared["data"]["attempts"]) == 2
+            plan = (
+                f'name = "web-plan"\n[defaults]\nrepo = "{repo_path}"\n'
+                f'[[tasks]]\nid = "t1"\nprompt = "p"\ncmd = ["{PY}", "-c", "pass"]\n'
+            )
+            await ok(s, "plan_run", {"plan": plan})
+            status = await ok(s, "plan_status", {"name": "web-plan"})
+            assert [t["key"] for t in status["data"]["tasks"]] == ["t1"]
+            h1 = (await ok(s, "session_status", {"id": "h1"}))["id"]
+            log = await s.read_resource(AnyUrl(f"pa://sessions/{h1}/log"))
+            assert "wrote h.txt" in log.contents[0].text  # type: ignore[union-attr]
+            d = await s.read_resource(AnyUrl(f"pa://sessions/{h1}/diff"))
+            assert "+made" in d.contents[0].text  # type: ignore[union-attr]
+
+    run(go)
