@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import marshal
 import os
 import signal
@@ -11,10 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from parallel_agents.runtime.wrapper import CUT, LAUNCH, end_leftovers
+from parallel_agents.runtime.base import LaunchSpec
+from parallel_agents.runtime.base import (
+    TurnFiles as TurnFiles,  # re-exported: the engines' name for a turn's folder
+)
+from parallel_agents.runtime.wrapper import LAUNCH, end_leftovers
 from parallel_agents.runtime.wrapper import (
     TAG as TAG,  # re-exported: the supervisor tags turns with it
 )
@@ -32,57 +34,6 @@ class Detached(subprocess.Popen[bytes]):
         super().__del__()
 
 
-@dataclass
-class TurnFiles:
-    dir: Path
-
-    @property
-    def stdout(self) -> Path:
-        return self.dir / "stdout"
-
-    @property
-    def stderr(self) -> Path:
-        return self.dir / "stderr"
-
-    @property
-    def exit(self) -> Path:
-        return self.dir / "exit"
-
-    @property
-    def setup_log(self) -> Path:
-        return self.dir / "setup.log"
-
-    def pid(self) -> int | None:
-        return _read_int(self.dir / "pid")
-
-    def wrapper_pid(self) -> int | None:
-        return _read_int(self.dir / "wrapper_pid")
-
-    def launch(self) -> Path | None:
-        """The turn's launch spec when a wrapper was started for it (or was about to be);
-        ``launch.json`` is what earlier builds wrote (JSON, read by a slower wrapper)."""
-        for name in (LAUNCH, "launch.json"):
-            if (self.dir / name).exists():
-                return self.dir / name
-        return None
-
-    def cut_info(self) -> tuple[int, int] | None:
-        """Where the output cap cut stdout and how many bytes it dropped there, once the
-        wrapper has kept the tail (``wrapper.CUT``: "offset bytes")."""
-        try:
-            at, size = (self.dir / CUT).read_text().split()
-            return int(at), int(size)
-        except (OSError, ValueError):
-            return None
-
-    def exit_info(self) -> dict[str, object] | None:
-        try:
-            data = json.loads(self.exit.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -97,13 +48,6 @@ def _private_dirs(d: Path) -> None:
     _private_dirs(d.parent)
     with contextlib.suppress(FileExistsError):
         d.mkdir(mode=0o700)
-
-
-def _read_int(p: Path) -> int | None:
-    try:
-        return int(p.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def spawn(
@@ -263,3 +207,50 @@ def end_tagged(sid: str, grace: float = 2.0) -> int:
     Used by stop and discard, so nothing an agent started outlives them (the wrapper does
     the same at the end of each headless turn)."""
     return end_leftovers(-1, f"{TAG}={sid}".encode(), grace, exclude=ancestors())
+
+
+class LocalRuntime:
+    """The default runtime: each turn a detached wrapper on this machine, writing its
+    output and exit record straight into the turn's files."""
+
+    kind = "local"
+
+    def start(self, files: TurnFiles, spec: LaunchSpec) -> int | None:
+        return spawn(
+            files.dir,
+            spec.argv,
+            cwd=spec.cwd,
+            env=spec.env,
+            stdin=spec.stdin,
+            setup=spec.setup,
+            max_bytes=spec.max_bytes,
+        )
+
+    def read(self, files: TurnFiles, offset: int, size: int) -> tuple[bytes, int]:
+        total = files.stdout.stat().st_size
+        with open(files.stdout, "rb") as f:
+            f.seek(offset)
+            return f.read(size), total
+
+    def exit_info(self, files: TurnFiles) -> dict[str, object] | None:
+        return files.exit_info()
+
+    def alive(self, files: TurnFiles) -> bool:
+        wpid = files.wrapper_pid()
+        if wpid is None:
+            # Just spawned: the wrapper has not written its pid yet. Give it time.
+            launch = files.launch()
+            try:
+                if launch is None:
+                    return False
+                age = time.time() - launch.stat().st_mtime
+            except OSError:
+                return False
+            return age < 30
+        if alive(wpid):
+            return True
+        # The wrapper may have written the exit record after our first look.
+        return files.exit_info() is not None
+
+    def stop(self, files: TurnFiles, grace: float) -> None:
+        stop(files, grace)

@@ -21,7 +21,8 @@ from parallel_agents.agents.base import MAX_RAW, TAIL, NormEvent
 from parallel_agents.config import load_repo_config
 from parallel_agents.errors import PAError
 from parallel_agents.models import EventKind, Session, Status
-from parallel_agents.runtime import local
+from parallel_agents.runtime import local, make_runtime
+from parallel_agents.runtime.base import LaunchSpec, Runtime
 from parallel_agents.sessions import tui
 from parallel_agents.sessions.turns import Turns
 from parallel_agents.store import Payload, PlainRun, Raw
@@ -61,6 +62,22 @@ class Supervisor(Turns):
     # -- paths ----------------------------------------------------------------------
     def turn_files(self, sid: str, n: int) -> local.TurnFiles:
         return local.TurnFiles(self.session_dir(sid) / "turns" / str(n))
+
+    # -- runtimes (issue 19) ----------------------------------------------------------
+    def runtime_kind(self, s: Session) -> str:
+        """Where ``s`` runs its turns: its ``options.runtime``, else ``runtime.kind``."""
+        return str(s.options.get("runtime") or self.settings.runtime_kind())
+
+    def runtime(self, s: Session) -> Runtime:
+        """The runtime ``s`` runs on, made once per kind (Ray's connects on first use)."""
+        kind = self.runtime_kind(s)
+        cache: dict[str, Runtime] = self.__dict__.setdefault("_runtimes", {})
+        rt = cache.get(kind)
+        if rt is None:
+            rt = cache[kind] = make_runtime(
+                kind, home=self.store.home, ray_address=self.settings.ray_address()
+            )
+        return rt
 
     # -- scheduling -----------------------------------------------------------------
     def schedule(self) -> int:
@@ -192,16 +209,28 @@ class Supervisor(Turns):
                 _, prev_state = self.store.turn_progress(db, sid, prev.n)
             if prev_state.get("usage_total"):
                 state["usage_base"] = prev_state["usage_total"]
+        spec = LaunchSpec(
+            session_id=s.id,
+            argv=launch.argv,
+            cwd=launch.cwd or Path(s.worktree),
+            env=env,
+            stdin=launch.stdin,
+            setup=setup,
+            max_bytes=self.settings.output_max_bytes(),
+            repo_path=Path(repo.path),
+            base_commit=s.base_commit,
+            branch=s.branch,
+        )
         try:
-            state["wrapper_pid"] = local.spawn(
-                files.dir,
-                launch.argv,
-                cwd=launch.cwd or Path(s.worktree),
-                env=env,
-                stdin=launch.stdin,
-                setup=setup,
-                max_bytes=self.settings.output_max_bytes(),
-            )
+            state["wrapper_pid"] = self.runtime(s).start(files, spec)
+        except PAError as e:
+            msg = e.message + (f" ({e.hint})" if e.hint else "")
+            with self.store.tx() as db:
+                self.store.update_turn(
+                    db, sid, turn.n, status="failed", error=msg, ended_at=time.time()
+                )
+                self.store.set_status(sid, Status.FAILED, db=db, error=msg)
+            return False
         except OSError as e:
             with self.store.tx() as db:
                 self.store.set_status(sid, Status.FAILED, db=db, error=f"could not start: {e}")
@@ -261,16 +290,14 @@ class Supervisor(Turns):
             if turn is None or turn.status != "running":
                 return rep
             files = self.turn_files(sid, turn.n)
+            rt = self.runtime(self.store.session(sid))
             offset, state = self.store.turn_progress(db, sid, turn.n)
             # Read the exit record first: if present, the output files are complete.
-            exit_info = files.exit_info()
+            exit_info = rt.exit_info(files)
             data = b""
             size = 0
             try:
-                size = files.stdout.stat().st_size
-                with open(files.stdout, "rb") as f:
-                    f.seek(offset)
-                    data = f.read(self.chunk)
+                data, size = rt.read(files, offset, self.chunk)
             except FileNotFoundError:
                 if not self.session_dir(sid).exists():
                     self._vanished(db, sid, turn.n)
@@ -279,18 +306,14 @@ class Supervisor(Turns):
             at_eof = offset + len(data) >= size
             if len(data) == self.chunk < CHUNK and b"\n" not in data:
                 # A line longer than a pass's chunk: read on to its end (as far as CHUNK).
-                with open(files.stdout, "rb") as f:
-                    f.seek(offset)
-                    data = f.read(CHUNK)
+                data, size = rt.read(files, offset, CHUNK)
                 at_eof = offset + len(data) >= size
             if exit_info is None or not at_eof:
                 cut = data.rfind(b"\n")
                 data = data[: cut + 1] if cut >= 0 else b""
                 if not data and not at_eof and offset + CHUNK <= size:
                     # A single line longer than CHUNK: take it in pieces rather than stall.
-                    with open(files.stdout, "rb") as f:
-                        f.seek(offset)
-                        data = f.read(CHUNK)
+                    data, size = rt.read(files, offset, CHUNK)
             agent = get_agent(srow.agent)
             items: list[tuple[str, Payload, Raw]] = []
             new_offset = offset + len(data)
@@ -340,24 +363,7 @@ class Supervisor(Turns):
     def _alive_or_watched(self, sid: str, files: local.TurnFiles) -> bool:
         """Whether the turn's wrapper may still run (the server knows without looking
         when it watches the wrapper's exit)."""
-        return self._alive(files)
-
-    def _alive(self, files: local.TurnFiles) -> bool:
-        wpid = files.wrapper_pid()
-        if wpid is None:
-            # Just spawned: the wrapper has not written its pid yet. Give it time.
-            launch = files.launch()
-            try:
-                if launch is None:
-                    return False
-                age = time.time() - launch.stat().st_mtime
-            except OSError:
-                return False
-            return age < 30
-        if local.alive(wpid):
-            return True
-        # The wrapper may have written the exit record after our first look.
-        return files.exit_info() is not None
+        return self.runtime(self.store.session(sid)).alive(files)
 
     def _finish(
         self,
@@ -500,7 +506,7 @@ class Supervisor(Turns):
         turn = self.store.last_turn(sid)
         if turn is not None:
             files = self.turn_files(sid, turn.n)
-            local.stop(files, float(self.settings.data.get("stop_grace") or 5.0))
+            self.runtime(s).stop(files, float(self.settings.data.get("stop_grace") or 5.0))
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 if self.ingest(sid).finished or self.store.session(sid).status not in ACTIVE:
