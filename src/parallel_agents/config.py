@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     # may start sessions of their own, and how many live children one session may have; may
     # MCP callers merge and discard (allow_merge)
     "mcp": {"max_depth": 2, "max_children": 8, "allow_merge": False},
+    # issue 19: where sessions run by default (local or ray) and the Ray cluster's address
+    # (empty: RAY_ADDRESS, else a cluster started on this machine with `ray start --head`)
+    "runtime": {"kind": "local", "ray": {"address": ""}},
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -128,6 +131,27 @@ class Settings:
                 hint=f"set it in {config_path()}, e.g. [output] max_bytes = 50_000_000",
             )
         return value
+
+    def runtime_kind(self) -> str:
+        """``runtime.kind`` (issue 19): where sessions run unless ``pa new --runtime``."""
+        value = self.get("runtime.kind") or "local"
+        if value not in ("local", "ray"):
+            raise UsageError(
+                f"runtime.kind must be local or ray (got {value!r})",
+                hint=f'set it in {config_path()}, e.g. [runtime] kind = "local"',
+            )
+        return str(value)
+
+    def ray_address(self) -> str | None:
+        """``runtime.ray.address`` (issue 19): the Ray cluster to run on; None: Ray's own
+        default (``RAY_ADDRESS``, else the cluster started on this machine)."""
+        value = self.get("runtime.ray.address") or ""
+        if not isinstance(value, str):
+            raise UsageError(
+                f"runtime.ray.address must be a string (got {value!r})",
+                hint=f'set it in {config_path()}, e.g. [runtime.ray] address = "10.0.0.5:6379"',
+            )
+        return value.strip() or None
 
     def agent_settings(self, name: str) -> dict[str, Any]:
         agents = self.data.get("agents") or {}
@@ -333,8 +357,15 @@ def load_settings() -> Settings:
         except OSError as e:
             raise PAError(f"cannot read settings file {path}: {e}") from e
         data = _merge(data, user)
+    # issue 19: `pa server start --runtime/--ray-address` hand these to the server it starts
+    if os.environ.get("PA_RUNTIME"):
+        data["runtime"]["kind"] = os.environ["PA_RUNTIME"]
+    if os.environ.get("PA_RAY_ADDRESS"):
+        data["runtime"]["ray"]["address"] = os.environ["PA_RAY_ADDRESS"]
     settings = Settings(data=data, home=pa_home())
     settings.output_max_bytes()  # a bad value is refused by every command, not mid-turn
+    settings.runtime_kind()
+    settings.ray_address()
     _validate(settings, path)
     return settings
 

@@ -59,5 +59,8 @@ def test_pa_new_through_the_server_stays_a_thin_client(tmp_path: Path) -> None:
         cwd=repo,
     )
     assert json.loads(out)["repo_name"] == "light"
-    for heavy in ("httpx", "parallel_agents.sessions.headless", "parallel_agents.store", "fastapi"):
+    # issue 19: nor Ray (optional, loaded only by a session on the ray runtime)
+    heavies = ("httpx", "parallel_agents.sessions.headless", "parallel_agents.store", "fastapi",
+               "ray", "parallel_agents.runtime.ray_runtime")  # fmt: skip
+    for heavy in heavies:
         assert heavy not in mods, f"`pa new` imported {heavy}"

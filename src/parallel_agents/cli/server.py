@@ -151,14 +151,43 @@ def server_group() -> None:
     show_default=True,
     help="Seconds to wait until it answers.",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(["local", "ray"]),
+    help="Where its sessions run unless `pa new --runtime` says (default: setting runtime.kind).",
+)
+@click.option(
+    "--ray-address", metavar="ADDR", help="The Ray cluster (setting runtime.ray.address)."
+)
 @click.option("--json", "as_json", is_flag=True)
-def server_start(host: str | None, port: int | None, timeout: float, as_json: bool) -> None:
-    """Start the server in the background (if it is not running) and wait until it answers."""
+def server_start(
+    host: str | None,
+    port: int | None,
+    timeout: float,
+    runtime: str | None,
+    ray_address: str | None,
+    as_json: bool,
+) -> None:
+    """Start the server in the background (if it is not running) and wait until it answers.
+
+    With --runtime ray the Ray cluster must answer first (nothing is started otherwise)."""
+    import os
+
     from parallel_agents.client import start_background
-    from parallel_agents.config import pa_home
+    from parallel_agents.config import load_settings, pa_home
     from parallel_agents.server import daemon
 
     home = pa_home()
+    # The server started below reads these (config.load_settings): its sessions' runtime.
+    if runtime:
+        os.environ["PA_RUNTIME"] = runtime
+    if ray_address:
+        os.environ["PA_RAY_ADDRESS"] = ray_address
+    settings = load_settings()
+    if settings.runtime_kind() == "ray":
+        from parallel_agents.runtime.ray_runtime import connect, namespace_for
+
+        connect(settings.ray_address(), namespace_for(home))
     _, started = start_background(home, host, port, timeout=timeout)
     d = _status_json(home)
     if d is None:  # it died right after answering

@@ -77,6 +77,11 @@ def _read_prompt(prompt: str | None) -> str:
 @click.option(
     "--parent", metavar="ID", help="The session starting this one (a lead); see mcp.max_depth."
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(["local", "ray"]),
+    help="Where its turns run: this machine or a Ray cluster (default: setting runtime.kind).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new session as JSON.")
 def new(
     prompt: str | None,
@@ -95,6 +100,7 @@ def new(
     from_pr: int | None,
     from_issue: int | None,
     parent: str | None,
+    runtime: str | None,
     as_json: bool,
 ) -> None:
     """Start a session: a new worktree and branch, and an agent working on PROMPT.
@@ -138,6 +144,7 @@ def new(
         interactive=interactive,
         source={"from_branch": from_branch, "from_pr": from_pr, "from_issue": from_issue},
         parent=parent,
+        runtime=runtime,
     )
     if as_json:
         emit_json(s)

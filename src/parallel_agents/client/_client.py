@@ -291,6 +291,7 @@ class Client(OrchestrationVerbs):
         env: dict[str, str] | None = None,
         source: dict[str, Any] | None = None,
         parent: str | None = None,  # issue 18: the lead session starting these
+        runtime: str | None = None,  # issue 19: local or ray
     ) -> list[dict[str, Any]]:
         """Start ``count`` sessions on the same prompt. ``repo`` defaults to the cwd.
         ``source``: from_branch / from_pr / from_issue (issue 16 §4)."""
@@ -311,6 +312,7 @@ class Client(OrchestrationVerbs):
             "interactive": interactive,
             "env": env,
             "parent": parent,
+            "runtime": runtime,
             **(source or {}),
         }
         body = {k: v for k, v in body.items() if v is not None}

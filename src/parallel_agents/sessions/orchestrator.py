@@ -29,7 +29,15 @@ from parallel_agents.git.session_archive import (
 )
 from parallel_agents.models import Repo, Session, Status
 from parallel_agents.runtime import local
-from parallel_agents.sessions import lineage, pool_fill, ports, repos, shell, workspace_run
+from parallel_agents.sessions import (
+    lineage,
+    pool_fill,
+    ports,
+    repos,
+    runtime_choice,
+    shell,
+    workspace_run,
+)
 from parallel_agents.sessions.from_work import owns_branch
 from parallel_agents.sessions.headless import ACTIVE, Supervisor
 from parallel_agents.store import Store
@@ -126,11 +134,13 @@ class App:
         options: dict[str, Any] | None = None,
         on_branch: str | None = None,
         parent: str | None = None,
+        runtime: str | None = None,
     ) -> Session:
         """``options`` are stored with the session (e.g. ``{"group": {"id", "key"}}``: the
         group task it runs for, issue 15). ``on_branch``: work on that existing branch
         instead of a new one (issue 16 §4, ``sessions/from_work.py``). ``parent``: the
-        session that starts this one (issue 18, ``sessions/lineage.py``)."""
+        session that starts this one (issue 18, ``sessions/lineage.py``). ``runtime``: where
+        its turns run (issue 19; default: setting ``runtime.kind``)."""
         ph: dict[str, float] = {}
         self.timings = ph
         lap = _Lap(ph)
@@ -159,6 +169,7 @@ class App:
             adapter.resolve_binary(settings)
         model = model or settings.get("model")
         lead = lineage.resolve_parent(self.store, parent) if parent is not None else None
+        kind = runtime_choice.check(self.settings, runtime, interactive=interactive)
         lap("checks")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
@@ -204,7 +215,11 @@ class App:
             # ``options``: what the caller tags it with (a reviewer names what it reviews,
             # a group's session its group and task), stored with the row itself so a crash
             # right after cannot orphan the session from its task
-            options={**(options or {}), **({"timeout": timeout} if timeout else {})},
+            options={
+                **(options or {}),
+                **({"timeout": timeout} if timeout else {}),
+                **({"runtime": kind} if kind != "local" else {}),
+            },
         )
         with lineage.ADMIT:  # issue 18: the caps, checked together with the insert
             if lead is not None:

@@ -6,7 +6,7 @@ A session's JSON comes from ``sessions.views`` (the one place that builds it).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -45,6 +45,8 @@ class NewSessions(BaseModel):
     from_issue: int | None = Field(None, ge=1, description="Start from this issue (gh).")
     # issue 18: the session that starts these (a lead); caps mcp.max_depth, mcp.max_children
     parent: str | None = Field(None, description="Id of the parent session (a lead).")
+    # issue 19: where its turns run (default: setting runtime.kind)
+    runtime: Literal["local", "ray"] | None = Field(None, description="local or ray.")
 
 
 class Prompt(BaseModel):
@@ -134,6 +136,7 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
                 interactive=body.interactive,
                 env=body.env,
                 parent=body.parent,
+                runtime=body.runtime,
             )
         except PAError as e:
             if not created:

@@ -1,0 +1,163 @@
+"""What runs on a Ray worker node for one session (issue 19): a detached, named actor
+holding the session's worktree there and running its turns under the same wrapper as
+locally (``runtime/local.py:spawn``).
+
+Code travels as git: the orchestrator sends the session's branch as a bundle (through
+Ray's object store), the node fetches it into one cached clone per repository and makes
+the session's worktree off it; at the end of a turn it snapshots the worktree into a
+commit and returns a bundle of it. Secrets (the agent's environment) arrive as call
+arguments and live only in memory and in the turn's private launch spec.
+
+No ``import ray`` here: the module is plain Python, wrapped by ``ray.remote`` in
+``ray_runtime.py``; git runs as a process (this layer knows no ``parallel_agents.git``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from parallel_agents.runtime import local
+from parallel_agents.runtime.base import TurnFiles
+
+OUT_REF = "refs/pa/ray-out/"  # + the session id: refs are shared by a clone's worktrees
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "pa",
+    "GIT_AUTHOR_EMAIL": "pa@localhost",
+    "GIT_COMMITTER_NAME": "pa",
+    "GIT_COMMITTER_EMAIL": "pa@localhost",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+def _git(args: list[str], cwd: Path, *, env: dict[str, str] | None = None) -> str:
+    full = {**os.environ, **_GIT_ENV, **(env or {})}
+    p = subprocess.run(
+        ["git", *args], cwd=str(cwd), env=full, capture_output=True, text=True, check=False
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args[:2])}: {p.stderr.strip() or p.stdout.strip()}")
+    return p.stdout.strip()
+
+
+class SessionNode:
+    """One session's home on a node: its worktree, its turns' folders, its wrapper."""
+
+    def __init__(self, sid: str, namespace: str) -> None:
+        self.sid = sid
+        # One root per pa home (namespace) on a node: caches are shared by its sessions.
+        base = os.environ.get("PA_RAY_NODE_DIR") or tempfile.gettempdir()
+        self.root = Path(base) / f"pa-ray-{namespace}"
+        self.worktree = self.root / "worktrees" / sid
+
+    def node_id(self) -> str:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
+    def _files(self, n: int) -> TurnFiles:
+        return TurnFiles(self.root / "turns" / self.sid / str(n))
+
+    def _checkout(self, repo_key: str, bundle: bytes, branch: str) -> None:
+        """Bring ``branch`` from ``bundle`` into the node's cached clone of the repository
+        and make (or move) the session's worktree onto it."""
+        cache = self.root / "repos" / repo_key
+        if not (cache / "HEAD").exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            _git(["init", "-q", "--bare", str(cache)], cache)
+        with tempfile.NamedTemporaryFile(suffix=".bundle", dir=self.root) as f:
+            f.write(bundle)
+            f.flush()
+            ref = f"refs/pa/in/{self.sid}"
+            _git(["fetch", "-q", f.name, f"+refs/heads/{branch}:{ref}"], cache)
+        if not self.worktree.exists():
+            self.worktree.parent.mkdir(parents=True, exist_ok=True)
+            _git(["worktree", "add", "-q", "-B", branch, str(self.worktree), ref], cache)
+        else:
+            _git(["reset", "-q", "--hard", ref], self.worktree)
+
+    def start_turn(
+        self,
+        n: int,
+        repo_key: str,
+        bundle: bytes,
+        branch: str,
+        argv: list[str],
+        env: dict[str, str],
+        stdin: bytes | None,
+        setup: list[str] | None,
+        max_bytes: int,
+        local_worktree: str,
+    ) -> str:
+        """Check the session's code out here and start turn ``n``; returns the node id."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._checkout(repo_key, bundle, branch)
+        here = str(self.worktree)
+        # Paths of the orchestrator's worktree mean this node's worktree here.
+        argv = [a.replace(local_worktree, here) for a in argv]
+        env = {k: v.replace(local_worktree, here) for k, v in env.items()}
+        local.spawn(
+            self._files(n).dir,
+            argv,
+            cwd=self.worktree,
+            env=env,
+            stdin=stdin,
+            setup=setup,
+            max_bytes=max_bytes,
+        )
+        return self.node_id()
+
+    def poll(self, n: int, offset: int, size: int) -> dict[str, object]:
+        """Output of turn ``n`` from ``offset`` (at most ``size`` bytes), its length so
+        far, and its exit record once it ended (read first: then the output is whole)."""
+        files = self._files(n)
+        exit_info = files.exit_info()
+        try:
+            total = files.stdout.stat().st_size
+            with open(files.stdout, "rb") as f:
+                f.seek(offset)
+                data = f.read(size)
+        except FileNotFoundError:
+            total, data = 0, b""
+        return {
+            "data": data,
+            "total": total,
+            "exit": exit_info,
+            "alive": local.LocalRuntime().alive(files),
+            "cut": files.cut_info(),
+            "stderr": _read(files.stderr),
+            "setup_log": _read(files.setup_log),
+        }
+
+    def checkpoint(self) -> bytes:
+        """Snapshot the worktree (untracked files too, ignored not) into a commit on top
+        of its HEAD, under ``OUT_REF`` + its id, and return a bundle of it."""
+        wt = self.worktree
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            idx = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(["read-tree", "HEAD"], wt, env=idx)
+            _git(["add", "-A"], wt, env=idx)
+            tree = _git(["write-tree"], wt, env=idx)
+        head = _git(["rev-parse", "HEAD"], wt)
+        commit = _git(["commit-tree", tree, "-p", head, "-m", "pa checkpoint (ray)"], wt)
+        out_ref = OUT_REF + self.sid
+        _git(["update-ref", out_ref, commit], wt)
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            out = Path(tmp) / "out.bundle"
+            _git(["bundle", "create", "-q", str(out), out_ref], wt)
+            return out.read_bytes()
+
+    def stop(self, n: int, grace: float) -> None:
+        local.stop(self._files(n), grace)
+
+
+def _read(p: Path, limit: int = 64 * 1024) -> bytes:
+    try:
+        with open(p, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - limit))
+            return f.read()
+    except OSError:
+        return b""

@@ -1,0 +1,267 @@
+"""The Ray runtime (issue 19): each session a detached, named actor on a node that
+declares the custom resource ``pa_agent``; turns run there under the same wrapper.
+
+The turn's local folder is the mirror the engines read: ``read`` pulls new output from
+the actor by offset (in batches) and appends it to the local stdout file, so ingestion,
+offsets and exactly-once are the local ones. When the turn has ended the node snapshots
+its worktree and returns a bundle; it is fetched into the local repository and the local
+worktree is made that snapshot *before* the exit record is written locally, so the
+local checkpoint, diff, review and merge see the remote work unchanged.
+
+``ray`` is imported only when a session uses this runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from parallel_agents.errors import PAError
+from parallel_agents.runtime.base import LaunchSpec, TurnFiles
+from parallel_agents.runtime.ray_node import OUT_REF, SessionNode
+
+RESOURCE = "pa_agent"  # the custom resource a node declares: its session slots
+BATCH = 1024 * 1024  # output bytes one poll brings back at most
+INSTALL_HINT = "install it with: pip install 'parallel-agents[ray]'"
+_STATE = "ray.json"  # in the turn's folder: the actor and node that run it
+
+
+def namespace_for(home: Path) -> str:
+    """One Ray namespace per pa home: two homes on a cluster never see each other's."""
+    return "pa-" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+
+
+def actor_name(sid: str) -> str:
+    return f"pa-session-{sid}"
+
+
+class RayUnavailable(PAError):
+    """Ray is not installed, or its cluster cannot be reached."""
+
+
+def connect(address: str | None, namespace: str) -> Any:
+    """``ray``, connected to the cluster at ``address`` (None: Ray's own default); a
+    clear error when Ray is missing or the head cannot be reached."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("the ray runtime needs Ray, which is not installed",
+                             hint=INSTALL_HINT) from None
+    if ray.is_initialized():
+        return ray
+    where = address or os.environ.get("RAY_ADDRESS") or "auto"
+    try:
+        _probe(where)
+        ray.init(
+            address=where,
+            namespace=namespace,
+            logging_level=40,  # logging.ERROR
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RayUnavailable(
+            f"cannot reach the Ray cluster at {where}: {first}",
+            hint="start one with `ray start --head` (workers: `ray start --address HEAD"
+            " --resources '{\"pa_agent\": 8}'`) or set runtime.ray.address;"
+            " local sessions are not affected",
+        ) from None
+    return ray
+
+
+def _probe(where: str, timeout: float = 5.0) -> None:
+    """Fail fast when the head does not answer: ``ray.init`` would wait for minutes."""
+    if where == "auto":
+        return  # Ray looks for a cluster started on this machine and says when there is none
+    hostport = where.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+
+
+def _git(args: list[str], cwd: Path) -> str:
+    p = subprocess.run(["git", *args], cwd=str(cwd), capture_output=True, text=True,
+                       check=False)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.strip() or p.stdout.strip() or f"git {args[0]} failed")
+    return p.stdout.strip()
+
+
+class RayRuntime:
+    kind = "ray"
+
+    def __init__(self, *, home: Path, address: str | None) -> None:
+        self.home = home
+        self.address = address
+        self.namespace = namespace_for(home)
+
+    # -- the actor ------------------------------------------------------------------
+    def _ray(self) -> Any:
+        return connect(self.address, self.namespace)
+
+    def _actor(self, sid: str, *, create: bool) -> Any:
+        ray = self._ray()
+        name = actor_name(sid)
+        try:
+            return ray.get_actor(name, namespace=self.namespace)
+        except ValueError:
+            if not create:
+                return None
+        cls = ray.remote(SessionNode)
+        return cls.options(
+            name=name,
+            namespace=self.namespace,
+            lifetime="detached",
+            get_if_exists=True,
+            resources={RESOURCE: 1},
+            num_cpus=0,
+            max_restarts=0,
+        ).remote(sid, self.namespace)
+
+    # -- Runtime --------------------------------------------------------------------
+    def start(self, files: TurnFiles, spec: LaunchSpec) -> int | None:
+        if spec.repo_path is None or not spec.branch:
+            raise PAError("the ray runtime needs the session's repository and branch")
+        ray = self._ray()
+        files.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("stdout", "stderr"):
+            (files.dir / name).touch(mode=0o600)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "base.bundle"
+            try:
+                _git(["bundle", "create", "-q", str(out), f"refs/heads/{spec.branch}"],
+                     spec.repo_path)
+            except RuntimeError as e:
+                raise PAError(f"could not bundle {spec.branch} for the ray runtime: {e}") from None
+            bundle = ray.put(out.read_bytes())
+        repo_key = hashlib.sha256(str(spec.repo_path.resolve()).encode()).hexdigest()[:16]
+        actor = self._actor(spec.session_id, create=True)
+        n = int(files.dir.name)
+        try:
+            node = ray.get(
+                actor.start_turn.remote(
+                    n, repo_key, bundle, spec.branch, spec.argv, spec.env, spec.stdin,
+                    spec.setup, spec.max_bytes, str(spec.cwd),
+                )
+            )
+        except Exception as e:  # the node's git or spawn failed: the turn fails with it
+            raise PAError(f"the ray node could not start the turn: {_cause(e)}") from None
+        state = {"actor": actor_name(spec.session_id), "node": node, "n": n,
+                 "worktree": str(spec.cwd), "repo": str(spec.repo_path)}
+        (files.dir / _STATE).write_text(json.dumps(state))
+        return None
+
+    def _state(self, files: TurnFiles) -> dict[str, Any] | None:
+        try:
+            data = json.loads((files.dir / _STATE).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _sync(self, files: TurnFiles) -> dict[str, Any] | None:
+        """Pull the turn's new output (one batch) into its local files; at its end, bring
+        the node's checkpoint home and write the exit record. The poll's answer, or None
+        when the actor is gone."""
+        if files.exit_info() is not None:
+            return {"exit": files.exit_info(), "alive": False}
+        st = self._state(files)
+        if st is None:
+            return None
+        ray = self._ray()
+        actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
+        if actor is None:
+            return None
+        have = files.stdout.stat().st_size if files.stdout.exists() else 0
+        try:
+            got: dict[str, Any] = ray.get(actor.poll.remote(int(st["n"]), have, BATCH))
+        except Exception:  # the actor or its node died
+            return None
+        data = got["data"]
+        if data:
+            with open(files.stdout, "ab") as f:
+                f.write(data)
+        ended = got["exit"] is not None and have + len(data) >= int(got["total"])
+        if not ended:
+            return got
+        (files.dir / "stderr").write_bytes(got["stderr"])
+        if got["setup_log"]:
+            files.setup_log.write_bytes(got["setup_log"])
+        if got["cut"]:
+            at, size = got["cut"]
+            (files.dir / "cut").write_text(f"{at} {size}")
+        exit_info = dict(got["exit"])
+        try:
+            self._bring_home(ray, actor, st)
+        except Exception as e:
+            msg = f"could not bring the node's work home: {_cause(e)}"
+            with open(files.stderr, "ab") as f:
+                f.write(("\npa: " + msg + "\n").encode())
+            exit_info = {"code": exit_info.get("code") if exit_info.get("code") else 1,
+                         "error": msg}
+        files.exit.write_text(json.dumps(exit_info))
+        return {"exit": exit_info, "alive": False}
+
+    def _bring_home(self, ray: Any, actor: Any, st: dict[str, Any]) -> None:
+        """Fetch the node's checkpoint into the local repository (all or nothing: one
+        ref update) and make the local worktree exactly that snapshot, HEAD at its
+        parent, as ``git/snapshots.restore`` would."""
+        bundle: bytes = ray.get(actor.checkpoint.remote())
+        wt = Path(st["worktree"])
+        sid = str(st["actor"]).removeprefix("pa-session-")
+        ref = OUT_REF + sid
+        with tempfile.NamedTemporaryFile(suffix=".bundle") as f:
+            f.write(bundle)
+            f.flush()
+            _git(["fetch", "-q", f.name, f"+{ref}:{ref}"], wt)
+        _git(["reset", "-q", "--hard", ref], wt)
+        _git(["reset", "-q", ref + "^"], wt)
+
+    def read(self, files: TurnFiles, offset: int, size: int) -> tuple[bytes, int]:
+        self._sync(files)
+        total = files.stdout.stat().st_size
+        with open(files.stdout, "rb") as f:
+            f.seek(offset)
+            return f.read(size), total
+
+    def exit_info(self, files: TurnFiles) -> dict[str, object] | None:
+        return files.exit_info()
+
+    def alive(self, files: TurnFiles) -> bool:
+        if files.exit_info() is not None:
+            return True  # ended: the engine reads the rest and finishes the turn
+        got = self._sync(files)
+        if got is None:
+            # No state yet (just started) or the actor is gone: gone once it is stale.
+            try:
+                return time.time() - (files.dir / _STATE).stat().st_mtime < 5
+            except OSError:
+                return False
+        return bool(got.get("alive")) or got.get("exit") is not None
+
+    def stop(self, files: TurnFiles, grace: float) -> None:
+        st = self._state(files)
+        if st is None:
+            return
+        ray = self._ray()
+        actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
+        if actor is not None:
+            ray.get(actor.stop.remote(int(st["n"]), grace))
+
+
+def _cause(e: BaseException) -> str:
+    """The first line of what failed on the node (Ray wraps it in its own error)."""
+    inner = getattr(e, "cause", None) or e
+    text = str(inner).strip()
+    for line in text.splitlines():
+        if "git " in line or "Error" in line:
+            return line.strip()
+    return text.splitlines()[-1] if text else type(e).__name__
