@@ -1,0 +1,82 @@
+"""Issue 19, end to end on a small multi-node Ray cluster on this machine (loopback only):
+a head without agent slots and two worker nodes with ``pa_agent`` slots. A command-agent
+session runs on a worker node; its change comes home as a local checkpoint, so `pa diff`
+shows it and `pa merge` merges it into the local base."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import git, make_repo, pa
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'parallel-agents[ray]'")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """One cluster for the module: the head (no pa_agent slots: sessions must go to the
+    workers) and two worker nodes of 2 slots, 1 CPU each, no dashboard. Loopback only:
+    Ray's single-machine mode (the variable below), inherited by every `pa` it runs."""
+    import os
+
+    old = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    c = cluster_utils.Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    workers = [c.add_node(num_cpus=1, resources={"pa_agent": 2}) for _ in range(2)]
+    c.wait_for_nodes()
+    try:
+        yield c, {w.node_id for w in workers}
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+        if old is None:
+            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        else:
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = old
+
+
+def test_a_session_on_a_worker_node_comes_home_diffs_and_merges(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """issue 19: `pa new --runtime ray --cmd ...` runs on a worker node (its node id is a
+    worker's); the change it made there is the local checkpoint: `pa diff` shows it and
+    `pa merge` merges it into the local base."""
+    c, worker_ids = cluster
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
+    env = {"PA_RAY_ADDRESS": c.address}
+    s = json.loads(pa(
+        "new", "remote work", "--runtime", "ray", "--json",
+        "--cmd", "sh -c 'echo from-the-node > b.txt; echo done'",
+        cwd=repo, env=env, check=True, timeout=180,
+    ).stdout)  # fmt: skip
+    sid = s["id"]
+    pa("wait", sid, "--timeout", "120", cwd=repo, env=env, check=True, timeout=180)
+    shown = json.loads(pa("show", sid, "--json", cwd=repo, env=env, check=True).stdout)
+    assert shown["status"] == "idle", shown
+    assert shown["options"]["runtime"] == "ray"
+    node = _turn_state(sid)["node"]
+    assert node in worker_ids
+    # The node's change is in the local worktree and the local checkpoint.
+    assert (Path(shown["worktree"]) / "b.txt").read_text() == "from-the-node\n"
+    diff = pa("diff", sid, cwd=repo, env=env, check=True).stdout
+    assert "+from-the-node" in diff and "b.txt" in diff
+    pa("merge", sid, cwd=repo, env=env, check=True, timeout=120)
+    assert git(repo, "show", "main:b.txt") == "from-the-node\n"
+
+
+def _turn_state(sid: str) -> dict[str, Any]:
+    import os
+
+    home = Path(os.environ["PA_HOME"])
+    [found] = list(home.glob(f"**/{sid}/turns/1/ray.json"))
+    data: dict[str, Any] = json.loads(found.read_text())
+    return data
