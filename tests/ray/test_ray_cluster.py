@@ -49,13 +49,13 @@ def test_a_session_on_a_worker_node_comes_home_diffs_and_merges(
 ) -> None:
     """issue 19: `pa new --runtime ray --cmd ...` runs on a worker node (its node id is a
     worker's); the change it made there is the local checkpoint: `pa diff` shows it and
-    `pa merge` merges it into the local base."""
+    `pa merge` merges it into the local base. A follow-up runs on the same node."""
     c, worker_ids = cluster
     repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
     env = {"PA_RAY_ADDRESS": c.address}
     s = json.loads(pa(
         "new", "remote work", "--runtime", "ray", "--json",
-        "--cmd", "sh -c 'echo from-the-node > b.txt; echo done'",
+        "--cmd", "sh -c 'echo from-the-node >> b.txt; echo done'",
         cwd=repo, env=env, check=True, timeout=180,
     ).stdout)  # fmt: skip
     sid = s["id"]
@@ -67,16 +67,22 @@ def test_a_session_on_a_worker_node_comes_home_diffs_and_merges(
     assert node in worker_ids
     # The node's change is in the local worktree and the local checkpoint.
     assert (Path(shown["worktree"]) / "b.txt").read_text() == "from-the-node\n"
+    # A follow-up goes to the same actor, on the same node, on top of the first turn.
+    pa("send", sid, "again", cwd=repo, env=env, check=True, timeout=180)
+    pa("wait", sid, "--timeout", "120", cwd=repo, env=env, check=True, timeout=180)
+    assert _turn_state(sid, 2)["node"] == node
+    assert (Path(shown["worktree"]) / "b.txt").read_text() == "from-the-node\n" * 2
     diff = pa("diff", sid, cwd=repo, env=env, check=True).stdout
     assert "+from-the-node" in diff and "b.txt" in diff
     pa("merge", sid, cwd=repo, env=env, check=True, timeout=120)
-    assert git(repo, "show", "main:b.txt") == "from-the-node\n"
+    assert git(repo, "show", "main:b.txt") == "from-the-node\n" * 2
 
 
-def _turn_state(sid: str) -> dict[str, Any]:
+def _turn_state(sid: str, n: int = 1) -> dict[str, Any]:
+    """Where turn ``n`` ran: the runtime's note in the turn's local folder."""
     import os
 
     home = Path(os.environ["PA_HOME"])
-    [found] = list(home.glob(f"**/{sid}/turns/1/ray.json"))
+    [found] = list(home.glob(f"**/{sid}/turns/{n}/ray.json"))
     data: dict[str, Any] = json.loads(found.read_text())
     return data

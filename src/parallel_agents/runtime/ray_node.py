@@ -62,7 +62,7 @@ class SessionNode:
 
     def _checkout(self, repo_key: str, bundle: bytes, branch: str) -> None:
         """Bring ``branch`` from ``bundle`` into the node's cached clone of the repository
-        and make (or move) the session's worktree onto it."""
+        and make the session's worktree off it (the first turn on this node)."""
         cache = self.root / "repos" / repo_key
         if not (cache / "HEAD").exists():
             cache.mkdir(parents=True, exist_ok=True)
@@ -75,8 +75,8 @@ class SessionNode:
         if not self.worktree.exists():
             self.worktree.parent.mkdir(parents=True, exist_ok=True)
             _git(["worktree", "add", "-q", "-B", branch, str(self.worktree), ref], cache)
-        else:
-            _git(["reset", "-q", "--hard", ref], self.worktree)
+        # A follow-up on this node: its worktree already is the last turn's end (the very
+        # snapshot that went home), uncommitted changes included: left as it is.
 
     def start_turn(
         self,
