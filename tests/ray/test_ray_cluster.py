@@ -86,3 +86,30 @@ def _turn_state(sid: str, n: int = 1) -> dict[str, Any]:
     [found] = list(home.glob(f"**/{sid}/turns/{n}/ray.json"))
     data: dict[str, Any] = json.loads(found.read_text())
     return data
+
+
+def test_server_started_on_ray_runs_its_sessions_there(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 19: `pa server start --runtime ray --ray-address ADDR`: sessions made through
+    that server (no --runtime) run on a worker node, and their `--env` secret reaches the
+    agent there."""
+    c, worker_ids = cluster
+    monkeypatch.setenv("PA_SERVER_AUTOSTART", "1")
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
+    try:
+        pa("server", "start", "--runtime", "ray", "--ray-address", c.address, check=True,
+           timeout=120)  # fmt: skip
+        s = json.loads(pa(
+            "new", "through the server", "--json", "--env", "PA_TEST_SECRET=s3cret",
+            "--cmd", "sh -c 'echo \"$PA_TEST_SECRET\" > secret.txt'",
+            cwd=repo, check=True, timeout=180,
+        ).stdout)  # fmt: skip
+        pa("wait", s["id"], "--timeout", "120", cwd=repo, check=True, timeout=180)
+        shown = json.loads(pa("show", s["id"], "--json", cwd=repo, check=True).stdout)
+        assert shown["status"] == "idle", shown
+        assert shown["options"]["runtime"] == "ray"
+        assert _turn_state(s["id"])["node"] in worker_ids
+        assert (Path(shown["worktree"]) / "secret.txt").read_text() == "s3cret\n"
+    finally:
+        pa("server", "stop", timeout=60)
