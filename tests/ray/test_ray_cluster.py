@@ -113,3 +113,31 @@ def test_server_started_on_ray_runs_its_sessions_there(
         assert (Path(shown["worktree"]) / "secret.txt").read_text() == "s3cret\n"
     finally:
         pa("server", "stop", timeout=60)
+
+
+def test_a_worker_node_lost_mid_turn_leaves_the_session_interrupted(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """issue 19: the worker node running a turn is removed mid-turn: the session ends
+    `interrupted` (never stuck `running`). Last in the module: it takes a node away."""
+    c, _ = cluster
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
+    env = {"PA_RAY_ADDRESS": c.address}
+    s = json.loads(pa(
+        "new", "long", "--runtime", "ray", "--json",
+        "--cmd", "sh -c 'echo started; exec sleep 600'",
+        cwd=repo, env=env, check=True, timeout=180,
+    ).stdout)  # fmt: skip
+    sid = s["id"]
+    node_id = _turn_state(sid)["node"]
+    [node] = [w for w in c.worker_nodes if w.node_id == node_id]
+    try:
+        c.remove_node(node, allow_graceful=False)
+        pa("wait", sid, "--timeout", "120", cwd=repo, env=env, timeout=180)
+        shown = json.loads(pa("show", sid, "--json", cwd=repo, env=env, check=True).stdout)
+        assert shown["status"] == "interrupted", shown
+    finally:
+        # The node's wrapper runs in its own session: end what carries the session's tag.
+        from parallel_agents.runtime import local
+
+        local.end_tagged(sid)
