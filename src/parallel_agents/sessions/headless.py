@@ -70,7 +70,9 @@ class Supervisor(Turns):
 
     def runtime(self, s: Session) -> Runtime:
         """The runtime ``s`` runs on, made once per kind (Ray's connects on first use)."""
-        kind = self.runtime_kind(s)
+        return self._runtime_of(self.runtime_kind(s))
+
+    def _runtime_of(self, kind: str) -> Runtime:
         cache: dict[str, Runtime] = self.__dict__.setdefault("_runtimes", {})
         rt = cache.get(kind)
         if rt is None:
@@ -290,7 +292,10 @@ class Supervisor(Turns):
             if turn is None or turn.status != "running":
                 return rep
             files = self.turn_files(sid, turn.n)
-            rt = self.runtime(self.store.session(sid))
+            # The row read above says the runtime: no second read per pass (issue 14 §3).
+            text = srow.options_text or ""
+            kind = srow.options().get("runtime") if '"runtime"' in text else None
+            rt = self._runtime_of(str(kind or self.settings.runtime_kind()))
             offset, state = self.store.turn_progress(db, sid, turn.n)
             # Read the exit record first: if present, the output files are complete.
             exit_info = rt.exit_info(files)
