@@ -19,9 +19,9 @@ import queue
 import threading
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from parallel_agents.errors import PAError
+from parallel_agents.server.asgi_scope import http_scope
 
 if TYPE_CHECKING:
     from parallel_agents.config import Settings
@@ -177,22 +177,7 @@ class LocalTransport:
         data = body or b""
         hdrs = [*self._headers, (b"content-length", str(len(data)).encode())]
         hdrs += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": unquote(path),
-            "raw_path": path.encode("latin-1"),
-            "root_path": "",
-            "query_string": query.encode("latin-1"),
-            "headers": hdrs,
-            "client": (HOST, 0),
-            "server": (HOST, PORT),
-            "extensions": {},
-            RAISED: [],
-        }
+        scope = {**http_scope(method, path, query, hdrs, PORT), RAISED: []}
         return _Exchange(self.app, scope, data)
 
     def refresh(self) -> None:

@@ -70,6 +70,13 @@ class TurnFiles:
         except (OSError, ValueError):
             return None
 
+    def read_stdout(self, offset: int, size: int) -> tuple[bytes, int]:
+        """At most ``size`` bytes of stdout from ``offset``, and stdout's whole size."""
+        total = self.stdout.stat().st_size
+        with open(self.stdout, "rb") as f:
+            f.seek(offset)
+            return f.read(size), total
+
     def exit_info(self) -> dict[str, object] | None:
         try:
             data = json.loads(self.exit.read_text(encoding="utf-8"))

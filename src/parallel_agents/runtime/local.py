@@ -227,10 +227,7 @@ class LocalRuntime:
         )
 
     def read(self, files: TurnFiles, offset: int, size: int) -> tuple[bytes, int]:
-        total = files.stdout.stat().st_size
-        with open(files.stdout, "rb") as f:
-            f.seek(offset)
-            return f.read(size), total
+        return files.read_stdout(offset, size)
 
     def exit_info(self, files: TurnFiles) -> dict[str, object] | None:
         return files.exit_info()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
 from parallel_agents.errors import Conflict, NotFound, PAError, UsageError
+from parallel_agents.server.asgi_scope import http_scope
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -50,21 +51,7 @@ class AppBackend:
 
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         full = "/api/v1" + path
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": unquote(full),
-            "raw_path": full.encode("latin-1"),
-            "root_path": "",
-            "query_string": query.encode("latin-1"),
-            "headers": self._headers(body),
-            "client": ("127.0.0.1", 0),
-            "server": ("127.0.0.1", self.state.guard.port or 0),
-            "extensions": {},
-        }
+        scope = http_scope(method, full, query, self._headers(body), self.state.guard.port or 0)
         return anyio.from_thread.run(_call, self.app, scope, body, cap)
 
     def call(

@@ -63,6 +63,14 @@ class Supervisor(Turns):
     def turn_files(self, sid: str, n: int) -> local.TurnFiles:
         return local.TurnFiles(self.session_dir(sid) / "turns" / str(n))
 
+    def _fail_turn(self, sid: str, n: int, e: PAError) -> None:
+        """Turn ``n`` could not start (its argv, or its runtime, refused): the turn and the
+        session are failed with pa's message and hint."""
+        msg = e.message + (f" ({e.hint})" if e.hint else "")
+        with self.store.tx() as db:
+            self.store.update_turn(db, sid, n, status="failed", error=msg, ended_at=time.time())
+            self.store.set_status(sid, Status.FAILED, db=db, error=msg)
+
     # -- runtimes (issue 19) ----------------------------------------------------------
     def runtime_kind(self, s: Session) -> str:
         """Where ``s`` runs its turns: its ``options.runtime``, else ``runtime.kind``."""
@@ -183,12 +191,7 @@ class Supervisor(Turns):
                 agent.check_version(binary)
             launch = agent.build(ctx)
         except PAError as e:
-            msg = e.message + (f" ({e.hint})" if e.hint else "")
-            with self.store.tx() as db:
-                self.store.update_turn(
-                    db, sid, turn.n, status="failed", error=msg, ended_at=time.time()
-                )
-                self.store.set_status(sid, Status.FAILED, db=db, error=msg)
+            self._fail_turn(sid, turn.n, e)
             return False
         repo = self.store.repo(s.repo_id)
         rcfg = load_repo_config(Path(repo.path))
@@ -226,12 +229,7 @@ class Supervisor(Turns):
         try:
             state["wrapper_pid"] = self.runtime(s).start(files, spec)
         except PAError as e:
-            msg = e.message + (f" ({e.hint})" if e.hint else "")
-            with self.store.tx() as db:
-                self.store.update_turn(
-                    db, sid, turn.n, status="failed", error=msg, ended_at=time.time()
-                )
-                self.store.set_status(sid, Status.FAILED, db=db, error=msg)
+            self._fail_turn(sid, turn.n, e)
             return False
         except OSError as e:
             with self.store.tx() as db:
