@@ -6,42 +6,12 @@ shows it and `pa merge` merges it into the local base."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import git, make_repo, pa
-
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'parallel-agents[ray]'")
-cluster_utils = pytest.importorskip("ray.cluster_utils")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    """One cluster for the module: the head (no pa_agent slots: sessions must go to the
-    workers) and two worker nodes of 2 slots, 1 CPU each, no dashboard. Loopback only:
-    Ray's single-machine mode (the variable below), inherited by every `pa` it runs."""
-    import os
-
-    old = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    c = cluster_utils.Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
-    )
-    workers = [c.add_node(num_cpus=1, resources={"pa_agent": 2}) for _ in range(2)]
-    c.wait_for_nodes()
-    try:
-        yield c, {w.node_id for w in workers}
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
-        if old is None:
-            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-        else:
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = old
 
 
 def test_a_session_on_a_worker_node_comes_home_diffs_and_merges(
@@ -113,31 +83,3 @@ def test_server_started_on_ray_runs_its_sessions_there(
         assert (Path(shown["worktree"]) / "secret.txt").read_text() == "s3cret\n"
     finally:
         pa("server", "stop", timeout=60)
-
-
-def test_a_worker_node_lost_mid_turn_leaves_the_session_interrupted(
-    cluster: Any, tmp_path: Path
-) -> None:
-    """issue 19: the worker node running a turn is removed mid-turn: the session ends
-    `interrupted` (never stuck `running`). Last in the module: it takes a node away."""
-    c, _ = cluster
-    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
-    env = {"PA_RAY_ADDRESS": c.address}
-    s = json.loads(pa(
-        "new", "long", "--runtime", "ray", "--json",
-        "--cmd", "sh -c 'echo started; exec sleep 600'",
-        cwd=repo, env=env, check=True, timeout=180,
-    ).stdout)  # fmt: skip
-    sid = s["id"]
-    node_id = _turn_state(sid)["node"]
-    [node] = [w for w in c.worker_nodes if w.node_id == node_id]
-    try:
-        c.remove_node(node, allow_graceful=False)
-        pa("wait", sid, "--timeout", "120", cwd=repo, env=env, timeout=180)
-        shown = json.loads(pa("show", sid, "--json", cwd=repo, env=env, check=True).stdout)
-        assert shown["status"] == "interrupted", shown
-    finally:
-        # The node's wrapper runs in its own session: end what carries the session's tag.
-        from parallel_agents.runtime import local
-
-        local.end_tagged(sid)
