@@ -17,7 +17,7 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 
 @contextmanager
-def start_cluster(workers: int = 2, slots: int = 2) -> Iterator[tuple[Any, set[str]]]:
+def start_cluster(workers: int = 2, slots: int = 4) -> Iterator[tuple[Any, set[str]]]:
     """A head (no pa_agent slots: sessions must go to the workers) and ``workers`` worker
     nodes of ``slots`` slots; yields the cluster and the workers' node ids. Loopback only:
     Ray's single-machine mode (the variable below), inherited by every `pa` it runs."""
