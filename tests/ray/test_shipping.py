@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,60 @@ def test_a_checkpoint_that_cannot_be_fetched_home_fails_the_turn_and_changes_not
         assert (wt / "b.txt").read_text() == before["b"] == "first\n"
     finally:
         lock.unlink(missing_ok=True)
+
+
+def test_a_bundle_the_node_cannot_apply_fails_the_turn_and_a_retry_recovers(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """issue 19: a real git failure on the node (a stale `index.lock` in the session's
+    worktree there) when a follow-up must move it: the turn fails with git's message in
+    `pa show`, the local worktree and branch are untouched; once the lock is gone the next
+    `pa send` ships again and the node sees the local commit."""
+    c, _ = cluster
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
+    env = {"PA_RAY_ADDRESS": c.address}
+    s = json.loads(pa(
+        "new", "first", "--runtime", "ray", "--json", "--cmd", "sh -c 'ls > seen.txt'",
+        cwd=repo, env=env, check=True, timeout=180,
+    ).stdout)  # fmt: skip
+    sid = s["id"]
+    pa("wait", sid, "--timeout", "120", cwd=repo, env=env, check=True, timeout=180)
+    wt = Path(_show(sid, repo, env)["worktree"])
+    (wt / "local.txt").write_text("made here\n")
+    git(wt, "add", "local.txt")
+    git(wt, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "local")
+    head = git(wt, "rev-parse", "HEAD").strip()
+    # The node's worktree of this session (the cluster's nodes share this machine's /tmp).
+    from parallel_agents.runtime.ray_runtime import namespace_for
+
+    base = Path(os.environ.get("PA_RAY_NODE_DIR") or tempfile.gettempdir())
+    node_wt = base / f"pa-ray-{namespace_for(Path(os.environ['PA_HOME']))}" / "worktrees" / sid
+    gitdir = Path((node_wt / ".git").read_text().split(":", 1)[1].strip())
+    lock = gitdir / "index.lock"
+    lock.write_text("")
+    try:
+        pa("send", sid, "again", cwd=repo, env=env, timeout=180)
+        pa("wait", sid, "--timeout", "120", cwd=repo, env=env, timeout=180)
+        shown = _show(sid, repo, env)
+        assert shown["status"] == "failed", shown
+        assert "index.lock" in shown["error"] and "File exists" in shown["error"], shown
+        assert git(wt, "rev-parse", "HEAD").strip() == head
+        assert git(wt, "status", "--porcelain") == "?? seen.txt\n"
+    finally:
+        lock.unlink(missing_ok=True)
+    pa("send", sid, "retry", cwd=repo, env=env, check=True, timeout=180)
+    pa("wait", sid, "--timeout", "120", cwd=repo, env=env, check=True, timeout=180)
+    assert _show(sid, repo, env)["status"] == "idle"
+    assert "local.txt" in (wt / "seen.txt").read_text()
+    assert git(wt, "rev-parse", "HEAD").strip() == head
+
+
+def test_a_bad_repo_url_setting_is_refused(tmp_path: Path) -> None:
+    """issue 19: `runtime.ray.repo_url` must be a string; anything else is named in the
+    error with a hint, by every command."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[runtime.ray]\nrepo_url = 5\n")
+    r = pa("ls", env={"PA_CONFIG": str(cfg)})
+    assert r.returncode != 0
+    assert "error: runtime.ray.repo_url must be a string (got 5)" in r.stderr
+    assert "hint:" in r.stderr

@@ -167,7 +167,6 @@ def apply(cache: Path, worktree: Path, sid: str, ship: dict[str, Any], scratch: 
                 f.flush()
                 git(["bundle", "unbundle", f.name], cache)
         head = str(ship["head"])
-        git(["update-ref", IN_REF + sid, head], cache)  # keeps the branch's objects
         branch = str(ship["branch"])
         if not (worktree / ".git").exists():
             worktree.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +175,7 @@ def apply(cache: Path, worktree: Path, sid: str, ship: dict[str, Any], scratch: 
         else:  # this node's worktree from an earlier actor or turn: made the shipped state
             git(["checkout", "-q", "-f", "-B", branch, head], worktree)
             git(["clean", "-q", "-f", "-d"], worktree)
+        git(["update-ref", IN_REF + sid, head], cache)  # keeps the branch's objects
     if ship.get("snapshot"):
         git(["reset", "-q", "--hard", str(ship["snapshot"])], worktree)
         git(["reset", "-q", head], worktree)

@@ -13,6 +13,7 @@ local checkpoint, diff, review and merge see the remote work unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -184,10 +185,8 @@ class RayRuntime:
                     raise PAError(f"the session's Ray actor is gone and its name is still"
                                   f" taken: {_cause(e)}",
                                   hint="try `pa send` again in a minute") from None
-                try:
+                with contextlib.suppress(Exception):  # already gone: its name is freed
                     ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: S110 - already gone: its name is freed all the same
-                    pass
                 time.sleep(0.5)  # Ray frees a dead actor's name within a moment
 
     def _state(self, files: TurnFiles) -> dict[str, Any] | None:
