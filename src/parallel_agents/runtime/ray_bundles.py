@@ -96,6 +96,11 @@ def remote_has(repo: Path, url: str) -> list[str]:
     return [ln.split()[0] for ln in p.stdout.splitlines() if ln.endswith(" commit")]
 
 
+def _has(repo: Path, commit: str) -> bool:
+    return subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=str(repo),
+                          capture_output=True, check=False).returncode == 0
+
+
 def build(repo: Path, worktree: Path, branch: str, sid: str, *,
           have: dict[str, str] | None, repo_url: str | None,
           remote: list[str]) -> Shipment:
@@ -108,7 +113,9 @@ def build(repo: Path, worktree: Path, branch: str, sid: str, *,
     ship = Shipment(branch=branch, head=head, tree=tree, repo_url=repo_url)
     if have is not None and have.get("head") == head and have.get("tree") == tree:
         return ship  # the node's worktree already is this state
-    excludes = [have["head"]] if have is not None and have.get("head") else []
+    # What the node has, if this repository has it too (a turn whose work did not come
+    # home may have left the node ahead): a bundle can only leave out what both have.
+    excludes = [c for c in ([have.get("head", "")] if have else []) if c and _has(repo, c)]
     excludes += remote
     tips = [f"refs/heads/{branch}"]
     ref = SHIP_REF + sid

@@ -53,6 +53,7 @@ class SessionNode:
         self.root = Path(base) / f"pa-ray-{namespace}"
         self.worktree = self.root / "worktrees" / sid
         self.have: dict[str, str] | None = None  # what the worktree is at (``holds``)
+        self.base: str | None = None  # the last shipped head: home has it, bundles omit it
 
     def node_id(self) -> str:
         import ray
@@ -73,6 +74,7 @@ class SessionNode:
         cache = self.root / "repos" / repo_key
         ray_bundles.apply(cache, self.worktree, self.sid, ship, self.root)
         self.have = {"head": str(ship["head"]), "tree": str(ship["tree"])}
+        self.base = str(ship["head"])
 
     def start_turn(
         self,
@@ -128,7 +130,8 @@ class SessionNode:
 
     def checkpoint(self) -> bytes:
         """Snapshot the worktree (untracked files too, ignored not) into a commit on top
-        of its HEAD, under ``OUT_REF`` + its id, and return a bundle of it."""
+        of its HEAD, under ``OUT_REF`` + its id, and return a bundle of it (without what
+        the orchestrator shipped: its repository has that)."""
         wt = self.worktree
         with tempfile.TemporaryDirectory(dir=self.root) as tmp:
             idx = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -143,7 +146,8 @@ class SessionNode:
         self.have = {"head": head, "tree": tree}
         with tempfile.TemporaryDirectory(dir=self.root) as tmp:
             out = Path(tmp) / "out.bundle"
-            _git(["bundle", "create", "-q", str(out), out_ref], wt)
+            thin = [f"^{self.base}"] if self.base else []  # only the turn's new commits
+            _git(["bundle", "create", "-q", str(out), out_ref, *thin], wt)
             return out.read_bytes()
 
     def stop(self, n: int, grace: float) -> None:

@@ -229,7 +229,8 @@ class RayRuntime:
             (files.dir / "cut").write_text(f"{at} {size}")
         exit_info = dict(got["exit"])
         try:
-            self._bring_home(ray, actor, st)
+            st["home"] = {"bytes": self._bring_home(ray, actor, st)}
+            (files.dir / _STATE).write_text(json.dumps(st))
         except Exception as e:
             msg = f"could not bring the node's work home: {_cause(e)}"
             with open(files.stderr, "ab") as f:
@@ -239,10 +240,10 @@ class RayRuntime:
         files.exit.write_text(json.dumps(exit_info))
         return {"exit": exit_info, "alive": False}
 
-    def _bring_home(self, ray: Any, actor: Any, st: dict[str, Any]) -> None:
+    def _bring_home(self, ray: Any, actor: Any, st: dict[str, Any]) -> int:
         """Fetch the node's checkpoint into the local repository (all or nothing: one
         ref update) and make the local worktree exactly that snapshot, HEAD at its
-        parent, as ``git/snapshots.restore`` would."""
+        parent, as ``git/snapshots.restore`` would; returns the bundle's size."""
         bundle: bytes = ray.get(actor.checkpoint.remote())
         wt = Path(st["worktree"])
         sid = str(st["actor"]).removeprefix("pa-session-")
@@ -253,6 +254,7 @@ class RayRuntime:
             _git(["fetch", "-q", f.name, f"+{ref}:{ref}"], wt)
         _git(["reset", "-q", "--hard", ref], wt)
         _git(["reset", "-q", ref + "^"], wt)
+        return len(bundle)
 
     def read(self, files: TurnFiles, offset: int, size: int) -> tuple[bytes, int]:
         self._sync(files)
