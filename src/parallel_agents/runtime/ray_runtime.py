@@ -13,6 +13,7 @@ local checkpoint, diff, review and merge see the remote work unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from parallel_agents.errors import PAError
+from parallel_agents.runtime import ray_probe
 from parallel_agents.runtime.base import LaunchSpec, TurnFiles
 from parallel_agents.runtime.ray_node import OUT_REF, SessionNode
 
@@ -108,7 +110,7 @@ class RayRuntime:
     def _ray(self) -> Any:
         return connect(self.address, self.namespace)
 
-    def _actor(self, sid: str, *, create: bool) -> Any:
+    def _actor(self, sid: str, *, create: bool, spec: LaunchSpec | None = None) -> Any:
         ray = self._ray()
         name = actor_name(sid)
         try:
@@ -117,7 +119,12 @@ class RayRuntime:
             if not create:
                 return None
         cls = ray.remote(SessionNode)
+        # A CLI agent's actor is pinned to a node that has the CLI (``ray_probe``).
+        extra = spec.extra if spec is not None else {}
+        binaries = dict(extra.get("binaries") or {})  # type: ignore[call-overload]
+        place = ray_probe.placement(ray, self.home, str(extra.get("agent") or ""), binaries)
         return cls.options(
+            **place,
             name=name,
             namespace=self.namespace,
             lifetime="detached",
@@ -144,7 +151,7 @@ class RayRuntime:
                 raise PAError(f"could not bundle {spec.branch} for the ray runtime: {e}") from None
             bundle = ray.put(out.read_bytes())
         repo_key = hashlib.sha256(str(spec.repo_path.resolve()).encode()).hexdigest()[:16]
-        actor = self._actor(spec.session_id, create=True)
+        actor = self._actor(spec.session_id, create=True, spec=spec)
         n = int(files.dir.name)
         try:
             node = ray.get(
@@ -252,6 +259,19 @@ class RayRuntime:
         actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
         if actor is not None:
             ray.get(actor.stop.remote(int(st["n"]), grace))
+
+    def release(self, sid: str) -> None:
+        """Give the session's ``pa_agent`` slot back: its actor removes its worktree on
+        the node (best effort) and is killed. Called once its work is home for good
+        (archived by a discard, or merged)."""
+        ray = self._ray()
+        actor = self._actor(sid, create=False)
+        if actor is None:
+            return
+        # Its node may be gone: the kill below still frees what is left.
+        with contextlib.suppress(Exception):
+            ray.get(actor.close.remote(), timeout=60)
+        ray.kill(actor, no_restart=True)
 
 
 def _cause(e: BaseException) -> str:
