@@ -48,24 +48,51 @@ def split_cluster(tmp: Path, slots: int = 2) -> Iterator[dict[str, Any]]:
         (only / CLI).symlink_to(binary)
     bare = bare_path()
     with_cli = f"{only}{os.pathsep}{bare}"
-    old = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "PATH")}
+    old = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    os.environ["PATH"] = bare  # the head (and the driver side) has no CLI either
     c = cluster_utils.Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )
     try:
-        a = c.add_node(num_cpus=1, resources={"pa_agent": slots}, env_vars={"PATH": with_cli})
         b = c.add_node(num_cpus=1, resources={"pa_agent": slots}, env_vars={"PATH": bare})
+        a = c.add_node(num_cpus=1, resources={"pa_agent": slots}, env_vars={"PATH": with_cli})
         c.wait_for_nodes()
         yield {"cluster": c, "with_cli": a.node_id, "without": b.node_id, "bin": only,
                "path": with_cli}  # fmt: skip
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         if ray.is_initialized():
             ray.shutdown()
         c.shutdown()
+        if old is None:
+            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        else:
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = old
+
+
+def claude_session(
+    tmp: Path, repo: Path, env: dict[str, str], server_url: str, prompt: str = "write hello"
+) -> str:
+    """`pa new --agent claude --runtime ray` (the real CLI, against the scripted model
+    server at ``server_url``); the session's id once its turn ended."""
+    import json
+
+    from parallel_agents.testing import agent_env
+    from parallel_agents.testing.agent_env import DEFAULT_MODELS
+    from tests.conftest import pa
+
+    cli_env = agent_env(CLI, tmp / "claude-home", server_url=server_url, api_key="k")
+    cli_env["PATH"] = env["PATH"]
+    pairs = [f"--env={k}={v}" for k, v in cli_env.items()]
+    s = json.loads(pa(
+        "new", prompt, "--agent", CLI, "--model", DEFAULT_MODELS[CLI], "--runtime", "ray",
+        *pairs, "--json", cwd=repo, env=env, check=True, timeout=240,
+    ).stdout)  # fmt: skip
+    sid = str(s["id"])
+    pa("wait", sid, "--timeout", "240", cwd=repo, env=env, timeout=300)
+    return sid
+
+
+SCRIPT = [{"match": "", "turns": [
+    {"say": "Writing it.", "write": {"path": "hello.txt", "content": "hello from a node\n"}},
+    {"text": "Done: hello.txt written."},
+]}]  # fmt: skip
