@@ -224,6 +224,7 @@ EXAMPLES: dict[str, list[str]] = {
     "map resume": ["pa map resume lint"],
     "reduce": ["pa reduce lint --agent claude --prompt 'keep the public API as it is'"],
     "pair": ["pa pair 1a2b3c4d", "pa pair status --json", "pa pair --stop 1a2b3c4d"],
+    "runtime": ["pa runtime nodes"],
     "runtime nodes": ["pa runtime nodes", "pa runtime nodes --refresh --json"],
 }
 
