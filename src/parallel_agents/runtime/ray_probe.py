@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,12 @@ def _load(home: Path) -> dict[str, Any]:
 
 
 def _save(home: Path, data: dict[str, Any]) -> None:
-    tmp = home / f".{_CACHE}.{os.getpid()}"
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, home / _CACHE)
+    # Per process and thread: the server's threads may probe at the same time.
+    tmp = home / f".{_CACHE}.{os.getpid()}.{threading.get_ident()}"
+    with contextlib.suppress(OSError):  # a cache: without it, the next call probes again
+        home.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, home / _CACHE)
 
 
 def node_clis(
@@ -132,8 +136,8 @@ def node_clis(
         out[nid] = clis
         cache[nid] = {"at": now, "binaries": binaries, "clis": clis}
     if pending:
-        alive = {n["id"] for n in nodes}
-        _save(home, {k: v for k, v in cache.items() if k in alive})
+        known = {n["id"] for n in nodes}  # a node gone from the cluster leaves the cache
+        _save(home, {k: v for k, v in cache.items() if k in known})
     return out
 
 
