@@ -31,11 +31,11 @@ def check(
     from parallel_agents.runtime.ray_runtime import connect, namespace_for
 
     ray = connect(settings.ray_address(), namespace_for(settings.home))
-    binaries = cli_binaries(settings)
+    binaries = cli_binaries(settings) if agent and agent != "command" else {}
     if agent in binaries:
         from parallel_agents.runtime import ray_probe
 
-        ray_probe.pick_node(ray, settings.home, agent, binaries)
+        ray_probe.pick_node(ray, settings.home, str(agent), binaries)
     return kind
 
 
