@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_runtime_nodes_lists_slots_clis_and_sessions_and_discard_gives_the_slot_
 ) -> None:
     """issue 19: `pa runtime nodes --json`: both workers with their slots, the node with
     claude shows it and its version and the claude session running there, the other none;
-    `pa discard` archives the session and gives its slot back (free 1 -> 2, actor gone)."""
+    `pa discard` archives the session and gives its slot back (free 1 -> 2, actor gone, its worktree on the node removed)."""
     repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
     env = {"PA_RAY_ADDRESS": split["cluster"].address, "PATH": split["path"]}
     a, b = split["with_cli"], split["without"]
@@ -75,15 +76,18 @@ def test_runtime_nodes_lists_slots_clis_and_sessions_and_discard_gives_the_slot_
     table = pa("runtime", "nodes", cwd=repo, env=env, check=True, timeout=240).stdout
     assert a[:12] in table and b[:12] in table and sid in table and "1/2" in table
 
+    ns = namespace_for(Path(os.environ["PA_HOME"]))
+    base = Path(os.environ.get("PA_RAY_NODE_DIR") or tempfile.gettempdir()) / f"pa-ray-{ns}"
+    assert (base / "worktrees" / sid / "hello.txt").exists()  # the node's own worktree
     out = json.loads(pa("discard", sid, "--json", cwd=repo, env=env, check=True,
                         timeout=180).stdout)  # fmt: skip
     assert "archive" in json.dumps(out)
     freed = _until(lambda: (n := _nodes(repo, env))[a]["free"] == 2 and n)
     assert freed, _nodes(repo, env)
     assert freed[a]["sessions"] == []
+    assert not (base / "worktrees" / sid).exists()  # the actor removed it (close) first
     if not ray.is_initialized():
         ray.init(address=split["cluster"].address, logging_level=40, log_to_driver=False)
-    ns = namespace_for(Path(os.environ["PA_HOME"]))
     with pytest.raises(ValueError):
         ray.get_actor(actor_name(sid), namespace=ns)
 
