@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -339,7 +340,7 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def _actor_rss() -> dict[str, float]:
+def _actor_rss() -> dict[str, Any]:
     """RSS of this cluster's session actors (Ray worker processes of this process tree,
     titled ``ray::SessionNode``), read before the cluster ends."""
     mine = {os.getpid()}
@@ -399,7 +400,8 @@ def ratios(res: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-ROWS = (
+Show = Callable[[dict[str, Any]], str]
+ROWS: tuple[tuple[str, str, Show], ...] = (
     # (label, key in ratios, how to show one runtime's figure)
     ("spawn: request -> first line ingested, median (p95)", "spawn_median",
      lambda d: f"{common.ms(d['spawn_s'].get('median'))} ({common.ms(d['spawn_s'].get('p95'))})"),
