@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from parallel_agents.errors import PAError
-from parallel_agents.runtime import ray_bundles
+from parallel_agents.runtime import ray_bundles, ray_probe
 from parallel_agents.runtime.base import LaunchSpec, TurnFiles
 from parallel_agents.runtime.ray_node import OUT_REF, SessionNode
 
@@ -111,7 +111,7 @@ class RayRuntime:
     def _ray(self) -> Any:
         return connect(self.address, self.namespace)
 
-    def _actor(self, sid: str, *, create: bool) -> Any:
+    def _actor(self, sid: str, *, create: bool, spec: LaunchSpec | None = None) -> Any:
         ray = self._ray()
         name = actor_name(sid)
         try:
@@ -120,7 +120,12 @@ class RayRuntime:
             if not create:
                 return None
         cls = ray.remote(SessionNode)
+        # A CLI agent's actor is pinned to a node that has the CLI (``ray_probe``).
+        extra = spec.extra if spec is not None else {}
+        binaries = dict(extra.get("binaries") or {})  # type: ignore[call-overload]
+        place = ray_probe.placement(ray, self.home, str(extra.get("agent") or ""), binaries)
         return cls.options(
+            **place,
             name=name,
             namespace=self.namespace,
             lifetime="detached",
@@ -149,7 +154,7 @@ class RayRuntime:
                     hint="fix or empty runtime.ray.repo_url (or PA_RAY_REPO_URL): this"
                     " machine and every node must be able to fetch from it",
                 ) from None
-        actor, have = self._live_actor(ray, spec.session_id)
+        actor, have = self._live_actor(ray, spec)
         try:
             ship = ray_bundles.build(spec.repo_path, spec.cwd, spec.branch, spec.session_id,
                                      have=have, repo_url=self.repo_url, remote=remote)
@@ -171,13 +176,13 @@ class RayRuntime:
         (files.dir / _STATE).write_text(json.dumps(state))
         return None
 
-    def _live_actor(self, ray: Any, sid: str) -> tuple[Any, dict[str, str] | None]:
+    def _live_actor(self, ray: Any, spec: LaunchSpec) -> tuple[Any, dict[str, str] | None]:
         """The session's actor and what its worktree holds. An actor whose node is gone is
         dead for good (``max_restarts=0``): its name is freed once Ray has marked it dead,
         and a new actor (on a node with a free slot) takes it, starting from scratch."""
         deadline = time.monotonic() + 120
         while True:
-            actor = self._actor(sid, create=True)
+            actor = self._actor(spec.session_id, create=True, spec=spec)
             try:  # no timeout: a new actor may wait for a free slot, as a turn does
                 return actor, ray.get(actor.holds.remote())
             except ray.exceptions.RayActorError as e:
@@ -283,6 +288,19 @@ class RayRuntime:
         actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
         if actor is not None:
             ray.get(actor.stop.remote(int(st["n"]), grace))
+
+    def release(self, sid: str) -> None:
+        """Give the session's ``pa_agent`` slot back: its actor removes its worktree on
+        the node (best effort) and is killed. Called once its work is home for good
+        (archived by a discard, or merged)."""
+        ray = self._ray()
+        actor = self._actor(sid, create=False)
+        if actor is None:
+            return
+        # Its node may be gone: the kill below still frees what is left.
+        with contextlib.suppress(Exception):
+            ray.get(actor.close.remote(), timeout=60)
+        ray.kill(actor, no_restart=True)
 
 
 def _cause(e: BaseException) -> str:
