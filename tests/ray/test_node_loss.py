@@ -96,6 +96,7 @@ def test_pa_send_restarts_an_interrupted_session_on_another_node_from_its_checkp
         assert third["node"] in {w.node_id for w in c.worker_nodes}
         # A new actor: everything shipped, the uncommitted b.txt as a snapshot.
         assert third["shipped"]["kind"] == "full" and third["shipped"]["snapshot"], third
+        assert third["shipped"]["fresh"] and not _turn_state(sid, 2)["shipped"]["fresh"]
         assert (wt / "c.txt").read_text() == "from-node-a\n"
         assert (wt / "b.txt").read_text() == "from-node-a\n"
         diff = pa("diff", sid, cwd=repo, env=env, check=True).stdout

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,11 @@ GIT_ENV = {
 }
 
 
-def git(args: list[str], cwd: Path, *, env: dict[str, str] | None = None) -> str:
+def git(args: list[str], cwd: Path, *, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> str:
     full = {**os.environ, **GIT_ENV, **(env or {})}
-    p = subprocess.run(
-        ["git", *args], cwd=str(cwd), env=full, capture_output=True, text=True, check=False
-    )
+    p = subprocess.run(["git", *args], cwd=str(cwd), env=full, input=stdin,
+                       capture_output=True, text=True, check=False)
     if p.returncode != 0:
         raise RuntimeError(f"git {' '.join(args[:2])}: {p.stderr.strip() or p.stdout.strip()}")
     return p.stdout.strip()
@@ -72,11 +72,12 @@ class Shipment:
     kind: str = "none"  # none, thin or full
     commits: int = 0  # how many commits the bundle carries
     repo_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    fresh: bool = False  # a new actor (first turn on its node, or after its node was lost)
 
     def note(self) -> dict[str, Any]:
         return {"kind": self.kind, "bytes": len(self.data or b""), "commits": self.commits,
-                "head": self.head, "snapshot": self.snapshot, "repo_url": self.repo_url}
+                "head": self.head, "snapshot": self.snapshot, "repo_url": self.repo_url,
+                "fresh": self.fresh}
 
     def for_node(self) -> dict[str, Any]:
         return {"branch": self.branch, "head": self.head, "tree": self.tree, "kind": self.kind,
@@ -110,7 +111,7 @@ def build(repo: Path, worktree: Path, branch: str, sid: str, *,
     head = git(["rev-parse", "HEAD"], worktree)
     with tempfile.TemporaryDirectory() as tmp:
         tree = tree_of(worktree, Path(tmp))
-    ship = Shipment(branch=branch, head=head, tree=tree, repo_url=repo_url)
+    ship = Shipment(branch=branch, head=head, tree=tree, repo_url=repo_url, fresh=have is None)
     if have is not None and have.get("head") == head and have.get("tree") == tree:
         return ship  # the node's worktree already is this state
     # What the node has, if this repository has it too (a turn whose work did not come
@@ -125,13 +126,15 @@ def build(repo: Path, worktree: Path, branch: str, sid: str, *,
         git(["update-ref", ref, ship.snapshot], repo)
         tips.append(ref)
     try:
-        revs = [head, *([ship.snapshot] if ship.snapshot else []), *("^" + e for e in excludes)]
-        ship.commits = int(git(["rev-list", "--count", *revs], repo))
+        # On stdin: a remote may have thousands of branches, too many for a command line.
+        nots = "".join(f"^{e}\n" for e in excludes)
+        ship.commits = int(git(["rev-list", "--count", "--stdin"], repo,
+                               stdin="".join(f"{t}\n" for t in tips) + nots))
         if ship.commits:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "ship.bundle"
-                git(["bundle", "create", "-q", str(out), *tips, *("^" + e for e in excludes)],
-                    repo)
+                git(["bundle", "create", "-q", str(out), "--stdin"], repo,
+                    stdin="".join(f"{t}\n" for t in tips) + nots)
                 ship.data = out.read_bytes()
         # Thin even with no bundle at all: the node has, or fetches, every commit it needs.
         ship.kind = "thin" if excludes else "full"
