@@ -145,10 +145,11 @@ def placement(
     ray: Any, home: Path, agent: str | None, binaries: dict[str, str]
 ) -> dict[str, Any]:
     """The actor options that place a session of ``agent``: for a CLI agent, pinned to the
-    node with that CLI and the most free slots; {} for a command agent (Ray picks a node
-    with a slot). ``NoNodeForCli`` when no node has the CLI."""
+    node with that CLI and the most free slots; SPREAD for a command agent (Ray's default
+    fills one node to half before using the next). ``NoNodeForCli`` when no node has the
+    CLI."""
     if not agent or agent not in binaries:
-        return {}
+        return {"scheduling_strategy": "SPREAD"}
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     node = pick_node(ray, home, agent, binaries)

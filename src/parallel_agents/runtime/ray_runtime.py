@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from parallel_agents.runtime.ray_node import OUT_REF, SessionNode
 RESOURCE = "pa_agent"  # the custom resource a node declares: its session slots
 BATCH = 1024 * 1024  # output bytes one poll brings back at most
 INSTALL_HINT = "install it with: pip install 'parallel-agents[ray]'"
+_CONNECT = threading.Lock()
 _STATE = "ray.json"  # in the turn's folder: the actor and node that run it
 
 
@@ -56,8 +58,13 @@ def connect(address: str | None, namespace: str) -> Any:
     except ImportError:
         raise RayUnavailable("the ray runtime needs Ray, which is not installed",
                              hint=INSTALL_HINT) from None
-    if ray.is_initialized():
-        return ray
+    with _CONNECT:  # two requests at once must not both call ray.init (it asserts)
+        if not ray.is_initialized():
+            _init(ray, address, namespace)
+    return ray
+
+
+def _init(ray: Any, address: str | None, namespace: str) -> None:
     where = address or os.environ.get("RAY_ADDRESS") or "auto"
     try:
         _probe(where)
@@ -76,7 +83,6 @@ def connect(address: str | None, namespace: str) -> Any:
             " --resources '{\"pa_agent\": 8}'`) or set runtime.ray.address;"
             " local sessions are not affected",
         ) from None
-    return ray
 
 
 def _probe(where: str, timeout: float = 5.0) -> None:
