@@ -102,3 +102,21 @@ def test_server_start_with_an_unreachable_ray_head_starts_nothing(tmp_path: Path
     assert r.returncode != 0
     assert f"error: cannot reach the Ray cluster at {addr}" in r.stderr
     assert pa("server", "status").returncode != 0
+
+
+def test_a_node_runs_the_cli_found_on_its_own_path(tmp_path: Path) -> None:
+    """issue 19: the orchestrator's absolute path to an agent CLI is not where another
+    machine keeps it: the node runs the program of that name on its own PATH, and leaves an
+    argv whose program exists (or that no PATH entry has) as it is."""
+    import shutil
+
+    from parallel_agents.runtime.ray_node import program_here
+
+    git_here = shutil.which("git")
+    assert git_here is not None
+    elsewhere = str(tmp_path / "opt" / "bin" / "git")
+    assert program_here([elsewhere, "--version"]) == [git_here, "--version"]
+    assert program_here([git_here, "status"]) == [git_here, "status"]
+    missing = str(tmp_path / "bin" / "no-such-cli-here")
+    assert program_here([missing, "-p"]) == [missing, "-p"]
+    assert program_here(["sh", "-c", "true"]) == ["sh", "-c", "true"]

@@ -15,6 +15,7 @@ No ``import ray`` here: the module is plain Python, wrapped by ``ray.remote`` in
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -93,7 +94,7 @@ class SessionNode:
         self._checkout(repo_key, ship)
         here = str(self.worktree)
         # Paths of the orchestrator's worktree mean this node's worktree here.
-        argv = [a.replace(local_worktree, here) for a in argv]
+        argv = program_here([a.replace(local_worktree, here) for a in argv])
         env = {k: v.replace(local_worktree, here) for k, v in env.items()}
         local.spawn(
             self._files(n).dir,
@@ -169,6 +170,16 @@ class SessionNode:
             pass  # no worktree here (never started) or git refused: the folders go below
         shutil.rmtree(wt, ignore_errors=True)
         shutil.rmtree(self.root / "turns" / self.sid, ignore_errors=True)
+
+
+def program_here(argv: list[str]) -> list[str]:
+    """``argv`` with its program found on this node: the orchestrator resolves an agent's
+    CLI to its own absolute path, which another machine may keep elsewhere (the node's CLI
+    probe found it on this PATH by its name)."""
+    if not argv or not os.path.isabs(argv[0]) or os.access(argv[0], os.X_OK):
+        return argv
+    found = shutil.which(os.path.basename(argv[0]))
+    return [found, *argv[1:]] if found else argv
 
 
 def _read(p: Path, limit: int = 64 * 1024) -> bytes:
