@@ -13,13 +13,13 @@ local checkpoint, diff, review and merge see the remote work unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ RESOURCE = "pa_agent"  # the custom resource a node declares: its session slots
 BATCH = 1024 * 1024  # output bytes one poll brings back at most
 INSTALL_HINT = "install it with: pip install 'parallel-agents[ray]'"
 _STATE = "ray.json"  # in the turn's folder: the actor and node that run it
+POLL_TIMEOUT = 30.0  # seconds one poll of the actor may take before it counts as a hiccup
 
 
 def namespace_for(home: Path) -> str:
@@ -170,21 +171,31 @@ class RayRuntime:
     def _sync(self, files: TurnFiles) -> dict[str, Any] | None:
         """Pull the turn's new output (one batch) into its local files; at its end, bring
         the node's checkpoint home and write the exit record. The poll's answer, or None
-        when the actor is gone."""
+        when Ray says the actor is gone; ``_Hiccup`` when it cannot say now."""
         if files.exit_info() is not None:
             return {"exit": files.exit_info(), "alive": False}
         st = self._state(files)
         if st is None:
             return None
-        ray = self._ray()
-        actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
+        sid = str(st["actor"]).removeprefix("pa-session-")
+        try:
+            ray = self._ray()
+            actor = self._actor(sid, create=False)
+        except Exception as e:  # the head does not answer now: not a verdict on the turn
+            raise _Hiccup(str(e)) from None
         if actor is None:
-            return None
+            return None  # Ray knows no such actor: it is dead
         have = files.stdout.stat().st_size if files.stdout.exists() else 0
         try:
-            got: dict[str, Any] = ray.get(actor.poll.remote(int(st["n"]), have, BATCH))
-        except Exception:  # the actor or its node died
-            return None
+            got: dict[str, Any] = ray.get(
+                actor.poll.remote(int(st["n"]), have, BATCH), timeout=POLL_TIMEOUT
+            )
+        except Exception as e:
+            if self._dead(ray, sid, e):
+                return None
+            # A timeout, a lost connection, a busy actor: the next poll asks again; what
+            # was not appended here was not read (the offset is the local file's size).
+            raise _Hiccup(str(e)) from None
         data = got["data"]
         if data:
             with open(files.stdout, "ab") as f:
@@ -225,8 +236,24 @@ class RayRuntime:
         _git(["reset", "-q", "--hard", ref], wt)
         _git(["reset", "-q", ref + "^"], wt)
 
+    def _dead(self, ray: Any, sid: str, e: BaseException) -> bool:
+        """Whether the failed poll's error means the actor is gone for good: Ray says it
+        died (its node with it), or no longer knows its name."""
+        from ray.exceptions import ActorDiedError, NodeDiedError, RayActorError
+
+        if isinstance(e, (ActorDiedError, NodeDiedError)):
+            return True
+        if not isinstance(e, RayActorError):
+            return False  # a timeout, the connection: transient
+        try:
+            return self._actor(sid, create=False) is None
+        except Exception:
+            return False
+
     def read(self, files: TurnFiles, offset: int, size: int) -> tuple[bytes, int]:
-        self._sync(files)
+        # On a hiccup what came home so far is read; the rest on the next pass.
+        with contextlib.suppress(_Hiccup):
+            self._sync(files)
         return files.read_stdout(offset, size)
 
     def exit_info(self, files: TurnFiles) -> dict[str, object] | None:
@@ -235,13 +262,14 @@ class RayRuntime:
     def alive(self, files: TurnFiles) -> bool:
         if files.exit_info() is not None:
             return True  # ended: the engine reads the rest and finishes the turn
-        got = self._sync(files)
+        try:
+            got = self._sync(files)
+        except _Hiccup:
+            return True  # a passing hiccup of Ray never interrupts a turn
         if got is None:
-            # No state yet (just started) or the actor is gone: gone once it is stale.
-            try:
-                return time.time() - (files.dir / _STATE).stat().st_mtime < 5
-            except OSError:
-                return False
+            # The actor is gone (Ray says so), or the turn never got its state: start
+            # writes ray.json before it returns, so a turn without one did not start.
+            return False
         return bool(got.get("alive")) or got.get("exit") is not None
 
     def stop(self, files: TurnFiles, grace: float) -> None:
@@ -252,6 +280,11 @@ class RayRuntime:
         actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
         if actor is not None:
             ray.get(actor.stop.remote(int(st["n"]), grace))
+
+
+class _Hiccup(Exception):
+    """Ray cannot answer about the turn right now (head or actor unreachable, a poll
+    timed out): the turn goes on; asked again on the next pass."""
 
 
 def _cause(e: BaseException) -> str:
