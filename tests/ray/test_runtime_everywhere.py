@@ -86,3 +86,24 @@ def test_mcp_new_session_takes_a_runtime(cluster: Any, tmp_path: Path) -> None:
 
     sid = run(go)
     _done_on_a_worker(sid, repo, env, workers)
+
+
+def test_a_plan_task_with_runtime_ray_runs_on_a_worker(cluster: Any, tmp_path: Path) -> None:
+    """issue 19: a plan's `runtime = "ray"` (here in its defaults) runs its tasks on a
+    worker node; an unknown runtime is refused with the plan's other problems."""
+    c, workers = cluster
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
+    env = {"PA_RAY_ADDRESS": c.address}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[tasks]]\nid = "a"\nprompt = "x"\ncmd = "true"\nruntime = "moon"\n')
+    p = pa("plan", "run", str(bad), cwd=repo, env=env)
+    assert p.returncode != 0 and "runtime must be" in p.stderr, p.stderr
+    f = tmp_path / "plan.toml"
+    f.write_text(
+        'name = "onray"\n[defaults]\nruntime = "ray"\n'
+        f'[[tasks]]\nid = "a"\nprompt = "write it"\ncmd = {json.dumps(WRITE)}\n'
+    )
+    pa("plan", "run", str(f), cwd=repo, env=env, check=True, timeout=180)
+    [task] = json.loads(pa("plan", "show", "onray", "--json", cwd=repo, env=env,
+                           check=True).stdout)["tasks"]  # fmt: skip
+    _done_on_a_worker(task["session"], repo, env, workers)
