@@ -10,6 +10,9 @@ has none, synthetic stream-json lines of the same shape are used. Standard libra
 --rate R    lines per second (0: as fast as possible)
 --hold S    stay alive S seconds after writing (a session that keeps running)
 --touch K   modify K tracked files in the current directory first (a code change)
+--gate P    write the first line, then wait until the file P exists before the rest
+            (many sessions started, then all writing at once: an ingest rate)
+--until P   after writing, stay alive until the file P exists (at most --hold seconds)
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0.0)
     ap.add_argument("--hold", type=float, default=0.0)
     ap.add_argument("--touch", type=int, default=0)
+    ap.add_argument("--gate", default="")
+    ap.add_argument("--until", default="")
     a = ap.parse_args()
     if a.touch:
         touch_files(a.touch)
@@ -128,6 +133,10 @@ def main() -> int:
     start = time.monotonic()
     for i in range(a.lines):
         out.write(lines[i % len(lines)] + "\n")
+        if i == 0 and a.gate:
+            out.flush()
+            _wait_file(a.gate, float("inf"))
+            start = time.monotonic()
         if a.rate > 0:
             out.flush()
             due = start + (i + 1) / a.rate
@@ -135,9 +144,19 @@ def main() -> int:
             if delay > 0:
                 time.sleep(delay)
     out.flush()
-    if a.hold > 0:
+    if a.until:
+        _wait_file(a.until, a.hold or float("inf"))
+    elif a.hold > 0:
         time.sleep(a.hold)
     return 0
+
+
+def _wait_file(path: str, seconds: float) -> None:
+    """Until ``path`` exists (a tenth of a second between looks: hundreds of these wait
+    at once, and must not load the machine)."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ OTHERS = ("bench_conflicts.py", "bench_server.py", "bench_dashboard.py")
 # "others" runs every script of OTHERS; "server", "dashboard", "conflicts" run one of them.
 SECTIONS = (
     "spawn", "pool", "diff", "memory", "storage", "scale",
-    "others", "server", "dashboard", "conflicts",
+    "others", "server", "dashboard", "conflicts", "ray",
 )
+# Run only when named (`--only ray`): it needs the ray extra and starts a Ray cluster.
+OPT_IN = ("ray",)
 
 
 def _ints(text: str) -> list[int]:
@@ -79,7 +81,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also N POST /api/v1/sessions at once, without the CLI (on with --full)",
     )
-    ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(SECTIONS)}")
+    ap.add_argument(
+        "--ray-sessions",
+        type=int,
+        default=200,
+        help="sessions per runtime of the ray section (200; issue 19)",
+    )
+    ap.add_argument(
+        "--only",
+        help=f"comma-separated subset of: {', '.join(SECTIONS)} (ray: only when named)",
+    )
     ap.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     ap.add_argument("--out", type=Path, default=common.RESULTS / "pa.json")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -95,7 +106,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.memory_sessions = a.memory_sessions or (100 if a.full else 10)
     a.mode = a.mode or ("both" if a.full else "server")
     a.api = a.api or a.full
-    a.only = set(a.only.split(",")) if a.only else set(SECTIONS)
+    a.only = set(a.only.split(",")) if a.only else set(SECTIONS) - set(OPT_IN)
     unknown = a.only - set(SECTIONS)
     if unknown:
         ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -676,6 +687,11 @@ def markdown(res: dict[str, Any], summary_first: bool = True) -> str:
     if summary_first:
         parts += [summary(res), ""]
     parts += ["### Every figure", "", table(res)]
+    if res.get("ray"):
+        from bench import bench_ray
+
+        parts += ["", "Issue 19, the Ray runtime against the local one:", "",
+                  bench_ray.table(res["ray"])]  # fmt: skip
     if (res.get("spawn") or {}).get("phase_table"):
         parts += ["", res["spawn"]["phase_table"]]
     po = res.get("pool")
@@ -775,6 +791,11 @@ def main(argv: list[str] | None = None) -> int:
         for section in ("storage", "scale"):
             if section in a.only:
                 run_module(section, tmp, repo, a, res)
+        if "ray" in a.only:
+            from bench import bench_ray
+
+            log(f"ray: {a.ray_sessions} sessions, local then on {bench_ray.NODES} Ray nodes")
+            res["ray"] = bench_ray.run(tmp / "ray", repo, a.full, a.ray_sessions)
     finally:
         for h in homes_dir.glob("*/home"):
             Home(h.parent).kill_agents()
@@ -798,6 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in sp.get("rows", []) + sp.get("server_rows", []) + sp.get("single", [])
     )
     failures += sum(r.get("failures", 0) for r in (res.get("pool") or {}).get("rows", []))
+    failures += sum((res.get("ray") or {}).get(k, {}).get("failures", 0) for k in ("local", "ray"))
     return 1 if failures else 0
 
 

@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "pair": "parallel_agents.cli.pair:pair",  # issue 16 §5
     "run": "parallel_agents.cli.run:run",  # issue 16 §1
     "mcp": "parallel_agents.cli.mcp:mcp",  # issue 18
+    "runtime": "parallel_agents.cli.runtime:runtime",  # issue 19
 }
 
 

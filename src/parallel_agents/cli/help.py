@@ -47,7 +47,7 @@ SECTIONS: list[tuple[str, tuple[str, ...], str]] = [
     ),
     (
         "Server & dashboard",
-        ("up", "serve", "server", "watch", "mcp"),
+        ("up", "serve", "server", "watch", "mcp", "runtime"),
         "pa up      # open the dashboard",
     ),
     ("Maintenance", ("doctor", "pool", "dev", "hook"), "pa doctor --repair"),
@@ -129,6 +129,9 @@ SHORT: dict[str, str] = {
     "inbox": "Routine runs waiting unread, newest first: status, cost, diff size.",
     "inbox read": "Mark routine runs read (by session, or --all): they leave the inbox.",
     "mcp": "Serve pa's tools to an agent over MCP (stdio), so it can lead sessions.",  # issue 18
+    # issue 19: where sessions run
+    "runtime": "Where sessions run: the Ray cluster's nodes, slots and agent CLIs.",
+    "runtime nodes": "List Ray nodes: slots free/total, agent CLIs and versions, sessions.",
 }
 
 # An example for every command (tests/test_help.py holds every command to one).
@@ -221,6 +224,8 @@ EXAMPLES: dict[str, list[str]] = {
     "map resume": ["pa map resume lint"],
     "reduce": ["pa reduce lint --agent claude --prompt 'keep the public API as it is'"],
     "pair": ["pa pair 1a2b3c4d", "pa pair status --json", "pa pair --stop 1a2b3c4d"],
+    "runtime": ["pa runtime nodes"],
+    "runtime nodes": ["pa runtime nodes", "pa runtime nodes --refresh --json"],
 }
 
 

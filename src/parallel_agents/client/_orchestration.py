@@ -241,6 +241,12 @@ class OrchestrationVerbs:
         path = f"/routines/{seg(name)}/calls"
         return list(self.request("GET", path, params={"limit": limit})["calls"])
 
+    # -- where sessions run (issue 19: server/routes/runtime.py) -----------------------------
+    def runtime_nodes(self, *, refresh: bool = False) -> list[dict[str, Any]]:
+        """The Ray cluster's nodes: slots, CLIs and versions, sessions there."""
+        params = {"refresh": "true" if refresh else None}
+        return list(self.request("GET", "/runtime/nodes", params=params)["nodes"])
+
 def _repo_ref(repo: str | Path | None) -> str:
     """A repo name as it is; a path (or None: the cwd) made absolute."""
     if isinstance(repo, str) and "/" not in repo and repo not in (".", ".."):

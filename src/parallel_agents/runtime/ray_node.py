@@ -152,6 +152,23 @@ class SessionNode:
     def stop(self, n: int, grace: float) -> None:
         local.stop(self._files(n), grace)
 
+    def close(self) -> None:
+        """The session is over (its work is home): remove its worktree, refs and turns'
+        folders here, best effort, before the orchestrator kills this actor."""
+        import shutil
+
+        wt = self.worktree
+        try:
+            common = Path(_git(["rev-parse", "--path-format=absolute", "--git-common-dir"], wt))
+            branch = _git(["symbolic-ref", "-q", "HEAD"], wt)
+            _git(["worktree", "remove", "--force", str(wt)], common)
+            for ref in (branch, f"refs/pa/in/{self.sid}", OUT_REF + self.sid):
+                _git(["update-ref", "-d", ref], common)
+        except (OSError, RuntimeError):
+            pass  # no worktree here (never started) or git refused: the folders go below
+        shutil.rmtree(wt, ignore_errors=True)
+        shutil.rmtree(self.root / "turns" / self.sid, ignore_errors=True)
+
 
 def _read(p: Path, limit: int = 64 * 1024) -> bytes:
     try:

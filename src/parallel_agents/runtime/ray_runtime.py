@@ -20,16 +20,19 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from parallel_agents.errors import PAError
+from parallel_agents.runtime import ray_probe
 from parallel_agents.runtime.base import LaunchSpec, TurnFiles
 from parallel_agents.runtime.ray_node import OUT_REF, SessionNode
 
 RESOURCE = "pa_agent"  # the custom resource a node declares: its session slots
 BATCH = 1024 * 1024  # output bytes one poll brings back at most
 INSTALL_HINT = "install it with: pip install 'parallel-agents[ray]'"
+_CONNECT = threading.Lock()
 _STATE = "ray.json"  # in the turn's folder: the actor and node that run it
 POLL_TIMEOUT = 30.0  # seconds one poll of the actor may take before it counts as a hiccup
 
@@ -55,8 +58,13 @@ def connect(address: str | None, namespace: str) -> Any:
     except ImportError:
         raise RayUnavailable("the ray runtime needs Ray, which is not installed",
                              hint=INSTALL_HINT) from None
-    if ray.is_initialized():
-        return ray
+    with _CONNECT:  # two requests at once must not both call ray.init (it asserts)
+        if not ray.is_initialized():
+            _init(ray, address, namespace)
+    return ray
+
+
+def _init(ray: Any, address: str | None, namespace: str) -> None:
     where = address or os.environ.get("RAY_ADDRESS") or "auto"
     try:
         _probe(where)
@@ -75,7 +83,6 @@ def connect(address: str | None, namespace: str) -> Any:
             " --resources '{\"pa_agent\": 8}'`) or set runtime.ray.address;"
             " local sessions are not affected",
         ) from None
-    return ray
 
 
 def _probe(where: str, timeout: float = 5.0) -> None:
@@ -109,7 +116,7 @@ class RayRuntime:
     def _ray(self) -> Any:
         return connect(self.address, self.namespace)
 
-    def _actor(self, sid: str, *, create: bool) -> Any:
+    def _actor(self, sid: str, *, create: bool, spec: LaunchSpec | None = None) -> Any:
         ray = self._ray()
         name = actor_name(sid)
         try:
@@ -118,7 +125,12 @@ class RayRuntime:
             if not create:
                 return None
         cls = ray.remote(SessionNode)
+        # A CLI agent's actor is pinned to a node that has the CLI (``ray_probe``).
+        extra = spec.extra if spec is not None else {}
+        binaries = dict(extra.get("binaries") or {})  # type: ignore[call-overload]
+        place = ray_probe.placement(ray, self.home, str(extra.get("agent") or ""), binaries)
         return cls.options(
+            **place,
             name=name,
             namespace=self.namespace,
             lifetime="detached",
@@ -145,7 +157,7 @@ class RayRuntime:
                 raise PAError(f"could not bundle {spec.branch} for the ray runtime: {e}") from None
             bundle = ray.put(out.read_bytes())
         repo_key = hashlib.sha256(str(spec.repo_path.resolve()).encode()).hexdigest()[:16]
-        actor = self._actor(spec.session_id, create=True)
+        actor = self._actor(spec.session_id, create=True, spec=spec)
         n = int(files.dir.name)
         try:
             node = ray.get(
@@ -280,6 +292,19 @@ class RayRuntime:
         actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
         if actor is not None:
             ray.get(actor.stop.remote(int(st["n"]), grace))
+
+    def release(self, sid: str) -> None:
+        """Give the session's ``pa_agent`` slot back: its actor removes its worktree on
+        the node (best effort) and is killed. Called once its work is home for good
+        (archived by a discard, or merged)."""
+        ray = self._ray()
+        actor = self._actor(sid, create=False)
+        if actor is None:
+            return
+        # Its node may be gone: the kill below still frees what is left.
+        with contextlib.suppress(Exception):
+            ray.get(actor.close.remote(), timeout=60)
+        ray.kill(actor, no_restart=True)
 
 
 class _Hiccup(Exception):

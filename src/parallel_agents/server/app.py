@@ -34,6 +34,7 @@ from parallel_agents.server.routes import (
     routine_api,  # issue 17: the HTTP trigger
     routines,  # issue 17
     run,  # issue 16 §1
+    runtime,  # issue 19: pa runtime nodes
     sessions,
     terminal,
     web,
@@ -85,6 +86,7 @@ def create_app(home: Path | None = None, *, settings: Settings | None = None) ->
     app.include_router(routines.router)
     app.include_router(inbox.router)
     app.include_router(routine_api.router)
+    app.include_router(runtime.router)
     mcp_endpoint = mount_mcp(app, state)  # issue 18: /mcp, the MCP tools over HTTP
     app.add_middleware(AuthMiddleware, guard=state.guard)
     return app

@@ -23,7 +23,7 @@ from parallel_agents.errors import PAError
 from parallel_agents.models import EventKind, Session, Status
 from parallel_agents.runtime import local, make_runtime
 from parallel_agents.runtime.base import LaunchSpec, Runtime
-from parallel_agents.sessions import tui
+from parallel_agents.sessions import runtime_choice, tui
 from parallel_agents.sessions.turns import Turns
 from parallel_agents.store import Payload, PlainRun, Raw
 
@@ -88,6 +88,17 @@ class Supervisor(Turns):
                 kind, home=self.store.home, ray_address=self.settings.ray_address()
             )
         return rt
+
+    def release(self, s: Session) -> None:
+        """Give back what ``s`` holds on its runtime (a Ray actor and its slot) once its
+        work is home for good (archived or merged); best effort: never fails the caller."""
+        if self.runtime_kind(s) != "ray":
+            return
+        # The cluster may be gone, and its actors with it.
+        with contextlib.suppress(Exception):
+            release = getattr(self.runtime(s), "release", None)
+            if release is not None:
+                release(s.id)
 
     # -- scheduling -----------------------------------------------------------------
     def schedule(self) -> int:
@@ -226,6 +237,8 @@ class Supervisor(Turns):
             base_commit=s.base_commit,
             branch=s.branch,
         )
+        if self.runtime_kind(s) == "ray":
+            spec.extra.update(runtime_choice.launch_extra(self.settings, s.agent))
         try:
             state["wrapper_pid"] = self.runtime(s).start(files, spec)
         except PAError as e:

@@ -202,6 +202,7 @@ def merge_sessions(
                 workspace_run.before_remove(app.store, s, repo_path)  # issue 16 §1
                 worktrees.remove(repo_path, Path(s.worktree), s.branch, delete_branch=not keep)
                 ports.release(app.store, s.id)
+                app.sup.release(s)  # issue 19: merged and archived: its Ray slot goes
         elif res.status == "conflict" and fix_conflicts:
             prompt = (
                 f"The branch {target} has moved and your work no longer merges cleanly. "

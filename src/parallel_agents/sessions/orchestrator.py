@@ -169,7 +169,9 @@ class App:
             adapter.resolve_binary(settings)
         model = model or settings.get("model")
         lead = lineage.resolve_parent(self.store, parent) if parent is not None else None
-        kind = runtime_choice.check(self.settings, runtime, interactive=interactive)
+        kind = runtime_choice.check(
+            self.settings, runtime, interactive=interactive, agent=agent_name
+        )
         lap("checks")
         r = self.find_repo(repo, cwd)
         repo_path = Path(r.path)
@@ -407,6 +409,7 @@ class App:
         opts["archive"] = archive
         self.store.set_status(s.id, Status.DISCARDED, options=opts)
         ports.release(self.store, s.id)
+        self.sup.release(s)  # issue 19: archived above, so its Ray slot may go
         return self.store.session(s.id), archive
 
     def restore(self, sid: str, archive_ref: str | None = None) -> Session:
