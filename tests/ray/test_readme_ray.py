@@ -18,6 +18,7 @@ import pytest
 
 from parallel_agents.server import daemon
 from tests.conftest import make_repo, pa
+from tests.ray._leave import discard_all
 from tests.ray.test_ray_cluster import _turn_state
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -88,6 +89,7 @@ def test_the_readme_pa_lines_run_word_for_word(
                 assert _turn_state(sid)["node"] in workers, line
                 assert (Path(shown["worktree"]) / "where.txt").read_text().strip(), line
     finally:
+        discard_all(repo)
         pa("server", "stop", timeout=60)
 
 

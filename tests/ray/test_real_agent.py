@@ -59,6 +59,6 @@ def test_a_real_claude_session_runs_on_a_worker_node(
         out = cli("ls", "--json", check=False)
         if out.returncode == 0:
             for x in json.loads(out.stdout):
-                if x["status"] in ("starting", "running", "queued"):
-                    cli("stop", x["id"], check=False)
+                if x["status"] not in ("merged", "discarded"):  # its slot back
+                    cli("discard", x["id"], check=False, timeout=180)
         cli("server", "stop", check=False)

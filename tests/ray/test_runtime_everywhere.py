@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import git, make_repo, pa
+from tests.ray._leave import discard_all
 from tests.ray.test_ray_cluster import _turn_state
 
 WRITE = "sh -c 'echo from-ray > ray.txt'"
+
+
+@pytest.fixture(autouse=True)
+def _leave(cluster: Any, tmp_path: Path) -> Iterator[None]:
+    """Each test's sessions give their slots back (tests/ray/_leave.py)."""
+    yield
+    if (tmp_path / "repo").exists():
+        discard_all(tmp_path / "repo", {"PA_RAY_ADDRESS": cluster[0].address})
 
 
 def _done_on_a_worker(sid: str, repo: Path, env: dict[str, str], workers: set[str]) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from parallel_agents.server import daemon
 from tests.conftest import make_repo, pa
+from tests.ray._leave import discard_all
 from tests.ray.test_ray_cluster import _turn_state
 
 LINES = 40
@@ -80,6 +81,7 @@ def test_server_killed_mid_turn_and_restarted_loses_and_doubles_nothing(
         assert (Path(shown["worktree"]) / "work.txt").read_text() == "done\n"
         assert "work.txt" in pa("diff", sid, cwd=repo, check=True).stdout
     finally:
+        discard_all(repo)
         pa("server", "stop", timeout=60)
 
 

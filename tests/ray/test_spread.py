@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import make_repo, pa
+from tests.ray._leave import discard_all
 from tests.ray.test_ray_cluster import _turn_state
 
 
@@ -21,6 +22,7 @@ def test_six_sessions_at_once_spread_over_both_worker_nodes(
     c, worker_ids = cluster
     repo = make_repo(tmp_path / "repo", {"a.txt": "one\n"})
     env = {"PA_RAY_ADDRESS": c.address}
+
     def new(i: int) -> str:
         out = pa(
             "new", f"spread {i}", "--runtime", "ray", "--json",
@@ -29,16 +31,19 @@ def test_six_sessions_at_once_spread_over_both_worker_nodes(
         ).stdout  # fmt: skip
         return str(json.loads(out)["id"])
 
-    with ThreadPoolExecutor(6) as pool:  # six `pa new` at once
-        ids = list(pool.map(new, range(6)))
-    assert len(set(ids)) == 6
-    pa("wait", *ids, "--timeout", "240", cwd=repo, env=env, check=True, timeout=300)
-    nodes = set()
-    for sid in ids:
-        shown = json.loads(pa("show", sid, "--json", cwd=repo, env=env, check=True).stdout)
-        assert shown["status"] == "idle", shown
-        assert (Path(shown["worktree"]) / "mine.txt").read_text() == sid + "\n"
-        nodes.add(_turn_state(sid)["node"])
-    head = c.head_node.node_id
-    assert head not in nodes
-    assert nodes == worker_ids, (nodes, worker_ids)
+    try:
+        with ThreadPoolExecutor(6) as pool:  # six `pa new` at once
+            ids = list(pool.map(new, range(6)))
+        assert len(set(ids)) == 6
+        pa("wait", *ids, "--timeout", "240", cwd=repo, env=env, check=True, timeout=300)
+        nodes = set()
+        for sid in ids:
+            shown = json.loads(pa("show", sid, "--json", cwd=repo, env=env, check=True).stdout)
+            assert shown["status"] == "idle", shown
+            assert (Path(shown["worktree"]) / "mine.txt").read_text() == sid + "\n"
+            nodes.add(_turn_state(sid)["node"])
+        head = c.head_node.node_id
+        assert head not in nodes
+        assert nodes == worker_ids, (nodes, worker_ids)
+    finally:
+        discard_all(repo, env)
