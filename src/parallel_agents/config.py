@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "mcp": {"max_depth": 2, "max_children": 8, "allow_merge": False},
     # issue 19: where sessions run by default (local or ray) and the Ray cluster's address
     # (empty: RAY_ADDRESS, else a cluster started on this machine with `ray start --head`)
-    "runtime": {"kind": "local", "ray": {"address": ""}},
+    "runtime": {"kind": "local", "ray": {"address": "", "repo_url": ""}},
     "agents": {},  # [agents.<name>] binary = "...", model = "...", ...
 }
 # The smallest output cap: a head and a tail of a few lines each.
@@ -150,6 +150,18 @@ class Settings:
             raise UsageError(
                 f"runtime.ray.address must be a string (got {value!r})",
                 hint=f'set it in {config_path()}, e.g. [runtime.ray] address = "10.0.0.5:6379"',
+            )
+        return value.strip() or None
+
+    def ray_repo_url(self) -> str | None:
+        """``runtime.ray.repo_url`` (issue 19): a git URL every node (and this machine)
+        can fetch the repository from; the bundles then carry only what it lacks."""
+        value = self.get("runtime.ray.repo_url") or ""
+        if not isinstance(value, str):
+            raise UsageError(
+                f"runtime.ray.repo_url must be a string (got {value!r})",
+                hint=f'set it in {config_path()}, e.g. [runtime.ray] repo_url ='
+                ' "https://git.example.com/team/app.git"',
             )
         return value.strip() or None
 
@@ -362,10 +374,13 @@ def load_settings() -> Settings:
         data["runtime"]["kind"] = os.environ["PA_RUNTIME"]
     if os.environ.get("PA_RAY_ADDRESS"):
         data["runtime"]["ray"]["address"] = os.environ["PA_RAY_ADDRESS"]
+    if os.environ.get("PA_RAY_REPO_URL"):
+        data["runtime"]["ray"]["repo_url"] = os.environ["PA_RAY_REPO_URL"]
     settings = Settings(data=data, home=pa_home())
     settings.output_max_bytes()  # a bad value is refused by every command, not mid-turn
     settings.runtime_kind()
     settings.ray_address()
+    settings.ray_repo_url()
     _validate(settings, path)
     return settings
 

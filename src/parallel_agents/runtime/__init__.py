@@ -10,7 +10,9 @@ if TYPE_CHECKING:
     from parallel_agents.runtime.base import Runtime
 
 
-def make_runtime(kind: str, *, home: Path, ray_address: str | None = None) -> Runtime:
+def make_runtime(
+    kind: str, *, home: Path, ray_address: str | None = None, ray_repo_url: str | None = None
+) -> Runtime:
     """The runtime called ``kind``; Ray's is imported only here, when a session uses it."""
     if kind == "local":
         from parallel_agents.runtime.local import LocalRuntime
@@ -19,7 +21,7 @@ def make_runtime(kind: str, *, home: Path, ray_address: str | None = None) -> Ru
     if kind == "ray":
         from parallel_agents.runtime.ray_runtime import RayRuntime
 
-        return RayRuntime(home=home, address=ray_address)
+        return RayRuntime(home=home, address=ray_address, repo_url=ray_repo_url)
     from parallel_agents.errors import UsageError
 
     raise UsageError(f"unknown runtime {kind!r}", hint="use local or ray")

@@ -18,8 +18,9 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from parallel_agents.runtime import local
+from parallel_agents.runtime import local, ray_bundles
 from parallel_agents.runtime.base import TurnFiles
 
 OUT_REF = "refs/pa/ray-out/"  # + the session id: refs are shared by a clone's worktrees
@@ -51,6 +52,8 @@ class SessionNode:
         base = os.environ.get("PA_RAY_NODE_DIR") or tempfile.gettempdir()
         self.root = Path(base) / f"pa-ray-{namespace}"
         self.worktree = self.root / "worktrees" / sid
+        self.have: dict[str, str] | None = None  # what the worktree is at (``holds``)
+        self.base: str | None = None  # the last shipped head: home has it, bundles omit it
 
     def node_id(self) -> str:
         import ray
@@ -60,30 +63,24 @@ class SessionNode:
     def _files(self, n: int) -> TurnFiles:
         return TurnFiles(self.root / "turns" / self.sid / str(n))
 
-    def _checkout(self, repo_key: str, bundle: bytes, branch: str) -> None:
-        """Bring ``branch`` from ``bundle`` into the node's cached clone of the repository
-        and make the session's worktree off it (the first turn on this node)."""
+    def holds(self) -> dict[str, str] | None:
+        """What this actor's worktree is at (its HEAD commit and the tree of its files);
+        None until its first turn: the orchestrator then ships everything (issue 19)."""
+        return self.have
+
+    def _checkout(self, repo_key: str, ship: dict[str, Any]) -> None:
+        """Make the session's worktree here the shipped state (``ray_bundles.apply``), in
+        the node's one cached clone of the repository."""
         cache = self.root / "repos" / repo_key
-        if not (cache / "HEAD").exists():
-            cache.mkdir(parents=True, exist_ok=True)
-            _git(["init", "-q", "--bare", str(cache)], cache)
-        with tempfile.NamedTemporaryFile(suffix=".bundle", dir=self.root) as f:
-            f.write(bundle)
-            f.flush()
-            ref = f"refs/pa/in/{self.sid}"
-            _git(["fetch", "-q", f.name, f"+refs/heads/{branch}:{ref}"], cache)
-        if not self.worktree.exists():
-            self.worktree.parent.mkdir(parents=True, exist_ok=True)
-            _git(["worktree", "add", "-q", "-B", branch, str(self.worktree), ref], cache)
-        # A follow-up on this node: its worktree already is the last turn's end (the very
-        # snapshot that went home), uncommitted changes included: left as it is.
+        ray_bundles.apply(cache, self.worktree, self.sid, ship, self.root)
+        self.have = {"head": str(ship["head"]), "tree": str(ship["tree"])}
+        self.base = str(ship["head"])
 
     def start_turn(
         self,
         n: int,
         repo_key: str,
-        bundle: bytes,
-        branch: str,
+        ship: dict[str, Any],
         argv: list[str],
         env: dict[str, str],
         stdin: bytes | None,
@@ -93,7 +90,7 @@ class SessionNode:
     ) -> str:
         """Check the session's code out here and start turn ``n``; returns the node id."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self._checkout(repo_key, bundle, branch)
+        self._checkout(repo_key, ship)
         here = str(self.worktree)
         # Paths of the orchestrator's worktree mean this node's worktree here.
         argv = [a.replace(local_worktree, here) for a in argv]
@@ -133,7 +130,8 @@ class SessionNode:
 
     def checkpoint(self) -> bytes:
         """Snapshot the worktree (untracked files too, ignored not) into a commit on top
-        of its HEAD, under ``OUT_REF`` + its id, and return a bundle of it."""
+        of its HEAD, under ``OUT_REF`` + its id, and return a bundle of it (without what
+        the orchestrator shipped: its repository has that)."""
         wt = self.worktree
         with tempfile.TemporaryDirectory(dir=self.root) as tmp:
             idx = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -144,9 +142,12 @@ class SessionNode:
         commit = _git(["commit-tree", tree, "-p", head, "-m", "pa checkpoint (ray)"], wt)
         out_ref = OUT_REF + self.sid
         _git(["update-ref", out_ref, commit], wt)
+        # Home gets exactly this: the next turn on this actor ships nothing if it is kept.
+        self.have = {"head": head, "tree": tree}
         with tempfile.TemporaryDirectory(dir=self.root) as tmp:
             out = Path(tmp) / "out.bundle"
-            _git(["bundle", "create", "-q", str(out), out_ref], wt)
+            thin = [f"^{self.base}"] if self.base else []  # only the turn's new commits
+            _git(["bundle", "create", "-q", str(out), out_ref, *thin], wt)
             return out.read_bytes()
 
     def stop(self, n: int, grace: float) -> None:

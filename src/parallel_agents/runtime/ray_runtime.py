@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from parallel_agents.errors import PAError
-from parallel_agents.runtime import ray_probe
+from parallel_agents.runtime import ray_bundles, ray_probe
 from parallel_agents.runtime.base import LaunchSpec, TurnFiles
 from parallel_agents.runtime.ray_node import OUT_REF, SessionNode
 
@@ -107,9 +107,10 @@ def _git(args: list[str], cwd: Path) -> str:
 class RayRuntime:
     kind = "ray"
 
-    def __init__(self, *, home: Path, address: str | None) -> None:
+    def __init__(self, *, home: Path, address: str | None, repo_url: str | None = None) -> None:
         self.home = home
         self.address = address
+        self.repo_url = repo_url  # runtime.ray.repo_url: nodes fetch the repository there
         self.namespace = namespace_for(home)
 
     # -- the actor ------------------------------------------------------------------
@@ -148,30 +149,56 @@ class RayRuntime:
         files.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name in ("stdout", "stderr"):
             (files.dir / name).touch(mode=0o600)
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "base.bundle"
-            try:
-                _git(["bundle", "create", "-q", str(out), f"refs/heads/{spec.branch}"],
-                     spec.repo_path)
-            except RuntimeError as e:
-                raise PAError(f"could not bundle {spec.branch} for the ray runtime: {e}") from None
-            bundle = ray.put(out.read_bytes())
         repo_key = hashlib.sha256(str(spec.repo_path.resolve()).encode()).hexdigest()[:16]
-        actor = self._actor(spec.session_id, create=True, spec=spec)
+        remote: list[str] = []
+        if self.repo_url:  # asked first: an unreachable URL fails the turn before any actor
+            try:
+                remote = ray_bundles.remote_has(spec.repo_path, self.repo_url)
+            except RuntimeError as e:
+                raise PAError(
+                    f"cannot reach runtime.ray.repo_url {self.repo_url}: {e}",
+                    hint="fix or empty runtime.ray.repo_url (or PA_RAY_REPO_URL): this"
+                    " machine and every node must be able to fetch from it",
+                ) from None
+        actor, have = self._live_actor(ray, spec)
+        try:
+            ship = ray_bundles.build(spec.repo_path, spec.cwd, spec.branch, spec.session_id,
+                                     have=have, repo_url=self.repo_url, remote=remote)
+        except RuntimeError as e:
+            raise PAError(f"could not bundle {spec.branch} for the ray runtime: {e}") from None
         n = int(files.dir.name)
         try:
             node = ray.get(
                 actor.start_turn.remote(
-                    n, repo_key, bundle, spec.branch, spec.argv, spec.env, spec.stdin,
+                    n, repo_key, ship.for_node(), spec.argv, spec.env, spec.stdin,
                     spec.setup, spec.max_bytes, str(spec.cwd),
                 )
             )
         except Exception as e:  # the node's git or spawn failed: the turn fails with it
             raise PAError(f"the ray node could not start the turn: {_cause(e)}") from None
         state = {"actor": actor_name(spec.session_id), "node": node, "n": n,
-                 "worktree": str(spec.cwd), "repo": str(spec.repo_path)}
+                 "worktree": str(spec.cwd), "repo": str(spec.repo_path),
+                 "shipped": ship.note()}
         (files.dir / _STATE).write_text(json.dumps(state))
         return None
+
+    def _live_actor(self, ray: Any, spec: LaunchSpec) -> tuple[Any, dict[str, str] | None]:
+        """The session's actor and what its worktree holds. An actor whose node is gone is
+        dead for good (``max_restarts=0``): its name is freed once Ray has marked it dead,
+        and a new actor (on a node with a free slot) takes it, starting from scratch."""
+        deadline = time.monotonic() + 120
+        while True:
+            actor = self._actor(spec.session_id, create=True, spec=spec)
+            try:  # no timeout: a new actor may wait for a free slot, as a turn does
+                return actor, ray.get(actor.holds.remote())
+            except ray.exceptions.RayActorError as e:
+                if time.monotonic() > deadline:
+                    raise PAError(f"the session's Ray actor is gone and its name is still"
+                                  f" taken: {_cause(e)}",
+                                  hint="try `pa send` again in a minute") from None
+                with contextlib.suppress(Exception):  # already gone: its name is freed
+                    ray.kill(actor, no_restart=True)
+                time.sleep(0.5)  # Ray frees a dead actor's name within a moment
 
     def _state(self, files: TurnFiles) -> dict[str, Any] | None:
         try:
@@ -223,7 +250,8 @@ class RayRuntime:
             (files.dir / "cut").write_text(f"{at} {size}")
         exit_info = dict(got["exit"])
         try:
-            self._bring_home(ray, actor, st)
+            st["home"] = {"bytes": self._bring_home(ray, actor, st)}
+            (files.dir / _STATE).write_text(json.dumps(st))
         except Exception as e:
             msg = f"could not bring the node's work home: {_cause(e)}"
             with open(files.stderr, "ab") as f:
@@ -233,10 +261,10 @@ class RayRuntime:
         files.exit.write_text(json.dumps(exit_info))
         return {"exit": exit_info, "alive": False}
 
-    def _bring_home(self, ray: Any, actor: Any, st: dict[str, Any]) -> None:
+    def _bring_home(self, ray: Any, actor: Any, st: dict[str, Any]) -> int:
         """Fetch the node's checkpoint into the local repository (all or nothing: one
         ref update) and make the local worktree exactly that snapshot, HEAD at its
-        parent, as ``git/snapshots.restore`` would."""
+        parent, as ``git/snapshots.restore`` would; returns the bundle's size."""
         bundle: bytes = ray.get(actor.checkpoint.remote())
         wt = Path(st["worktree"])
         sid = str(st["actor"]).removeprefix("pa-session-")
@@ -247,6 +275,7 @@ class RayRuntime:
             _git(["fetch", "-q", f.name, f"+{ref}:{ref}"], wt)
         _git(["reset", "-q", "--hard", ref], wt)
         _git(["reset", "-q", ref + "^"], wt)
+        return len(bundle)
 
     def _dead(self, ray: Any, sid: str, e: BaseException) -> bool:
         """Whether the failed poll's error means the actor is gone for good: Ray says it
@@ -316,7 +345,12 @@ def _cause(e: BaseException) -> str:
     """The first line of what failed on the node (Ray wraps it in its own error)."""
     inner = getattr(e, "cause", None) or e
     text = str(inner).strip()
-    for line in text.splitlines():
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # git's own verdict (``fatal:``/``error:``) first: its hint lines come after it.
+    for line in lines:
+        if "fatal:" in line or "error:" in line:
+            return line
+    for line in lines:
         if "git " in line or "Error" in line:
-            return line.strip()
+            return line
     return text.splitlines()[-1] if text else type(e).__name__

@@ -85,7 +85,8 @@ class Supervisor(Turns):
         rt = cache.get(kind)
         if rt is None:
             rt = cache[kind] = make_runtime(
-                kind, home=self.store.home, ray_address=self.settings.ray_address()
+                kind, home=self.store.home, ray_address=self.settings.ray_address(),
+                ray_repo_url=self.settings.ray_repo_url(),
             )
         return rt
 
