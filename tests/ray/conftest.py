@@ -5,6 +5,7 @@ a test that takes a node away starts its own with ``start_cluster``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,3 +47,36 @@ def cluster() -> Iterator[tuple[Any, set[str]]]:
     after the package's last test so nothing of Ray idles through the rest of the suite."""
     with start_cluster() as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _slots_back(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test on the shared ``cluster``: the actors of its sessions (its own PA_HOME,
+    its own namespace) are ended, so a test that leaves sessions behind does not starve
+    the next ones of `pa_agent` slots (a session's actor holds its slot while it lives)."""
+    yield
+    if "cluster" not in request.fixturenames:
+        return
+    from pathlib import Path
+
+    from parallel_agents.runtime import local
+    from parallel_agents.runtime.ray_runtime import actor_name, namespace_for
+
+    home = Path(os.environ["PA_HOME"])
+    sids = [p.name for p in (home / "sessions").glob("*") if p.is_dir()]
+    if not sids:
+        return
+    c, _ = request.getfixturevalue("cluster")
+    mine = not ray.is_initialized()  # connected here only for this: disconnected after
+    if mine:
+        ray.init(address=c.address, logging_level=40, log_to_driver=False)
+    ns = namespace_for(home)
+    try:
+        for sid in sids:
+            # No such actor: discarded or merged already, its slot is back.
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(actor_name(sid), namespace=ns), no_restart=True)
+            local.end_tagged(sid)  # what its turn left running on the (local) nodes
+    finally:
+        if mine:
+            ray.shutdown()

@@ -128,7 +128,7 @@ def new(
         if gh_source or from_branch is not None:
             raise UsageError("--from-branch, --from-pr and --from-issue start one session")
         _new_attempts(text, attempts, agent, argv, repo_ref, model, base, title, timeout, env,
-                      interactive, group_name, as_json, parent)  # fmt: skip
+                      interactive, group_name, as_json, parent, runtime)  # fmt: skip
         return
     s = client().new(
         text,
@@ -169,6 +169,7 @@ def _new_attempts(
     group_name: str | None,
     as_json: bool,
     parent: str | None = None,
+    runtime: str | None = None,
 ) -> None:
     """`pa new --attempts N` (issue 15 §2): one group of N sessions (children of
     ``parent``, issue 18, when given)."""
@@ -189,7 +190,7 @@ def _new_attempts(
     d = client().new_attempts(
         text, attempts, agents=agents, repo=repo_ref, cwd=Path.cwd(), cmd=argv, model=model,
         base=base, title=title, timeout=timeout, env=env or None, name=group_name,
-        parent=parent,
+        parent=parent, runtime=runtime,
     )  # fmt: skip
     if as_json:
         emit_json(d)

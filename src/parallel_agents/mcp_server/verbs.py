@@ -82,6 +82,10 @@ def register(mcp: FastMCP, t: Tools) -> None:
         cmd: Annotated[
             list[str] | None, Field(description="The command agent's argv (agent 'command').")
         ] = None,
+        runtime: Annotated[
+            Literal["local", "ray"] | None,
+            Field(description="Where its turns run: this machine or the Ray cluster (issue 19)."),
+        ] = None,
     ) -> Annotated[CallToolResult, NewSessionOut]:
         """Start a session (or `attempts` sessions on one prompt) in its own worktree."""
         parent = t.caller(ctx)
@@ -105,6 +109,7 @@ def register(mcp: FastMCP, t: Tools) -> None:
                 "base": base,
                 "title": title,
                 "cmd": cmd,
+                "runtime": runtime,
             }
             if attempts > 1:  # the attempts are children too: linked and capped as one
                 body.update(attempts=attempts, agents=[agent] if agent else None, parent=parent)

@@ -148,8 +148,11 @@ def build(repo: Path, worktree: Path, branch: str, sid: str, *,
 @contextmanager
 def _locked(cache: Path) -> Iterator[None]:
     """One writer per cached clone: sessions of a repository on a node share it, and
-    concurrent fetches into one repository fail on ref locks."""
-    with open(cache / "pa-ship.lock", "a") as f:
+    concurrent fetches into one repository fail on ref locks. The lock file sits next to
+    the clone, so its first ``git init`` is under the lock too (two sessions of a
+    repository starting at once on a node raced on it: "File exists")."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent / f"{cache.name}.lock", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -163,10 +166,10 @@ def apply(cache: Path, worktree: Path, sid: str, ship: dict[str, Any], scratch: 
     branch commit. Raises with git's message; a failed unbundle writes no ref."""
     if ship.get("kind") == "none":
         return  # the worktree already is that state (the orchestrator asked ``holds``)
-    if not (cache / "HEAD").exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        git(["init", "-q", "--bare", str(cache)], cache)
     with _locked(cache):
+        if not (cache / "HEAD").exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            git(["init", "-q", "--bare", str(cache)], cache)
         if ship.get("repo_url"):
             git(["fetch", "-q", str(ship["repo_url"]),
                  "+refs/heads/*:refs/pa/remote/heads/*", "+refs/tags/*:refs/pa/remote/tags/*"],

@@ -35,6 +35,7 @@ BATCH = 1024 * 1024  # output bytes one poll brings back at most
 INSTALL_HINT = "install it with: pip install 'parallel-agents[ray]'"
 _CONNECT = threading.Lock()
 _STATE = "ray.json"  # in the turn's folder: the actor and node that run it
+POLL_TIMEOUT = 30.0  # seconds one poll of the actor may take before it counts as a hiccup
 
 
 def namespace_for(home: Path) -> str:
@@ -210,21 +211,31 @@ class RayRuntime:
     def _sync(self, files: TurnFiles) -> dict[str, Any] | None:
         """Pull the turn's new output (one batch) into its local files; at its end, bring
         the node's checkpoint home and write the exit record. The poll's answer, or None
-        when the actor is gone."""
+        when Ray says the actor is gone; ``_Hiccup`` when it cannot say now."""
         if files.exit_info() is not None:
             return {"exit": files.exit_info(), "alive": False}
         st = self._state(files)
         if st is None:
             return None
-        ray = self._ray()
-        actor = self._actor(str(st["actor"]).removeprefix("pa-session-"), create=False)
+        sid = str(st["actor"]).removeprefix("pa-session-")
+        try:
+            ray = self._ray()
+            actor = self._actor(sid, create=False)
+        except Exception as e:  # the head does not answer now: not a verdict on the turn
+            raise _Hiccup(str(e)) from None
         if actor is None:
-            return None
+            return None  # Ray knows no such actor: it is dead
         have = files.stdout.stat().st_size if files.stdout.exists() else 0
         try:
-            got: dict[str, Any] = ray.get(actor.poll.remote(int(st["n"]), have, BATCH))
-        except Exception:  # the actor or its node died
-            return None
+            got: dict[str, Any] = ray.get(
+                actor.poll.remote(int(st["n"]), have, BATCH), timeout=POLL_TIMEOUT
+            )
+        except Exception as e:
+            if self._dead(ray, sid, e):
+                return None
+            # A timeout, a lost connection, a busy actor: the next poll asks again; what
+            # was not appended here was not read (the offset is the local file's size).
+            raise _Hiccup(str(e)) from None
         data = got["data"]
         if data:
             with open(files.stdout, "ab") as f:
@@ -267,8 +278,24 @@ class RayRuntime:
         _git(["reset", "-q", ref + "^"], wt)
         return len(bundle)
 
+    def _dead(self, ray: Any, sid: str, e: BaseException) -> bool:
+        """Whether the failed poll's error means the actor is gone for good: Ray says it
+        died (its node with it), or no longer knows its name."""
+        from ray.exceptions import ActorDiedError, NodeDiedError, RayActorError
+
+        if isinstance(e, (ActorDiedError, NodeDiedError)):
+            return True
+        if not isinstance(e, RayActorError):
+            return False  # a timeout, the connection: transient
+        try:
+            return self._actor(sid, create=False) is None
+        except Exception:
+            return False
+
     def read(self, files: TurnFiles, offset: int, size: int) -> tuple[bytes, int]:
-        self._sync(files)
+        # On a hiccup what came home so far is read; the rest on the next pass.
+        with contextlib.suppress(_Hiccup):
+            self._sync(files)
         return files.read_stdout(offset, size)
 
     def exit_info(self, files: TurnFiles) -> dict[str, object] | None:
@@ -277,13 +304,14 @@ class RayRuntime:
     def alive(self, files: TurnFiles) -> bool:
         if files.exit_info() is not None:
             return True  # ended: the engine reads the rest and finishes the turn
-        got = self._sync(files)
+        try:
+            got = self._sync(files)
+        except _Hiccup:
+            return True  # a passing hiccup of Ray never interrupts a turn
         if got is None:
-            # No state yet (just started) or the actor is gone: gone once it is stale.
-            try:
-                return time.time() - (files.dir / _STATE).stat().st_mtime < 5
-            except OSError:
-                return False
+            # The actor is gone (Ray says so), or the turn never got its state: start
+            # writes ray.json before it returns, so a turn without one did not start.
+            return False
         return bool(got.get("alive")) or got.get("exit") is not None
 
     def stop(self, files: TurnFiles, grace: float) -> None:
@@ -307,6 +335,11 @@ class RayRuntime:
         with contextlib.suppress(Exception):
             ray.get(actor.close.remote(), timeout=60)
         ray.kill(actor, no_restart=True)
+
+
+class _Hiccup(Exception):
+    """Ray cannot answer about the turn right now (head or actor unreachable, a poll
+    timed out): the turn goes on; asked again on the next pass."""
 
 
 def _cause(e: BaseException) -> str:

@@ -101,6 +101,7 @@ def start(
     env: dict[str, str] | None = None,
     name: str | None = None,
     parent: str | None = None,
+    runtime: str | None = None,
 ) -> tuple[Group, list[Session]]:
     """Start ``n`` sessions on ``prompt``, all on one base commit, as one attempts group.
 
@@ -164,6 +165,7 @@ def start(
                 env=env,
                 options={"group": {"id": g.id, "key": key, "kind": g.kind, "name": g.name}},
                 parent=parent,
+                runtime=runtime,
             )
         except PAError as e:
             errors.append(e)

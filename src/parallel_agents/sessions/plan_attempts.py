@@ -49,6 +49,7 @@ def start(app: App, g: Group, t: GroupTask, base: str) -> str:
         title=f"{g.name}/{t.key}: {spec['title']}",
         timeout=spec.get("timeout"),
         name=group_name(g, t),
+        runtime=spec.get("runtime"),
     )
     return ag.id
 

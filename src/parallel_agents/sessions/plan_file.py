@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from parallel_agents.errors import UsageError
+from parallel_agents.runtime.base import KINDS
 
 AFTER = ("merged", "done")
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -38,9 +39,11 @@ MAX_TITLE = 200
 # What a task may say (and the defaults a plan may give every task).
 TASK_KEYS = (
     "id", "title", "prompt", "agent", "model", "cmd", "repo", "base", "depends_on",
-    "conflicts_with", "check", "attempts", "after", "auto_merge", "timeout",
+    "conflicts_with", "check", "attempts", "after", "auto_merge", "timeout", "runtime",
 )
-DEFAULT_KEYS = ("agent", "model", "cmd", "repo", "base", "after", "auto_merge", "check", "timeout")
+DEFAULT_KEYS = (
+    "agent", "model", "cmd", "repo", "base", "after", "auto_merge", "check", "timeout", "runtime",
+)
 TOP_KEYS = ("name", "description", "defaults", "tasks")
 SCHEMA_HINT = "the plan format: docs/plan.schema.json, and the README's Plans section"
 
@@ -62,6 +65,7 @@ class PlanTask:
     after: str = "merged"
     auto_merge: bool = False
     timeout: float | None = None
+    runtime: str | None = None  # issue 19: local or ray (default: setting runtime.kind)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +178,11 @@ def _options(
             p.add(where, "timeout must be a number of seconds above 0")
         else:
             o["timeout"] = float(v)
+    if "runtime" in t:
+        if t["runtime"] not in KINDS:
+            p.add(where, f"runtime must be \"local\" or \"ray\", not {t['runtime']!r}")
+        else:
+            o["runtime"] = t["runtime"]
     return o
 
 
@@ -263,6 +272,7 @@ def parse_plan(
                 after=o.get("after") or "merged",
                 auto_merge=bool(o.get("auto_merge")),
                 timeout=o.get("timeout"),
+                runtime=o.get("runtime"),
             )
         )
     _check_graph(p, tasks)

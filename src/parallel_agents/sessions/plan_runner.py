@@ -335,6 +335,7 @@ def _start(app: App, g: Group, t: GroupTask, tasks: dict[str, GroupTask]) -> str
         # task records the session leaves it findable (Store.task_session); kind and
         # name are for the dashboard's sidebar, which lists it under the plan's heading.
         options={"group": {"id": g.id, "key": t.key, "kind": g.kind, "name": g.name}},
+        runtime=spec.get("runtime"),
     )
     return s.id
 

@@ -34,6 +34,8 @@ class NewAttempts(_Body):
     timeout: float | None = Field(None, gt=0)
     env: dict[str, str] | None = None
     parent: str | None = Field(None, description="Id of the parent session (issue 18).")
+    # issue 19: where the attempts' turns run (default: setting runtime.kind)
+    runtime: Literal["local", "ray"] | None = Field(None, description="local or ray.")
 
 
 class JudgeBody(_Body):
@@ -91,6 +93,7 @@ def new_attempts(request: Request, body: NewAttempts) -> dict[str, Any]:
         env=body.env,
         name=body.name,
         parent=body.parent,
+        runtime=body.runtime,
     )
     return {
         "group": attempts_service.group_json(app.store, g),

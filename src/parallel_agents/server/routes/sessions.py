@@ -120,7 +120,7 @@ def new_sessions(request: Request, body: NewSessions, response: Response) -> dic
                      from_issue=body.from_issue, repo=body.repo, agent=body.agent, cmd=cmd,
                      model=body.model, base=body.base, title=body.title, timeout=body.timeout,
                      interactive=body.interactive, env=body.env,
-                     parent=body.parent)  # fmt: skip
+                     parent=body.parent, runtime=body.runtime)  # fmt: skip
         return {"sessions": [session_json(s)]}
     for _ in range(body.count):
         try:
