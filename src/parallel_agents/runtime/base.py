@@ -27,6 +27,11 @@ def _read_int(p: Path) -> int | None:
         return None
 
 
+class NoRoom(Exception):
+    """The runtime has no room for a new turn now (every Ray node's ``pa_agent`` slots are
+    taken): the session waits ``queued`` and the scheduler tries again on a later pass."""
+
+
 @dataclass
 class TurnFiles:
     dir: Path

@@ -81,6 +81,7 @@ def agent_nodes(ray: Any) -> list[dict[str, Any]]:
             "alive": alive,
             "slots": int(total),
             "free": int(float((free.get(nid) or {}).get(RESOURCE, 0))) if alive else 0,
+            "free_known": bool(free),
         })  # fmt: skip
     return out
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from parallel_agents.errors import PAError
 from parallel_agents.runtime import ray_bundles, ray_probe
-from parallel_agents.runtime.base import LaunchSpec, TurnFiles
+from parallel_agents.runtime.base import LaunchSpec, NoRoom, TurnFiles
 from parallel_agents.runtime.ray_node import OUT_REF, SessionNode
 
 RESOURCE = "pa_agent"  # the custom resource a node declares: its session slots
@@ -35,6 +35,7 @@ BATCH = 1024 * 1024  # output bytes one poll brings back at most
 INSTALL_HINT = "install it with: pip install 'parallel-agents[ray]'"
 _CONNECT = threading.Lock()
 _STATE = "ray.json"  # in the turn's folder: the actor and node that run it
+SLOT_WAIT = 60.0  # seconds a new actor may wait to be placed before its session requeues
 POLL_TIMEOUT = 30.0  # seconds one poll of the actor may take before it counts as a hiccup
 
 
@@ -189,9 +190,19 @@ class RayRuntime:
         and a new actor (on a node with a free slot) takes it, starting from scratch."""
         deadline = time.monotonic() + 120
         while True:
+            fresh = self._actor(spec.session_id, create=False) is None
+            if fresh and not self._room(ray):
+                raise NoRoom("no free pa_agent slot on any node")
             actor = self._actor(spec.session_id, create=True, spec=spec)
-            try:  # no timeout: a new actor may wait for a free slot, as a turn does
-                return actor, ray.get(actor.holds.remote())
+            try:
+                # A new actor waits for a slot: bounded, or the server's loop (which starts
+                # turns) would stall behind it while other sessions' output waits.
+                return actor, ray.get(actor.holds.remote(),
+                                      timeout=SLOT_WAIT if fresh else None)
+            except ray.exceptions.GetTimeoutError:
+                with contextlib.suppress(Exception):  # not placed: give its claim back
+                    ray.kill(actor, no_restart=True)
+                raise NoRoom("no pa_agent slot freed in time") from None
             except ray.exceptions.RayActorError as e:
                 if time.monotonic() > deadline:
                     raise PAError(f"the session's Ray actor is gone and its name is still"
@@ -200,6 +211,21 @@ class RayRuntime:
                 with contextlib.suppress(Exception):  # already gone: its name is freed
                     ray.kill(actor, no_restart=True)
                 time.sleep(0.5)  # Ray frees a dead actor's name within a moment
+
+    def has_room(self) -> bool:
+        """Whether a new session could get a slot now (the scheduler asks before it claims
+        a queued session); True when Ray cannot say: ``start`` then decides."""
+        try:
+            return self._room(self._ray())
+        except Exception:
+            return True
+
+    def _room(self, ray: Any) -> bool:
+        """Whether some alive node has a free ``pa_agent`` slot (Ray's count, a moment
+        behind; unknown counts as room: the bounded wait above settles it)."""
+        nodes = ray_probe.agent_nodes(ray)
+        return not nodes or any(n["alive"] and n["free"] > 0 for n in nodes) or all(
+            n["free"] == 0 and n.get("free_unknown") for n in nodes)
 
     def _state(self, files: TurnFiles) -> dict[str, Any] | None:
         try:

@@ -22,7 +22,7 @@ from parallel_agents.config import load_repo_config
 from parallel_agents.errors import PAError
 from parallel_agents.models import EventKind, Session, Status
 from parallel_agents.runtime import local, make_runtime
-from parallel_agents.runtime.base import LaunchSpec, Runtime
+from parallel_agents.runtime.base import LaunchSpec, NoRoom, Runtime
 from parallel_agents.sessions import runtime_choice, tui
 from parallel_agents.sessions.turns import Turns
 from parallel_agents.store import Payload, PlainRun, Raw
@@ -122,9 +122,12 @@ class Supervisor(Turns):
             by_repo[r.repo_id] = by_repo.get(r.repo_id, 0) + 1
             by_agent[r.agent] = by_agent.get(r.agent, 0) + 1
         started = 0
+        room: dict[str, bool] = {}  # per runtime, asked once a pass (a Ray cluster's slots)
         for s in queued:
             if max_running and n_all >= max_running:
                 break
+            if not self._has_room(s, room):
+                continue  # stays queued (not claimed, so not shown `starting` meanwhile)
             if per_repo and by_repo.get(s.repo_id, 0) >= per_repo:
                 continue
             cap = per_agent.get(s.agent, 0)
@@ -136,6 +139,15 @@ class Supervisor(Turns):
                 by_repo[s.repo_id] = by_repo.get(s.repo_id, 0) + 1
                 by_agent[s.agent] = by_agent.get(s.agent, 0) + 1
         return started
+
+    def _has_room(self, s: Session, room: dict[str, bool]) -> bool:
+        kind = self.runtime_kind(s)
+        if kind == "local":
+            return True
+        if kind not in room:
+            has_room = getattr(self.runtime(s), "has_room", None)
+            room[kind] = bool(has_room()) if has_room is not None else True
+        return room[kind]
 
     def fits_now(self, db: Any, sid: str) -> bool:
         """Can ``sid`` start at once: within the limits, with no queued session ahead of it
@@ -242,6 +254,11 @@ class Supervisor(Turns):
             spec.extra.update(runtime_choice.launch_extra(self.settings, s.agent))
         try:
             state["wrapper_pid"] = self.runtime(s).start(files, spec)
+        except NoRoom:
+            # Every slot is taken: back in the queue, the scheduler tries again next pass.
+            with contextlib.suppress(PAError):
+                self.store.set_status(sid, Status.QUEUED, expect=[Status.STARTING])
+            return False
         except PAError as e:
             self._fail_turn(sid, turn.n, e)
             return False
