@@ -114,6 +114,7 @@ class RayRuntime:
         self.address = address
         self.repo_url = repo_url  # runtime.ray.repo_url: nodes fetch the repository there
         self.namespace = namespace_for(home)
+        self._handles: dict[str, Any] = {}  # session id -> its actor's handle (see _sync)
 
     # -- the actor ------------------------------------------------------------------
     def _ray(self) -> Any:
@@ -197,8 +198,9 @@ class RayRuntime:
             try:
                 # A new actor waits for a slot: bounded, or the server's loop (which starts
                 # turns) would stall behind it while other sessions' output waits.
-                return actor, ray.get(actor.holds.remote(),
-                                      timeout=SLOT_WAIT if fresh else None)
+                holds = ray.get(actor.holds.remote(), timeout=SLOT_WAIT if fresh else None)
+                self._handles[spec.session_id] = actor
+                return actor, holds
             except ray.exceptions.GetTimeoutError:
                 with contextlib.suppress(Exception):  # not placed: give its claim back
                     ray.kill(actor, no_restart=True)
@@ -244,19 +246,30 @@ class RayRuntime:
         if st is None:
             return None
         sid = str(st["actor"]).removeprefix("pa-session-")
+        # The handle is kept between passes: looking the actor up by name is a call to
+        # the head, as dear as the poll itself, for every running session on every pass.
+        actor = self._handles.get(sid)
+        cached = actor is not None
         try:
             ray = self._ray()
-            actor = self._actor(sid, create=False)
+            if actor is None:
+                actor = self._actor(sid, create=False)
         except Exception as e:  # the head does not answer now: not a verdict on the turn
             raise _Hiccup(str(e)) from None
         if actor is None:
             return None  # Ray knows no such actor: it is dead
+        self._handles[sid] = actor
         have = files.stdout.stat().st_size if files.stdout.exists() else 0
         try:
             got: dict[str, Any] = ray.get(
                 actor.poll.remote(int(st["n"]), have, BATCH), timeout=POLL_TIMEOUT
             )
         except Exception as e:
+            self._handles.pop(sid, None)
+            if cached and isinstance(e, ray.exceptions.RayActorError):
+                # The kept handle may be of an actor another pa process has since
+                # replaced (`pa send` after a lost node): ask Ray by name once more.
+                return self._sync(files)
             if self._dead(ray, sid, e):
                 return None
             # A timeout, a lost connection, a busy actor: the next poll asks again; what
@@ -353,6 +366,7 @@ class RayRuntime:
         """Give the session's ``pa_agent`` slot back: its actor removes its worktree on
         the node (best effort) and is killed. Called once its work is home for good
         (archived by a discard, or merged)."""
+        self._handles.pop(sid, None)
         ray = self._ray()
         actor = self._actor(sid, create=False)
         if actor is None:
