@@ -31,16 +31,20 @@ def test_bench_only_ray_reports_every_row_with_no_failure_on_all_nodes(
     """issue 19: `python -m bench --only ray --ray-sessions 6`: the table has a row for
     spawn, ingest, status, orchestrator CPU and RSS, memory, failures and sessions per
     node, with local, ray and ray/local columns; 0 failures on both runtimes; the Ray
-    sessions are spread over the 3 worker nodes; nothing of the run is left behind."""
+    sessions are spread over the 3 worker nodes; nothing of the run is left behind, and the
+    README's figures (the targets of the last full run) are left as they were."""
     out = tmp_path / "pa.json"
+    readme = (ROOT / "README.md").read_bytes()
     env = {**os.environ, "PA_BENCH_TMP": str(tmp_path / "tmp")}
     (tmp_path / "tmp").mkdir()
     p = subprocess.run(
         [sys.executable, "-m", "bench", "--only", "ray", "--ray-sessions", "6",
-         "--no-readme", "--out", str(out)],
+         "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
+    assert (ROOT / "README.md").read_bytes() == readme
+    assert "README.md figures block left as it was" in p.stdout
     res = json.loads(out.read_text())["ray"]
     assert res["local"]["failures"] == 0, res["local"]["failure_messages"]
     assert res["ray"]["failures"] == 0, res["ray"]["failure_messages"]
