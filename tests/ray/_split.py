@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from parallel_agents.testing import find_agent
+from tests.ray.conftest import start_cluster
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'parallel-agents[ray]'")
-cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 CLI = "claude"
 
@@ -48,25 +48,10 @@ def split_cluster(tmp: Path, slots: int = 2) -> Iterator[dict[str, Any]]:
         (only / CLI).symlink_to(binary)
     bare = bare_path()
     with_cli = f"{only}{os.pathsep}{bare}"
-    old = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    c = cluster_utils.Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
-    )
-    try:
-        b = c.add_node(num_cpus=1, resources={"pa_agent": slots}, env_vars={"PATH": bare})
-        a = c.add_node(num_cpus=1, resources={"pa_agent": slots}, env_vars={"PATH": with_cli})
-        c.wait_for_nodes()
-        yield {"cluster": c, "with_cli": a.node_id, "without": b.node_id, "bin": only,
-               "path": with_cli}  # fmt: skip
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
-        if old is None:
-            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-        else:
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = old
+    envs = [{"PATH": with_cli}, {"PATH": bare}]
+    with start_cluster(workers=2, slots=slots, node_env=envs) as (c, _):
+        a, b = c.pa_workers
+        yield {"cluster": c, "with_cli": a, "without": b, "bin": only, "path": with_cli}
 
 
 def claude_session(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,18 +19,27 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 
 @contextmanager
-def start_cluster(workers: int = 2, slots: int = 4) -> Iterator[tuple[Any, set[str]]]:
+def start_cluster(
+    workers: int = 2, slots: int = 4, node_env: list[dict[str, str]] | None = None
+) -> Iterator[tuple[Any, set[str]]]:
     """A head (no pa_agent slots: sessions must go to the workers) and ``workers`` worker
-    nodes of ``slots`` slots; yields the cluster and the workers' node ids. Loopback only:
-    Ray's single-machine mode (the variable below), inherited by every `pa` it runs."""
+    nodes of ``slots`` slots (``node_env[i]``: node i's raylet environment, which its
+    workers inherit); yields the cluster and the workers' node ids (in the order of
+    ``node_env`` as the cluster's ``pa_workers``). Loopback only: Ray's single-machine mode (the variable below),
+    inherited by every `pa` it runs."""
     old = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     c = cluster_utils.Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )
-    nodes = [c.add_node(num_cpus=1, resources={"pa_agent": slots}) for _ in range(workers)]
-    c.wait_for_nodes()
+    envs = node_env or [{} for _ in range(workers)]
     try:
+        nodes = [
+            c.add_node(num_cpus=1, resources={"pa_agent": slots}, **({"env_vars": e} if e else {}))
+            for e in envs
+        ]
+        c.wait_for_nodes()
+        c.pa_workers = [n.node_id for n in nodes]
         yield c, {n.node_id for n in nodes}
     finally:
         if ray.is_initialized():
@@ -39,6 +49,17 @@ def start_cluster(workers: int = 2, slots: int = 4) -> Iterator[tuple[Any, set[s
             os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
         else:
             os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = old
+
+
+def poll(what: str, fn: Any, limit: float = 180) -> Any:
+    """``fn()``'s first truthy answer, asked until ``limit`` seconds have passed."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)  # the poll's pace, not a wait for an outcome
+    raise AssertionError(f"gave up waiting for {what}")
 
 
 @pytest.fixture(scope="package")

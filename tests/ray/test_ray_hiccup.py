@@ -21,18 +21,9 @@ from parallel_agents.runtime import local
 from parallel_agents.runtime import ray_runtime as rr
 from parallel_agents.runtime.base import LaunchSpec, TurnFiles
 from tests.conftest import make_repo
+from tests.ray.conftest import poll
 
 STALE = 3600.0  # how far back ray.json is dated: far older than any grace period
-
-
-def _poll(what: str, fn: Any, limit: float = 120) -> Any:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.1)  # the poll's pace, not a wait for an outcome
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _age(files: TurnFiles) -> None:
@@ -65,14 +56,14 @@ def test_a_busy_actor_is_a_hiccup_not_an_interrupted_turn(
                            / sid / "1")  # fmt: skip
     busy = None
     try:
-        _poll("the first ticks", lambda: b"tick" in rt.read(files, 0, 1 << 20)[0])
+        poll("the first ticks", lambda: b"tick" in rt.read(files, 0, 1 << 20)[0])
         busy = actor.stop.remote(1, 600.0)  # waits out its grace: the actor is busy
-        _poll("the stop under way", lambda: not _answers(actor))
+        poll("the stop under way", lambda: not _answers(actor))
         _age(files)
         answer: list[bool] = []
         t = threading.Thread(target=lambda: answer.append(rt.alive(files)), daemon=True)
         t.start()
-        _poll("alive's answer", lambda: answer)
+        poll("alive's answer", lambda: answer)
         assert answer == [True]
         # It answered while the agent still ran: no exit record, its process alive.
         assert node_files.exit_info() is None and files.exit_info() is None

@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,10 @@ import pytest
 from parallel_agents.server import daemon
 from tests.conftest import make_repo, pa
 from tests.ray._leave import discard_all
+from tests.ray.conftest import poll
 from tests.ray.test_ray_cluster import _turn_state
 
 LINES = 40
-
-
-def _poll(what: str, fn: Any, limit: float = 180) -> Any:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.2)  # the poll's pace, not a wait for an outcome
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _lines(sid: str, repo: Path) -> list[str]:
@@ -63,11 +53,11 @@ def test_server_killed_mid_turn_and_restarted_loses_and_doubles_nothing(
             "new", "numbered", "--json", "--cmd", argv, cwd=repo, check=True, timeout=180,
         ).stdout)  # fmt: skip
         sid = s["id"]
-        _poll("the first half", lambda: len(_lines(sid, repo)) >= LINES // 2)
+        poll("the first half", lambda: len(_lines(sid, repo)) >= LINES // 2)
         info = daemon.read_info(home)
         assert info is not None
         os.kill(info.pid, signal.SIGKILL)
-        _poll("the server's end", lambda: not _pid_alive(info.pid))
+        poll("the server's end", lambda: not _pid_alive(info.pid))
         pa("server", "start", "--runtime", "ray", "--ray-address", c.address, check=True,
            timeout=120)  # fmt: skip
         restarted = daemon.read_info(home)

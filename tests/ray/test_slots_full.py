@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_repo, pa
-from tests.ray.conftest import start_cluster
+from tests.ray.conftest import poll, start_cluster
 from tests.ray.test_ray_cluster import _turn_state
-from tests.ray.test_server_restart import _poll
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +51,14 @@ def test_a_session_with_no_free_slot_waits_queued_and_the_server_goes_on(
             "new", "holds the slot", "--json", "--cmd", shlex.join(["sh", "-c", first_script]),
             cwd=repo, check=True, timeout=180,
         ).stdout)["id"]  # fmt: skip
-        _poll("the first line", lambda: "first-1" in _logs(first, repo))
+        poll("the first line", lambda: "first-1" in _logs(first, repo))
         second = json.loads(pa(
             "new", "waits for it", "--json", "--cmd", "sh -c 'echo second > second.txt'",
             cwd=repo, check=True, timeout=180,
         ).stdout)["id"]  # fmt: skip
         half.touch()
         # The loop still reads the running session while the new one has no slot.
-        _poll("the first session's next line", lambda: "first-2" in _logs(first, repo), 90)
+        poll("the first session's next line", lambda: "first-2" in _logs(first, repo), 90)
         assert _status(second, repo) == "queued"
         end.touch()
         pa("wait", first, "--timeout", "120", cwd=repo, check=True, timeout=180)
