@@ -222,6 +222,14 @@ class RayRuntime:
         except Exception:
             return True
 
+    def holds_slot(self, sid: str) -> bool:
+        """Whether the session's actor lives (and so holds its slot for its next turn);
+        True when Ray cannot say: ``start`` then decides."""
+        try:
+            return self._actor(sid, create=False) is not None
+        except Exception:
+            return True
+
     def _room(self, ray: Any) -> bool:
         """Whether some alive node has a free ``pa_agent`` slot (Ray's count, a moment
         behind; unknown counts as room: the bounded wait above settles it)."""

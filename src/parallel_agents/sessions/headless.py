@@ -73,8 +73,10 @@ class Supervisor(Turns):
 
     # -- runtimes (issue 19) ----------------------------------------------------------
     def runtime_kind(self, s: Session) -> str:
-        """Where ``s`` runs its turns: its ``options.runtime``, else ``runtime.kind``."""
-        return str(s.options.get("runtime") or self.settings.runtime_kind())
+        """Where ``s`` runs its turns: its ``options.runtime``, fixed when it was made (none
+        stored: local). Never today's ``runtime.kind``: a session made on this machine must
+        not move to a cluster because a server was started with ``--runtime ray``."""
+        return str(s.options.get("runtime") or "local")
 
     def runtime(self, s: Session) -> Runtime:
         """The runtime ``s`` runs on, made once per kind (Ray's connects on first use)."""
@@ -141,13 +143,20 @@ class Supervisor(Turns):
         return started
 
     def _has_room(self, s: Session, room: dict[str, bool]) -> bool:
+        """Whether ``s`` could start on its runtime now: the runtime has room (asked once
+        a pass), or ``s`` already holds its place there (a follow-up: its Ray actor
+        keeps its slot between turns)."""
         kind = self.runtime_kind(s)
         if kind == "local":
             return True
+        rt = self.runtime(s)
+        has_room = getattr(rt, "has_room", None)
+        holds_slot = getattr(rt, "holds_slot", None)
+        if has_room is None or holds_slot is None:
+            return True
         if kind not in room:
-            has_room = getattr(self.runtime(s), "has_room", None)
-            room[kind] = bool(has_room()) if has_room is not None else True
-        return room[kind]
+            room[kind] = bool(has_room())
+        return room[kind] or bool(holds_slot(s.id))
 
     def fits_now(self, db: Any, sid: str) -> bool:
         """Can ``sid`` start at once: within the limits, with no queued session ahead of it
@@ -324,7 +333,7 @@ class Supervisor(Turns):
             # The row read above says the runtime: no second read per pass (issue 14 §3).
             text = srow.options_text or ""
             kind = srow.options().get("runtime") if '"runtime"' in text else None
-            rt = self._runtime_of(str(kind or self.settings.runtime_kind()))
+            rt = self._runtime_of(str(kind or "local"))
             offset, state = self.store.turn_progress(db, sid, turn.n)
             # Read the exit record first: if present, the output files are complete.
             exit_info = rt.exit_info(files)
