@@ -6,6 +6,7 @@ shows it and `pa merge` merges it into the local base."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,5 +82,21 @@ def test_server_started_on_ray_runs_its_sessions_there(
         assert shown["options"]["runtime"] == "ray"
         assert _turn_state(s["id"])["node"] in worker_ids
         assert (Path(shown["worktree"]) / "secret.txt").read_text() == "s3cret\n"
+        # It travelled as a call argument held in memory: nothing Ray wrote (its logs,
+        # the actors' and raylets' output, its session files) holds it.
+        ray_dir = Path(c.head_node.get_session_dir_path())
+        leaked = [p for p in ray_dir.rglob("*") if p.is_file() and b"s3cret" in _bytes(p)]
+        assert not leaked, leaked
+        home = Path(os.environ["PA_HOME"])
+        for kept in [home / "server.log", *home.glob("pa.db*")]:
+            assert b"s3cret" not in _bytes(kept), kept
     finally:
         pa("server", "stop", timeout=60)
+
+
+def _bytes(p: Path) -> bytes:
+    """A file's bytes; b"" for one Ray removed or cannot share (a socket, a pipe)."""
+    try:
+        return p.read_bytes()
+    except OSError:
+        return b""

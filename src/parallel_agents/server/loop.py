@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from parallel_agents.runtime.exits import ExitWatch
 from parallel_agents.server import notify
 from parallel_agents.server.auth import Guard, load_or_create_token
 from parallel_agents.server.sse import Notifier
-from parallel_agents.server.supervisor import ServerSupervisor
+from parallel_agents.server.supervisor import RAY_STARTS, ServerSupervisor
 from parallel_agents.sessions import pairing, plan_runner, pool_fill, routine_runner
 from parallel_agents.sessions.orchestrator import App
 from parallel_agents.store import Store
@@ -50,19 +50,20 @@ PLANS_EVERY = 0.5  # seconds between plan passes while a plan is live (issue 15 
 ROUTINES_EVERY = 1.0  # seconds between looks for due routines (issue 17)
 
 
-def recover_stuck(app: App, min_age: float = STUCK_AFTER) -> int:
+def recover_stuck(app: App, min_age: float = STUCK_AFTER, busy: Set[str] = frozenset()) -> int:
     """Sessions left in ``starting`` by a process that died mid-start, put right.
 
     ``Supervisor.start`` claims a session (``starting``), spawns the wrapper, then marks
     the turn running; a crash between those steps leaves the session ``starting`` for
     ever. If the wrapper was spawned, adopt it (ingestion then reads its output or sees
-    it gone); otherwise queue the session again.
+    it gone); otherwise queue the session again. ``busy``: sessions a thread of this
+    process is starting right now (a Ray start), never orphans.
     """
     store = app.store
     fixed = 0
     now = time.time()
     for s in store.sessions(statuses=[Status.STARTING]):
-        if s.interactive or now - s.updated_at < min_age:
+        if s.interactive or now - s.updated_at < min_age or s.id in busy:
             continue
         turn = store.last_turn(s.id)
         if turn is None:
@@ -130,6 +131,9 @@ class ServerState:
         self._schedule_asked = threading.Event()
         self._launches: list[str] = []  # claimed sessions for the loop to launch
         self._launch_lock = threading.Lock()
+        self._starts = ThreadPoolExecutor(max_workers=RAY_STARTS, thread_name_prefix="pa-start")
+        self._starting: set[str] = set()  # sessions a start thread holds (see start_later)
+        self._starting_lock = threading.Lock()
         self._refilling = False  # a warm-pool check is queued or running
         self._refill_lock = threading.Lock()
         self.last_event_id = 0
@@ -204,6 +208,38 @@ class ServerState:
             out, self._launches = self._launches, []
         return out
 
+    def start_later(self, sid: str) -> bool:
+        """Start a claimed (``starting``) session's turn on a start thread, so the loop
+        goes on ingesting while it comes up (a Ray actor takes seconds). False when the
+        server is shutting down: the session stays ``starting`` for ``recover_stuck``."""
+        with self._starting_lock:
+            if sid in self._starting:
+                return True
+            self._starting.add(sid)
+
+        def run() -> None:
+            try:
+                sup = self.app().sup
+                assert isinstance(sup, ServerSupervisor)
+                sup.start_here(sid, claimed=True)
+            finally:
+                with self._starting_lock:
+                    self._starting.discard(sid)
+                self.wake()  # its output, or its place back in the queue, at once
+
+        try:
+            self._starts.submit(run)
+        except RuntimeError:  # shutting down
+            with self._starting_lock:
+                self._starting.discard(sid)
+            return False
+        return True
+
+    def starts_in_flight(self) -> frozenset[str]:
+        """The sessions start threads hold now (started, or waiting for a thread)."""
+        with self._starting_lock:
+            return frozenset(self._starting)
+
     def schedule_soon(self) -> None:
         """Have the loop start queued sessions at once, before its next ingestion pass
         (which may take a while with many running sessions)."""
@@ -242,6 +278,7 @@ class ServerState:
         if t is not None:
             t.join(timeout=30)
         self._bg.shutdown(wait=False, cancel_futures=True)
+        self._starts.shutdown(wait=False, cancel_futures=True)
 
     def stop_later(self, sid: str, reason: str) -> None:
         """Stop a session on a background thread (once at a time per session)."""
@@ -272,7 +309,7 @@ class ServerState:
         assert isinstance(sup, ServerSupervisor)
         self._loop_sup = sup
         try:
-            recover_stuck(app)
+            recover_stuck(app, busy=self.starts_in_flight())
         except Exception:
             log.exception("could not recover sessions stuck while starting")
         latest = _max_event_id(app.store)
@@ -300,7 +337,7 @@ class ServerState:
                 self._sync_pairings()
                 if time.monotonic() >= next_recover:
                     next_recover = time.monotonic() + RECOVER_EVERY
-                    recover_stuck(app)
+                    recover_stuck(app, busy=self.starts_in_flight())
                 if refill_every and time.monotonic() >= next_refill:
                     next_refill = time.monotonic() + refill_every
                     self._refill_later()

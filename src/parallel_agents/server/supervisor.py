@@ -30,6 +30,8 @@ AFTER_TURN_BUDGET = 0.25  # seconds of checkpoints per pass before ingesting aga
 # pass (and every other session's end) for long; the loop comes back at once for the rest.
 PASS_CHUNK = 512 * 1024
 ENDING_BUDGET = 0.2  # seconds one ended session's remaining output may take per look
+# Ray turns starting at once on the server's start threads (``_hand_off``).
+RAY_STARTS = 8
 END_BATCH = 128  # ended sessions finished in one transaction at most
 PASS_BATCH = 0.05  # seconds of a pass's ingestion committed in one transaction
 # While turns keep ending (one less than BURST_GAP s after another), checkpoints wait, up
@@ -49,6 +51,8 @@ class LoopHost(Protocol):
     def wake(self) -> None: ...
     def schedule_soon(self) -> None: ...
     def launch_soon(self, sid: str) -> None: ...
+    def start_later(self, sid: str) -> bool: ...
+    def starts_in_flight(self) -> frozenset[str]: ...
     def take_launches(self) -> list[str]: ...
     def stop_later(self, sid: str, reason: str) -> None: ...
     def publish_from(self, store: Store) -> None: ...
@@ -120,6 +124,35 @@ class ServerSupervisor(Supervisor):
         if sid in self._deferred:  # its last turn's checkpoint comes before its next turn
             self._deferred.remove(sid)
             self._after_turn_now(sid)
+        if self.server.is_loop_thread() and self._starts_elsewhere(sid):
+            return self._hand_off(sid, claimed)
+        return self.start_here(sid, claimed)
+
+    def _starts_elsewhere(self, sid: str) -> bool:
+        """A Ray turn starts on a start thread: it waits seconds for its actor to come up,
+        and the loop would ingest nothing meanwhile (200 sessions: minutes of silence)."""
+        try:
+            return self.runtime_kind(self.store.session(sid)) == "ray"
+        except PAError:
+            return False
+
+    def _hand_off(self, sid: str, claimed: bool) -> bool:
+        """Claim ``sid`` here (the loop's pass counts it against the limits at once) and
+        start it on a start thread. A queued session waits in the queue, unclaimed, while
+        every start thread is busy."""
+        if sid in self.server.starts_in_flight():
+            return False  # a start thread has it already
+        if not claimed:
+            if len(self.server.starts_in_flight()) >= RAY_STARTS:
+                return False
+            try:
+                self.store.set_status(sid, Status.STARTING, expect=[Status.QUEUED])
+            except PAError:
+                return False
+        return self.server.start_later(sid)
+
+    def start_here(self, sid: str, claimed: bool = False) -> bool:
+        """Start ``sid``'s turn on this thread (``Supervisor.start``), never raising."""
         try:
             return super().start(sid, claimed)
         except Exception as e:  # never let one bad session stop scheduling
