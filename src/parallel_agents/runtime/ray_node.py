@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from parallel_agents.runtime import local, ray_bundles
 from parallel_agents.runtime.base import TurnFiles
 
 OUT_REF = "refs/pa/ray-out/"  # + the session id: refs are shared by a clone's worktrees
+# Seconds between looks at the output while a long poll is held open: the first, the most.
+WAKE = (0.01, 0.1)
 _GIT_ENV = {
     "GIT_AUTHOR_NAME": "pa",
     "GIT_AUTHOR_EMAIL": "pa@localhost",
@@ -107,10 +110,24 @@ class SessionNode:
         )
         return self.node_id()
 
-    def poll(self, n: int, offset: int, size: int) -> dict[str, object]:
+    def long_polls(self) -> bool:
+        """Never called: its presence on a handle says this actor was made with a
+        concurrency group for polls (an actor an older pa made has neither)."""
+        return True
+
+    def poll(self, n: int, offset: int, size: int, wait: float = 0.0) -> dict[str, object]:
         """Output of turn ``n`` from ``offset`` (at most ``size`` bytes), its length so
-        far, and its exit record once it ended (read first: then the output is whole)."""
+        far, and its exit record once it ended (read first: then the output is whole).
+
+        ``wait``: seconds to hold the poll open until there is output past ``offset`` or
+        the turn ended (a long poll: an idle session costs the orchestrator one call a
+        ``wait``, not one a pass, and new output leaves at once)."""
         files = self._files(n)
+        deadline = time.monotonic() + wait
+        nap = WAKE[0]
+        while time.monotonic() < deadline and not _moved(files, offset):
+            time.sleep(nap)
+            nap = min(nap * 2, WAKE[1])  # a burst of output goes at once, quiet costs little
         exit_info = files.exit_info()
         try:
             total = files.stdout.stat().st_size
@@ -180,6 +197,16 @@ def program_here(argv: list[str]) -> list[str]:
         return argv
     found = shutil.which(os.path.basename(argv[0]))
     return [found, *argv[1:]] if found else argv
+
+
+def _moved(files: TurnFiles, offset: int) -> bool:
+    """Whether turn output past ``offset`` or its exit record is there."""
+    if files.exit.exists():
+        return True
+    try:
+        return files.stdout.stat().st_size > offset
+    except FileNotFoundError:
+        return False
 
 
 def _read(p: Path, limit: int = 64 * 1024) -> bytes:

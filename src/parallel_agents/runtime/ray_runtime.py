@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,11 @@ _CONNECT = threading.Lock()
 _STATE = "ray.json"  # in the turn's folder: the actor and node that run it
 SLOT_WAIT = 60.0  # seconds a new actor may wait to be placed before its session requeues
 POLL_TIMEOUT = 30.0  # seconds one poll of the actor may take before it counts as a hiccup
+# Seconds an actor holds a poll open waiting for output: an idle session costs one call a
+# LONG_POLL, not one per pass (200 sessions: a fifth of a core on polls alone).
+LONG_POLL = 3.0
+POLLS = "polls"  # the actor's concurrency group for long polls
+READY_EVERY = 0.02  # seconds one look at which polls are answered serves a pass
 
 
 def namespace_for(home: Path) -> str:
@@ -115,6 +121,11 @@ class RayRuntime:
         self.repo_url = repo_url  # runtime.ray.repo_url: nodes fetch the repository there
         self.namespace = namespace_for(home)
         self._handles: dict[str, Any] = {}  # session id -> its actor's handle (see _sync)
+        self._polls: dict[str, _Poll] = {}  # session id -> its open long poll (see _answer)
+        self._answered: set[Any] = set()  # refs of polls answered when last asked
+        self._ready_at = float("-inf")  # when that was (monotonic)
+        # Session id -> (turn, its wrapper alive), as the last poll answer told.
+        self._alive: dict[str, tuple[int, bool]] = {}
 
     # -- the actor ------------------------------------------------------------------
     def _ray(self) -> Any:
@@ -128,7 +139,9 @@ class RayRuntime:
         except ValueError:
             if not create:
                 return None
-        cls = ray.remote(SessionNode)
+        # Long polls run in a group of their own: `stop`, `checkpoint` and the next turn
+        # never wait behind one a poll holds open.
+        cls = ray.remote(concurrency_groups={POLLS: 2})(SessionNode)
         # A CLI agent's actor is pinned to a node that has the CLI (``ray_probe``).
         extra = spec.extra if spec is not None else {}
         binaries = dict(extra.get("binaries") or {})  # type: ignore[call-overload]
@@ -267,13 +280,13 @@ class RayRuntime:
         if actor is None:
             return None  # Ray knows no such actor: it is dead
         self._handles[sid] = actor
-        have = files.stdout.stat().st_size if files.stdout.exists() else 0
+        have = _size(files)
+        n = int(st["n"])
         try:
-            got: dict[str, Any] = ray.get(
-                actor.poll.remote(int(st["n"]), have, BATCH), timeout=POLL_TIMEOUT
-            )
+            got = self._answer(ray, actor, sid, n, have)
         except Exception as e:
             self._handles.pop(sid, None)
+            self._polls.pop(sid, None)
             if cached and isinstance(e, ray.exceptions.RayActorError):
                 # The kept handle may be of an actor another pa process has since
                 # replaced (`pa send` after a lost node): ask Ray by name once more.
@@ -283,12 +296,20 @@ class RayRuntime:
             # A timeout, a lost connection, a busy actor: the next poll asks again; what
             # was not appended here was not read (the offset is the local file's size).
             raise _Hiccup(str(e)) from None
+        if got is None or _size(files) != have:
+            # Still open, or answered from an offset another reader has since moved
+            # past (its output is on file already): nothing new; alive as last told
+            # (a wrapper gone without an exit record stays gone: read() may have taken
+            # that answer, and alive() must still hear it).
+            return {"alive": self._alive.get(sid) != (n, False), "exit": None}
+        self._alive[sid] = (n, bool(got.get("alive")))
         data = got["data"]
         if data:
             with open(files.stdout, "ab") as f:
                 f.write(data)
         ended = got["exit"] is not None and have + len(data) >= int(got["total"])
         if not ended:
+            self._ask(actor, sid, n, have + len(data))  # the next batch on its way now
             return got
         (files.dir / "stderr").write_bytes(got["stderr"])
         if got["setup_log"]:
@@ -308,6 +329,42 @@ class RayRuntime:
                          "error": msg}
         files.exit.write_text(json.dumps(exit_info))
         return {"exit": exit_info, "alive": False}
+
+    def _ask(self, actor: Any, sid: str, n: int, offset: int) -> _Poll:
+        """Open a long poll of turn ``n``'s output from ``offset`` (at most one a session)."""
+        if hasattr(actor, "long_polls"):
+            ref = actor.poll.options(concurrency_group=POLLS).remote(n, offset, BATCH, LONG_POLL)
+        else:  # made by an older pa: no group for polls (asking for one would kill it)
+            ref = actor.poll.remote(n, offset, BATCH)
+        p = _Poll(ref, n, offset, time.monotonic())
+        self._polls[sid] = p
+        return p
+
+    def _answer(self, ray: Any, actor: Any, sid: str, n: int, have: int) -> dict[str, Any] | None:
+        """The answer of the session's open poll (opened now if there is none), or None
+        while the actor holds it open. A poll opened for another turn or offset is let
+        go; one unanswered for ``POLL_TIMEOUT`` beyond its wait raises (a hiccup)."""
+        p = self._polls.get(sid)
+        if p is None or (p.n, p.offset) != (n, have):
+            p = self._ask(actor, sid, n, have)
+        if not self._ready(ray, p):
+            if time.monotonic() - p.asked > POLL_TIMEOUT + LONG_POLL:
+                raise TimeoutError(f"the session's actor left a poll unanswered for"
+                                   f" {POLL_TIMEOUT:.0f} s")
+            return None
+        del self._polls[sid]
+        got: dict[str, Any] = ray.get(p.ref)
+        return got
+
+    def _ready(self, ray: Any, p: _Poll) -> bool:
+        """Whether ``p`` is answered. One ``ray.wait`` over every open poll tells it for
+        all sessions of a pass (asked again after ``READY_EVERY``), not one call each."""
+        now = time.monotonic()
+        if now - self._ready_at >= READY_EVERY:
+            refs = [q.ref for q in self._polls.values()]
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            self._answered, self._ready_at = set(done), now
+        return p.ref in self._answered
 
     def _bring_home(self, ray: Any, actor: Any, st: dict[str, Any]) -> int:
         """Fetch the node's checkpoint into the local repository (all or nothing: one
@@ -374,7 +431,8 @@ class RayRuntime:
         """Give the session's ``pa_agent`` slot back: its actor removes its worktree on
         the node (best effort) and is killed. Called once its work is home for good
         (archived by a discard, or merged)."""
-        self._handles.pop(sid, None)
+        for kept in (self._handles, self._polls, self._alive):
+            kept.pop(sid, None)
         ray = self._ray()
         actor = self._actor(sid, create=False)
         if actor is None:
@@ -383,6 +441,24 @@ class RayRuntime:
         with contextlib.suppress(Exception):
             ray.get(actor.close.remote(), timeout=60)
         ray.kill(actor, no_restart=True)
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """A long poll on its way: its answer's ref, the turn and offset it reads from, and
+    when it was asked (monotonic)."""
+
+    ref: Any
+    n: int
+    offset: int
+    asked: float
+
+
+def _size(files: TurnFiles) -> int:
+    try:
+        return files.stdout.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 class _Hiccup(Exception):
