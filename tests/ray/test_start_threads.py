@@ -5,8 +5,10 @@ hangs, the loop goes on starting and ingesting other sessions."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_repo, pa
+from tests.conftest import git, make_repo, pa
 from tests.ray.conftest import poll
 
 
@@ -89,3 +91,49 @@ def test_a_ray_start_that_hangs_leaves_the_loop_running_local_sessions(
             assert url in told, told
         finally:
             pa("server", "stop", timeout=60)
+
+
+def test_a_stop_during_a_ray_start_stops_the_turn_it_launches(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 19: `pa stop` while a Ray session's start is under way (held in the snapshot
+    of its worktree by a git clean filter that waits for a gate) waits for that start,
+    then stops the turn it launched: the session is never shown `stopped` while its
+    agent runs on on the node (it used to be, after 10 s, with the turn left running)."""
+    c, _ = cluster
+    monkeypatch.setenv("PA_SERVER_AUTOSTART", "1")
+    repo = make_repo(tmp_path / "repo", {"a.txt": "one\n", ".gitattributes": "*.gated filter=gate\n",
+                                         "x.gated": "held\n"})  # fmt: skip
+    entered, gate = tmp_path / "entered", tmp_path / "gate"
+    git(repo, "config", "filter.gate.clean",
+        f"sh -c 'touch {entered}; while [ ! -e {gate} ]; do sleep 0.05; done; cat'")  # fmt: skip
+    env = {"PA_RAY_ADDRESS": c.address}
+    try:
+        pa("server", "start", env=env, check=True, timeout=120)
+        sid = json.loads(pa(
+            "new", "held", "--runtime", "ray", "--json",
+            "--cmd", "sh -c 'echo started; exec sleep 600'", cwd=repo, check=True, timeout=180,
+        ).stdout)["id"]  # fmt: skip
+        poll("the start held in the filter", entered.exists, 120)
+        stopping = threading.Thread(
+            target=lambda: pa("stop", sid, cwd=repo, timeout=300), daemon=True
+        )
+        stopping.start()
+        # Longer than the old stop's 10 s look: it would have said `stopped` by now.
+        end = time.monotonic() + 12
+        while time.monotonic() < end:
+            assert _show(sid, repo)["status"] == "starting"
+            time.sleep(0.5)  # the pace of the look
+        gate.touch()
+        stopping.join(timeout=300)
+        assert not stopping.is_alive()
+        shown = _show(sid, repo)
+        assert shown["status"] == "stopped", shown
+        turns = json.loads(pa("show", sid, "--json", cwd=repo, check=True).stdout)
+        state = Path(os.environ["PA_HOME"]) / "sessions" / sid / "turns" / "1" / "ray.json"
+        assert state.exists()  # the turn did start on a node ...
+        exit_info = state.parent / "exit"
+        assert exit_info.exists(), turns  # ... and ended there, stopped
+    finally:
+        gate.touch()
+        pa("server", "stop", timeout=60)

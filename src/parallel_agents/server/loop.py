@@ -133,6 +133,7 @@ class ServerState:
         self._launch_lock = threading.Lock()
         self._starts = ThreadPoolExecutor(max_workers=RAY_STARTS, thread_name_prefix="pa-start")
         self._starting: set[str] = set()  # sessions a start thread holds (see start_later)
+        self._begun: set[str] = set()  # of those, the ones whose start is under way
         self._starting_lock = threading.Lock()
         self._refilling = False  # a warm-pool check is queued or running
         self._refill_lock = threading.Lock()
@@ -218,6 +219,10 @@ class ServerState:
             self._starting.add(sid)
 
         def run() -> None:
+            with self._starting_lock:
+                if sid not in self._starting:
+                    return  # a stop took it back before it began (cancel_start)
+                self._begun.add(sid)
             try:
                 sup = self.app().sup
                 assert isinstance(sup, ServerSupervisor)
@@ -225,6 +230,7 @@ class ServerState:
             finally:
                 with self._starting_lock:
                     self._starting.discard(sid)
+                    self._begun.discard(sid)
                 self.wake()  # its output, or its place back in the queue, at once
 
         try:
@@ -234,6 +240,17 @@ class ServerState:
                 self._starting.discard(sid)
             return False
         return True
+
+    def cancel_start(self, sid: str) -> bool | None:
+        """Take back ``sid``'s start if no thread has begun it (True: it never will);
+        False when its start is under way; None when no start thread holds it."""
+        with self._starting_lock:
+            if sid not in self._starting:
+                return None
+            if sid in self._begun:
+                return False
+            self._starting.discard(sid)
+            return True
 
     def starts_in_flight(self) -> frozenset[str]:
         """The sessions start threads hold now (started, or waiting for a thread)."""

@@ -32,6 +32,9 @@ PASS_CHUNK = 512 * 1024
 ENDING_BUDGET = 0.2  # seconds one ended session's remaining output may take per look
 # Ray turns starting at once on the server's start threads (``_hand_off``).
 RAY_STARTS = 8
+# Seconds a stop waits for a start under way (a Ray actor waiting for its slot: up to a
+# minute); past it the stop goes on as before.
+START_WAIT = 180.0
 END_BATCH = 128  # ended sessions finished in one transaction at most
 PASS_BATCH = 0.05  # seconds of a pass's ingestion committed in one transaction
 # While turns keep ending (one less than BURST_GAP s after another), checkpoints wait, up
@@ -53,6 +56,7 @@ class LoopHost(Protocol):
     def launch_soon(self, sid: str) -> None: ...
     def start_later(self, sid: str) -> bool: ...
     def starts_in_flight(self) -> frozenset[str]: ...
+    def cancel_start(self, sid: str) -> bool | None: ...
     def take_launches(self) -> list[str]: ...
     def stop_later(self, sid: str, reason: str) -> None: ...
     def publish_from(self, store: Store) -> None: ...
@@ -150,6 +154,22 @@ class ServerSupervisor(Supervisor):
             except PAError:
                 return False
         return self.server.start_later(sid)
+
+    def stop(self, sid: str, reason: str = "stop") -> None:
+        """As ``Supervisor.stop``, with the start threads in mind: a start not begun yet
+        is taken back (the session never runs that turn); one under way is waited for, so
+        the turn it launches is stopped, not left running under a `stopped` session."""
+        taken = self.server.cancel_start(sid)
+        if taken:
+            with contextlib.suppress(PAError):
+                self.store.set_status(sid, Status.STOPPED, expect=[Status.STARTING],
+                                      error="stopped before it started")  # fmt: skip
+            return
+        if taken is False:
+            deadline = time.monotonic() + START_WAIT
+            while sid in self.server.starts_in_flight() and time.monotonic() < deadline:
+                time.sleep(0.05)  # the pace of the look; the start ends on its own
+        super().stop(sid, reason)
 
     def start_here(self, sid: str, claimed: bool = False) -> bool:
         """Start ``sid``'s turn on this thread (``Supervisor.start``), never raising."""
