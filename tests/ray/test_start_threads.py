@@ -51,6 +51,12 @@ def _hanging_http() -> Iterator[tuple[str, list[socket.socket]]]:
         srv.close()
 
 
+def _new(repo: Path, prompt: str, cmd: str, *more: str) -> str:
+    """A new command-agent session (through the running server): its id."""
+    made = pa("new", prompt, "--json", "--cmd", cmd, *more, cwd=repo, check=True, timeout=180)
+    return str(json.loads(made.stdout)["id"])
+
+
 def _show(sid: str, repo: Path) -> dict[str, Any]:
     return dict(json.loads(pa("show", sid, "--json", cwd=repo, check=True, timeout=60).stdout))
 
@@ -69,15 +75,9 @@ def test_a_ray_start_that_hangs_leaves_the_loop_running_local_sessions(
         env = {"PA_RAY_ADDRESS": c.address, "PA_RAY_REPO_URL": url}
         try:
             pa("server", "start", env=env, check=True, timeout=120)
-            ray_s = json.loads(pa(
-                "new", "on the cluster", "--runtime", "ray", "--json",
-                "--cmd", "sh -c 'echo x > x.txt'", cwd=repo, check=True, timeout=180,
-            ).stdout)["id"]  # fmt: skip
+            ray_s = _new(repo, "on the cluster", "sh -c 'echo x > x.txt'", "--runtime", "ray")
             poll("git to ask the URL", lambda: held, 120)
-            local_s = json.loads(pa(
-                "new", "here", "--json", "--cmd", "sh -c 'echo here > here.txt'",
-                cwd=repo, check=True, timeout=60,
-            ).stdout)["id"]  # fmt: skip
+            local_s = _new(repo, "here", "sh -c 'echo here > here.txt'")
             pa("wait", local_s, "--timeout", "120", cwd=repo, check=True, timeout=180)
             assert _show(local_s, repo)["status"] == "idle"
             assert _show(ray_s, repo)["status"] == "starting"  # still asking the URL
@@ -110,10 +110,7 @@ def test_a_stop_during_a_ray_start_stops_the_turn_it_launches(
     env = {"PA_RAY_ADDRESS": c.address}
     try:
         pa("server", "start", env=env, check=True, timeout=120)
-        sid = json.loads(pa(
-            "new", "held", "--runtime", "ray", "--json",
-            "--cmd", "sh -c 'echo started; exec sleep 600'", cwd=repo, check=True, timeout=180,
-        ).stdout)["id"]  # fmt: skip
+        sid = _new(repo, "held", "sh -c 'echo started; exec sleep 600'", "--runtime", "ray")
         poll("the start held in the filter", entered.exists, 120)
         stopping = threading.Thread(
             target=lambda: pa("stop", sid, cwd=repo, timeout=300), daemon=True

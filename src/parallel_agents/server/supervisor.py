@@ -144,10 +144,11 @@ class ServerSupervisor(Supervisor):
         """Claim ``sid`` here (the loop's pass counts it against the limits at once) and
         start it on a start thread. A queued session waits in the queue, unclaimed, while
         every start thread is busy."""
-        if sid in self.server.starts_in_flight():
+        held = self.server.starts_in_flight()
+        if sid in held:
             return False  # a start thread has it already
         if not claimed:
-            if len(self.server.starts_in_flight()) >= RAY_STARTS:
+            if len(held) >= RAY_STARTS:
                 return False
             try:
                 self.store.set_status(sid, Status.STARTING, expect=[Status.QUEUED])
