@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -99,7 +100,7 @@ def test_a_stop_during_a_ray_start_stops_the_turn_it_launches(
     """issue 19: `pa stop` while a Ray session's start is under way (held in the snapshot
     of its worktree by a git clean filter that waits for a gate) waits for that start,
     then stops the turn it launched: the session is never shown `stopped` while its
-    agent runs on on the node (it used to be, after 10 s, with the turn left running)."""
+    agent runs on the node (it used to be, after 10 s, with the turn left running)."""
     c, _ = cluster
     monkeypatch.setenv("PA_SERVER_AUTOSTART", "1")
     repo = make_repo(tmp_path / "repo", {"a.txt": "one\n", ".gitattributes": "*.gated filter=gate\n",
@@ -131,6 +132,8 @@ def test_a_stop_during_a_ray_start_stops_the_turn_it_launches(
         assert state.exists()  # the turn did start on a node ...
         exit_info = state.parent / "exit"
         assert exit_info.exists(), turns  # ... and ended there, stopped
+        # by `pa stop`'s first signal: a Ray worker's blocked SIGINT is not the agent's
+        assert json.loads(exit_info.read_text())["code"] == -signal.SIGINT
     finally:
         gate.touch()
         pa("server", "stop", timeout=60)

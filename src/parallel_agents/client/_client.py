@@ -347,7 +347,8 @@ class Client(OrchestrationVerbs):
 
     def stop(self, sid: str) -> dict[str, Any]:
         return dict(
-            self.request("POST", f"/sessions/{seg(sid)}/stop", timeout=max(self.timeout, 120))
+            # A stop may wait for a Ray start under way, the agent's grace, then its end.
+            self.request("POST", f"/sessions/{seg(sid)}/stop", timeout=max(self.timeout, 600))
         )
 
     def discard(self, sid: str) -> dict[str, Any]:

@@ -114,6 +114,9 @@ class Runtime(Protocol):
     """The process mechanics the engines (``sessions/headless.py``) use for a turn."""
 
     kind: str
+    # Seconds a stopped turn's end may take to be read home once ``stop`` returned (its
+    # agent is gone by then): `pa stop` waits that long to show how the turn ended.
+    end_wait: float
 
     def start(self, files: TurnFiles, spec: LaunchSpec) -> int | None:
         """Start the turn detached; its handle (the local wrapper's pid), if it has one."""

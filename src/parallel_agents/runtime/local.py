@@ -16,12 +16,15 @@ from parallel_agents.runtime.base import LaunchSpec
 from parallel_agents.runtime.base import (
     TurnFiles as TurnFiles,  # re-exported: the engines' name for a turn's folder
 )
-from parallel_agents.runtime.wrapper import LAUNCH, end_leftovers
+from parallel_agents.runtime.wrapper import LAUNCH, STOP, end_leftovers
 from parallel_agents.runtime.wrapper import (
     TAG as TAG,  # re-exported: the supervisor tags turns with it
 )
 
 WRAPPER = str(Path(__file__).with_name("wrapper.py"))
+# How long a stop waits for a wrapper that is starting to name its agent (or end): a
+# Python start-up on a loaded machine, not the agent's own.
+START_WAIT = 30.0
 
 
 class Detached(subprocess.Popen[bytes]):
@@ -175,8 +178,15 @@ def signal_group(pid: int | None, sig: int) -> bool:
 
 
 def stop(files: TurnFiles, grace: float) -> None:
-    """Interrupt, then terminate, then kill the agent's process group."""
-    pid = files.pid()
+    """Interrupt, then terminate, then kill the agent's process group.
+
+    A stop that comes before the wrapper named its agent (it is starting, or between
+    the setup command and the agent) leaves its mark (``wrapper.STOP``) first: a wrapper
+    that has not started the agent yet then starts none and writes the exit record; one
+    that has, names it, and it is signalled here. Whichever comes is waited for."""
+    with contextlib.suppress(OSError):  # no folder: no wrapper will ever look
+        (files.dir / STOP).touch(mode=0o600)
+    pid = _agent_pid(files)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         if not signal_group(pid, sig):
             return
@@ -185,6 +195,24 @@ def stop(files: TurnFiles, grace: float) -> None:
             if files.exit_info() is not None or not alive(pid):
                 return
             time.sleep(0.05)
+
+
+def _agent_pid(files: TurnFiles) -> int | None:
+    """The pid of the turn's running agent (or setup command), waited for while its
+    wrapper is starting it; None once the turn ended or its wrapper is gone (or never
+    started: no launch spec)."""
+    deadline = time.monotonic() + START_WAIT
+    while files.exit_info() is None:
+        pid = files.pid()
+        if pid and alive(pid):
+            return pid
+        wpid = wrapper_pid(files)
+        if wpid is None and files.launch() is None:
+            return None
+        if (wpid is not None and not alive(wpid)) or time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)  # the wrapper writes its agent's pid as soon as it spawned it
+    return None
 
 
 def ancestors() -> frozenset[int]:
@@ -214,6 +242,7 @@ class LocalRuntime:
     output and exit record straight into the turn's files."""
 
     kind = "local"
+    end_wait = 10.0
 
     def start(self, files: TurnFiles, spec: LaunchSpec) -> int | None:
         return spawn(

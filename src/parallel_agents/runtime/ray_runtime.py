@@ -114,6 +114,9 @@ def _git(args: list[str], cwd: Path) -> str:
 
 class RayRuntime:
     kind = "ray"
+    # The node's checkpoint comes home as a bundle and is fetched: on a busy cluster
+    # that takes longer than a local agent's exit record.
+    end_wait = 60.0
 
     def __init__(self, *, home: Path, address: str | None, repo_url: str | None = None) -> None:
         self.home = home

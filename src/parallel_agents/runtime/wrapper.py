@@ -35,6 +35,10 @@ LAUNCH = "launch.bin"
 # "<offset> <bytes>": where the output cap cut stdout and how much it dropped there;
 # written before the kept tail is appended at that offset.
 CUT = "stdout.cut"
+# Written by `pa stop` before it looks for the agent: a wrapper that has not started its
+# agent (nor the setup command) yet finds it and starts neither, so a stop that came too
+# early for a pid to signal still ends the turn.
+STOP = "stop"
 _NO_SPACE = (28, 122)  # ENOSPC, EDQUOT
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 # Python ignores these at start-up and an ignored disposition survives exec: the agent
@@ -205,6 +209,9 @@ def _spawn(argv: list[str], cwd: str, env: dict[str, str], fds: tuple[int, int, 
         file_actions=[(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)],
         setpgroup=0,
         setsigdef=_RESTORE,
+        # A mask survives exec too: a Ray worker thread blocks SIGINT, so an agent started
+        # on a node never got `pa stop`'s SIGINT (only SIGTERM, a grace later).
+        setsigmask=(),
     )
 
 
@@ -520,6 +527,8 @@ def main(turn_dir: str) -> int:
     mark = pid_mark()  # before the setup and the agent: all the sweep looks for is newer
     launcher = os.getppid()  # pa (never a subreaper): no orphan of the agent goes to it
     tree = _subreaper()  # before anything starts that could leave an orphan
+    if _stopped(turn_dir):
+        return 0
     rc = _run_setup(turn_dir, spec, env)
     if rc != 0:
         _write_atomic(
@@ -527,6 +536,8 @@ def main(turn_dir: str) -> int:
             f'{{"code": {rc}, "setup_failed": true}}',
             durable=True,
         )
+        return 0
+    if _stopped(turn_dir):
         return 0
     stdin_path = os.path.join(turn_dir, "stdin")
     started = time.time()
@@ -580,6 +591,19 @@ def main(turn_dir: str) -> int:
         f'{{"code": {rc}, "started": {started!r}, "ended": {time.time()!r}{full}}}',
     )
     return 0
+
+
+def _stopped(turn_dir: str) -> bool:
+    """Whether a stop was asked before anything started (``STOP``); if so the exit record
+    says so (the code a SIGINT gives, as ``pa stop`` sends first)."""
+    if not os.path.exists(os.path.join(turn_dir, STOP)):
+        return False
+    now = time.time()
+    _write_exit(
+        os.path.join(turn_dir, "exit"),
+        f'{{"code": -2, "stopped_before_start": true, "started": {now!r}, "ended": {now!r}}}',
+    )
+    return True
 
 
 def _stop_agent(turn_dir: str) -> None:

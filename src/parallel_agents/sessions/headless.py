@@ -549,8 +549,9 @@ class Supervisor(Turns):
         turn = self.store.last_turn(sid)
         if turn is not None:
             files = self.turn_files(sid, turn.n)
-            self.runtime(s).stop(files, float(self.settings.data.get("stop_grace") or 5.0))
-            deadline = time.monotonic() + 10
+            rt = self.runtime(s)
+            rt.stop(files, float(self.settings.data.get("stop_grace") or 5.0))
+            deadline = time.monotonic() + rt.end_wait
             while time.monotonic() < deadline:
                 if self.ingest(sid).finished or self.store.session(sid).status not in ACTIVE:
                     return
