@@ -150,7 +150,7 @@ def test_output_runs_draw_as_their_lines_and_every_page_loads(server: Server, pa
     assert len(evs) < 10 and "out 0\nout 1\n" in evs[0]["payload"]["text"]
     page.goto(f"/#/s/{sid}")
     page.locator("#view-session .convo pre.out").first.wait_for()
-    js_wait(page, "() => document.querySelector('#view-session .convo').innerText.includes('out 2999')")
+    js_wait(page, "() => document.querySelector('#view-session .convo')?.innerText.includes('out 2999')")
     drawn = page.eval_on_selector_all(
         "#view-session .convo pre.out", "els => els.map((e) => e.textContent).join('\\n')"
     )
@@ -170,6 +170,6 @@ def test_output_runs_draw_as_their_lines_and_every_page_loads(server: Server, pa
     page.reload()
     convo = page.locator("#view-session .convo")
     page.locator("#view-session .convo button.earlier").wait_for()
-    js_wait(page, "() => document.querySelector('#view-session .convo').innerText.includes('blk 19-99')")
+    js_wait(page, "() => document.querySelector('#view-session .convo')?.innerText.includes('blk 19-99')")
     text = convo.inner_text()
     assert "blk 17-0\nblk 17-1" in text and "blk 16-99" not in text

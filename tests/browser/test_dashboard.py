@@ -163,7 +163,7 @@ def test_follow_up_from_the_box_runs_turn_two(
     turn2.get_by_text("done with turn 2").first.wait_for(timeout=30_000)
     js_wait(
         page,
-        "() => document.querySelector('#view-session .s-head .badge').textContent === 'idle'",
+        "() => document.querySelector('#view-session .s-head .badge')?.textContent === 'idle'",
         timeout=30_000,
     )
     assert box.input_value() == ""

@@ -134,7 +134,7 @@ def test_live_filter_matches_pa_ls_and_agents_answers(browser: Any, server: Serv
         assert _visible(page) == live
         page.select_option("#f-status", "*")
         gone = made[0]["id"]  # discarded: shown under "all"
-        js_wait(page, f"() => document.querySelector('.item[data-id=\"{gone}\"]').offsetParent")
+        js_wait(page, f"() => document.querySelector('.item[data-id=\"{gone}\"]')?.offsetParent")
         assert {s["id"] for s in made} <= _visible(page)
         page.select_option("#f-status", "")
         page.keyboard.press("n")

@@ -1,5 +1,10 @@
 """The tiny process that owns one agent turn after `pa` has gone away.
 
+Over 600 lines because it must be one file: it runs by file name under ``-I -S`` at
+every turn's start and imports nothing of pa, so its parts (the output cap's sink, the
+sweep of leftovers, `pa stop`'s mark) cannot live in modules of their own without a path
+set-up on that hot path.
+
 Started detached (own session) by runtime.local as ``python -I -S wrapper.py TURN_DIR``.
 It runs the optional setup command, then the agent with stdout/stderr going to files,
 and records the exit code atomically.
@@ -35,10 +40,7 @@ LAUNCH = "launch.bin"
 # "<offset> <bytes>": where the output cap cut stdout and how much it dropped there;
 # written before the kept tail is appended at that offset.
 CUT = "stdout.cut"
-# Written by `pa stop` before it looks for the agent: a wrapper that has not started its
-# agent (nor the setup command) yet finds it and starts neither, so a stop that came too
-# early for a pid to signal still ends the turn.
-STOP = "stop"
+STOP = "stop"  # `pa stop`'s mark, left before it looks for a pid to signal (``_stopped``)
 _NO_SPACE = (28, 122)  # ENOSPC, EDQUOT
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 # Python ignores these at start-up and an ignored disposition survives exec: the agent
@@ -594,15 +596,14 @@ def main(turn_dir: str) -> int:
 
 
 def _stopped(turn_dir: str) -> bool:
-    """Whether a stop was asked before anything started (``STOP``); if so the exit record
-    says so (the code a SIGINT gives, as ``pa stop`` sends first)."""
+    """Whether `pa stop` came before the setup or the agent started (its mark, ``STOP``):
+    then neither starts and the exit record says so, with SIGINT's code (its first signal),
+    so a stop too early for a pid to signal still ends the turn."""
     if not os.path.exists(os.path.join(turn_dir, STOP)):
         return False
-    now = time.time()
-    _write_exit(
-        os.path.join(turn_dir, "exit"),
-        f'{{"code": -2, "stopped_before_start": true, "started": {now!r}, "ended": {now!r}}}',
-    )
+    now = repr(time.time())
+    text = f'{{"code": -2, "stopped_before_start": true, "started": {now}, "ended": {now}}}'
+    _write_exit(os.path.join(turn_dir, "exit"), text)
     return True
 
 
